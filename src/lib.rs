@@ -3,3 +3,8 @@
 #![warn(missing_docs)]
 
 pub mod wire;
+pub mod transform;
+
+#[cfg(any(test, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod properties;

@@ -17,3 +17,6 @@ pub use frame::{
 };
 pub use frame_type::FrameType;
 pub use preface::{PREFACE, PREFACE_LEN, PREFACE_MAGIC, PrefaceMatch, VERSION, match_preface};
+
+#[cfg(test)]
+mod proptests;
