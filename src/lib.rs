@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod wire;
+pub mod conn;
 pub mod transform;
+pub mod wire;
 
 #[cfg(any(test, feature = "arbitrary"))]
 #[doc(hidden)]

@@ -67,7 +67,11 @@ pub fn transform_chunks(mode: CaseMode, chunks: &[&[u8]]) -> Result<Vec<u8>, Inv
 pub fn transform_matches_oracle_for_any_split(mode: CaseMode, input: &[u8], cuts: &[usize]) {
     let expected = transform_oracle(mode, input);
     let chunks = chunks_at(input, cuts);
-    assert_eq!(transform_chunks(mode, &chunks), expected, "chunks {chunks:x?}");
+    assert_eq!(
+        transform_chunks(mode, &chunks),
+        expected,
+        "chunks {chunks:x?}"
+    );
     assert_eq!(transform_chunks(mode, &[input]), expected, "whole input");
 }
 

@@ -1,7 +1,6 @@
 use super::*;
 use crate::properties::{
-    lossless_keeps_invalid_bytes_in_place, transform_chunks,
-    transform_matches_oracle_for_any_split,
+    lossless_keeps_invalid_bytes_in_place, transform_chunks, transform_matches_oracle_for_any_split,
 };
 use proptest::prelude::*;
 
@@ -55,7 +54,10 @@ fn strict_fails_fast_at_the_byte_that_breaks_the_sequence() {
     upcaser.push(b"x\xe2\x82", &mut out).unwrap();
     assert_eq!(upcaser.push(b"A", &mut out), Err(InvalidUtf8 { offset: 1 }));
     assert_eq!(&out[..], b"X", "nothing from the failing call");
-    assert_eq!(upcaser.push(b"ok", &mut out), Err(InvalidUtf8 { offset: 1 }));
+    assert_eq!(
+        upcaser.push(b"ok", &mut out),
+        Err(InvalidUtf8 { offset: 1 })
+    );
     assert_eq!(upcaser.finish(&mut out), Err(InvalidUtf8 { offset: 1 }));
 }
 
@@ -82,7 +84,10 @@ fn strict_rejects_impossible_bytes_immediately() {
     let mut upcaser = Upcaser::new(CaseMode::UnicodeStrict);
     let mut out = BytesMut::new();
     upcaser.push(b"\xed", &mut out).unwrap();
-    assert_eq!(upcaser.push(b"\xa0", &mut out), Err(InvalidUtf8 { offset: 0 }));
+    assert_eq!(
+        upcaser.push(b"\xa0", &mut out),
+        Err(InvalidUtf8 { offset: 0 })
+    );
 }
 
 #[test]
@@ -102,7 +107,11 @@ fn held_bytes_that_extend_into_the_next_chunk_break_as_one_subpart() {
 
 #[test]
 fn lossless_copies_invalid_bytes_and_the_tail_at_end() {
-    let out = upcase(CaseMode::UnicodeLossless, &[b"h\xc3", b"\xa9\xff\n\xe2\x82"]).unwrap();
+    let out = upcase(
+        CaseMode::UnicodeLossless,
+        &[b"h\xc3", b"\xa9\xff\n\xe2\x82"],
+    )
+    .unwrap();
     assert_eq!(out, b"H\xc3\x89\xff\n\xe2\x82");
 }
 
@@ -111,10 +120,17 @@ fn ascii_changes_only_a_to_z() {
     let input: Vec<u8> = (0..=255).collect();
     let out = upcase(CaseMode::Ascii, &[&input]).unwrap();
     for (byte, upper) in input.iter().zip(&out) {
-        let expected = if byte.is_ascii_lowercase() { byte - 32 } else { *byte };
+        let expected = if byte.is_ascii_lowercase() {
+            byte - 32
+        } else {
+            *byte
+        };
         assert_eq!(*upper, expected);
     }
-    assert_eq!(upcase(CaseMode::Ascii, &["é".as_bytes()]).unwrap(), "é".as_bytes());
+    assert_eq!(
+        upcase(CaseMode::Ascii, &["é".as_bytes()]).unwrap(),
+        "é".as_bytes()
+    );
 }
 
 #[test]

@@ -97,7 +97,9 @@ mod tests {
         let addr = Address::from("127.0.0.1:9999".parse::<SocketAddr>().unwrap());
         assert_eq!(
             addr.to_bytes(),
-            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, 0x27, 0x0f]
+            [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, 0x27, 0x0f
+            ]
         );
         assert_eq!(addr.to_socket_addr().to_string(), "127.0.0.1:9999");
     }

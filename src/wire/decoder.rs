@@ -113,7 +113,11 @@ mod tests {
             let mut buf = BytesMut::from(&bytes[..cut]);
             assert_eq!(decoder.decode(&mut buf), Ok(None), "prefix of {cut} bytes");
             assert_eq!(buf.len(), cut, "nothing consumed");
-            let known_len = if cut < HEADER_LEN { HEADER_LEN } else { bytes.len() };
+            let known_len = if cut < HEADER_LEN {
+                HEADER_LEN
+            } else {
+                bytes.len()
+            };
             assert_eq!(decoder.bytes_needed(&buf), known_len - cut);
         }
     }
@@ -138,7 +142,10 @@ mod tests {
         let err = decoder.decode(&mut header_only).unwrap_err();
         assert_eq!(err.header.data_len, 5);
         assert_eq!(err.limit, 4);
-        assert_eq!(err.to_string(), "frame length 5 exceeds the limit of 4 bytes");
+        assert_eq!(
+            err.to_string(),
+            "frame length 5 exceeds the limit of 4 bytes"
+        );
         assert_eq!(decoder.bytes_needed(&header_only), 0);
         let mut at_limit = BytesMut::from(&frame(b"1234").to_bytes()[..]);
         assert_eq!(decoder.decode(&mut at_limit).unwrap(), Some(frame(b"1234")));

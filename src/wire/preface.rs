@@ -49,7 +49,10 @@ mod tests {
         assert_eq!(match_preface(&[0xc0, b'U']), PrefaceMatch::Partial);
         assert_eq!(match_preface(b"h"), PrefaceMatch::Mismatch);
         assert_eq!(match_preface(&[0xc0, b'X']), PrefaceMatch::Mismatch);
-        assert_eq!(match_preface(&PREFACE), PrefaceMatch::Complete { version: 1 });
+        assert_eq!(
+            match_preface(&PREFACE),
+            PrefaceMatch::Complete { version: 1 }
+        );
         let mut v2 = PREFACE;
         v2[7] = 2;
         assert_eq!(match_preface(&v2), PrefaceMatch::Complete { version: 2 });

@@ -1,0 +1,161 @@
+//! UPCASE over UDP (SPEC.md §8): one datagram in, at most one out, no state.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+
+use super::config::RawCase;
+use super::framed::FramedSession;
+use super::reply::{ReplyAddresses, write_error};
+use crate::transform::{CaseMode, Upcaser};
+use crate::wire::{
+    Address, DEFAULT_MAX_DATA_LEN, ErrorCode, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
+    PREFACE_LEN, PREFACE_MAGIC, VERSION,
+};
+
+/// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Settings of the datagram service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramConfig {
+    /// Raw datagrams' upper-case rules.
+    pub raw_case: RawCase,
+    /// The receive limit on a frame's data length.
+    pub max_frame_len: u32,
+}
+
+impl Default for DatagramConfig {
+    fn default() -> DatagramConfig {
+        DatagramConfig {
+            raw_case: RawCase::Unicode,
+            max_frame_len: DEFAULT_MAX_DATA_LEN,
+        }
+    }
+}
+
+/// What to do with a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatagramReply {
+    /// Send these bytes back to the datagram's source.
+    Send(BytesMut),
+    /// Send nothing: a raw reply would not fit a datagram.
+    Drop {
+        /// The size the reply would have had.
+        reply_len: usize,
+    },
+}
+
+impl DatagramReply {
+    /// The reply bytes, if one is sent.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            DatagramReply::Send(bytes) => Some(bytes),
+            DatagramReply::Drop { .. } => None,
+        }
+    }
+}
+
+/// Answer one datagram received on `local` from `peer`.
+pub fn respond_to_datagram(
+    datagram: &[u8],
+    local: SocketAddr,
+    peer: SocketAddr,
+    config: &DatagramConfig,
+) -> DatagramReply {
+    let framed = datagram.len() >= PREFACE_LEN && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    if framed {
+        DatagramReply::Send(respond_framed(datagram, local.into(), peer.into(), config))
+    } else {
+        respond_raw(datagram, config.raw_case)
+    }
+}
+
+fn respond_raw(datagram: &[u8], raw_case: RawCase) -> DatagramReply {
+    let mode = match raw_case {
+        RawCase::Unicode => CaseMode::UnicodeLossless,
+        RawCase::Ascii => CaseMode::Ascii,
+    };
+    let mut upcaser = Upcaser::new(mode);
+    let mut out = BytesMut::with_capacity(upcaser.max_output_len(datagram.len()));
+    let lossless = upcaser
+        .push(datagram, &mut out)
+        .and_then(|()| upcaser.finish(&mut out));
+    debug_assert!(lossless.is_ok(), "raw modes never fail");
+    if out.len() > MAX_UDP_PAYLOAD {
+        DatagramReply::Drop {
+            reply_len: out.len(),
+        }
+    } else {
+        DatagramReply::Send(out)
+    }
+}
+
+fn respond_framed(
+    datagram: &[u8],
+    local: Address,
+    peer: Address,
+    config: &DatagramConfig,
+) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&PREFACE);
+    let unaddressed = ReplyAddresses {
+        src: local,
+        dst: peer,
+    };
+    let version = datagram[PREFACE_LEN - 1];
+    if version != VERSION {
+        let message = format!("unsupported version {version}; this server speaks version 1");
+        write_error(
+            &mut out,
+            unaddressed,
+            ErrorCode::UNSUPPORTED_VERSION,
+            &message,
+        );
+        return out;
+    }
+    let frame_bytes = &datagram[PREFACE_LEN..];
+    let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
+        let message = format!(
+            "datagram holds {} bytes after the preface; a frame needs at least {HEADER_LEN}",
+            frame_bytes.len()
+        );
+        write_error(&mut out, unaddressed, ErrorCode::MALFORMED, &message);
+        return out;
+    };
+    let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
+    let data_in_datagram = frame_bytes.len() - HEADER_LEN;
+    if header.data_len > config.max_frame_len {
+        let message = format!(
+            "frame length {} exceeds the limit of {} bytes",
+            header.data_len, config.max_frame_len
+        );
+        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
+        return out;
+    }
+    if header.data_len as usize != data_in_datagram {
+        let message = format!(
+            "frame length {} does not match the {data_in_datagram} data bytes in the datagram",
+            header.data_len
+        );
+        write_error(&mut out, addresses, ErrorCode::MALFORMED, &message);
+        return out;
+    }
+    if header.flags.more() {
+        let message = "MORE is not allowed over UDP: a datagram carries a whole message";
+        write_error(&mut out, addresses, ErrorCode::MALFORMED, message);
+        return out;
+    }
+    let frame = FrameRepr::parse(&Frame::new_unchecked(frame_bytes))
+        .expect("length checked against the datagram");
+    let _ = FramedSession::default().handle_frame(&frame, local, peer, &mut out);
+    if out.len() > MAX_UDP_PAYLOAD {
+        let reply_len = out.len() - PREFACE_LEN;
+        out.truncate(PREFACE_LEN);
+        let message = format!(
+            "the reply frame of {reply_len} bytes does not fit a UDP datagram ({MAX_UDP_PAYLOAD} bytes with the preface)"
+        );
+        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
+    }
+    out
+}

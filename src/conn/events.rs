@@ -1,0 +1,102 @@
+//! What a server connection reports to the program driving it.
+
+use bytes::Bytes;
+
+use crate::wire::{ErrorCode, FrameType};
+
+/// How a connection speaks, once detected (SPEC.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireMode {
+    /// A plain byte stream.
+    Raw,
+    /// Preface, then frames.
+    Framed,
+}
+
+impl std::fmt::Display for WireMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WireMode::Raw => "raw",
+            WireMode::Framed => "framed",
+        })
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The client said BYE.
+    PeerBye,
+    /// The client closed its side at a frame boundary (or in raw mode).
+    PeerClosed,
+    /// The client closed its side in the middle of a frame or the preface.
+    PeerClosedMidFrame,
+    /// The server sent a fatal ERROR with this code.
+    Fatal(ErrorCode),
+    /// Nothing arrived within the idle timeout (raw mode; framed mode sends
+    /// IDLE_TIMEOUT and reports [`CloseReason::Fatal`]).
+    IdleTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A framed-only server got a connection without the preface.
+    NotFramed,
+    /// The server is at its connection limit and this connection is raw.
+    Busy,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::PeerBye => f.write_str("client said BYE"),
+            CloseReason::PeerClosed => f.write_str("client closed"),
+            CloseReason::PeerClosedMidFrame => f.write_str("client closed mid-frame"),
+            CloseReason::Fatal(code) => write!(f, "fatal error {code}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Shutdown => f.write_str("server shutdown"),
+            CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
+            CloseReason::Busy => f.write_str("server busy"),
+        }
+    }
+}
+
+/// Counters of one connection, for the close log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionStats {
+    /// Complete frames received (framed mode).
+    pub frames_in: u64,
+    /// Frames sent, the ERROR and BYE frames included (framed mode).
+    pub frames_out: u64,
+    /// Bytes received, the preface included.
+    pub bytes_in: u64,
+    /// Bytes the peer accepted (marked sent).
+    pub bytes_out: u64,
+}
+
+/// Something the program driving a [`ServerConnection`](super::ServerConnection) may log or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The connection's mode is known.
+    ModeDetected(WireMode),
+    /// A message arrived (only with `report_messages`): a frame's data, or a
+    /// raw input chunk (`frame_type` `None`).
+    Message {
+        /// The frame's type; `None` in raw mode.
+        frame_type: Option<FrameType>,
+        /// The data as received.
+        data: Bytes,
+    },
+    /// The peer broke a rule; an ERROR frame with `code` was sent.
+    ProtocolError {
+        /// The ERROR code sent.
+        code: ErrorCode,
+        /// The message sent with it.
+        message: String,
+    },
+    /// The connection is over; close the socket.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// Output bytes that were never sent (the peer did not read them in time).
+        unsent: usize,
+    },
+}

@@ -1,0 +1,150 @@
+//! The server's rules for one framed-mode frame (SPEC.md §4–§6): checks in
+//! the order the spec gives, then exactly one reply.
+
+use bytes::BytesMut;
+
+use super::reply::{FrameWriter, ReplyAddresses, write_error, write_frame};
+use crate::transform::{CaseMode, Upcaser};
+use crate::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType};
+
+/// What handling a frame did to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// Replied; carry on.
+    Continue,
+    /// Replied with a non-fatal ERROR; carry on.
+    NonFatal(ErrorCode),
+    /// Replied with a fatal ERROR; the connection ends.
+    Fatal(ErrorCode),
+    /// Replied BYE to the client's BYE; the connection ends.
+    Bye,
+}
+
+/// A fragmented message in progress: its type and its transform.
+#[derive(Debug, Clone)]
+struct OpenMessage {
+    frame_type: FrameType,
+    upcaser: Upcaser,
+}
+
+/// Framed-mode server state between frames: the open message, if any.
+#[derive(Debug, Clone, Default)]
+pub struct FramedSession {
+    open: Option<OpenMessage>,
+}
+
+impl FramedSession {
+    /// Answer one frame, appending exactly one reply frame to `out`; also
+    /// returns the ERROR message text when the reply is an ERROR.
+    pub fn handle_frame(
+        &mut self,
+        frame: &FrameRepr,
+        local: Address,
+        peer: Address,
+        out: &mut BytesMut,
+    ) -> (FrameOutcome, Option<String>) {
+        let addresses = ReplyAddresses::for_request(frame.src, frame.dst, local, peer);
+        match self.reply(frame, addresses, out) {
+            Ok(outcome) => (outcome, None),
+            Err((code, message)) => {
+                write_error(out, addresses, code, &message);
+                let outcome = if code.is_fatal() {
+                    self.open = None;
+                    FrameOutcome::Fatal(code)
+                } else {
+                    FrameOutcome::NonFatal(code)
+                };
+                (outcome, Some(message))
+            }
+        }
+    }
+
+    fn reply(
+        &mut self,
+        frame: &FrameRepr,
+        addresses: ReplyAddresses,
+        out: &mut BytesMut,
+    ) -> Result<FrameOutcome, (ErrorCode, String)> {
+        let frame_type = frame.frame_type;
+        if frame.flags.reserved() != 0 {
+            return Err((ErrorCode::MALFORMED, "reserved flag bits set".into()));
+        }
+        if frame.flags.more() && !frame_type.is_data() {
+            return Err((
+                ErrorCode::MALFORMED,
+                "MORE set on a frame that is not TEXT or BYTES".into(),
+            ));
+        }
+        match frame_type {
+            FrameType::Unknown(code) => Err((
+                ErrorCode::UNKNOWN_TYPE,
+                format!("unknown frame type 0x{code:02x}"),
+            )),
+            FrameType::Pong | FrameType::Error => Err((
+                ErrorCode::UNEXPECTED_TYPE,
+                format!("a client may not send {frame_type} frames"),
+            )),
+            FrameType::Ping => {
+                write_frame(
+                    out,
+                    addresses,
+                    FrameType::Pong,
+                    Flags::default(),
+                    &frame.data,
+                );
+                Ok(FrameOutcome::Continue)
+            }
+            FrameType::Bye => {
+                self.open = None;
+                write_frame(out, addresses, FrameType::Bye, Flags::default(), &[]);
+                Ok(FrameOutcome::Bye)
+            }
+            FrameType::Text | FrameType::Bytes => self.reply_data(frame, addresses, out),
+        }
+    }
+
+    fn reply_data(
+        &mut self,
+        frame: &FrameRepr,
+        addresses: ReplyAddresses,
+        out: &mut BytesMut,
+    ) -> Result<FrameOutcome, (ErrorCode, String)> {
+        let frame_type = frame.frame_type;
+        let mut message = match self.open.take() {
+            Some(open) if open.frame_type != frame_type => {
+                return Err((
+                    ErrorCode::TYPE_MISMATCH,
+                    format!(
+                        "a {frame_type} frame arrived while a {} message is open",
+                        open.frame_type
+                    ),
+                ));
+            }
+            Some(open) => open,
+            None => OpenMessage {
+                frame_type,
+                upcaser: Upcaser::new(if frame_type == FrameType::Text {
+                    CaseMode::UnicodeStrict
+                } else {
+                    CaseMode::Ascii
+                }),
+            },
+        };
+        let more = frame.flags.more();
+        let writer = FrameWriter::begin(out);
+        out.reserve(message.upcaser.max_output_len(frame.data.len()));
+        let mut result = message.upcaser.push(&frame.data, out);
+        if result.is_ok() && !more {
+            result = message.upcaser.finish(out);
+        }
+        if let Err(invalid) = result {
+            writer.abandon(out);
+            return Err((ErrorCode::INVALID_UTF8, invalid.to_string()));
+        }
+        writer.finish(out, addresses, frame_type, Flags::more_if(more));
+        if more {
+            self.open = Some(message);
+        }
+        Ok(FrameOutcome::Continue)
+    }
+}

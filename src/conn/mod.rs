@@ -1,0 +1,21 @@
+//! The sans-IO state machines (SPEC.md §2–§9): a server connection (mode
+//! detection, raw and framed), a client connection, and the stateless
+//! datagram responder. Time is passed in; nothing here touches a socket or
+//! reads a clock.
+
+mod client;
+mod config;
+mod datagram;
+mod error;
+mod events;
+mod framed;
+mod reply;
+mod server;
+
+pub use client::{ClientConnection, ClientEvent, RequestId};
+pub use config::{RawCase, ServerConfig, ServerMode};
+pub use datagram::{DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, respond_to_datagram};
+pub use error::{PeerError, UsageError};
+pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
+pub use reply::ReplyAddresses;
+pub use server::ServerConnection;

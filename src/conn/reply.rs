@@ -1,0 +1,95 @@
+//! Writing reply frames straight into the output buffer.
+
+use bytes::BytesMut;
+
+use crate::wire::{
+    Address, ErrorCode, ErrorPayload, Flags, Frame, FrameHeader, FrameType, HEADER_LEN,
+    encode_header,
+};
+
+/// The addresses of a reply (SPEC.md §5.5): swapped, with unspecified ones
+/// filled from the socket's local and peer addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyAddresses {
+    /// The reply's source.
+    pub src: Address,
+    /// The reply's destination.
+    pub dst: Address,
+}
+
+impl ReplyAddresses {
+    /// The addresses of a reply to a frame from `request_src` to `request_dst`.
+    pub fn for_request(
+        request_src: Address,
+        request_dst: Address,
+        local: Address,
+        peer: Address,
+    ) -> ReplyAddresses {
+        ReplyAddresses {
+            src: request_dst.or_else(local),
+            dst: request_src.or_else(peer),
+        }
+    }
+}
+
+/// Starts a frame whose data is appended by the caller, then patches the
+/// length in: the reply's data is written once, in place.
+pub struct FrameWriter {
+    header_at: usize,
+}
+
+impl FrameWriter {
+    /// Reserve the header at the end of `out`.
+    pub fn begin(out: &mut BytesMut) -> FrameWriter {
+        let header_at = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        FrameWriter { header_at }
+    }
+
+    /// Undo: drop the header and any data written since `begin`.
+    pub fn abandon(self, out: &mut BytesMut) {
+        out.truncate(self.header_at);
+    }
+
+    /// Fill in the header now that the data is in place.
+    pub fn finish(
+        self,
+        out: &mut BytesMut,
+        addresses: ReplyAddresses,
+        frame_type: FrameType,
+        flags: Flags,
+    ) {
+        let data_len = out.len() - self.header_at - HEADER_LEN;
+        let mut frame = Frame::new_unchecked(&mut out[self.header_at..]);
+        frame.set_src_addr(addresses.src);
+        frame.set_dst_addr(addresses.dst);
+        frame.set_frame_type(frame_type);
+        frame.set_flags(flags);
+        frame.set_data_len(u32::try_from(data_len).expect("reply data fits u32"));
+    }
+}
+
+/// Append a whole frame with the given data.
+pub fn write_frame(
+    out: &mut BytesMut,
+    addresses: ReplyAddresses,
+    frame_type: FrameType,
+    flags: Flags,
+    data: &[u8],
+) {
+    let header = FrameHeader {
+        src: addresses.src,
+        dst: addresses.dst,
+        frame_type,
+        flags,
+        data_len: u32::try_from(data.len()).expect("reply data fits u32"),
+    };
+    encode_header(&header, out);
+    out.extend_from_slice(data);
+}
+
+/// Append an ERROR frame.
+pub fn write_error(out: &mut BytesMut, addresses: ReplyAddresses, code: ErrorCode, message: &str) {
+    let payload = ErrorPayload::new(code, message).to_bytes();
+    write_frame(out, addresses, FrameType::Error, Flags::default(), &payload);
+}

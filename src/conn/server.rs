@@ -1,0 +1,513 @@
+//! The server side of one TCP connection, sans-IO (SPEC.md §2–§7, §9).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+
+use super::config::{RAW_INPUT_LIMIT, RawCase, ServerConfig, ServerMode};
+use super::error::UsageError;
+use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
+use super::framed::{FrameOutcome, FramedSession};
+use super::reply::{ReplyAddresses, write_error, write_frame};
+use crate::transform::{CaseMode, Upcaser};
+use crate::wire::{
+    Address, ErrorCode, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN,
+    PrefaceMatch, match_preface,
+};
+
+/// Where the connection is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// Auto mode, fewer than 8 bytes seen, all matching the preface so far.
+    Sniffing,
+    /// A byte stream, upper-cased as it comes.
+    Raw(Upcaser),
+    /// Frames, after the preface exchange.
+    Framed(FramedSession),
+    /// No more input is processed; the last output is flushed, and the
+    /// client gets until `deadline` to close first.
+    Ending {
+        reason: CloseReason,
+        deadline: Instant,
+    },
+    /// Over: the socket should be closed.
+    Closed,
+}
+
+/// The server side of one connection.
+///
+/// Drive it like this: feed what the socket reads to
+/// [`handle_input`](Self::handle_input) (at most
+/// [`read_capacity`](Self::read_capacity) bytes), end of stream to
+/// [`handle_eof`](Self::handle_eof), write
+/// [`pending_output`](Self::pending_output) and report what was written with
+/// [`mark_sent`](Self::mark_sent), call [`handle_timeout`](Self::handle_timeout)
+/// at [`poll_timeout`](Self::poll_timeout), and drain
+/// [`poll_event`](Self::poll_event). Close the socket once
+/// [`is_closed`](Self::is_closed). The connection never reads a clock: every
+/// call that depends on time takes `now`.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConfig,
+    local: Address,
+    peer: Address,
+    /// `Some(limit)` for a connection over the server's connection limit.
+    busy: Option<usize>,
+    phase: Phase,
+    eof: bool,
+    input: BytesMut,
+    output: BytesMut,
+    events: VecDeque<ServerEvent>,
+    idle_deadline: Instant,
+    stats: ConnectionStats,
+}
+
+impl ServerConnection {
+    /// A new connection accepted at `now` on socket `local` from `peer`.
+    pub fn new(
+        config: ServerConfig,
+        local: SocketAddr,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> ServerConnection {
+        let phase = match config.mode {
+            ServerMode::Raw => Phase::Raw(Upcaser::new(raw_case_mode(config.raw_case))),
+            ServerMode::Auto | ServerMode::Framed => Phase::Sniffing,
+        };
+        let mut connection = ServerConnection {
+            idle_deadline: now + config.idle_timeout,
+            config,
+            local: local.into(),
+            peer: peer.into(),
+            busy: None,
+            phase,
+            eof: false,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            events: VecDeque::new(),
+            stats: ConnectionStats::default(),
+        };
+        if matches!(connection.phase, Phase::Raw(_)) {
+            connection
+                .events
+                .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+        }
+        connection
+    }
+
+    /// A connection over the server's connection limit of `limit`: once its
+    /// mode is known it gets ERROR(BUSY) (framed) or is closed (raw), and
+    /// nothing else.
+    pub fn new_busy(
+        config: ServerConfig,
+        local: SocketAddr,
+        peer: SocketAddr,
+        now: Instant,
+        limit: usize,
+    ) -> ServerConnection {
+        let mut connection = ServerConnection::new(config, local, peer, now);
+        connection.busy = Some(limit);
+        if matches!(connection.phase, Phase::Raw(_)) {
+            connection.end(CloseReason::Busy, now);
+        }
+        connection
+    }
+
+    /// The mode, once known.
+    pub fn mode(&self) -> Option<WireMode> {
+        match self.phase {
+            Phase::Raw(_) => Some(WireMode::Raw),
+            Phase::Framed(_) => Some(WireMode::Framed),
+            _ => None,
+        }
+    }
+
+    /// Counters for logging.
+    pub fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// How many bytes [`handle_input`](Self::handle_input) accepts now. Zero
+    /// while the peer has not taken enough output: stop reading (backpressure).
+    pub fn read_capacity(&self) -> usize {
+        match self.phase {
+            Phase::Closed => 0,
+            Phase::Ending { .. } => RAW_INPUT_LIMIT,
+            _ if self.eof || self.output.len() >= self.config.max_pending_output => 0,
+            _ => self.input_limit().saturating_sub(self.input.len()),
+        }
+    }
+
+    /// The most unprocessed input held: one whole frame in framed mode.
+    fn input_limit(&self) -> usize {
+        match self.phase {
+            Phase::Framed(_) => {
+                RAW_INPUT_LIMIT.max(HEADER_LEN + self.config.max_frame_len as usize)
+            }
+            _ => RAW_INPUT_LIMIT,
+        }
+    }
+
+    /// Feed bytes read from the socket. After BYE or a fatal error, input is
+    /// read and discarded (SPEC.md §5.4).
+    ///
+    /// # Errors
+    /// [`UsageError::OverCapacity`] when `data` is longer than
+    /// [`read_capacity`](Self::read_capacity); nothing is consumed then.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+        let capacity = self.read_capacity();
+        if data.len() > capacity {
+            return Err(UsageError::OverCapacity {
+                offered: data.len(),
+                capacity,
+            });
+        }
+        self.stats.bytes_in += data.len() as u64;
+        if matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
+            return Ok(());
+        }
+        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() {
+            self.idle_deadline = now + self.config.idle_timeout;
+        }
+        self.input.extend_from_slice(data);
+        self.process(now, false);
+        Ok(())
+    }
+
+    /// The peer closed its sending side. Everything complete is answered;
+    /// raw mode copies held partial bytes; then the connection ends.
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.eof {
+            return;
+        }
+        self.eof = true;
+        if let Phase::Ending { .. } = self.phase {
+            self.close_if_done(now);
+            return;
+        }
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        if let Phase::Sniffing = self.phase {
+            // No byte differed from the preface, but none will follow: raw.
+            if self.config.mode == ServerMode::Framed {
+                return self.end(CloseReason::PeerClosedMidFrame, now);
+            }
+            self.start_raw();
+        }
+        self.process(now, true);
+        let reason = match &mut self.phase {
+            Phase::Raw(upcaser) => {
+                let _ = upcaser.finish(&mut self.output);
+                CloseReason::PeerClosed
+            }
+            Phase::Framed(_) if !self.input.is_empty() => CloseReason::PeerClosedMidFrame,
+            Phase::Framed(_) => CloseReason::PeerClosed,
+            _ => return,
+        };
+        self.input.clear();
+        self.end(reason, now);
+    }
+
+    /// Begin a graceful shutdown: answer everything already received, then
+    /// send BYE (framed) or flush (raw) and end.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ending { .. } | Phase::Closed => return,
+            Phase::Sniffing => self.start_raw_unless_framed_only(now),
+            _ => {}
+        }
+        self.process(now, true);
+        match &mut self.phase {
+            Phase::Raw(upcaser) => {
+                let _ = upcaser.finish(&mut self.output);
+            }
+            Phase::Framed(_) => {
+                let addresses = ReplyAddresses {
+                    src: self.local,
+                    dst: self.peer,
+                };
+                write_frame(
+                    &mut self.output,
+                    addresses,
+                    FrameType::Bye,
+                    Flags::default(),
+                    b"server shutting down",
+                );
+                self.stats.frames_out += 1;
+            }
+            _ => {}
+        }
+        self.input.clear();
+        if !matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
+            self.end(CloseReason::Shutdown, now);
+        }
+    }
+
+    /// The bytes to write to the socket next.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Report that the first `sent` bytes of [`pending_output`](Self::pending_output)
+    /// were written. Frees room, so held input may be processed now.
+    ///
+    /// # Errors
+    /// [`UsageError::SentMoreThanPending`] when `sent` is larger than what was pending.
+    pub fn mark_sent(&mut self, now: Instant, sent: usize) -> Result<(), UsageError> {
+        if sent > self.output.len() {
+            return Err(UsageError::SentMoreThanPending {
+                sent,
+                pending: self.output.len(),
+            });
+        }
+        self.output.advance(sent);
+        self.stats.bytes_out += sent as u64;
+        match self.phase {
+            Phase::Ending { .. } => self.close_if_done(now),
+            Phase::Closed => {}
+            _ => self.process(now, false),
+        }
+        Ok(())
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Ending { deadline, .. } => Some(deadline),
+            _ => Some(self.idle_deadline),
+        }
+    }
+
+    /// The clock reached (or passed) [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Ending { deadline, .. } => {
+                if now >= deadline {
+                    self.close(now);
+                }
+            }
+            _ if now >= self.idle_deadline => self.idle_timeout(now),
+            _ => {}
+        }
+    }
+
+    /// The next event, if any. Drain until `None` after every call.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether the connection is over and the socket should be closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    fn idle_timeout(&mut self, now: Instant) {
+        if let Phase::Framed(_) = self.phase {
+            let message = format!(
+                "no complete frame within {} s",
+                self.config.idle_timeout.as_secs()
+            );
+            self.fatal_without_frame(ErrorCode::IDLE_TIMEOUT, message, now);
+        } else {
+            if let Phase::Raw(upcaser) = &mut self.phase {
+                let _ = upcaser.finish(&mut self.output);
+            }
+            self.end(CloseReason::IdleTimeout, now);
+        }
+    }
+
+    /// Consume buffered input. Stops when output is over its bound (unless
+    /// `drain_all`: at EOF and shutdown everything received is answered).
+    fn process(&mut self, now: Instant, drain_all: bool) {
+        loop {
+            if !drain_all && self.output.len() >= self.config.max_pending_output {
+                return;
+            }
+            let progressed = match self.phase {
+                Phase::Sniffing => self.sniff(now),
+                Phase::Raw(_) => self.process_raw(),
+                Phase::Framed(_) => self.process_frame(now),
+                Phase::Ending { .. } | Phase::Closed => false,
+            };
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn sniff(&mut self, now: Instant) -> bool {
+        match match_preface(&self.input) {
+            PrefaceMatch::Partial => false,
+            PrefaceMatch::Mismatch => {
+                self.start_raw_unless_framed_only(now);
+                if self.busy.is_some() {
+                    self.end(CloseReason::Busy, now);
+                }
+                true
+            }
+            PrefaceMatch::Complete { version } => {
+                self.input.advance(PREFACE_LEN);
+                self.output.extend_from_slice(&PREFACE);
+                self.phase = Phase::Framed(FramedSession::default());
+                self.events
+                    .push_back(ServerEvent::ModeDetected(WireMode::Framed));
+                self.idle_deadline = now + self.config.idle_timeout;
+                if version != crate::wire::VERSION {
+                    let message =
+                        format!("unsupported version {version}; this server speaks version 1");
+                    self.fatal_without_frame(ErrorCode::UNSUPPORTED_VERSION, message, now);
+                } else if self.busy.is_some() {
+                    let message = format!(
+                        "server is at its connection limit of {}; try again later",
+                        self.busy.unwrap_or_default()
+                    );
+                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
+                }
+                true
+            }
+        }
+    }
+
+    fn start_raw_unless_framed_only(&mut self, now: Instant) {
+        if self.config.mode == ServerMode::Framed {
+            self.end(CloseReason::NotFramed, now);
+        } else {
+            self.start_raw();
+        }
+    }
+
+    fn start_raw(&mut self) {
+        self.phase = Phase::Raw(Upcaser::new(raw_case_mode(self.config.raw_case)));
+        self.events
+            .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+    }
+
+    fn process_raw(&mut self) -> bool {
+        let Phase::Raw(upcaser) = &mut self.phase else {
+            return false;
+        };
+        if self.input.is_empty() {
+            return false;
+        }
+        let input = self.input.split().freeze();
+        if self.config.report_messages {
+            self.events.push_back(ServerEvent::Message {
+                frame_type: None,
+                data: input.clone(),
+            });
+        }
+        self.output.reserve(upcaser.max_output_len(input.len()));
+        upcaser
+            .push(&input, &mut self.output)
+            .expect("raw mode is lossless and never fails");
+        true
+    }
+
+    fn process_frame(&mut self, now: Instant) -> bool {
+        let decoder = FrameDecoder::new(self.config.max_frame_len);
+        let frame = match decoder.decode(&mut self.input) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return false,
+            Err(too_large) => {
+                let header = too_large.header;
+                let addresses =
+                    ReplyAddresses::for_request(header.src, header.dst, self.local, self.peer);
+                self.fatal(
+                    addresses,
+                    ErrorCode::FRAME_TOO_LARGE,
+                    too_large.to_string(),
+                    now,
+                );
+                return true;
+            }
+        };
+        self.stats.frames_in += 1;
+        self.idle_deadline = now + self.config.idle_timeout;
+        if self.config.report_messages {
+            self.events.push_back(ServerEvent::Message {
+                frame_type: Some(frame.frame_type),
+                data: frame.data.clone(),
+            });
+        }
+        let Phase::Framed(session) = &mut self.phase else {
+            return false;
+        };
+        let (outcome, error_message) =
+            session.handle_frame(&frame, self.local, self.peer, &mut self.output);
+        self.stats.frames_out += 1;
+        if let (FrameOutcome::NonFatal(code) | FrameOutcome::Fatal(code), Some(message)) =
+            (outcome, error_message)
+        {
+            self.events
+                .push_back(ServerEvent::ProtocolError { code, message });
+        }
+        match outcome {
+            FrameOutcome::Continue | FrameOutcome::NonFatal(_) => {}
+            FrameOutcome::Fatal(code) => self.end(CloseReason::Fatal(code), now),
+            FrameOutcome::Bye => self.end(CloseReason::PeerBye, now),
+        }
+        true
+    }
+
+    /// A fatal error not caused by a particular frame: addressed from the
+    /// server's local address to the peer.
+    fn fatal_without_frame(&mut self, code: ErrorCode, message: String, now: Instant) {
+        let addresses = ReplyAddresses {
+            src: self.local,
+            dst: self.peer,
+        };
+        self.fatal(addresses, code, message, now);
+    }
+
+    fn fatal(&mut self, addresses: ReplyAddresses, code: ErrorCode, message: String, now: Instant) {
+        write_error(&mut self.output, addresses, code, &message);
+        self.stats.frames_out += 1;
+        self.events
+            .push_back(ServerEvent::ProtocolError { code, message });
+        self.end(CloseReason::Fatal(code), now);
+    }
+
+    /// Stop processing input; flush, and give the client until the linger
+    /// deadline to close first.
+    fn end(&mut self, reason: CloseReason, now: Instant) {
+        self.input = BytesMut::new();
+        self.phase = Phase::Ending {
+            reason,
+            deadline: now + self.config.linger,
+        };
+        self.close_if_done(now);
+    }
+
+    /// Close once the output is flushed and the client has closed its side.
+    fn close_if_done(&mut self, now: Instant) {
+        if self.eof && self.output.is_empty() {
+            self.close(now);
+        }
+    }
+
+    fn close(&mut self, _now: Instant) {
+        let reason = match self.phase {
+            Phase::Ending { reason, .. } => reason,
+            _ => return,
+        };
+        let unsent = self.output.len();
+        self.output = BytesMut::new();
+        self.phase = Phase::Closed;
+        self.events
+            .push_back(ServerEvent::Closed { reason, unsent });
+    }
+}
+
+fn raw_case_mode(raw_case: RawCase) -> CaseMode {
+    match raw_case {
+        RawCase::Unicode => CaseMode::UnicodeLossless,
+        RawCase::Ascii => CaseMode::Ascii,
+    }
+}
