@@ -19,3 +19,6 @@ pub use error::{PeerError, UsageError};
 pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;
+
+#[cfg(test)]
+mod tests;
