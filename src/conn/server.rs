@@ -287,11 +287,8 @@ impl ServerConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Closed => {}
-            Phase::Ending { deadline, .. } => {
-                if now >= deadline {
-                    self.close(now);
-                }
-            }
+            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
+            Phase::Ending { .. } => {}
             _ if now >= self.idle_deadline => self.idle_timeout(now),
             _ => {}
         }
