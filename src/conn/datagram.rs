@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 
-use super::config::RawCase;
+use super::config::{RawCase, ServerMode};
 use super::framed::FramedSession;
 use super::reply::{ReplyAddresses, write_error};
 use crate::transform::{CaseMode, Upcaser};
@@ -16,9 +16,16 @@ use crate::wire::{
 /// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
+/// The most data a framed reply can carry: the payload limit less the
+/// preface and the header (SPEC.md §8.4).
+pub const MAX_REPLY_DATA: usize = MAX_UDP_PAYLOAD - PREFACE_LEN - HEADER_LEN;
+
 /// Settings of the datagram service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatagramConfig {
+    /// Which datagrams are answered: `Raw` treats every datagram as raw,
+    /// `Framed` drops raw datagrams (SPEC.md §8.1).
+    pub mode: ServerMode,
     /// Raw datagrams' upper-case rules.
     pub raw_case: RawCase,
     /// The receive limit on a frame's data length.
@@ -28,6 +35,7 @@ pub struct DatagramConfig {
 impl Default for DatagramConfig {
     fn default() -> DatagramConfig {
         DatagramConfig {
+            mode: ServerMode::Auto,
             raw_case: RawCase::Unicode,
             max_frame_len: DEFAULT_MAX_DATA_LEN,
         }
@@ -44,6 +52,8 @@ pub enum DatagramReply {
         /// The size the reply would have had.
         reply_len: usize,
     },
+    /// Send nothing: a framed-only server got a raw datagram.
+    NotFramed,
 }
 
 impl DatagramReply {
@@ -51,7 +61,7 @@ impl DatagramReply {
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             DatagramReply::Send(bytes) => Some(bytes),
-            DatagramReply::Drop { .. } => None,
+            DatagramReply::Drop { .. } | DatagramReply::NotFramed => None,
         }
     }
 }
@@ -63,9 +73,13 @@ pub fn respond_to_datagram(
     peer: SocketAddr,
     config: &DatagramConfig,
 ) -> DatagramReply {
-    let framed = datagram.len() >= PREFACE_LEN && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    let framed = config.mode != ServerMode::Raw
+        && datagram.len() >= PREFACE_LEN
+        && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
     if framed {
         DatagramReply::Send(respond_framed(datagram, local.into(), peer.into(), config))
+    } else if config.mode == ServerMode::Framed {
+        DatagramReply::NotFramed
     } else {
         respond_raw(datagram, config.raw_case)
     }
@@ -116,11 +130,8 @@ fn respond_framed(
     }
     let frame_bytes = &datagram[PREFACE_LEN..];
     let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
-        let message = format!(
-            "datagram holds {} bytes after the preface; a frame needs at least {HEADER_LEN}",
-            frame_bytes.len()
-        );
-        write_error(&mut out, unaddressed, ErrorCode::MALFORMED, &message);
+        let message = "datagram ends inside the frame header";
+        write_error(&mut out, unaddressed, ErrorCode::MALFORMED, message);
         return out;
     };
     let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
@@ -141,8 +152,10 @@ fn respond_framed(
         write_error(&mut out, addresses, ErrorCode::MALFORMED, &message);
         return out;
     }
-    if header.flags.more() {
-        let message = "MORE is not allowed over UDP: a datagram carries a whole message";
+    // MORE on a data frame is the one rule UDP adds; other flag errors are
+    // the stream's (SPEC.md §8.2 step 5 before step 6).
+    if header.flags.more() && header.frame_type.is_data() && header.flags.reserved() == 0 {
+        let message = "MORE set on a frame in a datagram";
         write_error(&mut out, addresses, ErrorCode::MALFORMED, message);
         return out;
     }
@@ -150,11 +163,10 @@ fn respond_framed(
         .expect("length checked against the datagram");
     let _ = FramedSession::default().handle_frame(&frame, local, peer, &mut out);
     if out.len() > MAX_UDP_PAYLOAD {
-        let reply_len = out.len() - PREFACE_LEN;
+        let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
         out.truncate(PREFACE_LEN);
-        let message = format!(
-            "the reply frame of {reply_len} bytes does not fit a UDP datagram ({MAX_UDP_PAYLOAD} bytes with the preface)"
-        );
+        let message =
+            format!("frame length {reply_data_len} exceeds the limit of {MAX_REPLY_DATA} bytes");
         write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
     }
     out

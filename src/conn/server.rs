@@ -300,6 +300,13 @@ impl ServerConnection {
         self.events.pop_front()
     }
 
+    /// Whether the connection has ended (BYE, a fatal error, end of input,
+    /// shutdown): it processes no more input, and closes once its output is
+    /// flushed and the client has closed, or the linger has passed.
+    pub fn has_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ending { .. } | Phase::Closed)
+    }
+
     /// Whether the connection is over and the socket should be closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -356,16 +363,15 @@ impl ServerConnection {
                 self.events
                     .push_back(ServerEvent::ModeDetected(WireMode::Framed));
                 self.idle_deadline = now + self.config.idle_timeout;
-                if version != crate::wire::VERSION {
+                // BUSY whatever the version: the server will not serve it anyway.
+                if let Some(limit) = self.busy {
+                    let message =
+                        format!("server is at its connection limit of {limit}; try again later");
+                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
+                } else if version != crate::wire::VERSION {
                     let message =
                         format!("unsupported version {version}; this server speaks version 1");
                     self.fatal_without_frame(ErrorCode::UNSUPPORTED_VERSION, message, now);
-                } else if self.busy.is_some() {
-                    let message = format!(
-                        "server is at its connection limit of {}; try again later",
-                        self.busy.unwrap_or_default()
-                    );
-                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
                 }
                 true
             }
