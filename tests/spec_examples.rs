@@ -89,9 +89,12 @@ fn peer() -> SocketAddr {
     "127.0.0.1:50000".parse().unwrap()
 }
 
-/// Group lines into (client input, expected server output) steps.
-fn steps(block: &Block) -> (Vec<(Vec<u8>, Vec<u8>)>, bool) {
-    let mut steps: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+/// One client input and the server output expected for it.
+type Step = (Vec<u8>, Vec<u8>);
+
+/// Group lines into steps; also whether the block ends with `<close>`.
+fn steps(block: &Block) -> (Vec<Step>, bool) {
+    let mut steps: Vec<Step> = Vec::new();
     let mut closes = false;
     let mut last_was_client = false;
     for line in &block.lines {
