@@ -320,10 +320,17 @@ impl ServerConnection {
             );
             self.fatal_without_frame(ErrorCode::IDLE_TIMEOUT, message, now);
         } else {
+            // Undecided bytes are raw input at end of input (SPEC.md §2.1).
+            if let Phase::Sniffing = self.phase {
+                self.start_raw_unless_framed_only(now);
+                self.process(now, true);
+            }
             if let Phase::Raw(upcaser) = &mut self.phase {
                 let _ = upcaser.finish(&mut self.output);
             }
-            self.end(CloseReason::IdleTimeout, now);
+            if !self.has_ended() {
+                self.end(CloseReason::IdleTimeout, now);
+            }
         }
     }
 

@@ -128,3 +128,32 @@ fn a_reply_of_the_wrong_type_is_reported() {
         })
     );
 }
+
+#[test]
+fn busy_answers_no_request_and_unknown_codes_are_not_fatal() {
+    let mut client = ClientConnection::default();
+    let first = client.send_text("a").unwrap();
+    let mut input = crate::wire::PREFACE.to_vec();
+    let unknown = crate::wire::ErrorPayload::new(ErrorCode(4242), "new in version 1.1");
+    input.extend_from_slice(&FrameRepr::new(FrameType::Error, unknown.to_bytes()).to_bytes());
+    client.handle_input(&input).unwrap();
+    assert_eq!(
+        events(&mut client),
+        [ClientEvent::Error {
+            request: Some(first),
+            error: PeerError::Server(unknown)
+        }]
+    );
+    client.send_text("b").unwrap();
+    let busy = crate::wire::ErrorPayload::new(ErrorCode::BUSY, "full");
+    let frame = FrameRepr::new(FrameType::Error, busy.to_bytes()).to_bytes();
+    assert_eq!(
+        client.handle_input(&frame).unwrap_err().code(),
+        Some(ErrorCode::BUSY)
+    );
+    assert!(matches!(
+        &events(&mut client)[0],
+        ClientEvent::Error { request: None, .. }
+    ));
+    assert_eq!(client.waiting(), 1, "BUSY answered no request");
+}

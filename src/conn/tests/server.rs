@@ -457,3 +457,23 @@ fn reported_messages_carry_the_data_for_verbose_logging() {
         data: bytes::Bytes::from_static(b"hi\n"),
     }));
 }
+
+#[test]
+fn idle_timeout_while_sniffing_returns_the_undecided_bytes_as_raw() {
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let mut harness = Harness::new(config);
+    harness.feed(b"\xc0UP");
+    assert!(harness.sent.is_empty());
+    harness.advance(Duration::from_secs(1));
+    assert_eq!(harness.take_sent(), b"\xc0UP");
+    assert_eq!(
+        closed_reason(&harness),
+        None,
+        "lingering for the client to close"
+    );
+    harness.eof();
+    assert_eq!(closed_reason(&harness), Some(CloseReason::IdleTimeout));
+}
