@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 
 use super::config::{RawCase, ServerMode};
+use super::error::ProtocolViolation;
 use super::framed::FramedSession;
 use super::reply::{ReplyAddresses, write_error};
 use crate::transform::{CaseMode, Upcaser};
 use crate::wire::{
-    Address, DEFAULT_MAX_DATA_LEN, ErrorCode, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
+    Address, DEFAULT_MAX_DATA_LEN, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
     PREFACE_LEN, PREFACE_MAGIC, VERSION,
 };
 
@@ -113,61 +114,69 @@ fn respond_framed(
 ) -> BytesMut {
     let mut out = BytesMut::new();
     out.extend_from_slice(&PREFACE);
+    if let Err((addresses, violation)) = reply_to_frame(datagram, local, peer, config, &mut out) {
+        out.truncate(PREFACE_LEN);
+        write_error(&mut out, addresses, &violation);
+    }
+    out
+}
+
+/// Append the reply frame, or say which ERROR replaces it, in the order of
+/// checks of SPEC.md §8.2.
+fn reply_to_frame(
+    datagram: &[u8],
+    local: Address,
+    peer: Address,
+    config: &DatagramConfig,
+    out: &mut BytesMut,
+) -> Result<(), (ReplyAddresses, ProtocolViolation)> {
     let unaddressed = ReplyAddresses {
         src: local,
         dst: peer,
     };
     let version = datagram[PREFACE_LEN - 1];
     if version != VERSION {
-        let message = format!("unsupported version {version}; this server speaks version 1");
-        write_error(
-            &mut out,
+        return Err((
             unaddressed,
-            ErrorCode::UNSUPPORTED_VERSION,
-            &message,
-        );
-        return out;
+            ProtocolViolation::UnsupportedVersion { version },
+        ));
     }
     let frame_bytes = &datagram[PREFACE_LEN..];
     let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
-        let message = "datagram ends inside the frame header";
-        write_error(&mut out, unaddressed, ErrorCode::MALFORMED, message);
-        return out;
+        return Err((unaddressed, ProtocolViolation::DatagramHeaderTruncated));
     };
     let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
-    let data_in_datagram = frame_bytes.len() - HEADER_LEN;
+    let actual = frame_bytes.len() - HEADER_LEN;
     if header.data_len > config.max_frame_len {
-        let message = format!(
-            "frame length {} exceeds the limit of {} bytes",
-            header.data_len, config.max_frame_len
-        );
-        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
-        return out;
+        let violation = ProtocolViolation::FrameTooLarge {
+            len: header.data_len.into(),
+            limit: config.max_frame_len.into(),
+        };
+        return Err((addresses, violation));
     }
-    if header.data_len as usize != data_in_datagram {
-        let message = format!(
-            "frame length {} does not match the {data_in_datagram} data bytes in the datagram",
-            header.data_len
-        );
-        write_error(&mut out, addresses, ErrorCode::MALFORMED, &message);
-        return out;
+    if header.data_len as usize != actual {
+        let violation = ProtocolViolation::DatagramLengthMismatch {
+            len: header.data_len,
+            actual,
+        };
+        return Err((addresses, violation));
     }
     // MORE on a data frame is the one rule UDP adds; other flag errors are
-    // the stream's (SPEC.md §8.2 step 5 before step 6).
+    // the stream's (SPEC.md §8.2: step 5 before step 6).
     if header.flags.more() && header.frame_type.is_data() && header.flags.reserved() == 0 {
-        let message = "MORE set on a frame in a datagram";
-        write_error(&mut out, addresses, ErrorCode::MALFORMED, message);
-        return out;
+        return Err((addresses, ProtocolViolation::MoreInDatagram));
     }
     let frame = FrameRepr::parse(&Frame::new_unchecked(frame_bytes))
         .expect("length checked against the datagram");
-    let _ = FramedSession::default().handle_frame(&frame, local, peer, &mut out);
-    if out.len() > MAX_UDP_PAYLOAD {
-        let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
-        out.truncate(PREFACE_LEN);
-        let message =
-            format!("frame length {reply_data_len} exceeds the limit of {MAX_REPLY_DATA} bytes");
-        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
+    // The session writes its own ERROR for the stream's rules.
+    let _ = FramedSession::default().handle_frame(&frame, local, peer, out);
+    let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
+    if reply_data_len > MAX_REPLY_DATA {
+        let violation = ProtocolViolation::FrameTooLarge {
+            len: reply_data_len as u64,
+            limit: MAX_REPLY_DATA as u64,
+        };
+        return Err((addresses, violation));
     }
-    out
+    Ok(())
 }

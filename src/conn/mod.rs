@@ -17,7 +17,7 @@ pub use config::{RawCase, ServerConfig, ServerMode};
 pub use datagram::{
     DatagramConfig, DatagramReply, MAX_REPLY_DATA, MAX_UDP_PAYLOAD, respond_to_datagram,
 };
-pub use error::{PeerError, UsageError};
+pub use error::{PeerError, ProtocolViolation, UsageError};
 pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;

@@ -7,14 +7,14 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, RawCase, ServerConfig, ServerMode};
-use super::error::UsageError;
+use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
 use crate::transform::{CaseMode, Upcaser};
 use crate::wire::{
-    Address, ErrorCode, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN,
-    PrefaceMatch, match_preface,
+    Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
+    match_preface,
 };
 
 /// Where the connection is in its life.
@@ -314,11 +314,8 @@ impl ServerConnection {
 
     fn idle_timeout(&mut self, now: Instant) {
         if let Phase::Framed(_) = self.phase {
-            let message = format!(
-                "no complete frame within {} s",
-                self.config.idle_timeout.as_secs()
-            );
-            self.fatal_without_frame(ErrorCode::IDLE_TIMEOUT, message, now);
+            let secs = self.config.idle_timeout.as_secs();
+            self.fatal_without_frame(ProtocolViolation::IdleTimeout { secs }, now);
         } else {
             // Undecided bytes are raw input at end of input (SPEC.md §2.1).
             if let Phase::Sniffing = self.phase {
@@ -372,13 +369,12 @@ impl ServerConnection {
                 self.idle_deadline = now + self.config.idle_timeout;
                 // BUSY whatever the version: the server will not serve it anyway.
                 if let Some(limit) = self.busy {
-                    let message =
-                        format!("server is at its connection limit of {limit}; try again later");
-                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
+                    self.fatal_without_frame(ProtocolViolation::Busy { limit }, now);
                 } else if version != crate::wire::VERSION {
-                    let message =
-                        format!("unsupported version {version}; this server speaks version 1");
-                    self.fatal_without_frame(ErrorCode::UNSUPPORTED_VERSION, message, now);
+                    self.fatal_without_frame(
+                        ProtocolViolation::UnsupportedVersion { version },
+                        now,
+                    );
                 }
                 true
             }
@@ -429,12 +425,11 @@ impl ServerConnection {
                 let header = too_large.header;
                 let addresses =
                     ReplyAddresses::for_request(header.src, header.dst, self.local, self.peer);
-                self.fatal(
-                    addresses,
-                    ErrorCode::FRAME_TOO_LARGE,
-                    too_large.to_string(),
-                    now,
-                );
+                let violation = ProtocolViolation::FrameTooLarge {
+                    len: header.data_len.into(),
+                    limit: too_large.limit.into(),
+                };
+                self.fatal(addresses, violation, now);
                 return true;
             }
         };
@@ -449,18 +444,18 @@ impl ServerConnection {
         let Phase::Framed(session) = &mut self.phase else {
             return false;
         };
-        let (outcome, error_message) =
-            session.handle_frame(&frame, self.local, self.peer, &mut self.output);
+        let outcome = session.handle_frame(&frame, self.local, self.peer, &mut self.output);
         self.stats.frames_out += 1;
-        if let (FrameOutcome::NonFatal(code) | FrameOutcome::Fatal(code), Some(message)) =
-            (outcome, error_message)
-        {
-            self.events
-                .push_back(ServerEvent::ProtocolError { code, message });
-        }
         match outcome {
-            FrameOutcome::Continue | FrameOutcome::NonFatal(_) => {}
-            FrameOutcome::Fatal(code) => self.end(CloseReason::Fatal(code), now),
+            FrameOutcome::Continue => {}
+            FrameOutcome::NonFatal(violation) => {
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+            }
+            FrameOutcome::Fatal(violation) => {
+                let reason = CloseReason::Fatal(violation.code());
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+                self.end(reason, now);
+            }
             FrameOutcome::Bye => self.end(CloseReason::PeerBye, now),
         }
         true
@@ -468,20 +463,20 @@ impl ServerConnection {
 
     /// A fatal error not caused by a particular frame: addressed from the
     /// server's local address to the peer.
-    fn fatal_without_frame(&mut self, code: ErrorCode, message: String, now: Instant) {
+    fn fatal_without_frame(&mut self, violation: ProtocolViolation, now: Instant) {
         let addresses = ReplyAddresses {
             src: self.local,
             dst: self.peer,
         };
-        self.fatal(addresses, code, message, now);
+        self.fatal(addresses, violation, now);
     }
 
-    fn fatal(&mut self, addresses: ReplyAddresses, code: ErrorCode, message: String, now: Instant) {
-        write_error(&mut self.output, addresses, code, &message);
+    fn fatal(&mut self, addresses: ReplyAddresses, violation: ProtocolViolation, now: Instant) {
+        write_error(&mut self.output, addresses, &violation);
         self.stats.frames_out += 1;
-        self.events
-            .push_back(ServerEvent::ProtocolError { code, message });
-        self.end(CloseReason::Fatal(code), now);
+        let reason = CloseReason::Fatal(violation.code());
+        self.events.push_back(ServerEvent::ProtocolError(violation));
+        self.end(reason, now);
     }
 
     /// Stop processing input; flush, and give the client until the linger
