@@ -13,9 +13,8 @@ standard library only.
 
 Unicode upper case comes from Python's str.upper() (Unicode 14.0.0 in Python
 3.11), while the reference implementation uses Rust's std (Unicode 17.0.0).
-Every code point that appears in a vector is therefore checked against
-STABLE_RANGES: code points assigned long before 14.0 whose upper case did
-not change since.
+No vector may contain one of the 55 code points on which the two differ
+(SPEC.md §10, VERSION_DIFFERENCES below).
 """
 
 import ipaddress
@@ -31,38 +30,23 @@ GENERATOR = "tests/vectors/generate.py"
 # ---------------------------------------------------------------------------
 # Unicode: the code points vectors may use, and the strict rules.
 
-# Ranges (inclusive) whose case mappings are the same in Unicode 14.0 and 17.0.
-STABLE_RANGES = [
-    (0x0000, 0x017F),  # Basic Latin, Latin-1, Latin Extended-A
-    (0x01C4, 0x01CC),  # DŽ Dž dž LJ Lj lj NJ Nj nj
-    (0x023A, 0x023A),  # Ⱥ (upper of ⱥ)
-    (0x0250, 0x0250),  # ɐ
-    (0x02BC, 0x02BC),  # ʼ (from ŉ)
-    (0x0300, 0x036F),  # combining diacritics (U+0345 upper-cases to Ι)
-    (0x0386, 0x03CE),  # basic Greek, ΐ ΰ
-    (0x0400, 0x045F),  # basic Cyrillic
-    (0x07FF, 0x0800),  # boundary code points (no case)
-    (0x2000, 0x206F),  # general punctuation (no case)
-    (0x20A0, 0x20AC),  # currency symbols up to € (no case)
-    (0x2C65, 0x2C65),  # ⱥ
-    (0x2C6F, 0x2C6F),  # Ɐ (upper of ɐ)
-    (0x4E00, 0x9FFF),  # CJK unified ideographs (no case)
-    (0xFB00, 0xFB06),  # ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ
-    (0xFDD0, 0xFDEF),  # noncharacters
-    (0xFFFE, 0xFFFF),  # noncharacters
-    (0x10000, 0x10000),  # LINEAR B SYLLABLE B008 A (no case)
-    (0x1F600, 0x1F64F),  # emoticons (no case)
-    (0x1FFFE, 0x1FFFF),  # noncharacters
-    (0x10FFFE, 0x10FFFF),  # noncharacters
+# The code points whose upper case differs between Python 3.11 (Unicode 14.0.0) and Rust 1.95
+# (Unicode 17.0.0): the exhaustive comparison in SPEC.md §10. In each, 17.0.0 maps the code
+# point and 14.0.0 leaves it unchanged. No vector may contain one of them.
+VERSION_DIFFERENCES = [
+    (0x019B, 0x019B), (0x0264, 0x0264), (0x1C8A, 0x1C8A), (0xA7CD, 0xA7CD), (0xA7CF, 0xA7CF),
+    (0xA7D3, 0xA7D3), (0xA7D5, 0xA7D5), (0xA7DB, 0xA7DB), (0x10D70, 0x10D85), (0x16EBB, 0x16ED3),
 ]
+assert sum(hi - lo + 1 for lo, hi in VERSION_DIFFERENCES) == 55
 
 
 def check_stable(text):
     for ch in text:
         cp = ord(ch)
-        if not any(lo <= cp <= hi for lo, hi in STABLE_RANGES):
-            raise SystemExit(f"U+{cp:04X} is not in STABLE_RANGES: its upper case may differ "
-                             "between the generator's Unicode and Rust's")
+        if any(lo <= cp <= hi for lo, hi in VERSION_DIFFERENCES):
+            raise SystemExit(f"U+{cp:04X} upper-cases differently in Unicode "
+                             f"{unicodedata.unidata_version} and 17.0.0 (SPEC.md §10); "
+                             "choose another code point")
 
 
 def upper(text):
@@ -412,8 +396,32 @@ def stress_inputs():
     return cases
 
 
+# Bytes that exercise every branch of the second-byte table: ASCII, continuation bytes at
+# the edges of the special ranges, and the leads with restricted second bytes.
+COMBINATION_BYTES = bytes.fromhex("41 80 a0 bf c2 e0 ed f0 f4")
+
+
+def combination_inputs():
+    """Every 3-byte string over COMBINATION_BYTES, and every 4-byte sequence prefix plus one of
+    them, each pushed one byte at a time: the streaming carry in all its states."""
+    inputs = [bytes([a, b, c]) for a in COMBINATION_BYTES for b in COMBINATION_BYTES
+              for c in COMBINATION_BYTES]
+    for prefix in (b"\xf0\xa0\x80", b"\xf4\x80\x80", b"\xe0\xa0", b"\xed\x80"):
+        inputs += [prefix + bytes([x]) for x in COMBINATION_BYTES]
+    return inputs
+
+
 def transform_json():
     vectors = []
+    for data in combination_inputs():
+        self_check_decoder(data)
+        splits = list(range(1, len(data)))
+        vectors.append({"name": f"combination-{data.hex()}/unicode-strict/every-byte",
+                        "mode": "unicode-strict", "input_hex": data.hex(), "splits": splits,
+                        **strict_result(data, splits)})
+        vectors.append({"name": f"combination-{data.hex()}/unicode-lossless/every-byte",
+                        "mode": "unicode-lossless", "input_hex": data.hex(), "splits": splits,
+                        "output_hex": lossless(data).hex()})
     for name, data, modes in stress_inputs():
         self_check_decoder(data)
         for mode in modes:
