@@ -375,8 +375,8 @@ fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
         }
         sent.extend(drain(&mut connection, now));
         while let Some(event) = connection.poll_event() {
-            if let ServerEvent::ProtocolError { code, .. } = event {
-                codes.push(code.0);
+            if let ServerEvent::ProtocolError(violation) = event {
+                codes.push(violation.code().0);
             }
         }
         if show(&sent) != step.server_hex {
