@@ -157,6 +157,16 @@ fn client_frame() -> impl Strategy<Value = FrameRepr> {
     })
 }
 
+/// One TEXT message: a fragment per chunk, MORE on all but the last.
+fn text_message(fragments: &[&[u8]]) -> Vec<FrameRepr> {
+    let last = fragments.len() - 1;
+    fragments
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| frame(FrameType::Text, i != last, chunk))
+        .collect()
+}
+
 proptest! {
     #[test]
     fn server_replies_match_the_model_for_any_tcp_split(
@@ -180,13 +190,7 @@ proptest! {
         text in "[a-zß\u{390}\u{3b0}ŉﬃéΣ中😀]{0,24}",
         cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
-        let fragments = chunks_at(text.as_bytes(), &cuts);
-        let last = fragments.len() - 1;
-        let frames: Vec<FrameRepr> = fragments
-            .iter()
-            .enumerate()
-            .map(|(i, chunk)| frame(FrameType::Text, i != last, chunk))
-            .collect();
+        let frames = text_message(&chunks_at(text.as_bytes(), &cuts));
         let mut harness = Harness::new(ServerConfig::default());
         harness.feed(&framed_input(&frames));
         let replies = harness.frames();
@@ -208,12 +212,7 @@ proptest! {
         let mut message = text.as_bytes().to_vec();
         message.insert(position, bad);
         let fragments = chunks_at(&message, &cuts);
-        let last = fragments.len() - 1;
-        let frames: Vec<FrameRepr> = fragments
-            .iter()
-            .enumerate()
-            .map(|(i, chunk)| frame(FrameType::Text, i != last, chunk))
-            .collect();
+        let frames = text_message(&fragments);
         let mut harness = Harness::new(ServerConfig::default());
         harness.feed(&framed_input(&frames));
         let replies = harness.frames();
