@@ -7,7 +7,7 @@
 //! runtime and no `unsafe`; a client that is slow, silent, malformed or
 //! gone ties up only its own thread. Threads get a 64 KiB stack and a read
 //! buffer that starts at 512 bytes, so idle connections are cheap (see the
-//! measurement in the report / BENCHMARKS.md); a server meant for many
+//! measured cost below); a server meant for many
 //! thousands of connections would swap this shell for an event loop and keep
 //! the core unchanged.
 //!

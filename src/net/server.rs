@@ -268,7 +268,7 @@ impl ServerHandle {
     }
 
     /// Shut down gracefully and wait for every thread. Takes at most about
-    /// the linger time plus [`POLL_INTERVAL`] when clients cooperate.
+    /// the linger time plus the 0.2 s poll interval when clients cooperate.
     pub fn shutdown(mut self) {
         self.begin_shutdown();
         for thread in std::mem::take(&mut self.accept_threads) {
