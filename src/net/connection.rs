@@ -226,8 +226,9 @@ impl Driver<'_> {
                         None => info!("{peer}: from connected user: {text}"),
                     }
                 }
-                ServerEvent::ProtocolError { code, message } => {
-                    warn!("{peer}: protocol error {code} ({}): {message}", code.0);
+                ServerEvent::ProtocolError(violation) => {
+                    let code = violation.code();
+                    warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),
             }
