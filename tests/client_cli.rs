@@ -168,3 +168,26 @@ fn serve_exits_zero_on_sigterm_with_a_client_connected() {
     assert_eq!(&reply, b"X");
     assert_eq!(serve.terminate().code(), Some(0));
 }
+
+#[test]
+fn serve_answers_udp_on_the_same_port_and_client_udp_uses_it() {
+    let serve = Serve::start(&[]);
+    let (status, stdout, stderr) = run_client(&["--udp", &serve.addr], "straße\nhi\n".as_bytes());
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "STRASSE\nHI\n");
+    let (status, stdout, stderr) = run_client(&["--udp", "--raw", &serve.addr], b"raw\n");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "RAW\n");
+}
+
+#[test]
+fn client_udp_without_an_answer_fails_and_says_why() {
+    let serve = Serve::start(&["--no-udp"]);
+    let (status, _, stderr) = run_client(&["--udp", "--timeout", "0.3", &serve.addr], b"hi\n");
+    assert!(!status.success());
+    assert!(stderr.contains("no reply datagram"), "{stderr}");
+    assert!(
+        stderr.contains("--no-udp"),
+        "says how a server may have UDP off: {stderr}"
+    );
+}

@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use upcase::net::{Client, ClientError, DEFAULT_LISTEN, connect_stream};
+use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
 use upcase::wire::{FrameRepr, FrameType};
 
 /// Arguments of `upcase client`.
@@ -22,6 +22,9 @@ pub struct ClientArgs {
     /// Send BYTES frames (ASCII upper case, any bytes) instead of TEXT.
     #[arg(long)]
     bytes: bool,
+    /// Use UDP: one datagram per line (framed, or raw with --raw), one reply each.
+    #[arg(long)]
+    udp: bool,
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
@@ -48,7 +51,9 @@ pub fn run(args: ClientArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let interactive = io::stdin().is_terminal();
-    let result = if args.raw {
+    let result = if args.udp {
+        run_udp(&args, timeout, interactive)
+    } else if args.raw {
         run_raw(&args.addr, timeout, interactive)
     } else {
         run_framed(&args, timeout, interactive)
@@ -127,6 +132,38 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
         print_reply(&client.receive()?)?;
     }
     client.bye()
+}
+
+/// UDP: each line is one datagram — raw (with its newline) or one frame —
+/// and its reply is printed. No session, so nothing to say goodbye to.
+fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+    let mut client = UdpClient::connect(args.addr.as_str(), timeout)?;
+    let mut lines = Lines {
+        stdin: io::stdin().lock(),
+        interactive,
+    };
+    while let Some(mut line) = lines.next()? {
+        let reply = if args.raw {
+            line.push(b'\n');
+            let mut reply = client.exchange(&line)?;
+            if reply.ends_with(b"\n") {
+                reply.pop();
+            }
+            reply
+        } else {
+            let frame_type = if args.bytes {
+                FrameType::Bytes
+            } else {
+                FrameType::Text
+            };
+            client
+                .request(&FrameRepr::new(frame_type, line))?
+                .data
+                .to_vec()
+        };
+        print_reply(&reply)?;
+    }
+    Ok(())
 }
 
 fn print_reply(reply: &[u8]) -> io::Result<()> {

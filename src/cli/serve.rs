@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Seconds to wait for a client to close after BYE, an error or shutdown.
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     linger: u64,
+    /// Serve TCP only: do not answer UDP datagrams on the same port.
+    #[arg(long)]
+    no_udp: bool,
     /// Length of the kernel's queue of connections not yet accepted.
     #[arg(long, default_value_t = 128, value_name = "N")]
     backlog: i32,
@@ -98,7 +101,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Server::builder()
             .config(config)
             .max_connections(args.max_connections)
-            .backlog(args.backlog),
+            .backlog(args.backlog)
+            .udp(!args.no_udp),
         |builder, &addr| builder.listen(addr),
     );
     let server = match builder.bind() {

@@ -59,6 +59,16 @@ pub enum ClientError {
         /// The server's reason.
         reason: String,
     },
+    /// No datagram came back (UDP): lost, or nobody answers UDP there.
+    #[error(
+        "no reply datagram from {server} within {timeout:?}; is an UPCASE server answering UDP there (`upcase serve` does unless --no-udp)? datagrams can be lost: try again"
+    )]
+    NoDatagramReply {
+        /// The server's address.
+        server: SocketAddr,
+        /// The time waited.
+        timeout: Duration,
+    },
     /// The server closed the connection without a word.
     #[error("the server closed the connection before answering")]
     Closed,

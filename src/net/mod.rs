@@ -27,7 +27,11 @@ mod client;
 mod connection;
 mod listen;
 mod server;
+mod udp;
+mod udp_client;
 
 pub use client::{Client, ClientError, connect_stream};
 pub use listen::bind_tcp;
 pub use server::{DEFAULT_LISTEN, Server, ServerBuilder, ServerHandle};
+pub use udp::{UdpStats, bind_udp, serve_udp};
+pub use udp_client::UdpClient;

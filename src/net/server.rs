@@ -2,7 +2,7 @@
 //! connection, the connection limit, and shutdown from another thread.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
@@ -12,7 +12,8 @@ use log::{error, info, warn};
 
 use super::connection::{self, POLL_INTERVAL};
 use super::listen::{bind_tcp, connectable};
-use crate::conn::{ServerConfig, ServerConnection};
+use super::udp::{UdpStats, bind_udp, serve_udp};
+use crate::conn::{DatagramConfig, ServerConfig, ServerConnection};
 
 /// Where `upcase serve` listens when told nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
@@ -26,6 +27,10 @@ const CONNECTION_STACK: usize = 64 * 1024;
 /// speaks (it gets BUSY or is closed right after).
 const BUSY_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often [`ServerBuilder::bind`] picks a new port when port 0's TCP
+/// port is taken for UDP.
+const PORT_ZERO_ATTEMPTS: usize = 8;
+
 /// How to build a [`Server`]; see [`Server::builder`].
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
@@ -33,6 +38,7 @@ pub struct ServerBuilder {
     listen: Vec<SocketAddr>,
     max_connections: usize,
     backlog: i32,
+    udp: bool,
 }
 
 impl Default for ServerBuilder {
@@ -42,6 +48,7 @@ impl Default for ServerBuilder {
             listen: Vec::new(),
             max_connections: 1024,
             backlog: 128,
+            udp: true,
         }
     }
 }
@@ -72,6 +79,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether to answer UDP datagrams on each listener's address and port
+    /// too (SPEC.md §8). On by default.
+    pub fn udp(mut self, udp: bool) -> ServerBuilder {
+        self.udp = udp;
+        self
+    }
+
     /// Bind every listener; nothing is accepted before [`Server::spawn`].
     ///
     /// # Errors
@@ -82,6 +96,25 @@ impl ServerBuilder {
         } else {
             self.listen.clone()
         };
+        let any_port_zero = addrs.iter().any(|addr| addr.port() == 0);
+        let mut attempt = 0;
+        loop {
+            match self.bind_once(&addrs) {
+                // Port 0 lets the kernel pick a TCP port; UDP then needs the
+                // same number, which another program may hold: pick again.
+                Err(error)
+                    if error.kind() == io::ErrorKind::AddrInUse
+                        && any_port_zero
+                        && attempt < PORT_ZERO_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn bind_once(&self, addrs: &[SocketAddr]) -> io::Result<Server> {
         let listeners = addrs
             .iter()
             .map(|&addr| bind_tcp(addr, self.backlog))
@@ -90,11 +123,26 @@ impl ServerBuilder {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
+        // UDP on the port TCP actually got, so port 0 means one port for both.
+        let udp_sockets = if self.udp {
+            local_addrs
+                .iter()
+                .map(|&addr| bind_udp(addr))
+                .collect::<io::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let udp_addrs = udp_sockets
+            .iter()
+            .map(UdpSocket::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Server {
             listeners,
             local_addrs,
+            udp_sockets,
+            udp_addrs,
             settings: Arc::new(Settings {
-                config: self.config,
+                config: self.config.clone(),
                 max_connections: self.max_connections,
             }),
         })
@@ -129,6 +177,8 @@ impl ServerBuilder {
 pub struct Server {
     listeners: Vec<TcpListener>,
     local_addrs: Vec<SocketAddr>,
+    udp_sockets: Vec<UdpSocket>,
+    udp_addrs: Vec<SocketAddr>,
     settings: Arc<Settings>,
 }
 
@@ -149,16 +199,19 @@ impl Server {
         &self.local_addrs
     }
 
+    /// The UDP addresses answered on (empty when UDP is off).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
     /// The line `upcase serve` prints first, naming every socket listened on:
-    /// `upcase listening on tcp 127.0.0.1:9999, tcp [::1]:9999`. Scripts find
-    /// the port by splitting after `listening on ` at `, ` and then at the
-    /// first space.
+    /// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
+    /// find the port by splitting after `listening on ` at `, ` and then at
+    /// the first space.
     pub fn listening_line(&self) -> String {
-        let sockets: Vec<String> = self
-            .local_addrs
-            .iter()
-            .map(|addr| format!("tcp {addr}"))
-            .collect();
+        let tcp = self.local_addrs.iter().map(|addr| format!("tcp {addr}"));
+        let udp = self.udp_addrs.iter().map(|addr| format!("udp {addr}"));
+        let sockets: Vec<String> = tcp.chain(udp).collect();
         format!("upcase listening on {}", sockets.join(", "))
     }
 
@@ -169,6 +222,26 @@ impl Server {
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let shared = Arc::new(Shared::default());
         let mut accept_threads = Vec::new();
+        let datagram_config = DatagramConfig {
+            mode: self.settings.config.mode,
+            raw_case: self.settings.config.raw_case,
+            max_frame_len: self.settings.config.max_frame_len,
+        };
+        for socket in self.udp_sockets {
+            let thread_shared = Arc::clone(&shared);
+            let addr = socket.local_addr()?;
+            let thread = thread::Builder::new()
+                .name(format!("udp {addr}"))
+                .spawn(move || {
+                    let stats = &thread_shared.udp;
+                    if let Err(error) =
+                        serve_udp(&socket, &datagram_config, &thread_shared.shutdown, stats)
+                    {
+                        error!("udp {addr} stopped: {error}");
+                    }
+                })?;
+            accept_threads.push(thread);
+        }
         for (listener, addr) in self.listeners.into_iter().zip(&self.local_addrs) {
             let thread_shared = Arc::clone(&shared);
             let settings = Arc::clone(&self.settings);
@@ -218,6 +291,11 @@ impl ServerHandle {
             .threads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counters of the UDP service.
+    pub fn udp_stats(&self) -> &UdpStats {
+        &self.shared.udp
     }
 
     /// Output bytes produced for clients and not yet taken by them, summed
@@ -290,6 +368,7 @@ pub(crate) struct Shared {
     threads: Mutex<usize>,
     threads_done: Condvar,
     pending_output: AtomicUsize,
+    udp: UdpStats,
 }
 
 impl Shared {

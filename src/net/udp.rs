@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,7 +29,8 @@ pub struct UdpStats {
     pub received: AtomicU64,
     /// Datagrams answered.
     pub answered: AtomicU64,
-    /// Raw datagrams whose reply would not fit a datagram (SPEC.md §8), not answered.
+    /// Datagrams not answered: raw ones whose reply would not fit a
+    /// datagram, or any raw one on a framed-only server (SPEC.md §8).
     pub dropped: AtomicU64,
     /// Replies the kernel refused to send (logged).
     pub send_errors: AtomicU64,
@@ -50,7 +50,10 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     // A smaller buffer than asked for is fine: the kernel caps it at rmem_max.
     let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
     socket.bind(&addr.into()).map_err(|error| {
-        io::Error::new(error.kind(), format!("cannot listen on udp {addr}: {error}"))
+        io::Error::new(
+            error.kind(),
+            format!("cannot listen on udp {addr}: {error}"),
+        )
     })?;
     socket.set_read_timeout(Some(POLL_INTERVAL))?;
     Ok(socket.into())
@@ -61,14 +64,19 @@ pub fn serve_udp(
     socket: &UdpSocket,
     config: &DatagramConfig,
     stop: &AtomicBool,
-    stats: &Arc<UdpStats>,
+    stats: &UdpStats,
 ) -> io::Result<()> {
     let local = socket.local_addr()?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue;
             }
             // ICMP port-unreachable from an earlier reply surfaces here on
@@ -93,6 +101,10 @@ pub fn serve_udp(
                 warn!(
                     "udp {peer}: raw datagram of {len} bytes dropped: its upper case is {reply_len} bytes, over the UDP limit"
                 );
+            }
+            DatagramReply::NotFramed => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                debug!("udp {peer}: raw datagram dropped: this server is framed-only");
             }
         }
     }
