@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod loadgen;
 pub mod transform;
 pub mod wire;
 
