@@ -7,14 +7,14 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, RawCase, ServerConfig, ServerMode};
-use super::error::UsageError;
+use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
 use crate::transform::{CaseMode, Upcaser};
 use crate::wire::{
-    Address, ErrorCode, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN,
-    PrefaceMatch, match_preface,
+    Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
+    match_preface,
 };
 
 /// Where the connection is in its life.
@@ -287,11 +287,8 @@ impl ServerConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Closed => {}
-            Phase::Ending { deadline, .. } => {
-                if now >= deadline {
-                    self.close(now);
-                }
-            }
+            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
+            Phase::Ending { .. } => {}
             _ if now >= self.idle_deadline => self.idle_timeout(now),
             _ => {}
         }
@@ -303,6 +300,13 @@ impl ServerConnection {
         self.events.pop_front()
     }
 
+    /// Whether the connection has ended (BYE, a fatal error, end of input,
+    /// shutdown): it processes no more input, and closes once its output is
+    /// flushed and the client has closed, or the linger has passed.
+    pub fn has_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ending { .. } | Phase::Closed)
+    }
+
     /// Whether the connection is over and the socket should be closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -310,16 +314,20 @@ impl ServerConnection {
 
     fn idle_timeout(&mut self, now: Instant) {
         if let Phase::Framed(_) = self.phase {
-            let message = format!(
-                "no complete frame within {} s",
-                self.config.idle_timeout.as_secs()
-            );
-            self.fatal_without_frame(ErrorCode::IDLE_TIMEOUT, message, now);
+            let secs = self.config.idle_timeout.as_secs();
+            self.fatal_without_frame(ProtocolViolation::IdleTimeout { secs }, now);
         } else {
+            // Undecided bytes are raw input at end of input (SPEC.md §2.1).
+            if let Phase::Sniffing = self.phase {
+                self.start_raw_unless_framed_only(now);
+                self.process(now, true);
+            }
             if let Phase::Raw(upcaser) = &mut self.phase {
                 let _ = upcaser.finish(&mut self.output);
             }
-            self.end(CloseReason::IdleTimeout, now);
+            if !self.has_ended() {
+                self.end(CloseReason::IdleTimeout, now);
+            }
         }
     }
 
@@ -359,16 +367,14 @@ impl ServerConnection {
                 self.events
                     .push_back(ServerEvent::ModeDetected(WireMode::Framed));
                 self.idle_deadline = now + self.config.idle_timeout;
-                if version != crate::wire::VERSION {
-                    let message =
-                        format!("unsupported version {version}; this server speaks version 1");
-                    self.fatal_without_frame(ErrorCode::UNSUPPORTED_VERSION, message, now);
-                } else if self.busy.is_some() {
-                    let message = format!(
-                        "server is at its connection limit of {}; try again later",
-                        self.busy.unwrap_or_default()
+                // BUSY whatever the version: the server will not serve it anyway.
+                if let Some(limit) = self.busy {
+                    self.fatal_without_frame(ProtocolViolation::Busy { limit }, now);
+                } else if version != crate::wire::VERSION {
+                    self.fatal_without_frame(
+                        ProtocolViolation::UnsupportedVersion { version },
+                        now,
                     );
-                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
                 }
                 true
             }
@@ -419,12 +425,11 @@ impl ServerConnection {
                 let header = too_large.header;
                 let addresses =
                     ReplyAddresses::for_request(header.src, header.dst, self.local, self.peer);
-                self.fatal(
-                    addresses,
-                    ErrorCode::FRAME_TOO_LARGE,
-                    too_large.to_string(),
-                    now,
-                );
+                let violation = ProtocolViolation::FrameTooLarge {
+                    len: header.data_len.into(),
+                    limit: too_large.limit.into(),
+                };
+                self.fatal(addresses, violation, now);
                 return true;
             }
         };
@@ -439,18 +444,18 @@ impl ServerConnection {
         let Phase::Framed(session) = &mut self.phase else {
             return false;
         };
-        let (outcome, error_message) =
-            session.handle_frame(&frame, self.local, self.peer, &mut self.output);
+        let outcome = session.handle_frame(&frame, self.local, self.peer, &mut self.output);
         self.stats.frames_out += 1;
-        if let (FrameOutcome::NonFatal(code) | FrameOutcome::Fatal(code), Some(message)) =
-            (outcome, error_message)
-        {
-            self.events
-                .push_back(ServerEvent::ProtocolError { code, message });
-        }
         match outcome {
-            FrameOutcome::Continue | FrameOutcome::NonFatal(_) => {}
-            FrameOutcome::Fatal(code) => self.end(CloseReason::Fatal(code), now),
+            FrameOutcome::Continue => {}
+            FrameOutcome::NonFatal(violation) => {
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+            }
+            FrameOutcome::Fatal(violation) => {
+                let reason = CloseReason::Fatal(violation.code());
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+                self.end(reason, now);
+            }
             FrameOutcome::Bye => self.end(CloseReason::PeerBye, now),
         }
         true
@@ -458,20 +463,20 @@ impl ServerConnection {
 
     /// A fatal error not caused by a particular frame: addressed from the
     /// server's local address to the peer.
-    fn fatal_without_frame(&mut self, code: ErrorCode, message: String, now: Instant) {
+    fn fatal_without_frame(&mut self, violation: ProtocolViolation, now: Instant) {
         let addresses = ReplyAddresses {
             src: self.local,
             dst: self.peer,
         };
-        self.fatal(addresses, code, message, now);
+        self.fatal(addresses, violation, now);
     }
 
-    fn fatal(&mut self, addresses: ReplyAddresses, code: ErrorCode, message: String, now: Instant) {
-        write_error(&mut self.output, addresses, code, &message);
+    fn fatal(&mut self, addresses: ReplyAddresses, violation: ProtocolViolation, now: Instant) {
+        write_error(&mut self.output, addresses, &violation);
         self.stats.frames_out += 1;
-        self.events
-            .push_back(ServerEvent::ProtocolError { code, message });
-        self.end(CloseReason::Fatal(code), now);
+        let reason = CloseReason::Fatal(violation.code());
+        self.events.push_back(ServerEvent::ProtocolError(violation));
+        self.end(reason, now);
     }
 
     /// Stop processing input; flush, and give the client until the linger
