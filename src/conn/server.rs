@@ -56,6 +56,8 @@ pub struct ServerConnection {
     /// `Some(limit)` for a connection over the server's connection limit.
     busy: Option<usize>,
     phase: Phase,
+    /// The mode once detected; kept after the connection ends, for logs.
+    detected: Option<WireMode>,
     eof: bool,
     input: BytesMut,
     output: BytesMut,
@@ -83,6 +85,7 @@ impl ServerConnection {
             peer: peer.into(),
             busy: None,
             phase,
+            detected: None,
             eof: false,
             input: BytesMut::new(),
             output: BytesMut::new(),
@@ -90,9 +93,7 @@ impl ServerConnection {
             stats: ConnectionStats::default(),
         };
         if matches!(connection.phase, Phase::Raw(_)) {
-            connection
-                .events
-                .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+            connection.detect(WireMode::Raw);
         }
         connection
     }
@@ -115,13 +116,14 @@ impl ServerConnection {
         connection
     }
 
-    /// The mode, once known.
+    /// The mode, once known (and still after the connection ended).
     pub fn mode(&self) -> Option<WireMode> {
-        match self.phase {
-            Phase::Raw(_) => Some(WireMode::Raw),
-            Phase::Framed(_) => Some(WireMode::Framed),
-            _ => None,
-        }
+        self.detected
+    }
+
+    fn detect(&mut self, mode: WireMode) {
+        self.detected = Some(mode);
+        self.events.push_back(ServerEvent::ModeDetected(mode));
     }
 
     /// Counters for logging.
@@ -307,6 +309,19 @@ impl ServerConnection {
         matches!(self.phase, Phase::Ending { .. } | Phase::Closed)
     }
 
+    /// Whether the shell should half-close the socket (shut down its
+    /// writing side) now: the connection has ended, its output is flushed,
+    /// and it is raw, so the client has no BYE or ERROR to tell it the
+    /// server is done. End of stream tells a raw client (`nc`, the tutorial)
+    /// to close, and the server then closes at once instead of waiting out
+    /// the linger. Framed connections never half-close: their client closes
+    /// first, which keeps TIME_WAIT on the client (SPEC.md §5.4).
+    pub fn wants_write_shutdown(&self) -> bool {
+        matches!(self.phase, Phase::Ending { .. })
+            && self.output.is_empty()
+            && self.detected != Some(WireMode::Framed)
+    }
+
     /// Whether the connection is over and the socket should be closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -364,8 +379,7 @@ impl ServerConnection {
                 self.input.advance(PREFACE_LEN);
                 self.output.extend_from_slice(&PREFACE);
                 self.phase = Phase::Framed(FramedSession::default());
-                self.events
-                    .push_back(ServerEvent::ModeDetected(WireMode::Framed));
+                self.detect(WireMode::Framed);
                 self.idle_deadline = now + self.config.idle_timeout;
                 // BUSY whatever the version: the server will not serve it anyway.
                 if let Some(limit) = self.busy {
@@ -391,8 +405,7 @@ impl ServerConnection {
 
     fn start_raw(&mut self) {
         self.phase = Phase::Raw(Upcaser::new(raw_case_mode(self.config.raw_case)));
-        self.events
-            .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+        self.detect(WireMode::Raw);
     }
 
     fn process_raw(&mut self) -> bool {

@@ -50,6 +50,7 @@ pub(crate) fn run(stream: TcpStream, conn: ServerConnection, peer: SocketAddr, s
         shared,
         buffer: vec![0; FIRST_READ_BUFFER],
         eof: false,
+        write_shut: false,
         shutting_down: false,
         mode: None,
         reported_pending: 0,
@@ -85,6 +86,8 @@ struct Driver<'a> {
     buffer: Vec<u8>,
     /// The peer closed its side: never read again (a read would return 0 forever).
     eof: bool,
+    /// Our writing side is shut down (raw connections that ended).
+    write_shut: bool,
     shutting_down: bool,
     mode: Option<WireMode>,
     /// This connection's share of [`Shared`]'s pending-output total.
@@ -97,6 +100,11 @@ impl Driver<'_> {
     fn run(&mut self) -> io::Result<(CloseReason, usize)> {
         loop {
             self.flush()?;
+            if self.conn.wants_write_shutdown() && !self.write_shut {
+                // Ignore failure: the peer may already be gone.
+                let _ = self.stream.shutdown(std::net::Shutdown::Write);
+                self.write_shut = true;
+            }
             if let Some(closed) = self.drain_events() {
                 return Ok(closed);
             }
@@ -226,8 +234,9 @@ impl Driver<'_> {
                         None => info!("{peer}: from connected user: {text}"),
                     }
                 }
-                ServerEvent::ProtocolError { code, message } => {
-                    warn!("{peer}: protocol error {code} ({}): {message}", code.0);
+                ServerEvent::ProtocolError(violation) => {
+                    let code = violation.code();
+                    warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),
             }

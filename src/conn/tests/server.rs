@@ -477,3 +477,32 @@ fn idle_timeout_while_sniffing_returns_the_undecided_bytes_as_raw() {
     harness.eof();
     assert_eq!(closed_reason(&harness), Some(CloseReason::IdleTimeout));
 }
+
+#[test]
+fn raw_connections_half_close_when_done_and_framed_ones_never_do() {
+    let mut raw = Harness::new(ServerConfig::default());
+    raw.feed(b"ab\xc3");
+    assert!(!raw.conn.wants_write_shutdown());
+    raw.conn.begin_shutdown(raw.now);
+    assert_eq!(
+        raw.conn.pending_output(),
+        b"\xc3",
+        "the held byte is copied at the end"
+    );
+    assert!(!raw.conn.wants_write_shutdown(), "output first");
+    raw.flush();
+    assert!(raw.conn.wants_write_shutdown());
+    assert_eq!(
+        raw.conn.mode(),
+        Some(WireMode::Raw),
+        "the mode outlives the end"
+    );
+
+    let mut framed = framed(&[frame(FrameType::Bye, false, b"")]);
+    framed.flush();
+    assert!(framed.conn.has_ended());
+    assert!(
+        !framed.conn.wants_write_shutdown(),
+        "the framed client closes first"
+    );
+}
