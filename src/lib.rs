@@ -87,6 +87,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod loadgen;
 pub mod net;
 pub mod transform;
 pub mod wire;
