@@ -74,9 +74,9 @@ fn our_server_passes_every_tcp_case() {
     assert!(report.all_passed(), "failures:\n{}", explain(&report));
     let skipped = names(&report, |o| matches!(o, Outcome::Skipped { .. }));
     let expected_skips: BTreeSet<String> = [
-        "raw/7/ascii-option",
-        "framed/9/idle-timeout",
-        "raw/9/idle-timeout",
+        "raw/7.4/ascii-option",
+        "framed/9.1/idle-timeout",
+        "raw/9.1/idle-timeout",
     ]
     .map(String::from)
     .into();
@@ -109,7 +109,7 @@ fn ascii_raw_server_passes_the_ascii_case_and_fails_unicode_ones() {
     let report = conform::run(&ascii).expect("filters match");
     assert_eq!(
         passed(&report),
-        BTreeSet::from(["raw/7/ascii-option".to_string()])
+        BTreeSet::from(["raw/7.4/ascii-option".to_string()])
     );
     assert!(failed(&report).is_empty(), "{}", explain(&report));
 
@@ -140,7 +140,7 @@ fn no_carry_is_caught_by_the_split_cases() {
 fn no_address_swap_is_caught_by_the_address_cases() {
     check_broken(
         Flavor::NoSwap,
-        &["framed/5.5", "framed/5.1/ascii", "framed/6/unknown"],
+        &["framed/5.5", "framed/5.1/ascii", "framed/6.5/unknown"],
         &[
             "framed/5.5/explicit-swapped",
             "framed/5.5/one-side-unspecified",
@@ -150,7 +150,7 @@ fn no_address_swap_is_caught_by_the_address_cases() {
         &[
             "framed/5.5/unspecified-filled-in",
             "framed/5.1/ascii",
-            "framed/6/unknown-type-skipped",
+            "framed/6.5/unknown-type-skipped",
         ],
     );
 }
@@ -159,13 +159,13 @@ fn no_address_swap_is_caught_by_the_address_cases() {
 fn late_utf8_failure_is_caught_by_the_fail_fast_case() {
     check_broken(
         Flavor::LateUtf8,
-        &["framed/5.1", "framed/6/invalid"],
+        &["framed/5.1", "framed/6.2/invalid"],
         &["framed/5.1/invalid-utf8-fails-fast"],
         &[
             "framed/5.1/invalid-utf8-classes-rejected",
             "framed/5.1/split-code-point-at-every-offset",
             "framed/5.1/incomplete-code-point-is-not-an-error-yet",
-            "framed/6/invalid-utf8-fatal",
+            "framed/6.2/invalid-utf8-fatal",
         ],
     );
 }
@@ -188,11 +188,11 @@ fn closing_on_unknown_type_is_caught() {
     check_broken(
         Flavor::ClosesOnUnknownType,
         &["framed/6"],
-        &["framed/6/unknown-type-skipped"],
+        &["framed/6.5/unknown-type-skipped"],
         &[
-            "framed/6/unexpected-type-skipped",
-            "framed/6/type-mismatch-fatal",
-            "framed/6/frame-too-large-from-header",
+            "framed/6.5/unexpected-type-skipped",
+            "framed/6.2/type-mismatch-fatal",
+            "framed/6.2/frame-too-large-from-header",
         ],
     );
 }
@@ -215,13 +215,13 @@ fn raw_upcasing_each_recv_is_caught_by_the_split_case() {
     check_broken(
         Flavor::RawPerRecv,
         &["raw/7"],
+        &["raw/7.2/split-at-every-offset"],
+        // Copying an incomplete tail at once instead of holding it looks the
+        // same at end of input: only the split case can tell.
         &[
-            "raw/7/split-at-every-offset",
-            "raw/7/incomplete-at-eof-copied",
-        ],
-        &[
-            "raw/7/interactive-replies",
-            "raw/7/utf8-classes-upper-cased",
+            "raw/7.2/interactive-replies",
+            "raw/7.1/utf8-classes-upper-cased",
+            "raw/7.3/incomplete-at-eof-copied",
         ],
     );
 }
@@ -318,11 +318,11 @@ fn cli_exit_codes_and_reports() {
     let listing = String::from_utf8_lossy(&list.stdout);
     assert_eq!(list.status.code(), Some(0));
     assert!(
-        listing.contains("framed/5.1/split-code-point-at-every-offset [Unicode "),
+        listing.contains("framed/10/unicode-17-mappings [Unicode "),
         "{listing}"
     );
     assert!(
-        listing.contains("framed/9/idle-timeout [needs --idle-timeout]"),
+        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout]"),
         "{listing}"
     );
 }

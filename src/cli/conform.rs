@@ -89,11 +89,11 @@ pub fn run(args: ConformArgs) -> ExitCode {
         (&args.junit, report.to_junit()),
         (&args.json, report.to_json()),
     ] {
-        if let Some(path) = path {
-            if let Err(error) = std::fs::write(path, text) {
-                eprintln!("upcase conform: cannot write {}: {error}", path.display());
-                return ExitCode::from(2);
-            }
+        if let Some(path) = path
+            && let Err(error) = std::fs::write(path, text)
+        {
+            eprintln!("upcase conform: cannot write {}: {error}", path.display());
+            return ExitCode::from(2);
         }
     }
     if report.all_passed() {

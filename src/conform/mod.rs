@@ -14,9 +14,11 @@
 //!   `raw/7/invalid-bytes-kept`. Filters select cases by name prefix
 //!   (`framed/5.1` runs every case of §5.1 in framed mode);
 //! * a one-line **description** of the rule it checks;
-//! * whether its expected output depends on the **Unicode version** (the
-//!   oracle is this build's `std`, so such cases report which version they
-//!   expect, e.g. "(Unicode 17.0)");
+//! * whether its expected output depends on the **Unicode version**
+//!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
+//!   which version they expect, e.g. "(Unicode 17.0)". Only the §10 cases
+//!   are: every other sample uses code points whose upper case is the same
+//!   in Unicode 14.0 and 17.0;
 //! * what it **needs** ([`Needs`]): most cases run against any server with
 //!   default settings; a case that needs a short server setting (idle
 //!   timeout, ASCII raw mode) is skipped unless the option says the server

@@ -118,17 +118,17 @@ fn one_side_unspecified(ctx: &mut Ctx) -> Check {
 
 fn zero_ip_with_port(ctx: &mut Ctx) -> Check {
     let mut conn = ctx.framed()?;
-    let port_only = Address {
+    let port = |port| Address {
         ip: Ipv6Addr::UNSPECIFIED,
-        port: 7,
+        port,
     };
-    let request = with(frame(FrameType::Text, false, b"x"), port_only, port_only);
+    let request = with(frame(FrameType::Text, false, b"x"), port(7), port(8));
     round_trip(
         &mut conn,
         &request,
         FrameType::Text,
         b"X",
-        "TEXT from [::]:7 to [::]:7",
+        "TEXT from [::]:7 to [::]:8",
     )
 }
 

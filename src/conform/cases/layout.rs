@@ -7,14 +7,14 @@ use crate::wire::FrameType;
 
 pub const CASES: &[Case] = &[
     Case {
-        name: "framed/3/frame-byte-by-byte",
+        name: "framed/3.5/frame-byte-by-byte",
         description: "a frame that arrives one byte per TCP segment gets the same reply as one sent whole",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: frame_byte_by_byte,
     },
     Case {
-        name: "framed/3/zero-length-data",
+        name: "framed/3.4/zero-length-data",
         description: "TEXT, BYTES and PING with no data are answered with empty TEXT, BYTES and PONG",
         unicode_dependent: false,
         needs: Needs::Nothing,

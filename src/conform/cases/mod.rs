@@ -10,6 +10,7 @@ mod preface;
 mod raw;
 mod text;
 mod timeouts;
+mod unicode;
 
 use bytes::Bytes;
 
@@ -30,6 +31,7 @@ pub fn all() -> Vec<&'static Case> {
         errors::CASES,
         raw::CASES,
         timeouts::CASES,
+        unicode::CASES,
     ]
     .into_iter()
     .flatten()

@@ -7,42 +7,42 @@ use crate::wire::{ErrorCode, FrameType, PREFACE};
 
 pub const CASES: &[Case] = &[
     Case {
-        name: "framed/2/preface-answered",
+        name: "framed/2.1/preface-answered",
         description: "the server answers the client's preface with its own (version 1), then frames flow",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: preface_answered,
     },
     Case {
-        name: "framed/2/preface-byte-by-byte",
+        name: "framed/2.1/preface-byte-by-byte",
         description: "a preface that arrives one byte per TCP segment is still recognised",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: preface_byte_by_byte,
     },
     Case {
-        name: "framed/2/unsupported-version",
+        name: "framed/2.3/unsupported-version",
         description: "preface version 2: the server sends its preface, ERROR(UNSUPPORTED_VERSION), then closes",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: unsupported_version,
     },
     Case {
-        name: "raw/2/first-differing-byte-means-raw",
+        name: "raw/2.1/first-differing-byte-means-raw",
         description: "input that does not start with the preface is raw: answered at once, without closing",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: first_byte_raw,
     },
     Case {
-        name: "raw/2/preface-prefix-then-mismatch",
+        name: "raw/2.1/preface-prefix-then-mismatch",
         description: "0xC0 \"UP\" then a differing byte is raw input; the lone 0xC0 is kept as an invalid byte",
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: prefix_then_mismatch,
     },
     Case {
-        name: "raw/2/short-input-then-eof",
+        name: "raw/2.1/short-input-then-eof",
         description: "fewer than 8 bytes then end of input: raw, answered, then closed",
         unicode_dependent: false,
         needs: Needs::Nothing,
