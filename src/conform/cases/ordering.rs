@@ -81,6 +81,7 @@ fn pipelined(ctx: &mut Ctx) -> Check {
 }
 
 fn many_clients(ctx: &mut Ctx) -> Check {
+    let ascii_raw = ctx.options.raw_ascii;
     let mut conns: Vec<(bool, Conn)> = Vec::new();
     for k in 0..16 {
         let framed = k % 2 == 0;
@@ -94,7 +95,11 @@ fn many_clients(ctx: &mut Ctx) -> Check {
     for round in 0..4 {
         for (k, (framed, conn)) in conns.iter_mut().enumerate() {
             let message = format!("round {round} client {k} \u{df}\n");
-            let upper = oracle::text_upper(message.as_bytes());
+            let upper = if *framed || !ascii_raw {
+                oracle::text_upper(message.as_bytes())
+            } else {
+                oracle::ascii_upper(message.as_bytes())
+            };
             let what = format!("round {round} on connection {} of 16", k + 1);
             if *framed {
                 round_trip(
