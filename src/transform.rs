@@ -19,6 +19,8 @@
 
 use bytes::BytesMut;
 
+use upper::{UnicodeUpper, push_ascii_upper, push_if_ascii_upper};
+
 /// The most bytes one input byte can become: U+0390 (ΐ, 2 bytes) upper-cases
 /// to three 2-byte code points (6 bytes). Checked over every `char` in the tests.
 pub const MAX_EXPANSION: usize = 3;
@@ -56,6 +58,8 @@ pub struct Upcaser {
     consumed: u64,
     /// Strict mode's error, kept so that a failed message stays failed.
     failed: Option<InvalidUtf8>,
+    /// The Unicode mappings, with their cache.
+    unicode: UnicodeUpper,
 }
 
 impl Upcaser {
@@ -67,6 +71,7 @@ impl Upcaser {
             carry_len: 0,
             consumed: 0,
             failed: None,
+            unicode: UnicodeUpper::default(),
         }
     }
 
@@ -139,7 +144,8 @@ impl Upcaser {
                 }
             }
         }
-        *self = Upcaser::new(self.mode);
+        self.carry_len = 0;
+        self.consumed = 0;
         Ok(())
     }
 
@@ -147,15 +153,19 @@ impl Upcaser {
         if self.carry_len > 0 {
             input = self.complete_carry(input, out)?;
         }
-        // Fast path: one validation pass, then the ASCII-run upper-caser.
+        // ASCII needs no validation: try it first. Then one validation pass.
+        if push_if_ascii_upper(input, out) {
+            self.consumed += input.len() as u64;
+            return Ok(());
+        }
         if let Ok(text) = std::str::from_utf8(input) {
-            push_unicode_upper(text, out);
+            self.unicode.push(text, out);
             self.consumed += input.len() as u64;
             return Ok(());
         }
         let mut position = 0;
         for chunk in input.utf8_chunks() {
-            push_unicode_upper(chunk.valid(), out);
+            self.unicode.push(chunk.valid(), out);
             position += chunk.valid().len();
             let invalid = chunk.invalid();
             if invalid.is_empty() {
@@ -191,7 +201,7 @@ impl Upcaser {
         let carry_offset = self.consumed - held as u64;
         match std::str::from_utf8(joined) {
             Ok(code_point) => {
-                push_unicode_upper(code_point, out);
+                self.unicode.push(code_point, out);
                 self.carry_len = 0;
                 self.consumed += take as u64;
                 Ok(&input[take..])
@@ -249,54 +259,6 @@ fn utf8_width(lead: u8) -> usize {
     }
 }
 
-/// Append the ASCII upper case of `input` (Python's `bytes.upper()`).
-pub fn push_ascii_upper(input: &[u8], out: &mut BytesMut) {
-    let start = out.len();
-    out.extend_from_slice(input);
-    out[start..].make_ascii_uppercase();
-}
-
-/// Append the Unicode upper case of `text`: ASCII runs are copied and
-/// upper-cased in bulk, other code points go through `char::to_uppercase`.
-pub fn push_unicode_upper(text: &str, out: &mut BytesMut) {
-    out.reserve(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        let ascii_len = ascii_prefix_len(rest.as_bytes());
-        if ascii_len > 0 {
-            push_ascii_upper(&rest.as_bytes()[..ascii_len], out);
-            rest = &rest[ascii_len..];
-        }
-        let mut chars = rest.char_indices();
-        let mut non_ascii_end = rest.len();
-        for (index, c) in chars.by_ref() {
-            if c.is_ascii() {
-                non_ascii_end = index;
-                break;
-            }
-            let mut buf = [0u8; 4];
-            for upper in c.to_uppercase() {
-                out.extend_from_slice(upper.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-        rest = &rest[non_ascii_end..];
-    }
-}
-
-/// The length of the ASCII prefix of `bytes`, eight bytes at a time.
-fn ascii_prefix_len(bytes: &[u8]) -> usize {
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    let mut len = 0;
-    for word in bytes.chunks_exact(8) {
-        let word = u64::from_ne_bytes(word.try_into().expect("chunks of 8"));
-        if word & HIGH_BITS != 0 {
-            break;
-        }
-        len += 8;
-    }
-    len + bytes[len..].iter().take_while(|b| b.is_ascii()).count()
-}
-
 /// Upper-case a whole input in one call: [`Upcaser::push`] then
 /// [`Upcaser::finish`].
 ///
@@ -309,6 +271,8 @@ pub fn upcase_all(mode: CaseMode, input: &[u8]) -> Result<BytesMut, InvalidUtf8>
     upcaser.finish(&mut out)?;
     Ok(out)
 }
+
+mod upper;
 
 #[cfg(test)]
 mod tests;
