@@ -71,7 +71,7 @@ impl Datagrams {
         };
         if workload.payload.len() < min_size {
             return Err(format!(
-                "--udp needs --size {min_size} or more: each payload starts with a \
+                "--udp needs --size {min_size} or more: each payload starts with an \
                  {SEQ_WIDTH}-digit sequence number{}",
                 if workload.mode == WireMode::Raw {
                     " and raw lines end with a newline"
