@@ -5,14 +5,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use upcase::loadgen::{self, Config, Expect, Limit, PayloadType, WireMode, Workload};
+use upcase::loadgen::{self, Config, Expect, Limit, PayloadType, UdpOptions, WireMode, Workload};
 
 /// Arguments of `upcase bench`.
 #[derive(clap::Args)]
 #[command(
     after_help = "Every reply is compared with the upper case computed by the \
     client itself; any wrong reply or failed connection makes the exit code 1.\n\
-    Example: upcase bench 127.0.0.1:7777 --clients 64 --duration 5"
+    With --udp, each request is one datagram whose payload starts with an \
+    8-digit request number; requests unanswered within --udp-timeout are \
+    counted as lost, and more than --max-loss percent lost makes the exit code 1.\n\
+    Example: upcase bench 127.0.0.1:7777 --clients 64 --duration 5\n\
+    Example: upcase bench --udp 127.0.0.1:7777 --clients 16 --pipeline 4"
 )]
 pub struct BenchArgs {
     /// The server, HOST:PORT.
@@ -35,10 +39,10 @@ pub struct BenchArgs {
     /// What requests carry: text (ASCII and multi-byte) or bytes.
     #[arg(long = "type", value_enum, default_value_t = Kind::Text)]
     kind: Kind,
-    /// Requests in flight per connection.
+    /// Requests in flight per connection (UDP: datagrams per client).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pipeline: u32,
-    /// Seconds to wait for a connection or a reply.
+    /// Seconds to wait for a connection or a reply (TCP).
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
     /// The server is a plain echo (a baseline to compare with): expect each
@@ -48,9 +52,16 @@ pub struct BenchArgs {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Benchmark UDP instead of TCP (not supported yet).
+    /// Send each request as one UDP datagram (to the same port number)
+    /// instead of using TCP connections.
     #[arg(long)]
     udp: bool,
+    /// UDP: seconds a request waits for its reply before it counts as lost.
+    #[arg(long, default_value_t = 1.0, requires = "udp")]
+    udp_timeout: f64,
+    /// UDP: fail when more than this percentage of requests is lost.
+    #[arg(long, default_value_t = 1.0, requires = "udp")]
+    max_loss: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,9 +106,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
 }
 
 fn config(args: &BenchArgs) -> Result<Config, String> {
-    if args.udp {
-        return Err("--udp is not supported yet: benchmark the TCP port (drop --udp)".into());
-    }
     let addr = args
         .addr
         .to_socket_addrs()
@@ -138,8 +146,25 @@ fn config(args: &BenchArgs) -> Result<Config, String> {
         limit,
         workload,
         timeout: seconds_arg("--timeout", args.timeout)?,
+        udp: udp_options(args)?,
         progress: !args.json,
     })
+}
+
+fn udp_options(args: &BenchArgs) -> Result<Option<UdpOptions>, String> {
+    if !args.udp {
+        return Ok(None);
+    }
+    if !(0.0..=100.0).contains(&args.max_loss) {
+        return Err(format!(
+            "--max-loss is a percentage from 0 to 100, not {}",
+            args.max_loss
+        ));
+    }
+    Ok(Some(UdpOptions {
+        reply_timeout: seconds_arg("--udp-timeout", args.udp_timeout)?,
+        max_loss_percent: args.max_loss,
+    }))
 }
 
 fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
@@ -149,7 +174,7 @@ fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
         .ok_or_else(|| format!("{name} must be a positive number of seconds, not {seconds}"))
 }
 
-/// Each client holds one socket (two descriptors in std's split mode share
+/// Each client holds one socket (TCP: two descriptors in std's split mode share
 /// one socket but count twice): fail early with the fix instead of halfway
 /// through the connections.
 fn check_file_limit(clients: usize) -> Result<(), String> {

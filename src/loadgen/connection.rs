@@ -41,7 +41,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn allows(&self, issued: u64) -> bool {
+    /// Whether request number `issued` (counting from 0) may be sent.
+    pub fn allows(&self, issued: u64) -> bool {
         issued < self.requests
             && self
                 .deadline
@@ -54,7 +55,8 @@ impl Budget {
 pub struct Settings {
     /// Requests in flight.
     pub pipeline: usize,
-    /// Connect and reply timeout.
+    /// TCP: the connect and reply timeout. UDP: how long a request waits
+    /// for its reply before it counts as lost.
     pub timeout: Duration,
     /// The run's length, counted from when every client has connected.
     pub duration: Option<Duration>,
@@ -86,13 +88,29 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Whether the connection was established.
     pub connected: bool,
+    /// UDP: requests that got no reply within the timeout.
+    pub lost: u64,
+    /// UDP: replies to requests already answered or counted as lost.
+    pub late: u64,
 }
 
 impl Outcome {
-    fn record(&mut self, sent: Instant, check: Check, live: &Live) {
+    /// Count a reply to the request sent at `sent`, and time it.
+    pub fn record(&mut self, sent: Instant, check: Check, live: &Live) {
         self.latencies.record(sent.elapsed().as_nanos() as u64);
         self.replies += 1;
         live.replies.fetch_add(1, Ordering::Relaxed);
+        self.count_wrong(check, live);
+    }
+
+    /// Count a UDP reply that answers no request in flight: it is not
+    /// timed, but a wrong one is still a wrong reply.
+    pub fn late(&mut self, check: Check, live: &Live) {
+        self.late += 1;
+        self.count_wrong(check, live);
+    }
+
+    fn count_wrong(&mut self, check: Check, live: &Live) {
         if let Check::Wrong(what) = check {
             self.wrong += 1;
             live.wrong.fetch_add(1, Ordering::Relaxed);
@@ -277,8 +295,10 @@ fn run_two_threads(
 
 /// Whether a reply matched the oracle.
 #[derive(Debug, PartialEq, Eq)]
-enum Check {
+pub enum Check {
+    /// It did.
     Right,
+    /// It did not: how it differs.
     Wrong(String),
 }
 
@@ -413,7 +433,7 @@ fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8
 }
 
 /// Compare a reply with the oracle's answer; describe the first difference.
-fn compare(expected: &[u8], got: &[u8]) -> Check {
+pub fn compare(expected: &[u8], got: &[u8]) -> Check {
     if expected == got {
         return Check::Right;
     }

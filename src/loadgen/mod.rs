@@ -11,10 +11,16 @@
 //! then repeats one request (built by [`Workload`]) with up to `pipeline` in
 //! flight, until the duration is over or its share of the requests is done,
 //! and waits for the replies still in flight.
+//!
+//! Over UDP ([`Config::udp`]) each client is a socket sending one datagram
+//! per request, numbered so that replies can be matched; a request without
+//! a reply in time is lost, which is counted apart from wrong replies.
 
 mod connection;
+mod datagram;
 mod histogram;
 mod report;
+mod udp;
 mod workload;
 
 use std::io::{IsTerminal, Write};
@@ -25,10 +31,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use histogram::Histogram;
-pub use report::{ErrorCount, Latency, Report};
+pub use report::{ErrorCount, Latency, Report, Transport};
 pub use workload::{Expect, PayloadType, WireMode, Workload};
 
 use connection::{Live, Outcome, STACK_SIZE, Settings, StartGate};
+use datagram::Datagrams;
 
 /// When the run ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,26 +61,44 @@ pub struct Config {
     pub limit: Limit,
     /// The request and its expected reply.
     pub workload: Workload,
-    /// Connect and reply timeout.
+    /// Connect and reply timeout (TCP).
     pub timeout: Duration,
+    /// Send datagrams instead of using TCP connections.
+    pub udp: Option<UdpOptions>,
     /// Print a `\r`-updated progress line on stderr once a second (only
     /// when stderr is a terminal and the run lasts over 2 s).
     pub progress: bool,
 }
 
+/// How a UDP load test treats missing replies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UdpOptions {
+    /// How long a request waits for its reply before it counts as lost.
+    pub reply_timeout: Duration,
+    /// The run fails when more than this percentage of requests is lost.
+    pub max_loss_percent: f64,
+}
+
 /// Run the load test and report what was measured.
 ///
 /// # Errors
-/// A message when the client threads cannot be started.
+/// A message when the workload does not fit a datagram (UDP) or the client
+/// threads cannot be started.
 pub fn run(config: &Config) -> Result<Report, String> {
     let live = Arc::new(Live::default());
     let start = Arc::new(StartGate::default());
     let workload = Arc::new(config.workload.clone());
+    let datagrams = match config.udp {
+        Some(_) => Some(Datagrams::new(&config.workload)?),
+        None => None,
+    };
     let mut handles = Vec::with_capacity(config.clients);
     for client in 0..config.clients {
         let settings = Settings {
             pipeline: config.pipeline,
-            timeout: config.timeout,
+            timeout: config
+                .udp
+                .map_or(config.timeout, |options| options.reply_timeout),
             duration: match config.limit {
                 Limit::Duration(duration) => Some(duration),
                 Limit::Requests(_) => None,
@@ -84,11 +109,15 @@ pub fn run(config: &Config) -> Result<Report, String> {
             },
         };
         let (live, gate, workload) = (live.clone(), start.clone(), workload.clone());
+        let datagrams = datagrams.clone();
         let addr = config.addr;
         let handle = thread::Builder::new()
             .name(format!("client-{client}"))
             .stack_size(STACK_SIZE)
-            .spawn(move || connection::run(addr, &workload, settings, &gate, &live));
+            .spawn(move || match datagrams {
+                Some(datagrams) => udp::run(addr, datagrams, settings, &gate, &live),
+                None => connection::run(addr, &workload, settings, &gate, &live),
+            });
         match handle {
             Ok(handle) => handles.push(handle),
             Err(error) => {

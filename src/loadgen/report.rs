@@ -16,6 +16,8 @@ use super::workload::{PayloadType, WireMode};
 pub struct Report {
     /// The server, as the user named it.
     pub target: String,
+    /// TCP connections or UDP datagrams.
+    pub transport: Transport,
     /// Raw or framed.
     pub mode: WireMode,
     /// Text or bytes.
@@ -41,16 +43,36 @@ pub struct Report {
     pub mb_per_s: f64,
     /// Reply latency from the first byte written to the last byte read, µs.
     pub latency_us: Latency,
-    /// Replies that differ from the oracle's answer.
+    /// Replies that differ from the oracle's answer (UDP: late ones included).
     pub wrong_replies: u64,
+    /// UDP: requests without a reply within the reply timeout (0 for TCP).
+    pub lost: u64,
+    /// UDP: `lost` as a percentage of the requests sent.
+    pub loss_percent: f64,
+    /// UDP: the loss above which the run fails (`None` for TCP).
+    pub max_loss_percent: Option<f64>,
+    /// UDP: replies that came after their request was answered or counted
+    /// as lost (not timed, not in `requests`).
+    pub late_replies: u64,
     /// Connections that failed to connect or ended early (I/O error, timeout,
     /// server closed).
     pub failed_connections: usize,
     /// Distinct error messages (first wrong reply of each connection,
     /// connection errors) with how many connections saw each.
     pub errors: Vec<ErrorCount>,
-    /// No wrong reply, no failed connection, at least one reply.
+    /// No wrong reply, no failed connection, at least one reply, and (UDP)
+    /// no more loss than allowed.
     pub ok: bool,
+}
+
+/// How requests reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// One TCP connection per client.
+    Tcp,
+    /// One UDP socket per client, one datagram per request.
+    Udp,
 }
 
 /// Latency quantiles in microseconds (about 1 % precision).
@@ -92,6 +114,15 @@ impl Report {
         }
         let requests: u64 = outcomes.iter().map(|o| o.replies).sum();
         let wrong_replies: u64 = outcomes.iter().map(|o| o.wrong).sum();
+        let lost: u64 = outcomes.iter().map(|o| o.lost).sum();
+        let late_replies: u64 = outcomes.iter().map(|o| o.late).sum();
+        let loss_percent = if lost == 0 {
+            0.0
+        } else {
+            100.0 * lost as f64 / (requests + lost) as f64
+        };
+        let max_loss_percent = config.udp.map(|options| options.max_loss_percent);
+        let loss_ok = max_loss_percent.is_none_or(|max| loss_percent <= max);
         let failed_connections = outcomes.iter().filter(|o| o.error.is_some()).count();
         let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         let size = config.workload.payload.len();
@@ -103,6 +134,11 @@ impl Report {
         errors.sort_by_key(|error| std::cmp::Reverse(error.count));
         Report {
             target: config.target.clone(),
+            transport: if config.udp.is_some() {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            },
             mode: config.workload.mode,
             payload_type: match config.workload.frame_type {
                 crate::wire::FrameType::Bytes => PayloadType::Bytes,
@@ -125,9 +161,13 @@ impl Report {
                 mean: latencies.mean() / 1000.0,
             },
             wrong_replies,
+            lost,
+            loss_percent,
+            max_loss_percent,
+            late_replies,
             failed_connections,
             errors,
-            ok: wrong_replies == 0 && failed_connections == 0 && requests > 0,
+            ok: wrong_replies == 0 && failed_connections == 0 && requests > 0 && loss_ok,
         }
     }
 }
@@ -142,10 +182,14 @@ impl fmt::Display for Report {
             PayloadType::Text => "text",
             PayloadType::Bytes => "bytes",
         };
+        let transport = match self.transport {
+            Transport::Tcp => "",
+            Transport::Udp => "udp ",
+        };
         writeln!(
             f,
-            "{} — {mode} {kind}, {} bytes, {} clients ({} connected), pipeline {}",
-            self.target, self.size, self.clients, self.connected, self.pipeline
+            "{}{} — {mode} {kind}, {} bytes, {} clients ({} connected), pipeline {}",
+            transport, self.target, self.size, self.clients, self.connected, self.pipeline
         )?;
         writeln!(
             f,
@@ -158,14 +202,27 @@ impl fmt::Display for Report {
             "  latency µs: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1})",
             l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean
         )?;
+        if let Some(max) = self.max_loss_percent {
+            writeln!(
+                f,
+                "  lost: {} requests ({:.3} %, at most {max} % allowed), {} late replies",
+                self.lost, self.loss_percent, self.late_replies
+            )?;
+        }
         if self.ok {
             writeln!(f, "  every reply matched the oracle")?;
         } else {
             writeln!(
                 f,
-                "  FAILED: {} wrong replies, {} failed connections{}",
+                "  FAILED: {} wrong replies, {} failed connections{}{}",
                 self.wrong_replies,
                 self.failed_connections,
+                match self.max_loss_percent {
+                    Some(max) if self.loss_percent > max => {
+                        format!(", {:.3} % lost (over --max-loss {max})", self.loss_percent)
+                    }
+                    _ => String::new(),
+                },
                 if self.requests == 0 {
                     ", no reply at all"
                 } else {
