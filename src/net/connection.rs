@@ -51,6 +51,8 @@ pub(crate) fn run(stream: TcpStream, conn: ServerConnection, peer: SocketAddr, s
         buffer: vec![0; FIRST_READ_BUFFER],
         eof: false,
         write_shut: false,
+        read_timeout: None,
+        write_timeout: None,
         shutting_down: false,
         mode: None,
         reported_pending: 0,
@@ -88,6 +90,9 @@ struct Driver<'a> {
     eof: bool,
     /// Our writing side is shut down (raw connections that ended).
     write_shut: bool,
+    /// The socket timeouts last set, to skip setting them again.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     shutting_down: bool,
     mode: Option<WireMode>,
     /// This connection's share of [`Shared`]'s pending-output total.
@@ -156,7 +161,7 @@ impl Driver<'_> {
             if slice.is_zero() {
                 return Ok(()); // the deadline is due: let the loop handle it
             }
-            self.stream.set_write_timeout(Some(slice))?;
+            self.set_write_timeout(slice)?;
             match self.stream.write(self.conn.pending_output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(sent) => self.conn.mark_sent(Instant::now(), sent).map_err(usage)?,
@@ -171,8 +176,7 @@ impl Driver<'_> {
     /// Read at most `capacity` bytes, waiting at most `wait`, and feed them.
     /// Whether anything (data or end of stream) arrived.
     fn read(&mut self, capacity: usize, wait: Duration) -> io::Result<bool> {
-        self.stream
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        self.set_read_timeout(wait.max(Duration::from_millis(1)))?;
         let len = capacity.min(self.buffer.len());
         match self.stream.read(&mut self.buffer[..len]) {
             Ok(0) => {
@@ -250,6 +254,33 @@ impl Driver<'_> {
             .adjust_pending(self.reported_pending, now_pending);
         self.reported_pending = now_pending;
     }
+}
+
+impl Driver<'_> {
+    /// Set the socket's read timeout, skipping the system call when it is
+    /// already (within a millisecond) what is asked: a busy connection would
+    /// otherwise make one extra call per read.
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if !close_enough(self.read_timeout, timeout) {
+            self.stream.set_read_timeout(Some(timeout))?;
+            self.read_timeout = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// The write-side twin of [`set_read_timeout`](Self::set_read_timeout).
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if !close_enough(self.write_timeout, timeout) {
+            self.stream.set_write_timeout(Some(timeout))?;
+            self.write_timeout = Some(timeout);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a socket timeout already set is within 1 ms of `wanted`.
+fn close_enough(set: Option<Duration>, wanted: Duration) -> bool {
+    set.is_some_and(|set| set.abs_diff(wanted) < Duration::from_millis(1))
 }
 
 fn is_timeout(error: &io::Error) -> bool {
