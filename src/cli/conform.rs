@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use upcase::conform::{self, Options};
+use upcase::conn::ServerMode;
 
 /// Arguments of `upcase conform`.
 #[derive(clap::Args)]
@@ -31,7 +32,8 @@ pub struct ConformArgs {
     /// Print a wire log (what was sent and received) under each case.
     #[arg(long, short)]
     verbose: bool,
-    /// Run the UDP cases (only those) instead of the TCP ones.
+    /// Run the UDP cases (only those) instead of the TCP ones: datagrams to
+    /// ADDR's UDP port (SPEC.md §8). Run the suite twice to test both.
     #[arg(long)]
     udp: bool,
     /// The server's idle timeout in seconds, when it was started with a short
@@ -45,6 +47,25 @@ pub struct ConformArgs {
     /// raw case instead of the Unicode raw ones.
     #[arg(long)]
     raw_ascii: bool,
+    /// The mode the server was started in (`serve --mode`): `raw` skips the
+    /// framed cases, `framed` the raw ones, and each runs its own §2.2/§8.1 cases.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ServerModeArg::Auto)]
+    server_mode: ServerModeArg,
+    /// The server's connection limit (`serve --max-connections N`): enables
+    /// the BUSY case, which opens N connections and then one more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_connections: Option<u32>,
+}
+
+/// `--server-mode`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServerModeArg {
+    /// Raw and framed on one port, told apart by the preface (the default).
+    Auto,
+    /// Raw only.
+    Raw,
+    /// Framed only.
+    Framed,
 }
 
 /// Run `upcase conform`: exit 0 when every case passed, 1 on a failure or a
@@ -156,6 +177,12 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
         .transpose()?;
     options.max_frame = args.max_frame;
     options.raw_ascii = args.raw_ascii;
+    options.server_mode = match args.server_mode {
+        ServerModeArg::Auto => ServerMode::Auto,
+        ServerModeArg::Raw => ServerMode::Raw,
+        ServerModeArg::Framed => ServerMode::Framed,
+    };
+    options.max_connections = args.max_connections.map(|n| n as usize);
     Ok(options)
 }
 

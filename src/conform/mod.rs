@@ -57,6 +57,7 @@
 mod case;
 mod cases;
 mod client;
+mod datagram;
 mod oracle;
 mod report;
 mod show;
@@ -66,6 +67,9 @@ use std::time::{Duration, Instant};
 
 pub use case::{Case, Check, Failure, Needs, Transport};
 pub use client::{Conn, Ctx};
+pub use datagram::Dgram;
+
+use crate::conn::ServerMode;
 pub use report::{CaseResult, Outcome, Report};
 
 /// How to run the suite.
@@ -85,6 +89,11 @@ pub struct Options {
     pub max_frame: u32,
     /// The server runs ASCII-only raw mode: run the ASCII raw case, skip the Unicode raw ones.
     pub raw_ascii: bool,
+    /// The mode the server was started in: `Raw` skips the framed cases,
+    /// `Framed` the raw ones, and each runs its own §2.2 cases.
+    pub server_mode: ServerMode,
+    /// The server's connection limit, when known: enables the BUSY case.
+    pub max_connections: Option<usize>,
 }
 
 impl Options {
@@ -98,6 +107,8 @@ impl Options {
             idle_timeout: None,
             max_frame: crate::wire::DEFAULT_MAX_DATA_LEN,
             raw_ascii: false,
+            server_mode: ServerMode::Auto,
+            max_connections: None,
         }
     }
 }
@@ -111,8 +122,11 @@ pub enum SelectError {
         /// The filter.
         filter: String,
     },
-    /// The selection (e.g. `--udp`) holds no case at all.
-    #[error("there are no {transport} cases yet; nothing to run")]
+    /// The filters select no case of the transport being run (UDP cases
+    /// run only with `--udp`, TCP cases only without).
+    #[error(
+        "the filters select no {transport} case; UDP cases run only with --udp, TCP cases only without"
+    )]
     Empty {
         /// "UDP" or "TCP".
         transport: &'static str,
