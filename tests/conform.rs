@@ -546,6 +546,15 @@ fn cli_exit_codes_and_reports() {
         "{listing}"
     );
     assert!(listing.contains("udp/8.2/more-set-malformed"), "{listing}");
+
+    // --list needs no server; a first argument with a '/' is a filter.
+    let list = upcase()
+        .args(["conform", "--list", "udp/8.4"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0), "{listing}");
+    assert!(listing.ends_with("4 cases\n"), "{listing}");
 }
 
 #[test]

@@ -10,10 +10,20 @@ use upcase::conn::ServerMode;
 
 /// Arguments of `upcase conform`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  upcase conform 127.0.0.1:9999                  every TCP case (raw and framed)
+  upcase conform 127.0.0.1:9999 --udp            every UDP case (SPEC.md §8)
+  upcase conform 127.0.0.1:9999 framed/5.1 -v    §5.1 only, with a wire log
+  upcase conform 127.0.0.1:9999 --list           the cases and what they need
+  # a server started with `serve --max-connections 4 --mode framed`:
+  upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
+
+Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
 pub struct ConformArgs {
-    /// The server to test, HOST:PORT.
-    #[arg(value_name = "ADDR")]
-    addr: String,
+    /// The server to test, HOST:PORT (not needed with --list).
+    #[arg(value_name = "ADDR", required_unless_present = "list")]
+    addr: Option<String>,
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
@@ -72,7 +82,10 @@ enum ServerModeArg {
 /// filter that matches nothing, 2 on bad usage or no server.
 pub fn run(args: ConformArgs) -> ExitCode {
     if args.list {
-        return list(&args.filters);
+        // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
+        let mut filters = args.filters.clone();
+        filters.extend(args.addr.iter().filter(|a| a.contains('/')).cloned());
+        return list(&filters);
     }
     let options = match options(&args) {
         Ok(options) => options,
@@ -156,17 +169,17 @@ fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
 }
 
 fn options(args: &ConformArgs) -> Result<Options, String> {
-    let addr: SocketAddr = args
-        .addr
+    let given = args.addr.as_deref().unwrap_or_default();
+    let addr: SocketAddr = given
         .to_socket_addrs()
         .map_err(|e| {
             format!(
                 "cannot resolve {:?} (expected HOST:PORT, e.g. 127.0.0.1:9999): {e}",
-                args.addr
+                given
             )
         })?
         .next()
-        .ok_or_else(|| format!("{:?} resolves to no address", args.addr))?;
+        .ok_or_else(|| format!("{given:?} resolves to no address"))?;
     let mut options = Options::new(addr);
     options.filters = args.filters.clone();
     options.timeout = seconds(args.timeout, "--timeout")?;
