@@ -417,6 +417,32 @@ fn raw_upcasing_each_recv_is_caught_by_the_split_case() {
 }
 
 #[test]
+fn a_lost_datagram_is_sent_once_more_and_the_log_says_so() {
+    let responder = BrokenUdp::start(Bug::LosesFirstDatagram);
+    let mut options = udp_options(responder.addr, &["udp/8.3/raw-empty", "udp/8.2/ping-pong"]);
+    // Only how long the lost attempt waits; the replies come at once.
+    options.timeout = Duration::from_millis(200);
+    let report = conform::run(&options).expect("filters match");
+    assert_eq!(
+        report.summary(),
+        "2 passed, 0 failed, 0 skipped",
+        "{}",
+        explain(&report)
+    );
+    for result in &report.results {
+        assert!(
+            result
+                .wire_log
+                .iter()
+                .any(|line| line.contains("sending it once more")),
+            "{}: {:?}",
+            result.name,
+            result.wire_log
+        );
+    }
+}
+
+#[test]
 fn a_filter_that_matches_nothing_is_an_error() {
     let options = Options::new("127.0.0.1:9".parse().unwrap());
     let mut bad = options.clone();

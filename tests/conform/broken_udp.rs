@@ -21,6 +21,8 @@ pub enum Bug {
     /// A frame length that does not match the datagram is trusted as the
     /// datagram's: the header's length is rewritten before answering.
     IgnoresLengthMismatch,
+    /// Not a bug: the first datagram from each peer is lost, as UDP may.
+    LosesFirstDatagram,
 }
 
 pub struct BrokenUdp {
@@ -40,10 +42,14 @@ impl BrokenUdp {
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65_536];
+            let mut seen = std::collections::HashSet::new();
             while !stopping.load(Ordering::SeqCst) {
                 let Ok((n, peer)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
+                if bug == Bug::LosesFirstDatagram && seen.insert(peer) {
+                    continue;
+                }
                 if let Some(reply) = answer(bug, &buf[..n], addr, peer) {
                     let _ = socket.send_to(&reply, peer);
                 }
