@@ -1,21 +1,42 @@
-//! The conformance suite must pass against our server and fail, in the
-//! right cases, against deliberately broken ones.
+//! The conformance suite must pass against our server (`upcase::net::Server`,
+//! TCP and UDP) and fail, in the right cases, against deliberately broken ones.
 
+#[path = "conform/broken_udp.rs"]
+mod broken_udp;
 #[path = "conform/harness.rs"]
 mod harness;
+#[path = "conform/ours.rs"]
+mod ours;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use broken_udp::{BrokenUdp, Bug};
 use harness::{Flavor, TestServer};
+use ours::OurServer;
 use upcase::conform::{self, Options, Outcome, Report, SelectError};
-use upcase::conn::ServerConfig;
+use upcase::conn::{RawCase, ServerConfig, ServerMode};
 
-fn options(server: &TestServer, filters: &[&str]) -> Options {
-    let mut options = Options::new(server.addr);
+fn options(addr: SocketAddr, filters: &[&str]) -> Options {
+    let mut options = Options::new(addr);
     options.filters = filters.iter().map(|f| f.to_string()).collect();
     options
+}
+
+fn udp_options(addr: SocketAddr, filters: &[&str]) -> Options {
+    let mut options = options(addr, filters);
+    options.udp = true;
+    options
+}
+
+fn skipped(report: &Report) -> BTreeSet<String> {
+    names(report, |o| matches!(o, Outcome::Skipped { .. }))
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 fn names(report: &Report, pick: impl Fn(&Outcome) -> bool) -> BTreeSet<String> {
@@ -45,42 +66,69 @@ fn explain(report: &Report) -> String {
         .join("\n")
 }
 
-/// Run `filters` against a broken server; require every case in `must_fail`
-/// to fail and every case in `must_pass` to pass.
-fn check_broken(flavor: Flavor, filters: &[&str], must_fail: &[&str], must_pass: &[&str]) {
-    let server = TestServer::start(flavor, ServerConfig::default());
-    let report = conform::run(&options(&server, filters)).expect("filters match");
-    let failed = failed(&report);
-    let passed = passed(&report);
+/// Require every case in `must_fail` to have failed and every case in
+/// `must_pass` to have passed.
+fn check_report(report: &Report, who: &str, must_fail: &[&str], must_pass: &[&str]) {
+    let failed = failed(report);
+    let passed = passed(report);
     for name in must_fail {
         assert!(
             failed.contains(*name),
-            "{flavor:?}: {name} should fail; failed: {failed:?}"
+            "{who}: {name} should fail; failed: {failed:?}"
         );
     }
     for name in must_pass {
         assert!(
             passed.contains(*name),
-            "{flavor:?}: {name} should pass; failures:\n{}",
-            explain(&report)
+            "{who}: {name} should pass; failures:\n{}",
+            explain(report)
         );
     }
 }
 
+/// Run `filters` against a broken TCP server and check the outcome.
+fn check_broken(flavor: Flavor, filters: &[&str], must_fail: &[&str], must_pass: &[&str]) {
+    let server = TestServer::start(flavor, ServerConfig::default());
+    let report = conform::run(&options(server.addr, filters)).expect("filters match");
+    check_report(&report, &format!("{flavor:?}"), must_fail, must_pass);
+}
+
+/// Run the UDP cases against a broken UDP responder and check the outcome.
+fn check_broken_udp(bug: Bug, must_fail: &[&str], must_pass: &[&str]) {
+    let responder = BrokenUdp::start(bug);
+    let report = conform::run(&udp_options(responder.addr, &[])).expect("UDP cases exist");
+    check_report(&report, &format!("{bug:?}"), must_fail, must_pass);
+}
+
 #[test]
 fn our_server_passes_every_tcp_case() {
-    let server = TestServer::start(Flavor::Correct, ServerConfig::default());
-    let report = conform::run(&options(&server, &[])).expect("no filters");
+    let server = OurServer::start();
+    let report = conform::run(&options(server.addr, &[])).expect("no filters");
     assert!(report.all_passed(), "failures:\n{}", explain(&report));
-    let skipped = names(&report, |o| matches!(o, Outcome::Skipped { .. }));
-    let expected_skips: BTreeSet<String> = [
+    let expected_skips = set(&[
+        "raw/2.2/raw-only-preface-echoed",
+        "framed/2.2/framed-only-closes-raw",
         "raw/7.4/ascii-option",
         "framed/9.1/idle-timeout",
         "raw/9.1/idle-timeout",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(skipped, expected_skips);
+        "framed/9.3/busy-at-the-limit",
+    ]);
+    assert_eq!(skipped(&report), expected_skips);
+    assert!(report.results.iter().all(|r| !r.name.starts_with("udp/")));
+}
+
+#[test]
+fn our_server_passes_every_udp_case() {
+    let server = OurServer::start();
+    let report = conform::run(&udp_options(server.addr, &[])).expect("no filters");
+    assert!(report.all_passed(), "failures:\n{}", explain(&report));
+    let expected_skips = set(&[
+        "udp/8.1/framed-only-drops-raw",
+        "udp/8.1/raw-only-treats-preface-as-raw",
+    ]);
+    assert_eq!(skipped(&report), expected_skips);
+    assert!(report.results.iter().all(|r| r.name.starts_with("udp/")));
+    assert!(passed(&report).len() >= 25, "{}", report.summary());
 }
 
 #[test]
@@ -89,8 +137,8 @@ fn our_server_passes_the_idle_timeout_cases() {
         idle_timeout: Duration::from_secs(1),
         ..ServerConfig::default()
     };
-    let server = TestServer::start(Flavor::Correct, config);
-    let mut options = options(&server, &["framed/9", "raw/9"]);
+    let server = OurServer::with(config, 1024);
+    let mut options = options(server.addr, &["framed/9.1", "raw/9.1"]);
     options.idle_timeout = Some(Duration::from_secs(1));
     let report = conform::run(&options).expect("filters match");
     assert_eq!(
@@ -102,20 +150,162 @@ fn our_server_passes_the_idle_timeout_cases() {
 }
 
 #[test]
+fn busy_case_passes_at_the_limit_and_fails_when_told_a_higher_one() {
+    let server = OurServer::with(ServerConfig::default(), 2);
+    let mut told = options(server.addr, &["framed/9.3"]);
+    told.max_connections = Some(2);
+    let report = conform::run(&told).expect("filters match");
+    assert_eq!(
+        report.summary(),
+        "1 passed, 0 failed, 0 skipped",
+        "{}",
+        explain(&report)
+    );
+
+    // Told a limit of 3, the suite's third connection gets BUSY where it
+    // expects a PONG: the case can fail.
+    told.max_connections = Some(3);
+    let report = conform::run(&told).expect("filters match");
+    assert_eq!(failed(&report), set(&["framed/9.3/busy-at-the-limit"]));
+}
+
+#[test]
+fn raw_only_server_passes_its_mode_cases() {
+    let config = ServerConfig {
+        mode: ServerMode::Raw,
+        ..ServerConfig::default()
+    };
+    let server = OurServer::with(config, 1024);
+    let mut tcp = options(server.addr, &["raw/2", "framed/2"]);
+    tcp.server_mode = ServerMode::Raw;
+    let report = conform::run(&tcp).expect("filters match");
+    assert!(report.all_passed(), "{}", explain(&report));
+    assert!(passed(&report).contains("raw/2.2/raw-only-preface-echoed"));
+    assert!(
+        skipped(&report)
+            .iter()
+            .all(|name| name.starts_with("framed/")),
+        "{:?}",
+        skipped(&report)
+    );
+
+    let mut udp = udp_options(server.addr, &["udp/8.1", "udp/8.3"]);
+    udp.server_mode = ServerMode::Raw;
+    let report = conform::run(&udp).expect("filters match");
+    assert!(report.all_passed(), "{}", explain(&report));
+    assert!(passed(&report).contains("udp/8.1/raw-only-treats-preface-as-raw"));
+
+    // Told nothing, the suite expects a framed reply to a preface.
+    let report = conform::run(&options(server.addr, &["framed/2.1/preface-answered"]))
+        .expect("filters match");
+    assert!(!report.all_passed());
+}
+
+#[test]
+fn framed_only_server_passes_its_mode_cases() {
+    let config = ServerConfig {
+        mode: ServerMode::Framed,
+        ..ServerConfig::default()
+    };
+    let server = OurServer::with(config, 1024);
+    let mut tcp = options(server.addr, &["raw/2", "framed/2", "framed/5.6"]);
+    tcp.server_mode = ServerMode::Framed;
+    let report = conform::run(&tcp).expect("filters match");
+    assert!(report.all_passed(), "{}", explain(&report));
+    assert!(passed(&report).contains("framed/2.2/framed-only-closes-raw"));
+    assert!(passed(&report).contains("framed/5.6/many-clients-interleaved"));
+
+    let mut udp = udp_options(server.addr, &["udp/8.1", "udp/8.2/ping"]);
+    udp.server_mode = ServerMode::Framed;
+    let report = conform::run(&udp).expect("filters match");
+    assert!(report.all_passed(), "{}", explain(&report));
+    assert!(passed(&report).contains("udp/8.1/framed-only-drops-raw"));
+
+    // Told nothing, the suite expects raw replies and notices they are missing.
+    let report = conform::run(&options(
+        server.addr,
+        &["raw/2.1/first-differing-byte-means-raw"],
+    ))
+    .expect("filters match");
+    assert!(!report.all_passed());
+}
+
+#[test]
 fn ascii_raw_server_passes_the_ascii_case_and_fails_unicode_ones() {
-    let server = TestServer::start(Flavor::Correct, harness::ascii_config());
-    let mut ascii = options(&server, &["raw/7"]);
+    let config = ServerConfig {
+        raw_case: RawCase::Ascii,
+        ..ServerConfig::default()
+    };
+    let server = OurServer::with(config, 1024);
+    let mut ascii = options(server.addr, &["raw/7"]);
     ascii.raw_ascii = true;
     let report = conform::run(&ascii).expect("filters match");
-    assert_eq!(
-        passed(&report),
-        BTreeSet::from(["raw/7.4/ascii-option".to_string()])
-    );
+    assert_eq!(passed(&report), set(&["raw/7.4/ascii-option"]));
     assert!(failed(&report).is_empty(), "{}", explain(&report));
 
+    // Raw datagrams follow the same option.
+    let mut udp = udp_options(server.addr, &["udp/8.3", "udp/8.4/raw"]);
+    udp.raw_ascii = true;
+    let report = conform::run(&udp).expect("filters match");
+    assert!(report.all_passed(), "{}", explain(&report));
+
     // Told nothing, the suite expects Unicode raw mode and notices.
-    let report = conform::run(&options(&server, &["raw/7.1/utf8-classes"])).expect("filters match");
+    let report =
+        conform::run(&options(server.addr, &["raw/7.1/utf8-classes"])).expect("filters match");
     assert!(!report.all_passed());
+}
+
+#[test]
+fn udp_replies_without_the_preface_are_caught_by_every_framed_case() {
+    check_broken_udp(
+        Bug::NoPreface,
+        &[
+            "udp/8.2/text-upper-cased",
+            "udp/8.2/ping-pong",
+            "udp/8.2/bye-answered",
+            "udp/8.5/unspecified-filled-in",
+            "udp/8.2/unsupported-version",
+            "udp/8.2/more-set-malformed",
+            "udp/8.4/text-reply-too-large",
+        ],
+        &[
+            "udp/8.3/raw-upper-cased",
+            "udp/8.3/raw-empty-datagram",
+            "udp/8.4/raw-reply-over-limit-dropped",
+        ],
+    );
+}
+
+#[test]
+fn udp_bytewise_lossy_raw_is_caught_by_the_raw_cases() {
+    check_broken_udp(
+        Bug::BytewiseLossy,
+        &[
+            "udp/8.3/raw-upper-cased",
+            "udp/8.3/raw-invalid-bytes-kept",
+            "udp/8.3/raw-incomplete-tail-copied",
+            "udp/8.1/not-the-magic-is-raw",
+            "udp/8.4/raw-reply-at-limit-sent",
+        ],
+        &["udp/8.3/raw-empty-datagram", "udp/8.2/text-upper-cased"],
+    );
+}
+
+#[test]
+fn udp_trusting_a_mismatched_length_is_caught() {
+    check_broken_udp(
+        Bug::IgnoresLengthMismatch,
+        &[
+            "udp/8.2/length-mismatch-malformed",
+            "udp/8.2/checks-in-order",
+        ],
+        &[
+            "udp/8.2/text-upper-cased",
+            "udp/8.2/short-header-malformed",
+            "udp/8.2/frame-too-large-before-length",
+            "udp/8.2/more-set-malformed",
+        ],
+    );
 }
 
 #[test]
@@ -227,6 +417,32 @@ fn raw_upcasing_each_recv_is_caught_by_the_split_case() {
 }
 
 #[test]
+fn a_lost_datagram_is_sent_once_more_and_the_log_says_so() {
+    let responder = BrokenUdp::start(Bug::LosesFirstDatagram);
+    let mut options = udp_options(responder.addr, &["udp/8.3/raw-empty", "udp/8.2/ping-pong"]);
+    // Only how long the lost attempt waits; the replies come at once.
+    options.timeout = Duration::from_millis(200);
+    let report = conform::run(&options).expect("filters match");
+    assert_eq!(
+        report.summary(),
+        "2 passed, 0 failed, 0 skipped",
+        "{}",
+        explain(&report)
+    );
+    for result in &report.results {
+        assert!(
+            result
+                .wire_log
+                .iter()
+                .any(|line| line.contains("sending it once more")),
+            "{}: {:?}",
+            result.name,
+            result.wire_log
+        );
+    }
+}
+
+#[test]
 fn a_filter_that_matches_nothing_is_an_error() {
     let options = Options::new("127.0.0.1:9".parse().unwrap());
     let mut bad = options.clone();
@@ -237,12 +453,18 @@ fn a_filter_that_matches_nothing_is_an_error() {
             filter: "framed/42".into()
         }
     );
+    // A TCP filter with --udp selects nothing of the UDP set.
     let mut udp = options;
     udp.udp = true;
+    udp.filters = vec!["framed/5.1".into()];
     assert_eq!(
         conform::select(&udp).unwrap_err(),
         SelectError::Empty { transport: "UDP" }
     );
+    udp.filters.clear();
+    let selected = conform::select(&udp).unwrap();
+    assert!(!selected.is_empty());
+    assert!(selected.iter().all(|case| case.name.starts_with("udp/")));
 }
 
 #[test]
@@ -272,7 +494,7 @@ fn upcase() -> Command {
 
 #[test]
 fn cli_exit_codes_and_reports() {
-    let server = TestServer::start(Flavor::Correct, ServerConfig::default());
+    let server = OurServer::start();
     let addr = server.addr.to_string();
     let dir = std::env::temp_dir().join(format!("upcase-conform-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -280,7 +502,7 @@ fn cli_exit_codes_and_reports() {
     let json = dir.join("report.json");
 
     let pass = upcase()
-        .args(["conform", &addr, "framed/2", "--junit"])
+        .args(["conform", &addr, "framed/2.1", "framed/2.3", "--junit"])
         .arg(&junit)
         .arg("--json")
         .arg(&json)
@@ -307,9 +529,25 @@ fn cli_exit_codes_and_reports() {
             .contains("no case name starts with \"framed/99\"")
     );
 
-    let udp = upcase().args(["conform", &addr, "--udp"]).output().unwrap();
-    assert_eq!(udp.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&udp.stderr).contains("no UDP cases yet"));
+    let udp = upcase()
+        .args(["conform", &addr, "--udp", "udp/8.3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&udp.stdout);
+    assert_eq!(udp.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("✔ udp/8.3/raw-empty-datagram"), "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed, 0 skipped"), "{stdout}");
+
+    let wrong_transport = upcase()
+        .args(["conform", &addr, "--udp", "framed/2"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong_transport.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong_transport.stderr).contains("--udp"),
+        "{}",
+        String::from_utf8_lossy(&wrong_transport.stderr)
+    );
 
     let list = upcase()
         .args(["conform", &addr, "--list"])
@@ -325,6 +563,24 @@ fn cli_exit_codes_and_reports() {
         listing.contains("framed/9.1/idle-timeout [needs --idle-timeout]"),
         "{listing}"
     );
+    assert!(
+        listing.contains("framed/9.3/busy-at-the-limit [needs --max-connections]"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("raw/2.2/raw-only-preface-echoed [needs --server-mode raw]"),
+        "{listing}"
+    );
+    assert!(listing.contains("udp/8.2/more-set-malformed"), "{listing}");
+
+    // --list needs no server; a first argument with a '/' is a filter.
+    let list = upcase()
+        .args(["conform", "--list", "udp/8.4"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0), "{listing}");
+    assert!(listing.ends_with("4 cases\n"), "{listing}");
 }
 
 #[test]

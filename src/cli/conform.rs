@@ -6,13 +6,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use upcase::conform::{self, Options};
+use upcase::conn::ServerMode;
 
 /// Arguments of `upcase conform`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  upcase conform 127.0.0.1:9999                  every TCP case (raw and framed)
+  upcase conform 127.0.0.1:9999 --udp            every UDP case (SPEC.md §8)
+  upcase conform 127.0.0.1:9999 framed/5.1 -v    §5.1 only, with a wire log
+  upcase conform 127.0.0.1:9999 --list           the cases and what they need
+  # a server started with `serve --max-connections 4 --mode framed`:
+  upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
+
+Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
 pub struct ConformArgs {
-    /// The server to test, HOST:PORT.
-    #[arg(value_name = "ADDR")]
-    addr: String,
+    /// The server to test, HOST:PORT (not needed with --list).
+    #[arg(value_name = "ADDR", required_unless_present = "list")]
+    addr: Option<String>,
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
@@ -31,7 +42,8 @@ pub struct ConformArgs {
     /// Print a wire log (what was sent and received) under each case.
     #[arg(long, short)]
     verbose: bool,
-    /// Run the UDP cases (only those) instead of the TCP ones.
+    /// Run the UDP cases (only those) instead of the TCP ones: datagrams to
+    /// ADDR's UDP port (SPEC.md §8). Run the suite twice to test both.
     #[arg(long)]
     udp: bool,
     /// The server's idle timeout in seconds, when it was started with a short
@@ -45,13 +57,35 @@ pub struct ConformArgs {
     /// raw case instead of the Unicode raw ones.
     #[arg(long)]
     raw_ascii: bool,
+    /// The mode the server was started in (`serve --mode`): `raw` skips the
+    /// framed cases, `framed` the raw ones, and each runs its own §2.2/§8.1 cases.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ServerModeArg::Auto)]
+    server_mode: ServerModeArg,
+    /// The server's connection limit (`serve --max-connections N`): enables
+    /// the BUSY case, which opens N connections and then one more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_connections: Option<u32>,
+}
+
+/// `--server-mode`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServerModeArg {
+    /// Raw and framed on one port, told apart by the preface (the default).
+    Auto,
+    /// Raw only.
+    Raw,
+    /// Framed only.
+    Framed,
 }
 
 /// Run `upcase conform`: exit 0 when every case passed, 1 on a failure or a
 /// filter that matches nothing, 2 on bad usage or no server.
 pub fn run(args: ConformArgs) -> ExitCode {
     if args.list {
-        return list(&args.filters);
+        // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
+        let mut filters = args.filters.clone();
+        filters.extend(args.addr.iter().filter(|a| a.contains('/')).cloned());
+        return list(&filters);
     }
     let options = match options(&args) {
         Ok(options) => options,
@@ -135,17 +169,17 @@ fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
 }
 
 fn options(args: &ConformArgs) -> Result<Options, String> {
-    let addr: SocketAddr = args
-        .addr
+    let given = args.addr.as_deref().unwrap_or_default();
+    let addr: SocketAddr = given
         .to_socket_addrs()
         .map_err(|e| {
             format!(
                 "cannot resolve {:?} (expected HOST:PORT, e.g. 127.0.0.1:9999): {e}",
-                args.addr
+                given
             )
         })?
         .next()
-        .ok_or_else(|| format!("{:?} resolves to no address", args.addr))?;
+        .ok_or_else(|| format!("{given:?} resolves to no address"))?;
     let mut options = Options::new(addr);
     options.filters = args.filters.clone();
     options.timeout = seconds(args.timeout, "--timeout")?;
@@ -156,6 +190,12 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
         .transpose()?;
     options.max_frame = args.max_frame;
     options.raw_ascii = args.raw_ascii;
+    options.server_mode = match args.server_mode {
+        ServerModeArg::Auto => ServerMode::Auto,
+        ServerModeArg::Raw => ServerMode::Raw,
+        ServerModeArg::Framed => ServerMode::Framed,
+    };
+    options.max_connections = args.max_connections.map(|n| n as usize);
     Ok(options)
 }
 

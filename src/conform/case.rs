@@ -5,14 +5,17 @@ use std::fmt::Display;
 use serde::Serialize;
 
 use super::Options;
+use crate::conn::ServerMode;
 
 /// What a case's check returns: `Err` at the first difference from SPEC.md.
 pub type Check = Result<(), Failure>;
 
-/// What a server must be set up with for a case to run.
+/// What a server must be set up with for a case to run. Independently of
+/// this, a case named `framed/…` is skipped against a raw-only server and one
+/// named `raw/…` against a framed-only one (`--server-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
-    /// Default settings: always runs (over TCP).
+    /// Default settings: always runs.
     Nothing,
     /// Unicode raw mode (the default): skipped when the suite is told the
     /// server runs ASCII raw mode (`--raw-ascii`).
@@ -21,8 +24,19 @@ pub enum Needs {
     RawAscii,
     /// A short idle timeout: runs only with `--idle-timeout SECS`.
     IdleTimeout,
-    /// A UDP case: runs only with `--udp`.
-    Udp,
+    /// A known connection limit: runs only with `--max-connections N`.
+    MaxConnections,
+    /// This many connections at once: skipped when `--max-connections` is lower.
+    Connections(usize),
+    /// A server configured for exactly this mode (`--server-mode`).
+    ServerMode(ServerMode),
+    /// Raw datagrams answered (UDP): skipped against a framed-only server.
+    RawDatagrams,
+    /// Raw datagrams answered with Unicode rules: skipped against a
+    /// framed-only server and with `--raw-ascii`.
+    UnicodeRawDatagrams,
+    /// Framed datagrams answered (UDP): skipped against a raw-only server.
+    FramedDatagrams,
 }
 
 /// Which transport a case speaks.
@@ -60,22 +74,39 @@ pub struct Case {
 }
 
 impl Case {
-    /// The transport the case speaks.
+    /// The transport the case speaks: UDP for `udp/…` names, TCP otherwise.
     pub fn transport(&self) -> Transport {
-        match self.needs {
-            Needs::Udp => Transport::Udp,
-            _ => Transport::Tcp,
+        if self.name.starts_with("udp/") {
+            Transport::Udp
+        } else {
+            Transport::Tcp
         }
     }
 
     /// Why this case cannot run against a server set up as `options` say, if so.
     pub fn skip_reason(&self, options: &Options) -> Option<String> {
+        let mode = options.server_mode;
+        let only = |what: &str| Some(format!("the server runs {what} only (--server-mode)"));
+        if self.name.starts_with("framed/") && mode == ServerMode::Raw {
+            return only("raw mode");
+        }
+        if self.name.starts_with("raw/") && mode == ServerMode::Framed {
+            return only("framed mode");
+        }
         match self.needs {
-            Needs::Nothing | Needs::Udp => None,
-            Needs::UnicodeRaw if options.raw_ascii => {
+            Needs::Nothing => None,
+            Needs::UnicodeRaw | Needs::UnicodeRawDatagrams if options.raw_ascii => {
                 Some("the server runs ASCII raw mode (--raw-ascii)".into())
             }
             Needs::UnicodeRaw => None,
+            Needs::RawDatagrams | Needs::UnicodeRawDatagrams if mode == ServerMode::Framed => {
+                Some("the server runs framed mode only (--server-mode); raw datagrams are dropped".into())
+            }
+            Needs::RawDatagrams | Needs::UnicodeRawDatagrams => None,
+            Needs::FramedDatagrams if mode == ServerMode::Raw => Some(
+                "the server runs raw mode only (--server-mode); every datagram is raw".into(),
+            ),
+            Needs::FramedDatagrams => None,
             Needs::RawAscii if !options.raw_ascii => Some(
                 "needs a server in ASCII raw mode; start it with --raw-ascii and pass --raw-ascii"
                     .into(),
@@ -86,6 +117,22 @@ impl Case {
                     .into(),
             ),
             Needs::IdleTimeout => None,
+            Needs::MaxConnections if options.max_connections.is_none() => Some(
+                "needs the server's connection limit; pass --max-connections N (the server's setting)"
+                    .into(),
+            ),
+            Needs::MaxConnections => None,
+            Needs::Connections(needed) => match options.max_connections {
+                Some(limit) if limit < needed => Some(format!(
+                    "needs {needed} connections at once; the server's limit is {limit} (--max-connections)"
+                )),
+                _ => None,
+            },
+            Needs::ServerMode(wanted) if wanted != mode => Some(format!(
+                "needs a server started with --mode {0}; pass --server-mode {0}",
+                mode_name(wanted)
+            )),
+            Needs::ServerMode(_) => None,
         }
     }
 
@@ -98,9 +145,22 @@ impl Case {
         match self.needs {
             Needs::RawAscii => tags.push("needs --raw-ascii".into()),
             Needs::IdleTimeout => tags.push("needs --idle-timeout".into()),
+            Needs::MaxConnections => tags.push("needs --max-connections".into()),
+            Needs::ServerMode(mode) => {
+                tags.push(format!("needs --server-mode {}", mode_name(mode)));
+            }
             _ => {}
         }
         tags
+    }
+}
+
+/// `auto`, `raw` or `framed`, as the command line spells it.
+pub fn mode_name(mode: ServerMode) -> &'static str {
+    match mode {
+        ServerMode::Auto => "auto",
+        ServerMode::Raw => "raw",
+        ServerMode::Framed => "framed",
     }
 }
 

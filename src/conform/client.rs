@@ -12,12 +12,14 @@ use bytes::{Bytes, BytesMut};
 
 use super::Options;
 use super::case::{Check, Failure};
+use super::datagram::Dgram;
 use super::show;
 use crate::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
 };
 
-type WireLog = Rc<RefCell<Vec<String>>>;
+/// The wire log a case's connections and sockets share.
+pub(super) type WireLog = Rc<RefCell<Vec<String>>>;
 
 /// Everything a case's check gets: the options and a way to open connections.
 pub struct Ctx<'a> {
@@ -72,6 +74,21 @@ impl<'a> Ctx<'a> {
         };
         conn.note(format!("connected {} → {}", conn.client, conn.server));
         Ok(conn)
+    }
+
+    /// Open a UDP socket of its own, connected to the server (SPEC.md §8).
+    ///
+    /// # Errors
+    /// A [`Failure`] when the socket cannot be set up.
+    pub fn datagram(&mut self) -> Result<Dgram, Failure> {
+        self.connections += 1;
+        Dgram::open(
+            self.options.addr,
+            self.options.timeout,
+            format!("u{}", self.connections),
+            self.log.clone(),
+            self.started,
+        )
     }
 
     /// Open a connection and exchange prefaces (SPEC.md §2).

@@ -2,17 +2,24 @@
 //!
 //! ```text
 //!   Options ──▶ select cases ──▶ run each case ──▶ Report
-//!               (name prefix)     (own sockets,      (✔/✘/skipped, expected
-//!                                  std::net only)     vs actual, wire log)
+//!               (transport,       (own sockets,      (✔/✘/skipped, expected
+//!                name prefix)      std::net only)     vs actual, wire log)
 //! ```
+//!
+//! One run tests one transport: TCP (raw and framed) by default, UDP
+//! (SPEC.md §8) with [`Options::udp`] (`upcase conform --udp`). To test both,
+//! run the suite twice against the same address.
 //!
 //! # What a case is
 //!
 //! A [`Case`] checks one rule of SPEC.md against a live server. It has
 //!
 //! * a **name**: mode, SPEC.md section, slug — `framed/5.1/split-code-point-at-every-offset`,
-//!   `raw/7/invalid-bytes-kept`. Filters select cases by name prefix
-//!   (`framed/5.1` runs every case of §5.1 in framed mode);
+//!   `raw/7.1/invalid-bytes-kept`, `udp/8.2/more-set-malformed`. Filters
+//!   select cases by name prefix (`framed/5.1` runs every case of §5.1 in
+//!   framed mode). `udp/` cases are the UDP set; `framed/` cases are skipped
+//!   against a raw-only server and `raw/` cases against a framed-only one
+//!   ([`Options::server_mode`]);
 //! * a one-line **description** of the rule it checks;
 //! * whether its expected output depends on the **Unicode version**
 //!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
@@ -20,13 +27,30 @@
 //!   are: every other sample uses code points whose upper case is the same
 //!   in Unicode 14.0 and 17.0;
 //! * what it **needs** ([`Needs`]): most cases run against any server with
-//!   default settings; a case that needs a short server setting (idle
-//!   timeout, ASCII raw mode) is skipped unless the option says the server
-//!   under test has it;
+//!   default settings; a case that needs a server setting (a short idle
+//!   timeout, ASCII raw mode, a known connection limit, one mode only) is
+//!   skipped unless the options say the server under test has it. The BUSY
+//!   case opens as many connections as the limit: run it against a server
+//!   with a small one (`serve --max-connections 4`, `conform --max-connections 4
+//!   framed/9.3`); with such a limit, cases that need more connections at
+//!   once are skipped or use fewer;
 //! * a **check**: a plain function `fn(&mut Ctx) -> Check` that opens its own
-//!   connections through [`Ctx`], sends bytes, and compares what comes back
-//!   with what an independent oracle says. It returns a [`Failure`] (what was
-//!   expected, what arrived) at the first difference.
+//!   connections (or UDP sockets) through [`Ctx`], sends bytes, and compares
+//!   what comes back with what an independent oracle says. It returns a
+//!   [`Failure`] (what was expected, what arrived) at the first difference.
+//!
+//! # UDP
+//!
+//! Each datagram case opens its own socket ([`Ctx::datagram`], usually one
+//! per datagram, so a late reply cannot be mistaken for the next one) with
+//! the read timeout. UDP may lose a datagram, even on loopback (rarely): a
+//! datagram that gets no reply is sent once more before the case fails, and
+//! the wire log says so. Cases that expect no reply (a raw reply over 65,507
+//! bytes, raw datagrams to a framed-only server) wait only 300 ms, then send
+//! a datagram that must be answered, so the suite stays fast. A reply source
+//! filled in by the server must be the address the suite sent to; a server
+//! bound to a wildcard address may report that instead (same port), as
+//! SPEC.md §8.5 allows, and the wire log notes it.
 //!
 //! Expected outputs never come from the server code of this crate: text uses
 //! `str::to_uppercase`, bytes `to_ascii_uppercase`, raw mode
@@ -38,7 +62,9 @@
 //!
 //! 1. Write `fn my_rule(ctx: &mut Ctx) -> Check` in the `cases/` file of its
 //!    SPEC.md section. Use [`Ctx::framed`] (connect and exchange prefaces) or
-//!    [`Ctx::connect`] (raw), then `send`/`expect`/`expect_error`/`expect_raw`.
+//!    [`Ctx::connect`] (raw), then `send`/`expect`/`expect_error`/`expect_raw`;
+//!    for UDP, [`Ctx::datagram`], then [`Dgram::expect_raw`],
+//!    [`Dgram::expect_frame`], [`Dgram::expect_error_reply`].
 //!    Never sleep to make a result come out right: replies must not depend
 //!    on timing. To check that something happened *before* more input was
 //!    sent (fail-fast, carried code points), read the reply before writing
@@ -47,7 +73,9 @@
 //!    line to that file's `CASES` table. Names are unique (a unit test
 //!    checks it) and start with `framed/`, `raw/` or `udp/`.
 //! 3. Make sure it can fail: `tests/conform.rs` runs the suite against
-//!    deliberately broken servers; add or extend one so the new case catches it.
+//!    deliberately broken servers (TCP: `tests/conform/harness.rs`, UDP:
+//!    `tests/conform/broken_udp.rs`); add or extend one so the new case
+//!    catches it.
 //!
 //! [`FrameRepr`]: crate::wire::FrameRepr
 //! [`FrameDecoder`]: crate::wire::FrameDecoder
@@ -57,6 +85,7 @@
 mod case;
 mod cases;
 mod client;
+mod datagram;
 mod oracle;
 mod report;
 mod show;
@@ -66,6 +95,9 @@ use std::time::{Duration, Instant};
 
 pub use case::{Case, Check, Failure, Needs, Transport};
 pub use client::{Conn, Ctx};
+pub use datagram::Dgram;
+
+use crate::conn::ServerMode;
 pub use report::{CaseResult, Outcome, Report};
 
 /// How to run the suite.
@@ -77,7 +109,8 @@ pub struct Options {
     pub filters: Vec<String>,
     /// How long any single read waits for the server.
     pub timeout: Duration,
-    /// Run the UDP cases (and only those) instead of the TCP ones.
+    /// Run the UDP cases (and only those) instead of the TCP ones: datagrams
+    /// to `addr`'s UDP port.
     pub udp: bool,
     /// The server's idle timeout, when it was started with a short one; enables the idle cases.
     pub idle_timeout: Option<Duration>,
@@ -85,6 +118,11 @@ pub struct Options {
     pub max_frame: u32,
     /// The server runs ASCII-only raw mode: run the ASCII raw case, skip the Unicode raw ones.
     pub raw_ascii: bool,
+    /// The mode the server was started in: `Raw` skips the framed cases,
+    /// `Framed` the raw ones, and each runs its own §2.2 cases.
+    pub server_mode: ServerMode,
+    /// The server's connection limit, when known: enables the BUSY case.
+    pub max_connections: Option<usize>,
 }
 
 impl Options {
@@ -98,6 +136,8 @@ impl Options {
             idle_timeout: None,
             max_frame: crate::wire::DEFAULT_MAX_DATA_LEN,
             raw_ascii: false,
+            server_mode: ServerMode::Auto,
+            max_connections: None,
         }
     }
 }
@@ -111,8 +151,11 @@ pub enum SelectError {
         /// The filter.
         filter: String,
     },
-    /// The selection (e.g. `--udp`) holds no case at all.
-    #[error("there are no {transport} cases yet; nothing to run")]
+    /// The filters select no case of the transport being run (UDP cases
+    /// run only with `--udp`, TCP cases only without).
+    #[error(
+        "the filters select no {transport} case; UDP cases run only with --udp, TCP cases only without"
+    )]
     Empty {
         /// "UDP" or "TCP".
         transport: &'static str,

@@ -37,6 +37,11 @@ pub fn data(bytes: &[u8]) -> String {
     }
 }
 
+/// A datagram: its length, then [`data`].
+pub fn datagram(bytes: &[u8]) -> String {
+    format!("({} bytes) {}", bytes.len(), data(bytes))
+}
+
 /// A frame, decoded: `TEXT more src=… dst=… "HELLO" [48 45 4c 4c 4f]`.
 pub fn frame(frame: &FrameRepr) -> String {
     let mut out = frame.frame_type.to_string();

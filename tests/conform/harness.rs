@@ -1,10 +1,7 @@
-//! Loopback servers for the conformance tests: ours (a `ServerConnection`
-//! per connection, thread per connection) and deliberately broken variants,
-//! built by rewriting the client's frames before our connection sees them,
-//! rewriting its output frames, or replacing the loop.
-//!
-//! Our real server, `upcase::net::Server`, is being written in parallel; once
-//! it is merged, `Flavor::Correct` switches to it.
+//! Deliberately broken TCP servers for the conformance tests: a
+//! `ServerConnection` per connection (thread per connection), broken by
+//! rewriting the client's frames before our connection sees them, rewriting
+//! its output frames, or replacing the loop. Our real server is in `ours.rs`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use upcase::conn::{RawCase, ServerConfig, ServerConnection};
+use upcase::conn::{ServerConfig, ServerConnection};
 use upcase::wire::{
     ErrorCode, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN,
 };
@@ -22,8 +19,6 @@ use upcase::wire::{
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// Ours, unchanged.
-    Correct,
     /// TEXT fragments are decoded one by one (lossily): no carried code points.
     NoCarry,
     /// Reply addresses are the request's, not swapped (unspecified ones still filled in).
@@ -340,13 +335,5 @@ impl OutputRewriter {
             }
         }
         (out, false)
-    }
-}
-
-/// Our server's settings, with ASCII raw mode.
-pub fn ascii_config() -> ServerConfig {
-    ServerConfig {
-        raw_case: RawCase::Ascii,
-        ..ServerConfig::default()
     }
 }

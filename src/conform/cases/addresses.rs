@@ -1,9 +1,9 @@
 //! SPEC.md §5.5: reply addresses — swapped, unspecified ones filled in with
 //! what the server sees (its local address, the client's address).
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::Ipv6Addr;
 
-use super::{frame, round_trip};
+use super::{addr, frame, round_trip};
 use crate::conform::case::{Case, Check, Needs};
 use crate::conform::client::Ctx;
 use crate::wire::{Address, ErrorCode, FrameRepr, FrameType};
@@ -45,13 +45,6 @@ pub const CASES: &[Case] = &[
         check: error_reply_swapped,
     },
 ];
-
-fn addr(text: &str) -> Address {
-    Address::from(
-        text.parse::<SocketAddr>()
-            .expect("a literal socket address"),
-    )
-}
 
 fn with(mut request: FrameRepr, src: Address, dst: Address) -> FrameRepr {
     request.src = src;

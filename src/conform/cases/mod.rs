@@ -10,6 +10,9 @@ mod preface;
 mod raw;
 mod text;
 mod timeouts;
+mod udp_errors;
+mod udp_framed;
+mod udp_raw;
 mod unicode;
 
 use bytes::Bytes;
@@ -32,6 +35,9 @@ pub fn all() -> Vec<&'static Case> {
         raw::CASES,
         timeouts::CASES,
         unicode::CASES,
+        udp_raw::CASES,
+        udp_framed::CASES,
+        udp_errors::CASES,
     ]
     .into_iter()
     .flatten()
@@ -47,6 +53,14 @@ fn frame(frame_type: FrameType, more: bool, data: &[u8]) -> FrameRepr {
         flags: Flags::more_if(more),
         data: Bytes::copy_from_slice(data),
     }
+}
+
+/// An address from a literal such as `198.51.100.7:80`.
+fn addr(text: &str) -> Address {
+    Address::from(
+        text.parse::<std::net::SocketAddr>()
+            .expect("a literal socket address"),
+    )
 }
 
 /// A TEXT frame.

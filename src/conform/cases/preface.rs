@@ -1,8 +1,11 @@
 //! SPEC.md §2: mode detection and the preface.
 
 use super::{frame, round_trip};
+use crate::conform::Dgram;
 use crate::conform::case::{Case, Check, Needs};
 use crate::conform::client::Ctx;
+use crate::conform::oracle;
+use crate::conn::ServerMode;
 use crate::wire::{ErrorCode, FrameType, PREFACE};
 
 pub const CASES: &[Case] = &[
@@ -47,6 +50,20 @@ pub const CASES: &[Case] = &[
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: short_input_then_eof,
+    },
+    Case {
+        name: "raw/2.2/raw-only-preface-echoed",
+        description: "a raw-only server treats a preface and a frame as raw input: both come back, only the text upper-cased",
+        unicode_dependent: false,
+        needs: Needs::ServerMode(ServerMode::Raw),
+        check: raw_only_preface_echoed,
+    },
+    Case {
+        name: "framed/2.2/framed-only-closes-raw",
+        description: "a framed-only server closes without reply a connection whose first bytes are not the magic, or that ends before 8 bytes",
+        unicode_dependent: false,
+        needs: Needs::ServerMode(ServerMode::Framed),
+        check: framed_only_closes_raw,
     },
 ];
 
@@ -104,4 +121,32 @@ fn short_input_then_eof(ctx: &mut Ctx) -> Check {
     let mut conn = ctx.connect()?;
     conn.write(b"ok")?;
     conn.expect_raw_then_eof(b"OK", "raw reply")
+}
+
+fn raw_only_preface_echoed(ctx: &mut Ctx) -> Check {
+    let mut conn = ctx.connect()?;
+    let stream = Dgram::framed(&frame(FrameType::Ping, false, b"ping"));
+    conn.write(&stream)?;
+    conn.expect_raw_then_eof(
+        &oracle::lossless_upper(&stream),
+        "raw reply to a preface + PING \"ping\"",
+    )
+}
+
+fn framed_only_closes_raw(ctx: &mut Ctx) -> Check {
+    let streams: [(&[u8], &str); 2] = [
+        (b"hello\n", "\"hello\\n\""),
+        (b"\xc0UPx", "0xC0 \"UP\" then a differing byte"),
+    ];
+    for (stream, what) in streams {
+        let mut conn = ctx.connect()?;
+        conn.write(stream)?;
+        conn.expect_eof(&format!("{what} (the client keeps its side open)"))?;
+    }
+    let mut conn = ctx.connect()?;
+    conn.write(b"\xc0UP")?;
+    conn.shutdown_write();
+    conn.expect_eof("3 bytes of the magic, then end of input")?;
+    let mut conn = ctx.framed()?;
+    ping_pong(&mut conn)
 }
