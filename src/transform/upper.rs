@@ -8,21 +8,25 @@ use bytes::BytesMut;
 /// Append the ASCII upper case of `input` (Python's `bytes.upper()`).
 pub fn push_ascii_upper(input: &[u8], out: &mut BytesMut) {
     let start = out.len();
-    out.extend_from_slice(input);
-    out[start..].make_ascii_uppercase();
+    out.resize(start + input.len(), 0);
+    for (upper, byte) in out[start..].iter_mut().zip(input) {
+        *upper = byte.to_ascii_uppercase();
+    }
 }
 
 /// If `input` is all ASCII, append its upper case and return true;
-/// otherwise append nothing and return false. Two passes that the compiler
-/// vectorises (copy, then upper-case while OR-ing every byte), instead of
-/// validating first; a–z never occur inside a multi-byte UTF-8 sequence.
+/// otherwise append nothing and return false. Instead of validating first,
+/// one pass the compiler vectorises upper-cases while OR-ing every byte (a–z
+/// never occur inside a multi-byte UTF-8 sequence). It writes into zeroed
+/// room: std writes uninitialised memory in a single pass, which
+/// `forbid(unsafe_code)` rules out, and a `memset` is cheaper than a copy.
 pub fn push_if_ascii_upper(input: &[u8], out: &mut BytesMut) -> bool {
     let start = out.len();
-    out.extend_from_slice(input);
+    out.resize(start + input.len(), 0);
     let mut any_high_bit = 0u8;
-    for byte in &mut out[start..] {
+    for (upper, byte) in out[start..].iter_mut().zip(input) {
         any_high_bit |= *byte;
-        *byte = byte.to_ascii_uppercase();
+        *upper = byte.to_ascii_uppercase();
     }
     if any_high_bit.is_ascii() {
         true
@@ -88,6 +92,10 @@ impl UnicodeUpper {
                 .next()
                 .expect("index is on a char boundary");
             let width = c.len_utf8();
+            if !may_change_case(c) {
+                index += width;
+                continue;
+            }
             let mapping = self.mapping(c);
             let len = usize::from(mapping.len);
             if len == width {
@@ -121,6 +129,10 @@ impl UnicodeUpper {
                 .next()
                 .expect("index is on a char boundary");
             let width = c.len_utf8();
+            if !may_change_case(c) {
+                index += width;
+                continue;
+            }
             let mapping = self.mapping(c);
             if mapping.len > 0 {
                 out.extend_from_slice(&bytes[unchanged_from..index]);
@@ -132,7 +144,8 @@ impl UnicodeUpper {
         out.extend_from_slice(&bytes[unchanged_from..]);
     }
 
-    /// The cached mapping of `c`; `len` 0 means `c` is its own upper case.
+    /// The cached mapping of `c` (one that [`may_change_case`] lets
+    /// through); `len` 0 means `c` is its own upper case after all.
     fn mapping(&mut self, c: char) -> CachedMapping {
         let code_point = u32::from(c);
         let cache = self
@@ -145,16 +158,13 @@ impl UnicodeUpper {
                 len: 0,
                 upper: [0; 12],
             };
-            // The filter first: most code points skip the table search.
-            if may_change_case(c) {
-                let upper = c.to_uppercase();
-                if !(upper.len() == 1 && upper.clone().next() == Some(c)) {
-                    let mut len = 0;
-                    for u in upper {
-                        len += u.encode_utf8(&mut slot.upper[len..]).len();
-                    }
-                    slot.len = len as u8;
+            let upper = c.to_uppercase();
+            if !(upper.len() == 1 && upper.clone().next() == Some(c)) {
+                let mut len = 0;
+                for u in upper {
+                    len += u.encode_utf8(&mut slot.upper[len..]).len();
                 }
+                slot.len = len as u8;
             }
         }
         *slot
