@@ -80,7 +80,9 @@ impl FrameDecoder {
         }
         let total = HEADER_LEN + header.data_len as usize;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            // No `reserve(total)` here: memory follows the bytes that really
+            // arrive, so a header alone cannot make the receiver allocate
+            // its whole limit.
             return Ok(None);
         }
         buf.advance(HEADER_LEN);
@@ -149,6 +151,18 @@ mod tests {
         assert_eq!(decoder.bytes_needed(&header_only), 0);
         let mut at_limit = BytesMut::from(&frame(b"1234").to_bytes()[..]);
         assert_eq!(decoder.decode(&mut at_limit).unwrap(), Some(frame(b"1234")));
+    }
+
+    #[test]
+    fn a_header_alone_does_not_allocate_its_announced_length() {
+        let mut header_only = BytesMut::from(&frame(b"").to_bytes()[..]);
+        header_only[38..42].copy_from_slice(&u32::MAX.to_be_bytes());
+        let capacity = header_only.capacity();
+        assert_eq!(
+            FrameDecoder::new(u32::MAX).decode(&mut header_only),
+            Ok(None)
+        );
+        assert_eq!(header_only.capacity(), capacity);
     }
 
     #[test]
