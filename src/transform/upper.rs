@@ -79,30 +79,23 @@ impl UnicodeUpper {
     pub fn push(&mut self, text: &str, out: &mut BytesMut) {
         let bytes = text.as_bytes();
         let start = out.len();
-        out.extend_from_slice(bytes);
-        out[start..].make_ascii_uppercase();
+        push_ascii_upper(bytes, out);
         let mut index = 0;
         while index < bytes.len() {
             if bytes[index].is_ascii() {
                 index += 1;
                 continue;
             }
-            let c = text[index..]
-                .chars()
-                .next()
-                .expect("index is on a char boundary");
-            let width = c.len_utf8();
-            if !may_change_case(c) {
-                index += width;
-                continue;
-            }
-            let mapping = self.mapping(c);
-            let len = usize::from(mapping.len);
-            if len == width {
-                out[start + index..start + index + width].copy_from_slice(&mapping.upper[..width]);
-            } else if len > 0 {
-                out.truncate(start + index);
-                return self.append(&text[index..], out);
+            let (width, change) = self.change_at(text, index);
+            match change {
+                Some(upper) if upper.len() == width => {
+                    out[start + index..start + index + width].copy_from_slice(upper);
+                }
+                Some(_) => {
+                    out.truncate(start + index);
+                    return self.append(&text[index..], out);
+                }
+                None => {}
             }
             index += width;
         }
@@ -124,19 +117,10 @@ impl UnicodeUpper {
                 unchanged_from = index;
                 continue;
             }
-            let c = text[index..]
-                .chars()
-                .next()
-                .expect("index is on a char boundary");
-            let width = c.len_utf8();
-            if !may_change_case(c) {
-                index += width;
-                continue;
-            }
-            let mapping = self.mapping(c);
-            if mapping.len > 0 {
+            let (width, change) = self.change_at(text, index);
+            if let Some(upper) = change {
                 out.extend_from_slice(&bytes[unchanged_from..index]);
-                out.extend_from_slice(&mapping.upper[..usize::from(mapping.len)]);
+                out.extend_from_slice(upper);
                 unchanged_from = index + width;
             }
             index += width;
@@ -144,9 +128,25 @@ impl UnicodeUpper {
         out.extend_from_slice(&bytes[unchanged_from..]);
     }
 
+    /// The UTF-8 width of the non-ASCII code point at `index`, and its
+    /// upper case if that differs from it.
+    fn change_at(&mut self, text: &str, index: usize) -> (usize, Option<&[u8]>) {
+        let c = text[index..]
+            .chars()
+            .next()
+            .expect("index is on a char boundary");
+        let width = c.len_utf8();
+        if !may_change_case(c) {
+            return (width, None);
+        }
+        let mapping = self.mapping(c);
+        let upper = &mapping.upper[..usize::from(mapping.len)];
+        (width, (!upper.is_empty()).then_some(upper))
+    }
+
     /// The cached mapping of `c` (one that [`may_change_case`] lets
     /// through); `len` 0 means `c` is its own upper case after all.
-    fn mapping(&mut self, c: char) -> CachedMapping {
+    fn mapping(&mut self, c: char) -> &CachedMapping {
         let code_point = u32::from(c);
         let cache = self
             .cache
@@ -167,7 +167,7 @@ impl UnicodeUpper {
                 slot.len = len as u8;
             }
         }
-        *slot
+        slot
     }
 }
 
