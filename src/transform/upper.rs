@@ -172,9 +172,15 @@ impl UnicodeUpper {
 }
 
 /// Whether `c` can have an upper case other than itself: a cheap filter in
-/// front of the case-mapping table. Lowercase code points (a fast bitset
-/// lookup) and the titlecase ones, which all sit in U+01C5..=U+1FFC, are
-/// the only ones that change; the tests check this for every `char`.
+/// front of the case-mapping table. Lowercase code points (a bitset lookup)
+/// and the titlecase ones, which all sit in U+01C5..=U+1FFC, are the only
+/// ones that change; the CJK, Yi, Lisu, Vai and Hangul blocks
+/// (U+3000..=U+A63F, U+AC00..=U+D7FF) have no case at all, so the commonest
+/// non-Latin text skips even the bitset. The tests check this for every
+/// `char`.
 pub fn may_change_case(c: char) -> bool {
+    if ('\u{3000}'..='\u{a63f}').contains(&c) || ('\u{ac00}'..='\u{d7ff}').contains(&c) {
+        return false;
+    }
     c.is_lowercase() || ('\u{1c5}'..='\u{1ffc}').contains(&c)
 }
