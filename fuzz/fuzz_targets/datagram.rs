@@ -1,0 +1,21 @@
+//! Any datagram gets a reply that fits UDP: preface plus exactly one
+//! well-formed frame when it starts with the preface, else its upper case
+//! (see `upcase::properties::server_ops::check_datagram`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use upcase::conn::RawCase;
+use upcase::properties::server_ops::check_datagram;
+
+/// Input layout: 4 bytes choosing the raw case, 4 bytes of frame limit
+/// (little-endian), then the datagram.
+#[derive(Debug, arbitrary::Arbitrary)]
+struct Input<'a> {
+    raw_case: RawCase,
+    max_frame_len: u32,
+    datagram: &'a [u8],
+}
+
+fuzz_target!(|input: Input<'_>| {
+    check_datagram(input.datagram, input.raw_case, input.max_frame_len);
+});
