@@ -6,8 +6,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{PeerError, UsageError};
 use crate::wire::{
-    DEFAULT_MAX_DATA_LEN, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN,
-    PrefaceMatch, VERSION, match_preface,
+    DEFAULT_MAX_DATA_LEN, ErrorCode, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE,
+    PREFACE_LEN, PrefaceMatch, VERSION, match_preface,
 };
 
 /// Identifies a request, to match it with its reply.
@@ -246,9 +246,20 @@ impl ClientConnection {
     fn handle_frame(&mut self, frame: FrameRepr) -> Result<(), PeerError> {
         if frame.frame_type == FrameType::Error {
             let payload = ErrorPayload::parse(&frame.data).map_err(|_| PeerError::ShortError)?;
-            let fatal = payload.code.is_fatal();
-            // An ERROR answers the oldest request, unless none waits (IDLE_TIMEOUT, BUSY...).
-            let request = self.waiting.pop_front().map(|(id, _)| id);
+            // A code this client does not know is a reply like any other; only
+            // the server closing would say it was fatal (SPEC.md §6.6).
+            let fatal = payload.code.name().is_some() && payload.code.is_fatal();
+            let answers_no_frame = [
+                ErrorCode::UNSUPPORTED_VERSION,
+                ErrorCode::IDLE_TIMEOUT,
+                ErrorCode::BUSY,
+            ]
+            .contains(&payload.code);
+            let request = if answers_no_frame {
+                None
+            } else {
+                self.waiting.pop_front().map(|(id, _)| id)
+            };
             let error = PeerError::Server(payload);
             self.events.push_back(ClientEvent::Error {
                 request,

@@ -4,21 +4,29 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 
-use super::config::RawCase;
+use super::config::{RawCase, ServerMode};
+use super::error::ProtocolViolation;
 use super::framed::FramedSession;
 use super::reply::{ReplyAddresses, write_error};
 use crate::transform::{CaseMode, Upcaser};
 use crate::wire::{
-    Address, DEFAULT_MAX_DATA_LEN, ErrorCode, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
+    Address, DEFAULT_MAX_DATA_LEN, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
     PREFACE_LEN, PREFACE_MAGIC, VERSION,
 };
 
 /// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
+/// The most data a framed reply can carry: the payload limit less the
+/// preface and the header (SPEC.md §8.4).
+pub const MAX_REPLY_DATA: usize = MAX_UDP_PAYLOAD - PREFACE_LEN - HEADER_LEN;
+
 /// Settings of the datagram service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatagramConfig {
+    /// Which datagrams are answered: `Raw` treats every datagram as raw,
+    /// `Framed` drops raw datagrams (SPEC.md §8.1).
+    pub mode: ServerMode,
     /// Raw datagrams' upper-case rules.
     pub raw_case: RawCase,
     /// The receive limit on a frame's data length.
@@ -28,6 +36,7 @@ pub struct DatagramConfig {
 impl Default for DatagramConfig {
     fn default() -> DatagramConfig {
         DatagramConfig {
+            mode: ServerMode::Auto,
             raw_case: RawCase::Unicode,
             max_frame_len: DEFAULT_MAX_DATA_LEN,
         }
@@ -44,6 +53,8 @@ pub enum DatagramReply {
         /// The size the reply would have had.
         reply_len: usize,
     },
+    /// Send nothing: a framed-only server got a raw datagram.
+    NotFramed,
 }
 
 impl DatagramReply {
@@ -51,7 +62,7 @@ impl DatagramReply {
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             DatagramReply::Send(bytes) => Some(bytes),
-            DatagramReply::Drop { .. } => None,
+            DatagramReply::Drop { .. } | DatagramReply::NotFramed => None,
         }
     }
 }
@@ -63,9 +74,13 @@ pub fn respond_to_datagram(
     peer: SocketAddr,
     config: &DatagramConfig,
 ) -> DatagramReply {
-    let framed = datagram.len() >= PREFACE_LEN && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    let framed = config.mode != ServerMode::Raw
+        && datagram.len() >= PREFACE_LEN
+        && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
     if framed {
         DatagramReply::Send(respond_framed(datagram, local.into(), peer.into(), config))
+    } else if config.mode == ServerMode::Framed {
+        DatagramReply::NotFramed
     } else {
         respond_raw(datagram, config.raw_case)
     }
@@ -99,63 +114,69 @@ fn respond_framed(
 ) -> BytesMut {
     let mut out = BytesMut::new();
     out.extend_from_slice(&PREFACE);
+    if let Err((addresses, violation)) = reply_to_frame(datagram, local, peer, config, &mut out) {
+        out.truncate(PREFACE_LEN);
+        write_error(&mut out, addresses, &violation);
+    }
+    out
+}
+
+/// Append the reply frame, or say which ERROR replaces it, in the order of
+/// checks of SPEC.md §8.2.
+fn reply_to_frame(
+    datagram: &[u8],
+    local: Address,
+    peer: Address,
+    config: &DatagramConfig,
+    out: &mut BytesMut,
+) -> Result<(), (ReplyAddresses, ProtocolViolation)> {
     let unaddressed = ReplyAddresses {
         src: local,
         dst: peer,
     };
     let version = datagram[PREFACE_LEN - 1];
     if version != VERSION {
-        let message = format!("unsupported version {version}; this server speaks version 1");
-        write_error(
-            &mut out,
+        return Err((
             unaddressed,
-            ErrorCode::UNSUPPORTED_VERSION,
-            &message,
-        );
-        return out;
+            ProtocolViolation::UnsupportedVersion { version },
+        ));
     }
     let frame_bytes = &datagram[PREFACE_LEN..];
     let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
-        let message = format!(
-            "datagram holds {} bytes after the preface; a frame needs at least {HEADER_LEN}",
-            frame_bytes.len()
-        );
-        write_error(&mut out, unaddressed, ErrorCode::MALFORMED, &message);
-        return out;
+        return Err((unaddressed, ProtocolViolation::DatagramHeaderTruncated));
     };
     let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
-    let data_in_datagram = frame_bytes.len() - HEADER_LEN;
+    let actual = frame_bytes.len() - HEADER_LEN;
     if header.data_len > config.max_frame_len {
-        let message = format!(
-            "frame length {} exceeds the limit of {} bytes",
-            header.data_len, config.max_frame_len
-        );
-        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
-        return out;
+        let violation = ProtocolViolation::FrameTooLarge {
+            len: header.data_len.into(),
+            limit: config.max_frame_len.into(),
+        };
+        return Err((addresses, violation));
     }
-    if header.data_len as usize != data_in_datagram {
-        let message = format!(
-            "frame length {} does not match the {data_in_datagram} data bytes in the datagram",
-            header.data_len
-        );
-        write_error(&mut out, addresses, ErrorCode::MALFORMED, &message);
-        return out;
+    if header.data_len as usize != actual {
+        let violation = ProtocolViolation::DatagramLengthMismatch {
+            len: header.data_len,
+            actual,
+        };
+        return Err((addresses, violation));
     }
-    if header.flags.more() {
-        let message = "MORE is not allowed over UDP: a datagram carries a whole message";
-        write_error(&mut out, addresses, ErrorCode::MALFORMED, message);
-        return out;
+    // MORE on a data frame is the one rule UDP adds; other flag errors are
+    // the stream's (SPEC.md §8.2: step 5 before step 6).
+    if header.flags.more() && header.frame_type.is_data() && header.flags.reserved() == 0 {
+        return Err((addresses, ProtocolViolation::MoreInDatagram));
     }
     let frame = FrameRepr::parse(&Frame::new_unchecked(frame_bytes))
         .expect("length checked against the datagram");
-    let _ = FramedSession::default().handle_frame(&frame, local, peer, &mut out);
-    if out.len() > MAX_UDP_PAYLOAD {
-        let reply_len = out.len() - PREFACE_LEN;
-        out.truncate(PREFACE_LEN);
-        let message = format!(
-            "the reply frame of {reply_len} bytes does not fit a UDP datagram ({MAX_UDP_PAYLOAD} bytes with the preface)"
-        );
-        write_error(&mut out, addresses, ErrorCode::FRAME_TOO_LARGE, &message);
+    // The session writes its own ERROR for the stream's rules.
+    let _ = FramedSession::default().handle_frame(&frame, local, peer, out);
+    let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
+    if reply_data_len > MAX_REPLY_DATA {
+        let violation = ProtocolViolation::FrameTooLarge {
+            len: reply_data_len as u64,
+            limit: MAX_REPLY_DATA as u64,
+        };
+        return Err((addresses, violation));
     }
-    out
+    Ok(())
 }

@@ -84,3 +84,189 @@ impl PeerError {
         }
     }
 }
+
+/// A rule of SPEC.md the client broke (server side): the peer's bad input.
+/// `Display` is the ERROR message this implementation sends (SPEC.md §6.4),
+/// [`code`](Self::code) the ERROR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// Reserved flag bits were set.
+    #[error("reserved flag bits set")]
+    ReservedFlags,
+    /// MORE on a frame that is not TEXT or BYTES.
+    #[error("MORE set on a frame that is not TEXT or BYTES")]
+    MoreOnControlFrame,
+    /// MORE on a data frame in a datagram.
+    #[error("MORE set on a frame in a datagram")]
+    MoreInDatagram,
+    /// A datagram too short for the frame header.
+    #[error("datagram ends inside the frame header")]
+    DatagramHeaderTruncated,
+    /// A datagram whose frame length disagrees with its size.
+    #[error("frame length {len} does not match the {actual} data bytes in the datagram")]
+    DatagramLengthMismatch {
+        /// The header's length.
+        len: u32,
+        /// The data bytes the datagram holds.
+        actual: usize,
+    },
+    /// The preface's version is not 1.
+    #[error("unsupported version {version}; this server speaks version 1")]
+    UnsupportedVersion {
+        /// The client's version.
+        version: u8,
+    },
+    /// A frame (or a UDP reply) over the limit.
+    #[error("frame length {len} exceeds the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// The data length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// TEXT data that is not UTF-8.
+    #[error("invalid UTF-8 at byte {offset} of the message")]
+    InvalidUtf8 {
+        /// Offset in the whole message of the first invalid byte's sequence.
+        offset: u64,
+    },
+    /// A type code not in SPEC.md §4.1.
+    #[error("unknown frame type 0x{code:02x}")]
+    UnknownType {
+        /// The type code.
+        code: u8,
+    },
+    /// A client sent PONG or ERROR.
+    #[error("a client may not send {frame_type} frames")]
+    UnexpectedType {
+        /// PONG or ERROR.
+        frame_type: FrameType,
+    },
+    /// A data frame of the other type while a message is open.
+    #[error("a {got} frame arrived while a {open} message is open")]
+    TypeMismatch {
+        /// The open message's type.
+        open: FrameType,
+        /// The frame's type.
+        got: FrameType,
+    },
+    /// No complete frame within the idle timeout.
+    #[error("no complete frame within {secs} s")]
+    IdleTimeout {
+        /// The idle timeout in whole seconds.
+        secs: u64,
+    },
+    /// The server is at its connection limit.
+    #[error("server is at its connection limit of {limit}; try again later")]
+    Busy {
+        /// The connection limit.
+        limit: usize,
+    },
+}
+
+impl ProtocolViolation {
+    /// The ERROR code this violation is answered with.
+    pub fn code(&self) -> ErrorCode {
+        use ProtocolViolation::*;
+        match self {
+            ReservedFlags
+            | MoreOnControlFrame
+            | MoreInDatagram
+            | DatagramHeaderTruncated
+            | DatagramLengthMismatch { .. } => ErrorCode::MALFORMED,
+            UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_VERSION,
+            FrameTooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
+            InvalidUtf8 { .. } => ErrorCode::INVALID_UTF8,
+            UnknownType { .. } => ErrorCode::UNKNOWN_TYPE,
+            UnexpectedType { .. } => ErrorCode::UNEXPECTED_TYPE,
+            TypeMismatch { .. } => ErrorCode::TYPE_MISMATCH,
+            IdleTimeout { .. } => ErrorCode::IDLE_TIMEOUT,
+            Busy { .. } => ErrorCode::BUSY,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProtocolViolation::*;
+    use super::*;
+
+    /// Every message text and code of SPEC.md §6.4, written out by hand.
+    #[test]
+    fn messages_and_codes_match_the_spec_table() {
+        let table: [(ProtocolViolation, u16, &str); 14] = [
+            (ReservedFlags, 1, "reserved flag bits set"),
+            (
+                MoreOnControlFrame,
+                1,
+                "MORE set on a frame that is not TEXT or BYTES",
+            ),
+            (MoreInDatagram, 1, "MORE set on a frame in a datagram"),
+            (
+                DatagramHeaderTruncated,
+                1,
+                "datagram ends inside the frame header",
+            ),
+            (
+                DatagramLengthMismatch { len: 5, actual: 3 },
+                1,
+                "frame length 5 does not match the 3 data bytes in the datagram",
+            ),
+            (
+                UnsupportedVersion { version: 2 },
+                2,
+                "unsupported version 2; this server speaks version 1",
+            ),
+            (
+                FrameTooLarge {
+                    len: 1048577,
+                    limit: 1048576,
+                },
+                3,
+                "frame length 1048577 exceeds the limit of 1048576 bytes",
+            ),
+            (
+                InvalidUtf8 { offset: 17 },
+                4,
+                "invalid UTF-8 at byte 17 of the message",
+            ),
+            (UnknownType { code: 0x0a }, 5, "unknown frame type 0x0a"),
+            (
+                UnexpectedType {
+                    frame_type: FrameType::Pong,
+                },
+                6,
+                "a client may not send PONG frames",
+            ),
+            (
+                UnexpectedType {
+                    frame_type: FrameType::Error,
+                },
+                6,
+                "a client may not send ERROR frames",
+            ),
+            (
+                TypeMismatch {
+                    open: FrameType::Text,
+                    got: FrameType::Bytes,
+                },
+                7,
+                "a BYTES frame arrived while a TEXT message is open",
+            ),
+            (
+                IdleTimeout { secs: 300 },
+                8,
+                "no complete frame within 300 s",
+            ),
+            (
+                Busy { limit: 1024 },
+                9,
+                "server is at its connection limit of 1024; try again later",
+            ),
+        ];
+        for (violation, code, message) in table {
+            assert_eq!(violation.code(), ErrorCode(code), "{violation:?}");
+            assert_eq!(violation.to_string(), message);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::error::ProtocolViolation;
 use crate::wire::{ErrorCode, FrameType};
 
 /// How a connection speaks, once detected (SPEC.md §2).
@@ -85,13 +86,9 @@ pub enum ServerEvent {
         /// The data as received.
         data: Bytes,
     },
-    /// The peer broke a rule; an ERROR frame with `code` was sent.
-    ProtocolError {
-        /// The ERROR code sent.
-        code: ErrorCode,
-        /// The message sent with it.
-        message: String,
-    },
+    /// The peer broke a rule; the ERROR frame answering it was sent
+    /// (its code is `violation.code()`, its message `violation.to_string()`).
+    ProtocolError(ProtocolViolation),
     /// The connection is over; close the socket.
     Closed {
         /// Why.

@@ -3,9 +3,10 @@
 
 use bytes::BytesMut;
 
+use super::error::ProtocolViolation;
 use super::reply::{FrameWriter, ReplyAddresses, write_error, write_frame};
 use crate::transform::{CaseMode, Upcaser};
-use crate::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType};
+use crate::wire::{Address, Flags, FrameRepr, FrameType};
 
 /// What handling a frame did to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +14,9 @@ pub enum FrameOutcome {
     /// Replied; carry on.
     Continue,
     /// Replied with a non-fatal ERROR; carry on.
-    NonFatal(ErrorCode),
+    NonFatal(ProtocolViolation),
     /// Replied with a fatal ERROR; the connection ends.
-    Fatal(ErrorCode),
+    Fatal(ProtocolViolation),
     /// Replied BYE to the client's BYE; the connection ends.
     Bye,
 }
@@ -34,27 +35,25 @@ pub struct FramedSession {
 }
 
 impl FramedSession {
-    /// Answer one frame, appending exactly one reply frame to `out`; also
-    /// returns the ERROR message text when the reply is an ERROR.
+    /// Answer one frame, appending exactly one reply frame to `out`.
     pub fn handle_frame(
         &mut self,
         frame: &FrameRepr,
         local: Address,
         peer: Address,
         out: &mut BytesMut,
-    ) -> (FrameOutcome, Option<String>) {
+    ) -> FrameOutcome {
         let addresses = ReplyAddresses::for_request(frame.src, frame.dst, local, peer);
         match self.reply(frame, addresses, out) {
-            Ok(outcome) => (outcome, None),
-            Err((code, message)) => {
-                write_error(out, addresses, code, &message);
-                let outcome = if code.is_fatal() {
+            Ok(outcome) => outcome,
+            Err(violation) => {
+                write_error(out, addresses, &violation);
+                if violation.code().is_fatal() {
                     self.open = None;
-                    FrameOutcome::Fatal(code)
+                    FrameOutcome::Fatal(violation)
                 } else {
-                    FrameOutcome::NonFatal(code)
-                };
-                (outcome, Some(message))
+                    FrameOutcome::NonFatal(violation)
+                }
             }
         }
     }
@@ -64,26 +63,19 @@ impl FramedSession {
         frame: &FrameRepr,
         addresses: ReplyAddresses,
         out: &mut BytesMut,
-    ) -> Result<FrameOutcome, (ErrorCode, String)> {
+    ) -> Result<FrameOutcome, ProtocolViolation> {
         let frame_type = frame.frame_type;
         if frame.flags.reserved() != 0 {
-            return Err((ErrorCode::MALFORMED, "reserved flag bits set".into()));
+            return Err(ProtocolViolation::ReservedFlags);
         }
         if frame.flags.more() && !frame_type.is_data() {
-            return Err((
-                ErrorCode::MALFORMED,
-                "MORE set on a frame that is not TEXT or BYTES".into(),
-            ));
+            return Err(ProtocolViolation::MoreOnControlFrame);
         }
         match frame_type {
-            FrameType::Unknown(code) => Err((
-                ErrorCode::UNKNOWN_TYPE,
-                format!("unknown frame type 0x{code:02x}"),
-            )),
-            FrameType::Pong | FrameType::Error => Err((
-                ErrorCode::UNEXPECTED_TYPE,
-                format!("a client may not send {frame_type} frames"),
-            )),
+            FrameType::Unknown(code) => Err(ProtocolViolation::UnknownType { code }),
+            FrameType::Pong | FrameType::Error => {
+                Err(ProtocolViolation::UnexpectedType { frame_type })
+            }
             FrameType::Ping => {
                 write_frame(
                     out,
@@ -108,17 +100,14 @@ impl FramedSession {
         frame: &FrameRepr,
         addresses: ReplyAddresses,
         out: &mut BytesMut,
-    ) -> Result<FrameOutcome, (ErrorCode, String)> {
+    ) -> Result<FrameOutcome, ProtocolViolation> {
         let frame_type = frame.frame_type;
         let mut message = match self.open.take() {
             Some(open) if open.frame_type != frame_type => {
-                return Err((
-                    ErrorCode::TYPE_MISMATCH,
-                    format!(
-                        "a {frame_type} frame arrived while a {} message is open",
-                        open.frame_type
-                    ),
-                ));
+                return Err(ProtocolViolation::TypeMismatch {
+                    open: open.frame_type,
+                    got: frame_type,
+                });
             }
             Some(open) => open,
             None => OpenMessage {
@@ -139,7 +128,9 @@ impl FramedSession {
         }
         if let Err(invalid) = result {
             writer.abandon(out);
-            return Err((ErrorCode::INVALID_UTF8, invalid.to_string()));
+            return Err(ProtocolViolation::InvalidUtf8 {
+                offset: invalid.offset,
+            });
         }
         writer.finish(out, addresses, frame_type, Flags::more_if(more));
         if more {

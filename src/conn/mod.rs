@@ -14,8 +14,13 @@ mod server;
 
 pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use config::{RawCase, ServerConfig, ServerMode};
-pub use datagram::{DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, respond_to_datagram};
-pub use error::{PeerError, UsageError};
+pub use datagram::{
+    DatagramConfig, DatagramReply, MAX_REPLY_DATA, MAX_UDP_PAYLOAD, respond_to_datagram,
+};
+pub use error::{PeerError, ProtocolViolation, UsageError};
 pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;
+
+#[cfg(test)]
+mod tests;

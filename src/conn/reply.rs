@@ -2,9 +2,9 @@
 
 use bytes::BytesMut;
 
+use super::error::ProtocolViolation;
 use crate::wire::{
-    Address, ErrorCode, ErrorPayload, Flags, Frame, FrameHeader, FrameType, HEADER_LEN,
-    encode_header,
+    Address, ErrorPayload, Flags, Frame, FrameHeader, FrameType, HEADER_LEN, encode_header,
 };
 
 /// The addresses of a reply (SPEC.md §5.5): swapped, with unspecified ones
@@ -88,8 +88,8 @@ pub fn write_frame(
     out.extend_from_slice(data);
 }
 
-/// Append an ERROR frame.
-pub fn write_error(out: &mut BytesMut, addresses: ReplyAddresses, code: ErrorCode, message: &str) {
-    let payload = ErrorPayload::new(code, message).to_bytes();
+/// Append the ERROR frame that answers `violation`.
+pub fn write_error(out: &mut BytesMut, addresses: ReplyAddresses, violation: &ProtocolViolation) {
+    let payload = ErrorPayload::new(violation.code(), violation.to_string()).to_bytes();
     write_frame(out, addresses, FrameType::Error, Flags::default(), &payload);
 }

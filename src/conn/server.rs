@@ -7,14 +7,14 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, RawCase, ServerConfig, ServerMode};
-use super::error::UsageError;
+use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
 use crate::transform::{CaseMode, Upcaser};
 use crate::wire::{
-    Address, ErrorCode, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN,
-    PrefaceMatch, match_preface,
+    Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
+    match_preface,
 };
 
 /// Where the connection is in its life.
@@ -56,6 +56,8 @@ pub struct ServerConnection {
     /// `Some(limit)` for a connection over the server's connection limit.
     busy: Option<usize>,
     phase: Phase,
+    /// The mode once detected; kept after the connection ends, for logs.
+    detected: Option<WireMode>,
     eof: bool,
     input: BytesMut,
     output: BytesMut,
@@ -83,6 +85,7 @@ impl ServerConnection {
             peer: peer.into(),
             busy: None,
             phase,
+            detected: None,
             eof: false,
             input: BytesMut::new(),
             output: BytesMut::new(),
@@ -90,9 +93,7 @@ impl ServerConnection {
             stats: ConnectionStats::default(),
         };
         if matches!(connection.phase, Phase::Raw(_)) {
-            connection
-                .events
-                .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+            connection.detect(WireMode::Raw);
         }
         connection
     }
@@ -115,13 +116,14 @@ impl ServerConnection {
         connection
     }
 
-    /// The mode, once known.
+    /// The mode, once known (and still after the connection ended).
     pub fn mode(&self) -> Option<WireMode> {
-        match self.phase {
-            Phase::Raw(_) => Some(WireMode::Raw),
-            Phase::Framed(_) => Some(WireMode::Framed),
-            _ => None,
-        }
+        self.detected
+    }
+
+    fn detect(&mut self, mode: WireMode) {
+        self.detected = Some(mode);
+        self.events.push_back(ServerEvent::ModeDetected(mode));
     }
 
     /// Counters for logging.
@@ -287,11 +289,8 @@ impl ServerConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Closed => {}
-            Phase::Ending { deadline, .. } => {
-                if now >= deadline {
-                    self.close(now);
-                }
-            }
+            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
+            Phase::Ending { .. } => {}
             _ if now >= self.idle_deadline => self.idle_timeout(now),
             _ => {}
         }
@@ -303,6 +302,26 @@ impl ServerConnection {
         self.events.pop_front()
     }
 
+    /// Whether the connection has ended (BYE, a fatal error, end of input,
+    /// shutdown): it processes no more input, and closes once its output is
+    /// flushed and the client has closed, or the linger has passed.
+    pub fn has_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ending { .. } | Phase::Closed)
+    }
+
+    /// Whether the shell should half-close the socket (shut down its
+    /// writing side) now: the connection has ended, its output is flushed,
+    /// and it is raw, so the client has no BYE or ERROR to tell it the
+    /// server is done. End of stream tells a raw client (`nc`, the tutorial)
+    /// to close, and the server then closes at once instead of waiting out
+    /// the linger. Framed connections never half-close: their client closes
+    /// first, which keeps TIME_WAIT on the client (SPEC.md §5.4).
+    pub fn wants_write_shutdown(&self) -> bool {
+        matches!(self.phase, Phase::Ending { .. })
+            && self.output.is_empty()
+            && self.detected != Some(WireMode::Framed)
+    }
+
     /// Whether the connection is over and the socket should be closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -310,16 +329,20 @@ impl ServerConnection {
 
     fn idle_timeout(&mut self, now: Instant) {
         if let Phase::Framed(_) = self.phase {
-            let message = format!(
-                "no complete frame within {} s",
-                self.config.idle_timeout.as_secs()
-            );
-            self.fatal_without_frame(ErrorCode::IDLE_TIMEOUT, message, now);
+            let secs = self.config.idle_timeout.as_secs();
+            self.fatal_without_frame(ProtocolViolation::IdleTimeout { secs }, now);
         } else {
+            // Undecided bytes are raw input at end of input (SPEC.md §2.1).
+            if let Phase::Sniffing = self.phase {
+                self.start_raw_unless_framed_only(now);
+                self.process(now, true);
+            }
             if let Phase::Raw(upcaser) = &mut self.phase {
                 let _ = upcaser.finish(&mut self.output);
             }
-            self.end(CloseReason::IdleTimeout, now);
+            if !self.has_ended() {
+                self.end(CloseReason::IdleTimeout, now);
+            }
         }
     }
 
@@ -356,19 +379,16 @@ impl ServerConnection {
                 self.input.advance(PREFACE_LEN);
                 self.output.extend_from_slice(&PREFACE);
                 self.phase = Phase::Framed(FramedSession::default());
-                self.events
-                    .push_back(ServerEvent::ModeDetected(WireMode::Framed));
+                self.detect(WireMode::Framed);
                 self.idle_deadline = now + self.config.idle_timeout;
-                if version != crate::wire::VERSION {
-                    let message =
-                        format!("unsupported version {version}; this server speaks version 1");
-                    self.fatal_without_frame(ErrorCode::UNSUPPORTED_VERSION, message, now);
-                } else if self.busy.is_some() {
-                    let message = format!(
-                        "server is at its connection limit of {}; try again later",
-                        self.busy.unwrap_or_default()
+                // BUSY whatever the version: the server will not serve it anyway.
+                if let Some(limit) = self.busy {
+                    self.fatal_without_frame(ProtocolViolation::Busy { limit }, now);
+                } else if version != crate::wire::VERSION {
+                    self.fatal_without_frame(
+                        ProtocolViolation::UnsupportedVersion { version },
+                        now,
                     );
-                    self.fatal_without_frame(ErrorCode::BUSY, message, now);
                 }
                 true
             }
@@ -385,8 +405,7 @@ impl ServerConnection {
 
     fn start_raw(&mut self) {
         self.phase = Phase::Raw(Upcaser::new(raw_case_mode(self.config.raw_case)));
-        self.events
-            .push_back(ServerEvent::ModeDetected(WireMode::Raw));
+        self.detect(WireMode::Raw);
     }
 
     fn process_raw(&mut self) -> bool {
@@ -419,12 +438,11 @@ impl ServerConnection {
                 let header = too_large.header;
                 let addresses =
                     ReplyAddresses::for_request(header.src, header.dst, self.local, self.peer);
-                self.fatal(
-                    addresses,
-                    ErrorCode::FRAME_TOO_LARGE,
-                    too_large.to_string(),
-                    now,
-                );
+                let violation = ProtocolViolation::FrameTooLarge {
+                    len: header.data_len.into(),
+                    limit: too_large.limit.into(),
+                };
+                self.fatal(addresses, violation, now);
                 return true;
             }
         };
@@ -439,18 +457,18 @@ impl ServerConnection {
         let Phase::Framed(session) = &mut self.phase else {
             return false;
         };
-        let (outcome, error_message) =
-            session.handle_frame(&frame, self.local, self.peer, &mut self.output);
+        let outcome = session.handle_frame(&frame, self.local, self.peer, &mut self.output);
         self.stats.frames_out += 1;
-        if let (FrameOutcome::NonFatal(code) | FrameOutcome::Fatal(code), Some(message)) =
-            (outcome, error_message)
-        {
-            self.events
-                .push_back(ServerEvent::ProtocolError { code, message });
-        }
         match outcome {
-            FrameOutcome::Continue | FrameOutcome::NonFatal(_) => {}
-            FrameOutcome::Fatal(code) => self.end(CloseReason::Fatal(code), now),
+            FrameOutcome::Continue => {}
+            FrameOutcome::NonFatal(violation) => {
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+            }
+            FrameOutcome::Fatal(violation) => {
+                let reason = CloseReason::Fatal(violation.code());
+                self.events.push_back(ServerEvent::ProtocolError(violation));
+                self.end(reason, now);
+            }
             FrameOutcome::Bye => self.end(CloseReason::PeerBye, now),
         }
         true
@@ -458,20 +476,20 @@ impl ServerConnection {
 
     /// A fatal error not caused by a particular frame: addressed from the
     /// server's local address to the peer.
-    fn fatal_without_frame(&mut self, code: ErrorCode, message: String, now: Instant) {
+    fn fatal_without_frame(&mut self, violation: ProtocolViolation, now: Instant) {
         let addresses = ReplyAddresses {
             src: self.local,
             dst: self.peer,
         };
-        self.fatal(addresses, code, message, now);
+        self.fatal(addresses, violation, now);
     }
 
-    fn fatal(&mut self, addresses: ReplyAddresses, code: ErrorCode, message: String, now: Instant) {
-        write_error(&mut self.output, addresses, code, &message);
+    fn fatal(&mut self, addresses: ReplyAddresses, violation: ProtocolViolation, now: Instant) {
+        write_error(&mut self.output, addresses, &violation);
         self.stats.frames_out += 1;
-        self.events
-            .push_back(ServerEvent::ProtocolError { code, message });
-        self.end(CloseReason::Fatal(code), now);
+        let reason = CloseReason::Fatal(violation.code());
+        self.events.push_back(ServerEvent::ProtocolError(violation));
+        self.end(reason, now);
     }
 
     /// Stop processing input; flush, and give the client until the linger

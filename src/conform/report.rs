@@ -1,0 +1,252 @@
+//! Results: per case and for the run, as text, JSON and JUnit XML.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::case::Failure;
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The server did what SPEC.md requires.
+    Passed,
+    /// It did not.
+    Failed(Failure),
+    /// The case did not run (the server lacks a setting it needs).
+    Skipped {
+        /// Why, and how to run it.
+        reason: String,
+    },
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// The rule it checks.
+    pub description: String,
+    /// Whether the expected output depends on the Unicode version.
+    pub unicode_dependent: bool,
+    /// Passed, failed or skipped.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub elapsed_ms: f64,
+    /// What was sent and received, one line per event.
+    pub wire_log: Vec<String>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The server under test.
+    pub addr: String,
+    /// The Unicode version of the oracle.
+    pub unicode_version: String,
+    /// How long the whole run took.
+    pub elapsed_ms: f64,
+    /// One result per selected case, in run order.
+    pub results: Vec<CaseResult>,
+}
+
+impl CaseResult {
+    /// Whether the case failed.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+    }
+
+    /// The result as people read it: `✔ name`, or `✘ name` with expected
+    /// vs actual, or `- name (skipped: why)`; the wire log too if `verbose`.
+    pub fn render(&self, unicode_version: &str, verbose: bool) -> String {
+        let unicode = if self.unicode_dependent {
+            format!(" (Unicode {unicode_version})")
+        } else {
+            String::new()
+        };
+        let mut out = match &self.outcome {
+            Outcome::Passed => format!("✔ {}{unicode}", self.name),
+            Outcome::Failed(failure) => {
+                let mut text = format!("✘ {}{unicode} — {}", self.name, self.description);
+                for line in failure.to_string().lines() {
+                    let _ = write!(text, "\n    {line}");
+                }
+                text
+            }
+            Outcome::Skipped { reason } => format!("- {} (skipped: {reason})", self.name),
+        };
+        if verbose && !self.wire_log.is_empty() {
+            for line in &self.wire_log {
+                let _ = write!(out, "\n      {line}");
+            }
+        }
+        out
+    }
+}
+
+impl Report {
+    /// (passed, failed, skipped).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for result in &self.results {
+            match result.outcome {
+                Outcome::Passed => counts.0 += 1,
+                Outcome::Failed(_) => counts.1 += 1,
+                Outcome::Skipped { .. } => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    /// Whether every case that ran passed.
+    pub fn all_passed(&self) -> bool {
+        self.counts().1 == 0
+    }
+
+    /// `N passed, M failed, K skipped`.
+    pub fn summary(&self) -> String {
+        let (passed, failed, skipped) = self.counts();
+        format!("{passed} passed, {failed} failed, {skipped} skipped")
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The report as JUnit XML (one `testcase` per case, the wire log in `system-out`).
+    pub fn to_junit(&self) -> String {
+        let (_, failed, skipped) = self.counts();
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            out,
+            "<testsuites><testsuite name=\"upcase conform {}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\" errors=\"0\" time=\"{:.3}\">",
+            xml(&self.addr),
+            self.results.len(),
+            self.elapsed_ms / 1000.0
+        );
+        for result in &self.results {
+            let classname = result
+                .name
+                .rsplit_once('/')
+                .map_or("", |(prefix, _)| prefix);
+            let _ = write!(
+                out,
+                "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+                xml(classname),
+                xml(&result.name),
+                result.elapsed_ms / 1000.0
+            );
+            match &result.outcome {
+                Outcome::Passed => {}
+                Outcome::Failed(failure) => {
+                    let _ = write!(
+                        out,
+                        "<failure message=\"{}\">{}</failure>",
+                        xml(&failure.message),
+                        xml(&failure.to_string())
+                    );
+                }
+                Outcome::Skipped { reason } => {
+                    let _ = write!(out, "<skipped message=\"{}\"/>", xml(reason));
+                }
+            }
+            if !result.wire_log.is_empty() {
+                let _ = write!(
+                    out,
+                    "<system-out>{}</system-out>",
+                    xml(&result.wire_log.join("\n"))
+                );
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("</testsuite></testsuites>\n");
+        out
+    }
+}
+
+/// Escape text for XML content and attributes; drop characters XML 1.0 forbids.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' | '\t' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let result = |name: &str, outcome| CaseResult {
+            name: name.into(),
+            description: "a rule".into(),
+            unicode_dependent: false,
+            outcome,
+            elapsed_ms: 1.0,
+            wire_log: vec!["c1 → <x> & \"y\"".into()],
+        };
+        Report {
+            addr: "127.0.0.1:1".into(),
+            unicode_version: "17.0".into(),
+            elapsed_ms: 3.0,
+            results: vec![
+                result("framed/2/a", Outcome::Passed),
+                result(
+                    "framed/2/b",
+                    Outcome::Failed(Failure::mismatch("wrong", "A", "a")),
+                ),
+                result(
+                    "framed/9/c",
+                    Outcome::Skipped {
+                        reason: "needs x".into(),
+                    },
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn summary_counts_each_outcome() {
+        assert_eq!(report().summary(), "1 passed, 1 failed, 1 skipped");
+        assert!(!report().all_passed());
+    }
+
+    #[test]
+    fn junit_escapes_and_marks_failures_and_skips() {
+        let junit = report().to_junit();
+        assert!(
+            junit.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{junit}"
+        );
+        assert!(
+            junit.contains(
+                "<failure message=\"wrong\">wrong\n  expected: A\n  actual:   a</failure>"
+            ),
+            "{junit}"
+        );
+        assert!(junit.contains("<skipped message=\"needs x\"/>"), "{junit}");
+        assert!(
+            junit.contains("c1 → &lt;x&gt; &amp; &quot;y&quot;"),
+            "{junit}"
+        );
+    }
+
+    #[test]
+    fn json_has_status_per_case() {
+        let json: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
+        assert_eq!(json["results"][1]["outcome"]["status"], "failed");
+        assert_eq!(json["results"][1]["outcome"]["expected"], "A");
+        assert_eq!(json["results"][2]["outcome"]["reason"], "needs x");
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the connection state machines: a harness on a fake clock,
+//! example-based tests per rule, and a model-based property test.
+
+mod client;
+mod datagram;
+mod harness;
+mod model;
+mod server;

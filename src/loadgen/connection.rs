@@ -1,0 +1,569 @@
+//! One client connection: issue requests, time each reply, check it
+//! against the oracle.
+//!
+//! Blocking sockets, one thread per connection. When the bytes in flight
+//! (pipeline × request or reply size) could fill the kernel's socket buffers,
+//! a second thread writes while the first reads: otherwise client and server
+//! could both block in `write` with full buffers and never read again.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::histogram::Histogram;
+use super::workload::{WireMode, Workload};
+use crate::wire::{
+    ErrorPayload, FrameDecoder, FrameType, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION,
+    match_preface,
+};
+
+/// Above this many bytes in flight per connection, reading and writing
+/// happen on separate threads (well below Linux's default 128 KiB receive
+/// buffer, so the one-thread loop can never deadlock).
+const ONE_THREAD_LIMIT: usize = 32 * 1024;
+/// Stack size of client threads: they keep their buffers on the heap, and
+/// small stacks let a thousand of them run.
+pub const STACK_SIZE: usize = 256 * 1024;
+
+/// When a connection stops issuing requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Issue no request after this instant (`None`: no time limit).
+    pub deadline: Option<Instant>,
+    /// Issue at most this many requests.
+    pub requests: u64,
+}
+
+impl Budget {
+    fn allows(&self, issued: u64) -> bool {
+        issued < self.requests
+            && self
+                .deadline
+                .is_none_or(|deadline| Instant::now() < deadline)
+    }
+}
+
+/// How a connection behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Requests in flight.
+    pub pipeline: usize,
+    /// Connect and reply timeout.
+    pub timeout: Duration,
+    /// The run's length, counted from when every client has connected.
+    pub duration: Option<Duration>,
+    /// Requests for this connection.
+    pub requests: u64,
+}
+
+/// Counters the progress line reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Replies received.
+    pub replies: AtomicU64,
+    /// Replies that differ from the oracle.
+    pub wrong: AtomicU64,
+}
+
+/// What one connection measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Latency of every reply, in nanoseconds.
+    pub latencies: Histogram,
+    /// Replies received (right or wrong).
+    pub replies: u64,
+    /// Replies that differ from the oracle.
+    pub wrong: u64,
+    /// What the first wrong reply looked like.
+    pub first_wrong: Option<String>,
+    /// What ended the connection early (failed connect, I/O error, timeout).
+    pub error: Option<String>,
+    /// Whether the connection was established.
+    pub connected: bool,
+}
+
+impl Outcome {
+    fn record(&mut self, sent: Instant, check: Check, live: &Live) {
+        self.latencies.record(sent.elapsed().as_nanos() as u64);
+        self.replies += 1;
+        live.replies.fetch_add(1, Ordering::Relaxed);
+        if let Check::Wrong(what) = check {
+            self.wrong += 1;
+            live.wrong.fetch_add(1, Ordering::Relaxed);
+            self.first_wrong.get_or_insert(what);
+        }
+    }
+
+    fn fail(&mut self, error: &io::Error, timeout: Duration) {
+        if self.error.is_none() {
+            self.error = Some(describe(error, timeout));
+        }
+    }
+}
+
+/// Where clients wait after connecting, so that the clock starts when all
+/// of them are connected.
+#[derive(Debug, Default)]
+pub struct StartGate {
+    /// Clients arrived, and whether the gate is open.
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl StartGate {
+    /// Count this client as arrived and wait until the gate opens.
+    pub fn arrive_and_wait(&self) {
+        let mut state = self.state.lock().expect("gate lock");
+        state.0 += 1;
+        self.changed.notify_all();
+        while !state.1 {
+            state = self.changed.wait(state).expect("gate lock");
+        }
+    }
+
+    /// Wait until `clients` clients have arrived.
+    pub fn wait_for(&self, clients: usize) {
+        let mut state = self.state.lock().expect("gate lock");
+        while state.0 < clients {
+            state = self.changed.wait(state).expect("gate lock");
+        }
+    }
+
+    /// Let every client go (and any that arrives later).
+    pub fn open(&self) {
+        self.state.lock().expect("gate lock").1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Connect, wait at `start` until every client is connected, then run.
+pub fn run(
+    addr: SocketAddr,
+    workload: &Workload,
+    settings: Settings,
+    start: &StartGate,
+    live: &Live,
+) -> Outcome {
+    let mut outcome = Outcome {
+        latencies: Histogram::new(),
+        ..Outcome::default()
+    };
+    let stream = TcpStream::connect_timeout(&addr, settings.timeout).and_then(|stream| {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(settings.timeout))?;
+        stream.set_write_timeout(Some(settings.timeout))?;
+        Ok(stream)
+    });
+    start.arrive_and_wait();
+    let stream = match stream {
+        Ok(stream) => stream,
+        Err(error) => {
+            outcome.error = Some(format!("cannot connect to {addr}: {error}"));
+            return outcome;
+        }
+    };
+    outcome.connected = true;
+    let budget = Budget {
+        deadline: settings.duration.map(|duration| Instant::now() + duration),
+        requests: settings.requests,
+    };
+    let in_flight = settings.pipeline * workload.request.len().max(workload.expected.len());
+    let result = if in_flight <= ONE_THREAD_LIMIT {
+        run_one_thread(stream, workload, settings, budget, live, &mut outcome)
+    } else {
+        run_two_threads(stream, workload, settings, budget, live, &mut outcome)
+    };
+    if let Err(error) = result {
+        outcome.fail(&error, settings.timeout);
+    }
+    outcome
+}
+
+fn run_one_thread(
+    mut stream: TcpStream,
+    workload: &Workload,
+    settings: Settings,
+    budget: Budget,
+    live: &Live,
+    outcome: &mut Outcome,
+) -> io::Result<()> {
+    if workload.mode == WireMode::Framed {
+        stream.write_all(&PREFACE)?;
+    }
+    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
+    let mut in_flight = VecDeque::with_capacity(settings.pipeline);
+    let mut issued = 0;
+    loop {
+        while in_flight.len() < settings.pipeline && budget.allows(issued) {
+            in_flight.push_back(Instant::now());
+            stream.write_all(&workload.request)?;
+            issued += 1;
+        }
+        let Some(sent) = in_flight.pop_front() else {
+            return Ok(());
+        };
+        let check = replies.next()?;
+        outcome.record(sent, check, live);
+    }
+}
+
+fn run_two_threads(
+    stream: TcpStream,
+    workload: &Workload,
+    settings: Settings,
+    budget: Budget,
+    live: &Live,
+    outcome: &mut Outcome,
+) -> io::Result<()> {
+    let (credit_tx, credit_rx) = mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = mpsc::channel::<Instant>();
+    for _ in 0..settings.pipeline {
+        credit_tx.send(()).expect("the receiver is alive");
+    }
+    let mut write_half = stream.try_clone()?;
+    let framed = workload.mode == WireMode::Framed;
+    let request: Bytes = workload.request.clone();
+    let writer =
+        thread::Builder::new()
+            .stack_size(STACK_SIZE)
+            .spawn(move || -> io::Result<()> {
+                let result = (|| {
+                    if framed {
+                        write_half.write_all(&PREFACE)?;
+                    }
+                    let mut issued = 0;
+                    while budget.allows(issued) && credit_rx.recv().is_ok() {
+                        if sent_tx.send(Instant::now()).is_err() {
+                            break;
+                        }
+                        write_half.write_all(&request)?;
+                        issued += 1;
+                    }
+                    Ok(())
+                })();
+                if result.is_err() {
+                    // Wake the reader, which may wait for a reply that will not come.
+                    let _ = write_half.shutdown(Shutdown::Both);
+                }
+                result
+            })?;
+    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
+    let mut read_result = Ok(());
+    while let Ok(sent) = sent_rx.recv() {
+        match replies.next() {
+            Ok(check) => outcome.record(sent, check, live),
+            Err(error) => {
+                read_result = Err(error);
+                let _ = stream.shutdown(Shutdown::Both);
+                break;
+            }
+        }
+        let _ = credit_tx.send(());
+    }
+    drop(credit_tx);
+    drop(sent_rx);
+    let write_result = writer
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+    // The writer's error explains the reader's (a reset, a shut-down socket).
+    write_result.and(read_result)
+}
+
+/// Whether a reply matched the oracle.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    Right,
+    Wrong(String),
+}
+
+/// Reads replies off the socket, one at a time, and checks them.
+enum ReplyReader<'a> {
+    Raw {
+        input: BufReader<TcpStream>,
+        reply: Vec<u8>,
+        expected: &'a [u8],
+    },
+    Framed {
+        stream: TcpStream,
+        input: BytesMut,
+        chunk: Vec<u8>,
+        decoder: FrameDecoder,
+        preface_seen: bool,
+        workload: &'a Workload,
+    },
+}
+
+impl<'a> ReplyReader<'a> {
+    fn new(stream: TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
+        let chunk_len = (workload.expected.len() + 64).clamp(4096, 64 * 1024);
+        match workload.mode {
+            WireMode::Raw => ReplyReader::Raw {
+                input: BufReader::with_capacity(chunk_len, stream),
+                reply: Vec::with_capacity(workload.expected.len()),
+                expected: &workload.expected,
+            },
+            WireMode::Framed => ReplyReader::Framed {
+                stream,
+                input: BytesMut::with_capacity(chunk_len),
+                chunk: vec![0; chunk_len],
+                decoder: FrameDecoder::new(
+                    u32::try_from(workload.expected.len().max(1 << 20)).unwrap_or(u32::MAX),
+                ),
+                preface_seen: false,
+                workload,
+            },
+        }
+    }
+
+    /// Read the next reply and check it. Raw replies end at a newline (the
+    /// request's only one, which upper case keeps).
+    fn next(&mut self) -> io::Result<Check> {
+        match self {
+            ReplyReader::Raw {
+                input,
+                reply,
+                expected,
+            } => {
+                // A reply is a line, whatever its length: a wrong one is seen
+                // at once instead of waiting for bytes that never come.
+                reply.clear();
+                input.read_until(b'\n', reply)?;
+                if reply.last() != Some(&b'\n') {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(compare(expected, reply))
+            }
+            ReplyReader::Framed {
+                stream,
+                input,
+                chunk,
+                decoder,
+                preface_seen,
+                workload,
+            } => loop {
+                if !*preface_seen {
+                    match match_preface(input) {
+                        PrefaceMatch::Partial => {}
+                        PrefaceMatch::Mismatch => {
+                            return Err(io::Error::other(
+                                "the server did not answer with the UPCASE/1 preface \
+                                 (is it a raw-only server? try --mode raw)",
+                            ));
+                        }
+                        PrefaceMatch::Complete { version } if version != VERSION => {
+                            return Err(io::Error::other(format!(
+                                "the server speaks UPCASE version {version}, not {VERSION}"
+                            )));
+                        }
+                        PrefaceMatch::Complete { .. } => {
+                            input.advance(PREFACE_LEN);
+                            *preface_seen = true;
+                        }
+                    }
+                }
+                if *preface_seen {
+                    match decoder.decode(input) {
+                        Ok(Some(frame)) => {
+                            return Ok(check_frame(
+                                workload,
+                                frame.frame_type,
+                                frame.flags.0,
+                                &frame.data,
+                            ));
+                        }
+                        Ok(None) => {}
+                        Err(too_large) => return Err(io::Error::other(too_large.to_string())),
+                    }
+                }
+                let n = stream.read(chunk)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                input.extend_from_slice(&chunk[..n]);
+            },
+        }
+    }
+}
+
+fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8]) -> Check {
+    if frame_type == FrameType::Error {
+        return Check::Wrong(match ErrorPayload::parse(data) {
+            Ok(error) => format!(
+                "the server answered ERROR {} ({}): {}",
+                error.code.0,
+                error.code.name().unwrap_or("unknown code"),
+                error.message
+            ),
+            Err(_) => "the server answered an ERROR frame too short for its code".into(),
+        });
+    }
+    if frame_type != workload.frame_type || flags != 0 {
+        return Check::Wrong(format!(
+            "expected a {:?} reply with flags 0, got {frame_type:?} with flags {flags:#04x}",
+            workload.frame_type
+        ));
+    }
+    compare(&workload.expected, data)
+}
+
+/// Compare a reply with the oracle's answer; describe the first difference.
+fn compare(expected: &[u8], got: &[u8]) -> Check {
+    if expected == got {
+        return Check::Right;
+    }
+    let at = expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    let window = |bytes: &[u8]| {
+        let start = at.saturating_sub(8);
+        let end = (at + 24).min(bytes.len());
+        String::from_utf8_lossy(&bytes[start.min(end)..end]).into_owned()
+    };
+    Check::Wrong(format!(
+        "reply differs from the oracle at byte {at} (length {} vs {} expected): \
+         expected {:?}, got {:?}",
+        got.len(),
+        expected.len(),
+        window(expected),
+        window(got)
+    ))
+}
+
+/// An I/O error in words a user can act on.
+fn describe(error: &io::Error, timeout: Duration) -> String {
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
+            "no reply within {} s (a slow server? raise --timeout)",
+            timeout.as_secs_f64()
+        ),
+        io::ErrorKind::UnexpectedEof => "the server closed the connection before replying".into(),
+        _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::workload::{Expect, PayloadType};
+    use std::net::TcpListener;
+
+    #[test]
+    fn compare_points_at_the_first_difference() {
+        assert_eq!(compare(b"ABC", b"ABC"), Check::Right);
+        let Check::Wrong(what) = compare(b"ABCD", b"ABxD") else {
+            panic!("a difference was missed");
+        };
+        assert!(what.contains("at byte 2"), "{what}");
+        let Check::Wrong(what) = compare(b"ABCD", b"AB") else {
+            panic!("a short reply was missed");
+        };
+        assert!(what.contains("length 2 vs 4"), "{what}");
+    }
+
+    #[test]
+    fn an_error_frame_is_a_wrong_reply() {
+        let workload =
+            Workload::new(WireMode::Framed, PayloadType::Text, 8, Expect::Upper).unwrap();
+        let error = ErrorPayload::new(crate::wire::ErrorCode(4), "bad").to_bytes();
+        let Check::Wrong(what) = check_frame(&workload, FrameType::Error, 0, &error) else {
+            panic!("an ERROR passed as a reply");
+        };
+        assert!(what.contains("ERROR 4") && what.contains("bad"), "{what}");
+        let Check::Wrong(what) = check_frame(&workload, FrameType::Bytes, 0, &workload.expected)
+        else {
+            panic!("a reply of the wrong type passed");
+        };
+        assert!(what.contains("Bytes"), "{what}");
+        assert_eq!(
+            check_frame(&workload, FrameType::Text, 0, &workload.expected),
+            Check::Right
+        );
+    }
+
+    /// A server that answers every line with `reply` (all reads and writes
+    /// time out, so a broken test fails instead of hanging).
+    fn serve_lines_with(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let mut lines = io::BufRead::split(BufReader::new(stream), b'\n');
+            while let Some(Ok(mut line)) = lines.next() {
+                line.push(b'\n');
+                if writer.write_all(&reply(&line)).is_err() {
+                    break;
+                }
+            }
+        });
+        addr
+    }
+
+    fn run_against(addr: SocketAddr, pipeline: usize, size: usize) -> Outcome {
+        let workload =
+            Workload::new(WireMode::Raw, PayloadType::Text, size, Expect::Upper).unwrap();
+        let settings = Settings {
+            pipeline,
+            timeout: Duration::from_secs(5),
+            duration: None,
+            requests: 20,
+        };
+        let gate = StartGate::default();
+        gate.open();
+        run(addr, &workload, settings, &gate, &Live::default())
+    }
+
+    #[test]
+    fn right_replies_are_counted_and_timed() {
+        let addr = serve_lines_with(|line| String::from_utf8_lossy(line).to_uppercase().into());
+        let outcome = run_against(addr, 3, 64);
+        assert_eq!((outcome.replies, outcome.wrong), (20, 0));
+        assert_eq!(outcome.latencies.count(), 20);
+        assert_eq!(outcome.error, None);
+    }
+
+    #[test]
+    fn two_thread_mode_gets_every_reply() {
+        let addr = serve_lines_with(|line| String::from_utf8_lossy(line).to_uppercase().into());
+        let outcome = run_against(addr, 4, 20_000);
+        assert_eq!((outcome.replies, outcome.wrong), (20, 0));
+        assert_eq!(outcome.error, None);
+    }
+
+    #[test]
+    fn a_wrong_server_gives_wrong_replies() {
+        let addr = serve_lines_with(|line| {
+            let mut reply = String::from_utf8_lossy(line).to_uppercase().into_bytes();
+            reply[0] = b't';
+            reply
+        });
+        let outcome = run_against(addr, 1, 64);
+        assert_eq!((outcome.replies, outcome.wrong), (20, 20));
+        assert!(
+            outcome.first_wrong.as_deref().unwrap().contains("differs"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let outcome = run_against(addr, 1, 64);
+        assert!(!outcome.connected);
+        assert!(outcome.error.unwrap().contains("cannot connect"));
+    }
+}

@@ -1,0 +1,129 @@
+//! A blocking UDP client (SPEC.md §8): one datagram out, one back, with a
+//! receive timeout, since a datagram (or its answer) can be lost.
+
+use std::fmt::Display;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use super::client::ClientError;
+use crate::conn::MAX_UDP_PAYLOAD;
+use crate::wire::{
+    ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN, PrefaceMatch,
+    match_preface,
+};
+
+/// A UDP socket "connected" to one UPCASE server.
+#[derive(Debug)]
+pub struct UdpClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+    timeout: Duration,
+    buffer: Vec<u8>,
+}
+
+impl UdpClient {
+    /// A client for the server at `addr`, waiting at most `timeout` per reply.
+    ///
+    /// # Errors
+    /// [`ClientError::Resolve`] when `addr` names no address; socket errors.
+    pub fn connect(
+        addr: impl ToSocketAddrs + Display,
+        timeout: Duration,
+    ) -> Result<UdpClient, ClientError> {
+        let resolve_error = |reason: String| ClientError::Resolve {
+            addr: addr.to_string(),
+            reason,
+        };
+        let server = addr
+            .to_socket_addrs()
+            .map_err(|error| resolve_error(error.to_string()))?
+            .next()
+            .ok_or_else(|| resolve_error("it names no address".into()))?;
+        let any: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("valid")
+        } else {
+            "[::]:0".parse().expect("valid")
+        };
+        let socket = UdpSocket::bind(any)?;
+        socket.connect(server)?;
+        socket.set_read_timeout(Some(timeout))?;
+        Ok(UdpClient {
+            socket,
+            server,
+            timeout,
+            buffer: vec![0; MAX_UDP_PAYLOAD + 1],
+        })
+    }
+
+    /// The local address datagrams are sent from.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Send `datagram` as it is and return the reply datagram.
+    ///
+    /// # Errors
+    /// [`ClientError::NoDatagramReply`] when nothing comes back in time.
+    pub fn exchange(&mut self, datagram: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.socket.send(datagram)?;
+        match self.socket.recv(&mut self.buffer) {
+            Ok(len) => Ok(self.buffer[..len].to_vec()),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Err(ClientError::NoDatagramReply {
+                    server: self.server,
+                    timeout: self.timeout,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Send one frame (after the preface) and return the reply frame.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] for an ERROR reply; [`ClientError::Protocol`]
+    /// style failures when the reply is not a preface and one frame.
+    pub fn request(&mut self, frame: &FrameRepr) -> Result<FrameRepr, ClientError> {
+        let mut datagram = BytesMut::from(&PREFACE[..]);
+        frame.encode(&mut datagram);
+        let reply = self.exchange(&datagram)?;
+        let malformed = |what: &str| {
+            ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the server's reply datagram {what}; is it an UPCASE/1 server?"),
+            ))
+        };
+        if match_preface(&reply) != (PrefaceMatch::Complete { version: 1 }) {
+            return Err(malformed("does not start with the UPCASE/1 preface"));
+        }
+        let mut rest = BytesMut::from(&reply[PREFACE_LEN..]);
+        let frame = FrameDecoder::new(u32::MAX)
+            .decode(&mut rest)
+            .ok()
+            .flatten()
+            .filter(|_| rest.is_empty())
+            .ok_or_else(|| malformed("is not exactly one frame"))?;
+        if frame.frame_type == FrameType::Error {
+            let payload = ErrorPayload::parse(&frame.data)
+                .map_err(|_| malformed("holds an ERROR frame without a code"))?;
+            return Err(ClientError::Server {
+                code: payload.code,
+                message: payload.message,
+            });
+        }
+        Ok(frame)
+    }
+}

@@ -1,0 +1,215 @@
+//! Replays every worked example of SPEC.md §12 against the real state
+//! machines: the spec's hex is checked byte for byte, so the spec and the
+//! implementation cannot drift apart. Format: SPEC.md §12.1.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use upcase::conn::{
+    DatagramConfig, DatagramReply, ServerConfig, ServerConnection, respond_to_datagram,
+};
+
+const SPEC: &str = include_str!("../SPEC.md");
+
+#[derive(Debug)]
+enum Line {
+    Client(Vec<u8>),
+    Server(Vec<u8>),
+    Close,
+    Drop,
+}
+
+#[derive(Debug)]
+struct Block {
+    kind: String,
+    first_line: usize,
+    lines: Vec<Line>,
+}
+
+fn parse_hex(text: &str, line_no: usize) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|pair| {
+            u8::from_str_radix(pair, 16)
+                .unwrap_or_else(|_| panic!("SPEC.md line {line_no}: bad hex byte {pair:?}"))
+        })
+        .collect()
+}
+
+fn blocks() -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Block> = None;
+    for (index, raw) in SPEC.lines().enumerate() {
+        let line_no = index + 1;
+        if let Some(info) = raw.strip_prefix("```") {
+            match current.take() {
+                Some(block) => blocks.push(block),
+                None if info.starts_with("upcase-") => {
+                    current = Some(Block {
+                        kind: info.trim().to_string(),
+                        first_line: line_no,
+                        lines: Vec::new(),
+                    })
+                }
+                None => current = None,
+            }
+            if !info.starts_with("upcase-") && !info.is_empty() {
+                // An opening fence of another language: skip to its end.
+                current = None;
+            }
+            continue;
+        }
+        let Some(block) = current.as_mut() else {
+            continue;
+        };
+        let content = raw.split('#').next().unwrap().trim();
+        if content.is_empty() {
+            continue;
+        }
+        let parsed = if let Some(hex) = content.strip_prefix("C:") {
+            Line::Client(parse_hex(hex, line_no))
+        } else if let Some(rest) = content.strip_prefix("S:") {
+            match rest.trim() {
+                "<close>" => Line::Close,
+                "<drop>" => Line::Drop,
+                hex => Line::Server(parse_hex(hex, line_no)),
+            }
+        } else {
+            panic!("SPEC.md line {line_no}: neither C: nor S: {raw:?}");
+        };
+        block.lines.push(parsed);
+    }
+    blocks
+}
+
+fn local() -> SocketAddr {
+    "127.0.0.1:9999".parse().unwrap()
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:50000".parse().unwrap()
+}
+
+/// One client input and the server output expected for it.
+type Step = (Vec<u8>, Vec<u8>);
+
+/// Group lines into steps; also whether the block ends with `<close>`.
+fn steps(block: &Block) -> (Vec<Step>, bool) {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut closes = false;
+    let mut last_was_client = false;
+    for line in &block.lines {
+        match line {
+            Line::Client(bytes) => {
+                if !last_was_client {
+                    steps.push((Vec::new(), Vec::new()));
+                }
+                steps.last_mut().unwrap().0.extend_from_slice(bytes);
+                last_was_client = true;
+            }
+            Line::Server(bytes) => {
+                steps
+                    .last_mut()
+                    .expect("S: before any C:")
+                    .1
+                    .extend_from_slice(bytes);
+                last_was_client = false;
+            }
+            Line::Close => closes = true,
+            Line::Drop => panic!("<drop> in a transcript (line {})", block.first_line),
+        }
+    }
+    (steps, closes)
+}
+
+fn replay_transcript(block: &Block) {
+    let (steps, closes) = steps(block);
+    let now = Instant::now();
+    let mut conn = ServerConnection::new(ServerConfig::default(), local(), peer(), now);
+    for (number, (input, expected)) in steps.iter().enumerate() {
+        let mut rest = &input[..];
+        let mut output = Vec::new();
+        while !rest.is_empty() {
+            let take = rest.len().min(conn.read_capacity());
+            assert!(
+                take > 0,
+                "block at line {}: input refused",
+                block.first_line
+            );
+            conn.handle_input(now, &rest[..take]).unwrap();
+            rest = &rest[take..];
+            output.extend_from_slice(conn.pending_output());
+            conn.mark_sent(now, conn.pending_output().len()).unwrap();
+        }
+        assert_eq!(
+            hex(&output),
+            hex(expected),
+            "SPEC.md block at line {}, step {}: server output differs",
+            block.first_line,
+            number + 1
+        );
+    }
+    assert_eq!(
+        conn.has_ended(),
+        closes,
+        "SPEC.md block at line {}: <close> says the server ends the connection",
+        block.first_line
+    );
+}
+
+fn replay_datagram(block: &Block) {
+    let mut datagram = Vec::new();
+    let mut expected = Vec::new();
+    let mut dropped = false;
+    for line in &block.lines {
+        match line {
+            Line::Client(bytes) => datagram.extend_from_slice(bytes),
+            Line::Server(bytes) => expected.extend_from_slice(bytes),
+            Line::Drop => dropped = true,
+            Line::Close => panic!("<close> in a datagram block (line {})", block.first_line),
+        }
+    }
+    let reply = respond_to_datagram(&datagram, local(), peer(), &DatagramConfig::default());
+    match reply {
+        DatagramReply::Send(bytes) => {
+            assert!(
+                !dropped,
+                "block at line {}: expected a drop",
+                block.first_line
+            );
+            assert_eq!(
+                hex(&bytes),
+                hex(&expected),
+                "SPEC.md datagram block at line {}",
+                block.first_line
+            );
+        }
+        other => assert!(dropped, "block at line {}: got {other:?}", block.first_line),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn every_worked_example_in_the_spec_replays_exactly() {
+    let blocks = blocks();
+    let mut replayed = 0;
+    for block in &blocks {
+        match block.kind.as_str() {
+            "upcase-transcript" => replay_transcript(block),
+            "upcase-datagram" => replay_datagram(block),
+            "upcase-transcript-illustrative" => continue,
+            other => panic!("unknown block kind {other} at line {}", block.first_line),
+        }
+        replayed += 1;
+    }
+    assert!(
+        replayed >= 15,
+        "only {replayed} examples found: is the parser broken?"
+    );
+}

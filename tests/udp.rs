@@ -1,0 +1,234 @@
+//! UPCASE over UDP on loopback (SPEC.md §8): round trips, every rejected
+//! datagram answered with the right ERROR or dropped as the spec says, and
+//! bursts from several sockets. Every server binds 127.0.0.1:0.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use upcase::net::{Client, ClientError, Server, ServerHandle, UdpClient};
+use upcase::wire::{ErrorCode, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn start() -> (ServerHandle, SocketAddr) {
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .bind()
+        .unwrap();
+    let tcp = server.local_addrs()[0];
+    assert_eq!(
+        server.udp_addrs(),
+        [tcp],
+        "UDP on the same address and port"
+    );
+    assert!(server.listening_line().ends_with(&format!("udp {tcp}")));
+    (server.spawn().unwrap(), tcp)
+}
+
+/// The counter's value once it reaches `expected` (or [`TIMEOUT`] passes):
+/// the server counts a datagram just after answering it, so a client can
+/// see the reply before the count.
+fn counted(counter: &AtomicU64, expected: u64) -> u64 {
+    let deadline = Instant::now() + TIMEOUT;
+    while counter.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    counter.load(Ordering::Relaxed)
+}
+
+fn datagram(frame: &FrameRepr) -> Vec<u8> {
+    let mut out = BytesMut::from(&PREFACE[..]);
+    frame.encode(&mut out);
+    out.to_vec()
+}
+
+/// The ERROR code of a reply datagram, which must be preface + one ERROR frame.
+fn error_code_of(reply: &[u8]) -> ErrorCode {
+    assert_eq!(&reply[..8], &PREFACE);
+    let mut rest = BytesMut::from(&reply[8..]);
+    let frame = FrameDecoder::new(u32::MAX)
+        .decode(&mut rest)
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty(), "exactly one frame");
+    assert_eq!(frame.frame_type, FrameType::Error);
+    ErrorCode(u16::from_be_bytes([frame.data[0], frame.data[1]]))
+}
+
+#[test]
+fn raw_and_framed_round_trips() {
+    let (handle, addr) = start();
+    let mut client = UdpClient::connect(addr, TIMEOUT).unwrap();
+    assert_eq!(
+        client.exchange("straße\n".as_bytes()).unwrap(),
+        b"STRASSE\n"
+    );
+    assert_eq!(
+        client.exchange(b"\xc3").unwrap(),
+        b"\xc3",
+        "an incomplete tail is copied"
+    );
+    let reply = client
+        .request(&FrameRepr::new(FrameType::Text, "ΐ".as_bytes().to_vec()))
+        .unwrap();
+    assert_eq!(&reply.data[..], "\u{399}\u{308}\u{301}".as_bytes());
+    assert_eq!(
+        reply.src.to_socket_addr(),
+        addr,
+        "filled with the server's address"
+    );
+    let ours = client.local_addr().unwrap();
+    assert_eq!(
+        reply.dst.to_socket_addr(),
+        SocketAddr::new([127, 0, 0, 1].into(), ours.port()),
+        "filled with our address as the server saw it"
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn bad_framed_datagrams_get_the_right_error() {
+    let (handle, addr) = start();
+    let mut client = UdpClient::connect(addr, TIMEOUT).unwrap();
+    let text = FrameRepr::new(FrameType::Text, b"hi".to_vec());
+    let whole = datagram(&text);
+
+    let truncated = &whole[..8 + 10];
+    assert_eq!(
+        error_code_of(&client.exchange(truncated).unwrap()),
+        ErrorCode::MALFORMED
+    );
+    let short_data = &whole[..whole.len() - 1];
+    assert_eq!(
+        error_code_of(&client.exchange(short_data).unwrap()),
+        ErrorCode::MALFORMED
+    );
+    let mut long_data = whole.clone();
+    long_data.push(b'!');
+    assert_eq!(
+        error_code_of(&client.exchange(&long_data).unwrap()),
+        ErrorCode::MALFORMED
+    );
+    let mut more = text.clone();
+    more.flags = Flags::more_if(true);
+    assert_eq!(
+        error_code_of(&client.exchange(&datagram(&more)).unwrap()),
+        ErrorCode::MALFORMED
+    );
+    let mut version = whole.clone();
+    version[7] = 2;
+    assert_eq!(
+        error_code_of(&client.exchange(&version).unwrap()),
+        ErrorCode::UNSUPPORTED_VERSION
+    );
+    let invalid = FrameRepr::new(FrameType::Text, b"\xff".to_vec());
+    assert_eq!(
+        error_code_of(&client.exchange(&datagram(&invalid)).unwrap()),
+        ErrorCode::INVALID_UTF8
+    );
+    let unknown = FrameRepr::new(FrameType::Unknown(0x33), b"".to_vec());
+    assert_eq!(
+        error_code_of(&client.exchange(&datagram(&unknown)).unwrap()),
+        ErrorCode::UNKNOWN_TYPE
+    );
+    let expanding = FrameRepr::new(FrameType::Text, "ΐ".repeat(20_000).into_bytes());
+    assert_eq!(
+        error_code_of(&client.exchange(&datagram(&expanding)).unwrap()),
+        ErrorCode::FRAME_TOO_LARGE,
+        "a reply over 65,507 bytes becomes FRAME_TOO_LARGE"
+    );
+    // The library client turns an ERROR into a typed error.
+    match client.request(&invalid) {
+        Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::INVALID_UTF8),
+        other => panic!("{other:?}"),
+    }
+    handle.shutdown();
+}
+
+#[test]
+fn an_oversized_raw_reply_is_dropped_and_counted() {
+    let (handle, addr) = start();
+    let mut client = UdpClient::connect(addr, Duration::from_millis(300)).unwrap();
+    let expanding = "ΐ".repeat(20_000);
+    assert!(matches!(
+        client.exchange(expanding.as_bytes()),
+        Err(ClientError::NoDatagramReply { .. })
+    ));
+    assert_eq!(counted(&handle.udp_stats().dropped, 1), 1);
+    // The service goes on.
+    assert_eq!(client.exchange(b"ok").unwrap(), b"OK");
+    handle.shutdown();
+}
+
+#[test]
+fn garbage_datagrams_never_disturb_tcp_clients() {
+    let (handle, addr) = start();
+    let mut tcp = Client::connect(addr, TIMEOUT).unwrap();
+    let noise = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x9e37_79b9_u32;
+    for round in 0..200 {
+        let len = (seed % 300) as usize;
+        let garbage: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        let mut datagram = if round % 2 == 0 {
+            PREFACE.to_vec()
+        } else {
+            Vec::new()
+        };
+        datagram.extend_from_slice(&garbage);
+        noise.send_to(&datagram, addr).unwrap();
+        if round % 20 == 0 {
+            assert_eq!(tcp.upcase("still served").unwrap(), "STILL SERVED");
+        }
+    }
+    tcp.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn a_burst_from_several_sockets_is_answered_in_full() {
+    let (handle, addr) = start();
+    const SOCKETS: usize = 4;
+    const PER_SOCKET: usize = 100;
+    let sockets: Vec<UdpSocket> = (0..SOCKETS)
+        .map(|_| {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+            socket
+        })
+        .collect();
+    for (s, socket) in sockets.iter().enumerate() {
+        for i in 0..PER_SOCKET {
+            socket
+                .send_to(format!("s{s} n{i}").as_bytes(), addr)
+                .unwrap();
+        }
+    }
+    let mut buf = [0u8; 256];
+    for (s, socket) in sockets.iter().enumerate() {
+        let mut replies: Vec<String> = (0..PER_SOCKET)
+            .map(|_| {
+                let (len, _) = socket.recv_from(&mut buf).unwrap();
+                String::from_utf8(buf[..len].to_vec()).unwrap()
+            })
+            .collect();
+        replies.sort();
+        let mut expected: Vec<String> = (0..PER_SOCKET).map(|i| format!("S{s} N{i}")).collect();
+        expected.sort();
+        assert_eq!(replies, expected);
+    }
+    let stats = handle.udp_stats();
+    let all = (SOCKETS * PER_SOCKET) as u64;
+    assert_eq!(counted(&stats.answered, all), all);
+    assert_eq!(stats.received.load(Ordering::Relaxed), all);
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    handle.shutdown();
+}
