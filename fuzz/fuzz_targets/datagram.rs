@@ -4,18 +4,24 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upcase::conn::RawCase;
+use upcase::conn::{RawCase, ServerMode};
 use upcase::properties::server_ops::check_datagram;
 
-/// Input layout: 4 bytes choosing the raw case, 4 bytes of frame limit
-/// (little-endian), then the datagram.
+/// Input layout: 4 bytes choosing the server mode, 4 choosing the raw case,
+/// 4 bytes of frame limit (little-endian), then the datagram.
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Input<'a> {
+    mode: ServerMode,
     raw_case: RawCase,
     max_frame_len: u32,
     datagram: &'a [u8],
 }
 
 fuzz_target!(|input: Input<'_>| {
-    check_datagram(input.datagram, input.raw_case, input.max_frame_len);
+    check_datagram(
+        input.datagram,
+        input.mode,
+        input.raw_case,
+        input.max_frame_len,
+    );
 });

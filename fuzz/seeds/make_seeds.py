@@ -125,8 +125,8 @@ def datagram():
     unicode, ascii_only = variant(0, 2), variant(1, 2)
     limit = u32(1 << 20)
 
-    def seed(name, case, max_len, data):
-        write("datagram", name, case + max_len + data)
+    def seed(name, case, max_len, data, mode=0):
+        write("datagram", name, variant(mode, 3) + case + max_len + data)
 
     seed("raw_hello", unicode, limit, b"hello, world\n")
     seed("raw_invalid_utf8", unicode, limit, b"caf\xc3\xa9 \xff\xe2\x82")
@@ -138,6 +138,8 @@ def datagram():
     seed("framed_more_flag", unicode, limit, PREFACE + frame(TEXT, b"abc", MORE))
     seed("framed_too_large", unicode, u32(2), PREFACE + frame(BYTES, b"abc"))
     seed("framed_short", unicode, limit, PREFACE + b"\x00" * 10)
+    seed("raw_only_preface", unicode, limit, PREFACE + frame(TEXT, b"x"), mode=1)
+    seed("framed_only_raw", unicode, limit, b"hello", mode=2)
 
 
 # server_connection: Input { config: ServerOpsConfig, ops: Vec<Op> }.

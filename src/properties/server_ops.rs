@@ -559,7 +559,7 @@ impl Run {
             || self.eof
             || self.shutdown
             || self.timed_out
-            || (self.seen_mode.is_some() && self.conn.mode().is_none())
+            || self.conn.has_ended()
     }
 
     /// Whether the client's bytes are frames: the preface magic came first
@@ -811,18 +811,20 @@ impl Run {
             return;
         }
         assert_eq!(self.protocol_errors, 0, "ERROR events on a raw connection");
-        let sniffed_only = self.server.mode == ServerMode::Auto && self.seen_mode.is_none();
         // KNOWN CORE BUG (reported, not fixed here): a busy connection that
-        // ends by EOF or shutdown while still sniffing (every byte so far a
+        // ends by EOF, shutdown or idle timeout while still sniffing (every byte so far a
         // strict prefix of the preface) is upcased as raw instead of closed
         // without reply. Drop `&& !sniffed_to_the_end` once the core is fixed.
         let sniffed_to_the_end = self.server.mode == ServerMode::Auto
             && self.fed.len() < PREFACE_LEN
             && self.fed[..] == PREFACE_MAGIC[..self.fed.len()]
-            && matches!(reason, CloseReason::PeerClosed | CloseReason::Shutdown);
-        let silent = self.server.mode == ServerMode::Framed
-            || (self.config.busy && !sniffed_to_the_end)
-            || (sniffed_only && reason == CloseReason::IdleTimeout);
+            && matches!(
+                reason,
+                CloseReason::PeerClosed | CloseReason::Shutdown | CloseReason::IdleTimeout
+            );
+        // Undecided bytes are raw input when the connection ends (SPEC.md §2.1).
+        let silent =
+            self.server.mode == ServerMode::Framed || (self.config.busy && !sniffed_to_the_end);
         if silent {
             assert!(
                 self.emitted.is_empty(),
@@ -966,17 +968,29 @@ pub fn check_server_ops(config: &ServerOpsConfig, ops: &[Op]) {
 }
 
 /// Answer one datagram and check the reply: never over 65,507 bytes; a
-/// datagram that starts with the preface gets the preface plus exactly one
-/// well-formed frame, the [`ReplyModel`]'s reply to a well-formed request
-/// frame; any other datagram gets its upper case (at most three times as
-/// long), dropped only when it would not fit.
-pub fn check_datagram(datagram: &[u8], raw_case: RawCase, max_frame_len: u32) {
+/// datagram that starts with the preface (on a server that is not raw-only)
+/// gets the preface plus exactly one well-formed frame, the [`ReplyModel`]'s
+/// reply to a well-formed request frame; any other datagram gets its upper
+/// case (at most three times as long), dropped only when it would not fit,
+/// or nothing on a framed-only server.
+pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_frame_len: u32) {
     let config = DatagramConfig {
+        mode,
         raw_case,
         max_frame_len,
     };
     let reply = respond_to_datagram(datagram, socket(LOCAL), socket(PEER), &config);
-    let framed = datagram.len() >= PREFACE_LEN && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    let framed = mode != ServerMode::Raw
+        && datagram.len() >= PREFACE_LEN
+        && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    if !framed && mode == ServerMode::Framed {
+        assert_eq!(
+            reply,
+            DatagramReply::NotFramed,
+            "framed-only server, raw datagram"
+        );
+        return;
+    }
     if !framed {
         let mode = match raw_case {
             RawCase::Unicode => CaseMode::UnicodeLossless,
@@ -1168,6 +1182,7 @@ mod tests {
 
         #[test]
         fn datagram_reply_is_one_frame_or_the_upper_case(
+            mode in prop_oneof![Just(ServerMode::Auto), Just(ServerMode::Raw), Just(ServerMode::Framed)],
             raw_case in prop_oneof![Just(RawCase::Unicode), Just(RawCase::Ascii)],
             max_frame_len in prop_oneof![Just(u32::MAX), 0u32..64],
             frame in prop::option::of((frame_kind(), any::<bool>(), any::<u8>(), bytes(60), -2i64..3)),
@@ -1185,7 +1200,7 @@ mod tests {
                     datagram
                 }
             };
-            check_datagram(&datagram, raw_case, max_frame_len);
+            check_datagram(&datagram, mode, raw_case, max_frame_len);
         }
     }
 
