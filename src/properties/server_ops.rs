@@ -852,10 +852,11 @@ impl Run {
         let (local, peer) = (Address::from(socket(LOCAL)), Address::from(socket(PEER)));
         let version = self.fed[PREFACE_LEN - 1];
         if version != 1 || self.config.busy {
-            let code = if version != 1 {
-                ErrorCode::UNSUPPORTED_VERSION
-            } else {
+            // BUSY whatever the version (SPEC.md §9.3).
+            let code = if self.config.busy {
                 ErrorCode::BUSY
+            } else {
+                ErrorCode::UNSUPPORTED_VERSION
             };
             assert_eq!(replies.len(), 1, "only ERROR after the preface");
             assert_eq!(error_code(&replies[0]), code);
