@@ -5,6 +5,8 @@
 
 use bytes::BytesMut;
 
+pub mod server_ops;
+
 use crate::transform::{CaseMode, InvalidUtf8, Upcaser};
 use crate::wire::{FrameDecoder, FrameRepr, HEADER_LEN};
 
