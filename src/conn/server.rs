@@ -197,7 +197,7 @@ impl ServerConnection {
             if self.config.mode == ServerMode::Framed {
                 return self.end(CloseReason::PeerClosedMidFrame, now);
             }
-            self.start_raw();
+            self.start_raw_unless_framed_only(now);
         }
         self.process(now, true);
         let reason = match &mut self.phase {
@@ -370,9 +370,6 @@ impl ServerConnection {
             PrefaceMatch::Partial => false,
             PrefaceMatch::Mismatch => {
                 self.start_raw_unless_framed_only(now);
-                if self.busy.is_some() {
-                    self.end(CloseReason::Busy, now);
-                }
                 true
             }
             PrefaceMatch::Complete { version } => {
@@ -395,9 +392,14 @@ impl ServerConnection {
         }
     }
 
+    /// The bytes are not a preface (or no more will come): raw mode, unless
+    /// the server is framed-only, or this connection is over the limit —
+    /// both close without a reply (SPEC.md §2.2, §9.3).
     fn start_raw_unless_framed_only(&mut self, now: Instant) {
         if self.config.mode == ServerMode::Framed {
             self.end(CloseReason::NotFramed, now);
+        } else if self.busy.is_some() {
+            self.end(CloseReason::Busy, now);
         } else {
             self.start_raw();
         }

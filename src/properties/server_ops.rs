@@ -811,20 +811,9 @@ impl Run {
             return;
         }
         assert_eq!(self.protocol_errors, 0, "ERROR events on a raw connection");
-        // KNOWN CORE BUG (reported, not fixed here): a busy connection that
-        // ends by EOF, shutdown or idle timeout while still sniffing (every byte so far a
-        // strict prefix of the preface) is upcased as raw instead of closed
-        // without reply. Drop `&& !sniffed_to_the_end` once the core is fixed.
-        let sniffed_to_the_end = self.server.mode == ServerMode::Auto
-            && self.fed.len() < PREFACE_LEN
-            && self.fed[..] == PREFACE_MAGIC[..self.fed.len()]
-            && matches!(
-                reason,
-                CloseReason::PeerClosed | CloseReason::Shutdown | CloseReason::IdleTimeout
-            );
-        // Undecided bytes are raw input when the connection ends (SPEC.md §2.1).
-        let silent =
-            self.server.mode == ServerMode::Framed || (self.config.busy && !sniffed_to_the_end);
+        // Undecided bytes are raw input when the connection ends (SPEC.md
+        // §2.1), but a framed-only server or a busy connection says nothing (§9.3).
+        let silent = self.server.mode == ServerMode::Framed || self.config.busy;
         if silent {
             assert!(
                 self.emitted.is_empty(),

@@ -506,3 +506,15 @@ fn raw_connections_half_close_when_done_and_framed_ones_never_do() {
         "the framed client closes first"
     );
 }
+
+#[test]
+fn busy_connection_ending_while_undecided_says_nothing() {
+    let now = std::time::Instant::now();
+    let mut harness = Harness::new(ServerConfig::default());
+    harness.conn = ServerConnection::new_busy(ServerConfig::default(), local(), peer(), now, 3);
+    harness.now = now;
+    harness.feed(b"\xc0U");
+    harness.eof();
+    assert!(harness.sent.is_empty(), "not echoed as raw");
+    assert_eq!(closed_reason(&harness), Some(CloseReason::Busy));
+}
