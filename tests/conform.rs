@@ -56,6 +56,36 @@ fn passed(report: &Report) -> BTreeSet<String> {
     names(report, |o| matches!(o, Outcome::Passed))
 }
 
+/// Run the suite; the filters must match.
+fn run(options: &Options) -> Report {
+    conform::run(options).expect("filters match")
+}
+
+fn assert_all_passed(report: &Report) {
+    assert!(report.all_passed(), "failures:\n{}", explain(report));
+}
+
+fn assert_summary(report: &Report, summary: &str) {
+    assert_eq!(report.summary(), summary, "{}", explain(report));
+}
+
+/// Run `filters` (the UDP set when `udp`) against `addr`, told of the
+/// server's setting by `tell`, and require every case to pass.
+fn passes_told(addr: SocketAddr, filters: &[&str], udp: bool, tell: fn(&mut Options)) -> Report {
+    let mut options = options(addr, filters);
+    options.udp = udp;
+    tell(&mut options);
+    let report = run(&options);
+    assert_all_passed(&report);
+    report
+}
+
+/// Told nothing of the server's setting, the suite must notice it.
+fn fails_untold(addr: SocketAddr, filter: &str) {
+    let report = run(&options(addr, &[filter]));
+    assert!(!report.all_passed(), "{filter} passed against {addr}");
+}
+
 fn explain(report: &Report) -> String {
     report
         .results
@@ -89,22 +119,22 @@ fn check_report(report: &Report, who: &str, must_fail: &[&str], must_pass: &[&st
 /// Run `filters` against a broken TCP server and check the outcome.
 fn check_broken(flavor: Flavor, filters: &[&str], must_fail: &[&str], must_pass: &[&str]) {
     let server = TestServer::start(flavor, ServerConfig::default());
-    let report = conform::run(&options(server.addr, filters)).expect("filters match");
+    let report = run(&options(server.addr, filters));
     check_report(&report, &format!("{flavor:?}"), must_fail, must_pass);
 }
 
 /// Run the UDP cases against a broken UDP responder and check the outcome.
 fn check_broken_udp(bug: Bug, must_fail: &[&str], must_pass: &[&str]) {
     let responder = BrokenUdp::start(bug);
-    let report = conform::run(&udp_options(responder.addr, &[])).expect("UDP cases exist");
+    let report = run(&udp_options(responder.addr, &[]));
     check_report(&report, &format!("{bug:?}"), must_fail, must_pass);
 }
 
 #[test]
 fn our_server_passes_every_tcp_case() {
     let server = OurServer::start();
-    let report = conform::run(&options(server.addr, &[])).expect("no filters");
-    assert!(report.all_passed(), "failures:\n{}", explain(&report));
+    let report = run(&options(server.addr, &[]));
+    assert_all_passed(&report);
     let expected_skips = set(&[
         "raw/2.2/raw-only-preface-echoed",
         "framed/2.2/framed-only-closes-raw",
@@ -120,8 +150,8 @@ fn our_server_passes_every_tcp_case() {
 #[test]
 fn our_server_passes_every_udp_case() {
     let server = OurServer::start();
-    let report = conform::run(&udp_options(server.addr, &[])).expect("no filters");
-    assert!(report.all_passed(), "failures:\n{}", explain(&report));
+    let report = run(&udp_options(server.addr, &[]));
+    assert_all_passed(&report);
     let expected_skips = set(&[
         "udp/8.1/framed-only-drops-raw",
         "udp/8.1/raw-only-treats-preface-as-raw",
@@ -140,13 +170,7 @@ fn our_server_passes_the_idle_timeout_cases() {
     let server = OurServer::with(config, 1024);
     let mut options = options(server.addr, &["framed/9.1", "raw/9.1"]);
     options.idle_timeout = Some(Duration::from_secs(1));
-    let report = conform::run(&options).expect("filters match");
-    assert_eq!(
-        report.summary(),
-        "2 passed, 0 failed, 0 skipped",
-        "{}",
-        explain(&report)
-    );
+    assert_summary(&run(&options), "2 passed, 0 failed, 0 skipped");
 }
 
 #[test]
@@ -154,18 +178,12 @@ fn busy_case_passes_at_the_limit_and_fails_when_told_a_higher_one() {
     let server = OurServer::with(ServerConfig::default(), 2);
     let mut told = options(server.addr, &["framed/9.3"]);
     told.max_connections = Some(2);
-    let report = conform::run(&told).expect("filters match");
-    assert_eq!(
-        report.summary(),
-        "1 passed, 0 failed, 0 skipped",
-        "{}",
-        explain(&report)
-    );
+    assert_summary(&run(&told), "1 passed, 0 failed, 0 skipped");
 
     // Told a limit of 3, the suite's third connection gets BUSY where it
     // expects a PONG: the case can fail.
     told.max_connections = Some(3);
-    let report = conform::run(&told).expect("filters match");
+    let report = run(&told);
     assert_eq!(failed(&report), set(&["framed/9.3/busy-at-the-limit"]));
 }
 
@@ -176,10 +194,8 @@ fn raw_only_server_passes_its_mode_cases() {
         ..ServerConfig::default()
     };
     let server = OurServer::with(config, 1024);
-    let mut tcp = options(server.addr, &["raw/2", "framed/2"]);
-    tcp.server_mode = ServerMode::Raw;
-    let report = conform::run(&tcp).expect("filters match");
-    assert!(report.all_passed(), "{}", explain(&report));
+    let tell: fn(&mut Options) = |options| options.server_mode = ServerMode::Raw;
+    let report = passes_told(server.addr, &["raw/2", "framed/2"], false, tell);
     assert!(passed(&report).contains("raw/2.2/raw-only-preface-echoed"));
     assert!(
         skipped(&report)
@@ -189,16 +205,11 @@ fn raw_only_server_passes_its_mode_cases() {
         skipped(&report)
     );
 
-    let mut udp = udp_options(server.addr, &["udp/8.1", "udp/8.3"]);
-    udp.server_mode = ServerMode::Raw;
-    let report = conform::run(&udp).expect("filters match");
-    assert!(report.all_passed(), "{}", explain(&report));
+    let report = passes_told(server.addr, &["udp/8.1", "udp/8.3"], true, tell);
     assert!(passed(&report).contains("udp/8.1/raw-only-treats-preface-as-raw"));
 
     // Told nothing, the suite expects a framed reply to a preface.
-    let report = conform::run(&options(server.addr, &["framed/2.1/preface-answered"]))
-        .expect("filters match");
-    assert!(!report.all_passed());
+    fails_untold(server.addr, "framed/2.1/preface-answered");
 }
 
 #[test]
@@ -208,26 +219,21 @@ fn framed_only_server_passes_its_mode_cases() {
         ..ServerConfig::default()
     };
     let server = OurServer::with(config, 1024);
-    let mut tcp = options(server.addr, &["raw/2", "framed/2", "framed/5.6"]);
-    tcp.server_mode = ServerMode::Framed;
-    let report = conform::run(&tcp).expect("filters match");
-    assert!(report.all_passed(), "{}", explain(&report));
+    let tell: fn(&mut Options) = |options| options.server_mode = ServerMode::Framed;
+    let report = passes_told(
+        server.addr,
+        &["raw/2", "framed/2", "framed/5.6"],
+        false,
+        tell,
+    );
     assert!(passed(&report).contains("framed/2.2/framed-only-closes-raw"));
     assert!(passed(&report).contains("framed/5.6/many-clients-interleaved"));
 
-    let mut udp = udp_options(server.addr, &["udp/8.1", "udp/8.2/ping"]);
-    udp.server_mode = ServerMode::Framed;
-    let report = conform::run(&udp).expect("filters match");
-    assert!(report.all_passed(), "{}", explain(&report));
+    let report = passes_told(server.addr, &["udp/8.1", "udp/8.2/ping"], true, tell);
     assert!(passed(&report).contains("udp/8.1/framed-only-drops-raw"));
 
     // Told nothing, the suite expects raw replies and notices they are missing.
-    let report = conform::run(&options(
-        server.addr,
-        &["raw/2.1/first-differing-byte-means-raw"],
-    ))
-    .expect("filters match");
-    assert!(!report.all_passed());
+    fails_untold(server.addr, "raw/2.1/first-differing-byte-means-raw");
 }
 
 #[test]
@@ -237,22 +243,15 @@ fn ascii_raw_server_passes_the_ascii_case_and_fails_unicode_ones() {
         ..ServerConfig::default()
     };
     let server = OurServer::with(config, 1024);
-    let mut ascii = options(server.addr, &["raw/7"]);
-    ascii.raw_ascii = true;
-    let report = conform::run(&ascii).expect("filters match");
+    let tell: fn(&mut Options) = |options| options.raw_ascii = true;
+    let report = passes_told(server.addr, &["raw/7"], false, tell);
     assert_eq!(passed(&report), set(&["raw/7.4/ascii-option"]));
-    assert!(failed(&report).is_empty(), "{}", explain(&report));
 
     // Raw datagrams follow the same option.
-    let mut udp = udp_options(server.addr, &["udp/8.3", "udp/8.4/raw"]);
-    udp.raw_ascii = true;
-    let report = conform::run(&udp).expect("filters match");
-    assert!(report.all_passed(), "{}", explain(&report));
+    passes_told(server.addr, &["udp/8.3", "udp/8.4/raw"], true, tell);
 
     // Told nothing, the suite expects Unicode raw mode and notices.
-    let report =
-        conform::run(&options(server.addr, &["raw/7.1/utf8-classes"])).expect("filters match");
-    assert!(!report.all_passed());
+    fails_untold(server.addr, "raw/7.1/utf8-classes");
 }
 
 #[test]
@@ -422,13 +421,8 @@ fn a_lost_datagram_is_sent_once_more_and_the_log_says_so() {
     let mut options = udp_options(responder.addr, &["udp/8.3/raw-empty", "udp/8.2/ping-pong"]);
     // Only how long the lost attempt waits; the replies come at once.
     options.timeout = Duration::from_millis(200);
-    let report = conform::run(&options).expect("filters match");
-    assert_eq!(
-        report.summary(),
-        "2 passed, 0 failed, 0 skipped",
-        "{}",
-        explain(&report)
-    );
+    let report = run(&options);
+    assert_summary(&report, "2 passed, 0 failed, 0 skipped");
     for result in &report.results {
         assert!(
             result

@@ -14,6 +14,19 @@ fn script(name: &str) -> String {
     format!("{}/tests/interop/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Run `command` with `input` on its standard input (closed after it) and
+/// its output captured, waiting at most [`TIMEOUT`].
+fn run_with_input(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    wait_with_timeout(child)
+}
+
 /// Wait for `child` at most [`TIMEOUT`]; kill it and fail past that.
 fn wait_with_timeout(mut child: Child) -> Output {
     let deadline = Instant::now() + TIMEOUT;
@@ -24,25 +37,17 @@ fn wait_with_timeout(mut child: Child) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
     Output {
         status: child.wait().unwrap(),
-        stdout,
-        stderr,
+        stdout: read_all(child.stdout.take()),
+        stderr: read_all(child.stderr.take()),
     }
+}
+
+fn read_all(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    pipe.unwrap().read_to_end(&mut bytes).unwrap();
+    bytes
 }
 
 fn python_available() -> bool {
@@ -63,20 +68,10 @@ fn the_tutorial_client_talks_to_our_server_in_raw_mode() {
         .unwrap();
     let port = server.local_addrs()[0].port().to_string();
     let handle = server.spawn().unwrap();
-    let mut child = Command::new("python3")
-        .args([script("tutorial_client.py"), "127.0.0.1".into(), port])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("hello\nstraße\nexit\nnever sent\n".as_bytes())
-        .unwrap();
-    let output = wait_with_timeout(child);
+    let output = run_with_input(
+        Command::new("python3").args([script("tutorial_client.py"), "127.0.0.1".into(), port]),
+        "hello\nstraße\nexit\nnever sent\n".as_bytes(),
+    );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
@@ -104,26 +99,16 @@ fn our_raw_client_talks_to_the_tutorial_server() {
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_string();
 
-    let mut client = Command::new(env!("CARGO_BIN_EXE_upcase"))
-        .args([
+    let output = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_upcase")).args([
             "client",
             "--raw",
             "--timeout",
             "10",
             &format!("127.0.0.1:{port}"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    client
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello tutorial\nsecond line\nexit\n")
-        .unwrap();
-    let output = wait_with_timeout(client);
+        ]),
+        b"hello tutorial\nsecond line\nexit\n",
+    );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),

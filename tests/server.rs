@@ -46,6 +46,23 @@ fn read_exact(stream: &mut TcpStream, len: usize) -> Vec<u8> {
     reply
 }
 
+/// Write `bytes` one at a time, with a pause after each, so that the server
+/// reads them one at a time.
+fn write_byte_by_byte(stream: &mut TcpStream, bytes: &[u8]) {
+    for byte in bytes {
+        stream.write_all(&[*byte]).unwrap();
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Require `result` to be the server's ERROR with `code`.
+fn assert_server_error<T: std::fmt::Debug>(result: Result<T, ClientError>, code: ErrorCode) {
+    match result {
+        Err(ClientError::Server { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected {code}, got {other:?}"),
+    }
+}
+
 /// Wait (bounded) until every connection thread has ended.
 fn assert_no_connections_left(handle: &ServerHandle) {
     let deadline = Instant::now() + TIMEOUT;
@@ -198,10 +215,7 @@ fn a_client_writing_byte_by_byte_gets_the_same_replies() {
     let expected = replies(read_events(&mut whole, &mut whole_conn, 3));
 
     let mut slow = socket(addr);
-    for byte in &request {
-        slow.write_all(&[*byte]).unwrap();
-        thread::sleep(Duration::from_micros(200));
-    }
+    write_byte_by_byte(&mut slow, &request);
     let mut slow_conn = ClientConnection::default();
     queue(&mut slow_conn);
     let got = replies(read_events(&mut slow, &mut slow_conn, 3));
@@ -218,10 +232,7 @@ fn a_client_writing_byte_by_byte_gets_the_same_replies() {
     // Raw, byte by byte through multi-byte code points.
     let mut raw = socket(addr);
     let text = "straße €𝔞!";
-    for byte in text.as_bytes() {
-        raw.write_all(&[*byte]).unwrap();
-        thread::sleep(Duration::from_micros(200));
-    }
+    write_byte_by_byte(&mut raw, text.as_bytes());
     let expected = text.to_uppercase();
     assert_eq!(read_exact(&mut raw, expected.len()), expected.as_bytes());
     drop((whole, slow, raw));
@@ -275,10 +286,7 @@ fn an_idle_framed_client_gets_idle_timeout() {
     };
     let (handle, addr) = start(config, 1024);
     let mut client = client(addr);
-    match client.receive() {
-        Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::IDLE_TIMEOUT),
-        other => panic!("expected IDLE_TIMEOUT, got {other:?}"),
-    }
+    assert_server_error(client.receive(), ErrorCode::IDLE_TIMEOUT);
     assert_no_connections_left(&handle);
     handle.shutdown();
 }
@@ -295,10 +303,10 @@ fn a_frame_over_the_limit_gets_frame_too_large() {
         client.upcase("sixteen bytes ok").unwrap(),
         "SIXTEEN BYTES OK"
     );
-    match client.upcase("seventeen bytes!!") {
-        Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::FRAME_TOO_LARGE),
-        other => panic!("expected FRAME_TOO_LARGE, got {other:?}"),
-    }
+    assert_server_error(
+        client.upcase("seventeen bytes!!"),
+        ErrorCode::FRAME_TOO_LARGE,
+    );
     assert_no_connections_left(&handle);
     handle.shutdown();
 }
@@ -310,10 +318,7 @@ fn over_the_connection_limit_framed_gets_busy_raw_is_closed() {
     assert_eq!(first.upcase("first").unwrap(), "FIRST");
 
     let mut second = client(addr);
-    match second.upcase("second") {
-        Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::BUSY),
-        other => panic!("expected BUSY, got {other:?}"),
-    }
+    assert_server_error(second.upcase("second"), ErrorCode::BUSY);
     let mut raw = socket(addr);
     raw.write_all(b"raw\n").unwrap();
     let mut rest = Vec::new();

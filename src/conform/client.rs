@@ -2,10 +2,8 @@
 //! wire types for encoding and decoding, a read timeout on every read, and a
 //! wire log of everything sent and received.
 
-use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -14,12 +12,8 @@ use super::Options;
 use super::case::{Check, Failure};
 use super::datagram::Dgram;
 use super::show;
-use crate::wire::{
-    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
-};
-
-/// The wire log a case's connections and sockets share.
-pub(super) type WireLog = Rc<RefCell<Vec<String>>>;
+use super::tap::{self, Tap, WireLog};
+use crate::wire::{Address, ErrorCode, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
 /// Everything a case's check gets: the options and a way to open connections.
 pub struct Ctx<'a> {
@@ -44,16 +38,26 @@ impl<'a> Ctx<'a> {
         self.log.take()
     }
 
+    /// The next connection's or socket's place in the wire log, labelled
+    /// `prefix` and its number in the case.
+    fn tap(&mut self, prefix: &str) -> Tap {
+        self.connections += 1;
+        Tap::new(
+            format!("{prefix}{}", self.connections),
+            self.log.clone(),
+            self.started,
+        )
+    }
+
     /// Open a TCP connection (TCP_NODELAY on, so each write leaves at once).
     ///
     /// # Errors
     /// A [`Failure`] when the server cannot be reached.
     pub fn connect(&mut self) -> Result<Conn, Failure> {
-        self.connections += 1;
-        let label = format!("c{}", self.connections);
+        let tap = self.tap("c");
         let addr = self.options.addr;
         let stream = TcpStream::connect_timeout(&addr, self.options.timeout)
-            .map_err(|e| Failure::new(format!("{label}: cannot connect to {addr}: {e}")))?;
+            .map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
         let setup = |stream: &TcpStream| -> std::io::Result<(Address, Address)> {
             stream.set_nodelay(true)?;
             stream.set_read_timeout(Some(self.options.timeout))?;
@@ -61,13 +65,11 @@ impl<'a> Ctx<'a> {
             Ok((stream.peer_addr()?.into(), stream.local_addr()?.into()))
         };
         let (server, client) =
-            setup(&stream).map_err(|e| Failure::new(format!("{label}: socket setup: {e}")))?;
+            setup(&stream).map_err(|e| tap.failure(format_args!("socket setup: {e}")))?;
         let conn = Conn {
             stream,
-            label,
+            tap,
             input: BytesMut::new(),
-            log: self.log.clone(),
-            started: self.started,
             timeout: self.options.timeout,
             server,
             client,
@@ -81,14 +83,8 @@ impl<'a> Ctx<'a> {
     /// # Errors
     /// A [`Failure`] when the socket cannot be set up.
     pub fn datagram(&mut self) -> Result<Dgram, Failure> {
-        self.connections += 1;
-        Dgram::open(
-            self.options.addr,
-            self.options.timeout,
-            format!("u{}", self.connections),
-            self.log.clone(),
-            self.started,
-        )
+        let tap = self.tap("u");
+        Dgram::open(self.options.addr, self.options.timeout, tap)
     }
 
     /// Open a connection and exchange prefaces (SPEC.md §2).
@@ -113,10 +109,8 @@ enum Read1 {
 /// One connection to the server under test.
 pub struct Conn {
     stream: TcpStream,
-    label: String,
+    tap: Tap,
     input: BytesMut,
-    log: WireLog,
-    started: Instant,
     timeout: Duration,
     /// The address the suite connected to: the server's local address.
     pub server: Address,
@@ -133,10 +127,7 @@ impl Conn {
 
     /// Add a line to the wire log.
     pub fn note(&self, line: impl AsRef<str>) {
-        let at = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.log
-            .borrow_mut()
-            .push(format!("{at:8.1} ms {} {}", self.label, line.as_ref()));
+        self.tap.note(line);
     }
 
     /// Write raw bytes.
@@ -145,9 +136,7 @@ impl Conn {
     /// A [`Failure`] when the write fails.
     pub fn write(&mut self, bytes: &[u8]) -> Check {
         self.note(format!("→ {}", show::data(bytes)));
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| Failure::new(format!("{}: write failed: {e}", self.label)))
+        self.write_quiet(bytes)
     }
 
     /// Send one frame.
@@ -175,7 +164,7 @@ impl Conn {
     fn write_quiet(&mut self, bytes: &[u8]) -> Check {
         self.stream
             .write_all(bytes)
-            .map_err(|e| Failure::new(format!("{}: write failed: {e}", self.label)))
+            .map_err(|e| self.tap.failure(format_args!("write failed: {e}")))
     }
 
     /// Close the sending side (FIN): the server sees end of input.
@@ -243,7 +232,7 @@ impl Conn {
     /// A [`Failure`] when the connection closes or nothing arrives in time.
     pub fn recv_frame(&mut self, what: &str) -> Result<FrameRepr, Failure> {
         self.recv()
-            .map_err(|actual| Failure::mismatch(format!("{}: no {what}", self.label), what, actual))
+            .map_err(|actual| self.tap.mismatch(format_args!("no {what}"), what, actual))
     }
 
     /// The reply SPEC.md §5.5 requires to `request`: addresses swapped, the
@@ -255,26 +244,15 @@ impl Conn {
         more: bool,
         data: impl Into<Bytes>,
     ) -> FrameRepr {
-        let (src, dst) = self.reply_addresses(request.src, request.dst);
         FrameRepr {
-            src,
-            dst,
-            frame_type,
             flags: Flags::more_if(more),
-            data: data.into(),
+            ..tap::reply(request, (self.server, self.client), frame_type, data)
         }
     }
 
     /// Reply (source, destination) for a request from `src` to `dst`.
     pub fn reply_addresses(&self, src: Address, dst: Address) -> (Address, Address) {
-        let fill = |addr: Address, seen: Address| {
-            if addr == Address::UNSPECIFIED {
-                seen
-            } else {
-                addr
-            }
-        };
-        (fill(dst, self.server), fill(src, self.client))
+        tap::reply_addresses((src, dst), (self.server, self.client))
     }
 
     /// Read the next frame and require it to equal `expected`.
@@ -283,14 +261,14 @@ impl Conn {
     /// A [`Failure`] showing both frames when they differ.
     pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> Check {
         match self.recv() {
-            Ok(frame) if frame == *expected => Ok(()),
-            Ok(frame) => Err(Failure::mismatch(
-                format!("{}: wrong reply to {what}", self.label),
+            Ok(frame) => self.tap.check(
+                frame == *expected,
+                format_args!("wrong reply to {what}"),
                 show::frame(expected),
                 show::frame(&frame),
-            )),
-            Err(actual) => Err(Failure::mismatch(
-                format!("{}: no reply to {what}", self.label),
+            ),
+            Err(actual) => Err(self.tap.mismatch(
+                format_args!("no reply to {what}"),
                 show::frame(expected),
                 actual,
             )),
@@ -311,32 +289,17 @@ impl Conn {
         what: &str,
     ) -> Check {
         let (reply_src, reply_dst) = self.reply_addresses(src, dst);
-        let expected = format!(
-            "ERROR src={reply_src} dst={reply_dst} {code} ({}): <any message>",
-            code.0
-        );
+        let expected = tap::expected_error(code, reply_src, reply_dst);
         let frame = self.recv().map_err(|actual| {
-            Failure::mismatch(
-                format!("{}: no ERROR after {what}", self.label),
-                &expected,
-                actual,
-            )
+            self.tap
+                .mismatch(format_args!("no ERROR after {what}"), &expected, actual)
         })?;
-        let payload = ErrorPayload::parse(&frame.data).ok();
-        let right = frame.frame_type == FrameType::Error
-            && frame.flags == Flags::default()
-            && frame.src == reply_src
-            && frame.dst == reply_dst
-            && payload.as_ref().map(|p| p.code) == Some(code);
-        if right {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong reply to {what}", self.label),
-                expected,
-                show::frame(&frame),
-            ))
-        }
+        self.tap.check(
+            frame.src == reply_src && tap::is_error(&frame, code, reply_dst),
+            format_args!("wrong reply to {what}"),
+            expected,
+            show::frame(&frame),
+        )
     }
 
     /// [`expect_error`](Self::expect_error) for a request with unspecified addresses.
@@ -374,8 +337,8 @@ impl Conn {
                     _ => format!("bytes [{}]", show::hex(&self.input)),
                 };
                 self.note(format!("← {actual}"));
-                return Err(Failure::mismatch(
-                    format!("{}: the server sent more after {after}", self.label),
+                return Err(self.tap.mismatch(
+                    format_args!("the server sent more after {after}"),
                     expected,
                     actual,
                 ));
@@ -388,8 +351,8 @@ impl Conn {
                 }
                 Read1::TimedOut => {
                     self.note("← (timed out)");
-                    return Err(Failure::mismatch(
-                        format!("{}: the connection stayed open after {after}", self.label),
+                    return Err(self.tap.mismatch(
+                        format_args!("the connection stayed open after {after}"),
                         expected,
                         self.nothing_within(),
                     ));
@@ -427,16 +390,16 @@ impl Conn {
                 Read1::Data => {
                     let actual = format!("bytes [{}]", show::hex(&self.input[before..]));
                     self.note(format!("← {actual}"));
-                    return Err(Failure::mismatch(
-                        format!("{}: the server sent something while {why}", self.label),
+                    return Err(self.tap.mismatch(
+                        format_args!("the server sent something while {why}"),
                         "nothing",
                         actual,
                     ));
                 }
                 Read1::Closed(how) => {
                     self.note(format!("← connection {how}"));
-                    return Err(Failure::mismatch(
-                        format!("{}: the server closed while {why}", self.label),
+                    return Err(self.tap.mismatch(
+                        format_args!("the server closed while {why}"),
                         format!("the connection open and quiet for {} ms", quiet.as_millis()),
                         format!("connection {how}"),
                     ));
@@ -468,22 +431,23 @@ impl Conn {
         }
         let got = self.input.split_to(expected.len());
         self.note(format!("← {}", show::data(&got)));
-        if got[..] == *expected {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong {what}", self.label),
-                show::data(expected),
-                show::data(&got),
-            ))
-        }
+        self.check_raw(&got, expected, what)
+    }
+
+    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> Check {
+        self.tap.check(
+            got == expected,
+            format_args!("wrong {what}"),
+            show::data(expected),
+            show::data(got),
+        )
     }
 
     fn raw_failure(&mut self, expected: &[u8], what: &str, tail: String) -> Failure {
         let got = self.input.split();
         self.note(format!("← {}{tail}", show::data(&got)));
-        Failure::mismatch(
-            format!("{}: incomplete {what}", self.label),
+        self.tap.mismatch(
+            format_args!("incomplete {what}"),
             show::data(expected),
             format!("{}{tail}", show::data(&got)),
         )
@@ -508,14 +472,6 @@ impl Conn {
         }
         let got = self.input.split();
         self.note(format!("← {} then close", show::data(&got)));
-        if got[..] == *expected {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong {what}", self.label),
-                show::data(expected),
-                show::data(&got),
-            ))
-        }
+        self.check_raw(&got, expected, what)
     }
 }

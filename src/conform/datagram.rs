@@ -10,12 +10,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use super::case::{Check, Failure};
-use super::client::WireLog;
 use super::show;
-use crate::wire::{
-    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
-    PREFACE_LEN,
-};
+use super::tap::{self, Tap};
+use crate::wire::{Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN};
 
 /// Large enough for any datagram, so an oversized reply shows as too long
 /// instead of being cut.
@@ -31,9 +28,7 @@ enum Received {
 /// One UDP socket talking to the server under test.
 pub struct Dgram {
     socket: UdpSocket,
-    label: String,
-    log: WireLog,
-    started: std::time::Instant,
+    tap: Tap,
     timeout: Duration,
     /// The address the suite sends to: the server's local address (§8.5).
     pub server: Address,
@@ -42,13 +37,7 @@ pub struct Dgram {
 }
 
 impl Dgram {
-    pub(super) fn open(
-        server: SocketAddr,
-        timeout: Duration,
-        label: String,
-        log: WireLog,
-        started: std::time::Instant,
-    ) -> Result<Dgram, Failure> {
+    pub(super) fn open(server: SocketAddr, timeout: Duration, tap: Tap) -> Result<Dgram, Failure> {
         let any: SocketAddr = if server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -64,12 +53,10 @@ impl Dgram {
             Ok((socket, local))
         };
         let (socket, local) =
-            setup().map_err(|e| Failure::new(format!("{label}: UDP socket to {server}: {e}")))?;
+            setup().map_err(|e| tap.failure(format_args!("UDP socket to {server}: {e}")))?;
         let dgram = Dgram {
             socket,
-            label,
-            log,
-            started,
+            tap,
             timeout,
             server: server.into(),
             client: local.into(),
@@ -80,10 +67,7 @@ impl Dgram {
 
     /// Add a line to the wire log.
     pub fn note(&self, line: impl AsRef<str>) {
-        let at = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.log
-            .borrow_mut()
-            .push(format!("{at:8.1} ms {} {}", self.label, line.as_ref()));
+        self.tap.note(line);
     }
 
     fn send(&self, datagram: &[u8]) -> Check {
@@ -91,7 +75,7 @@ impl Dgram {
         self.socket
             .send(datagram)
             .map(drop)
-            .map_err(|e| Failure::new(format!("{}: send failed: {e}", self.label)))
+            .map_err(|e| self.tap.failure(format_args!("send failed: {e}")))
     }
 
     fn receive(&self, wait: Duration) -> Received {
@@ -124,9 +108,7 @@ impl Dgram {
             self.send(datagram)?;
             match self.receive(self.timeout) {
                 Received::Datagram(reply) => return Ok(reply),
-                Received::Failed(why) => {
-                    return Err(Failure::new(format!("{}: {why}", self.label)));
-                }
+                Received::Failed(why) => return Err(self.tap.failure(why)),
                 Received::Nothing if attempt == 1 => self.note(format!(
                     "← (nothing within {:.1} s; the datagram or its reply may be lost: sending it once more)",
                     self.timeout.as_secs_f64()
@@ -134,8 +116,8 @@ impl Dgram {
                 Received::Nothing => self.note("← (nothing again)"),
             }
         }
-        Err(Failure::mismatch(
-            format!("{}: no reply to {what}", self.label),
+        Err(self.tap.mismatch(
+            format_args!("no reply to {what}"),
             format!("a reply datagram to {what}"),
             format!(
                 "nothing within {:.1} s, twice (sent twice in case UDP lost one)",
@@ -150,15 +132,12 @@ impl Dgram {
     /// A [`Failure`] showing both in hex when they differ.
     pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> Check {
         let reply = self.exchange(datagram, what)?;
-        if reply == expected {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong reply to {what}", self.label),
-                show::data(expected),
-                show::data(&reply),
-            ))
-        }
+        self.tap.check(
+            reply == expected,
+            format_args!("wrong reply to {what}"),
+            show::data(expected),
+            show::data(&reply),
+        )
     }
 
     /// Send `datagram` and require no reply within `quiet` (no retry: silence
@@ -176,8 +155,8 @@ impl Dgram {
                 ));
                 Ok(())
             }
-            Received::Datagram(reply) => Err(Failure::mismatch(
-                format!("{}: a reply to {what}", self.label),
+            Received::Datagram(reply) => Err(self.tap.mismatch(
+                format_args!("a reply to {what}"),
                 "no reply (the datagram is dropped)",
                 format!(
                     "a datagram of {} bytes: {}",
@@ -185,7 +164,7 @@ impl Dgram {
                     show::data(&reply)
                 ),
             )),
-            Received::Failed(why) => Err(Failure::new(format!("{}: {why}", self.label))),
+            Received::Failed(why) => Err(self.tap.failure(why)),
         }
     }
 
@@ -209,9 +188,9 @@ impl Dgram {
     ) -> Result<FrameRepr, Failure> {
         let reply = self.exchange(datagram, what)?;
         let wrong = |why: &str| {
-            Failure::mismatch(
-                format!("{}: the reply to {what} {why}", self.label),
-                format!("preface + {expected}"),
+            self.tap.mismatch(
+                format_args!("the reply to {what} {why}"),
+                format_args!("preface + {expected}"),
                 show::data(&reply),
             )
         };
@@ -238,19 +217,12 @@ impl Dgram {
         frame_type: FrameType,
         data: impl Into<Bytes>,
     ) -> FrameRepr {
-        let (src, dst) = self.reply_addresses(request.src, request.dst);
-        FrameRepr {
-            src,
-            dst,
-            frame_type,
-            flags: Flags::default(),
-            data: data.into(),
-        }
+        tap::reply(request, (self.server, self.client), frame_type, data)
     }
 
     /// Reply (source, destination) for a request from `src` to `dst`.
     pub fn reply_addresses(&self, src: Address, dst: Address) -> (Address, Address) {
-        (dst.or_else(self.server), src.or_else(self.client))
+        tap::reply_addresses((src, dst), (self.server, self.client))
     }
 
     /// Whether `actual` is an acceptable reply source where `expected` is
@@ -286,15 +258,12 @@ impl Dgram {
     /// A [`Failure`] showing both frames when they differ.
     pub fn expect_frame(&self, request: &FrameRepr, expected: &FrameRepr, what: &str) -> Check {
         let frame = self.request(&Dgram::framed(request), &show::frame(expected), what)?;
-        if self.same_reply(expected, &frame) {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong reply to {what}", self.label),
-                show::frame(expected),
-                show::frame(&frame),
-            ))
-        }
+        self.tap.check(
+            self.same_reply(expected, &frame),
+            format_args!("wrong reply to {what}"),
+            show::frame(expected),
+            show::frame(&frame),
+        )
     }
 
     /// Send `datagram` and require preface + ERROR(`code`) addressed from
@@ -309,26 +278,14 @@ impl Dgram {
         (src, dst): (Address, Address),
         what: &str,
     ) -> Check {
-        let expected = format!(
-            "ERROR src={src} dst={dst} {code} ({}): <any message>",
-            code.0
-        );
+        let expected = tap::expected_error(code, src, dst);
         let frame = self.request(datagram, &expected, what)?;
-        let payload = ErrorPayload::parse(&frame.data).ok();
-        let right = frame.frame_type == FrameType::Error
-            && frame.flags == Flags::default()
-            && self.source_ok(src, frame.src)
-            && frame.dst == dst
-            && payload.as_ref().map(|p| p.code) == Some(code);
-        if right {
-            Ok(())
-        } else {
-            Err(Failure::mismatch(
-                format!("{}: wrong reply to {what}", self.label),
-                expected,
-                show::frame(&frame),
-            ))
-        }
+        self.tap.check(
+            tap::is_error(&frame, code, dst) && self.source_ok(src, frame.src),
+            format_args!("wrong reply to {what}"),
+            expected,
+            show::frame(&frame),
+        )
     }
 
     /// [`expect_error`](Self::expect_error) for the ERROR that replaces the

@@ -89,6 +89,7 @@ mod datagram;
 mod oracle;
 mod report;
 mod show;
+mod tap;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -41,6 +41,14 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// The budget `settings` give, its time counted from now.
+    pub fn starting_now(settings: &Settings) -> Budget {
+        Budget {
+            deadline: settings.duration.map(|duration| Instant::now() + duration),
+            requests: settings.requests,
+        }
+    }
+
     /// Whether request number `issued` (counting from 0) may be sent.
     pub fn allows(&self, issued: u64) -> bool {
         issued < self.requests
@@ -160,6 +168,28 @@ impl StartGate {
     }
 }
 
+/// Wait at `start` whether or not the socket opened (so that the clock
+/// starts once every client is ready), then return the socket, or note in
+/// `outcome` why there is none (`failed` words the error).
+pub fn wait_ready<S>(
+    opened: io::Result<S>,
+    start: &StartGate,
+    outcome: &mut Outcome,
+    failed: impl FnOnce(io::Error) -> String,
+) -> Option<S> {
+    start.arrive_and_wait();
+    match opened {
+        Ok(socket) => {
+            outcome.connected = true;
+            Some(socket)
+        }
+        Err(error) => {
+            outcome.error = Some(failed(error));
+            None
+        }
+    }
+}
+
 /// Connect, wait at `start` until every client is connected, then run.
 pub fn run(
     addr: SocketAddr,
@@ -178,19 +208,11 @@ pub fn run(
         stream.set_write_timeout(Some(settings.timeout))?;
         Ok(stream)
     });
-    start.arrive_and_wait();
-    let stream = match stream {
-        Ok(stream) => stream,
-        Err(error) => {
-            outcome.error = Some(format!("cannot connect to {addr}: {error}"));
-            return outcome;
-        }
+    let failed = |error| format!("cannot connect to {addr}: {error}");
+    let Some(stream) = wait_ready(stream, start, &mut outcome, failed) else {
+        return outcome;
     };
-    outcome.connected = true;
-    let budget = Budget {
-        deadline: settings.duration.map(|duration| Instant::now() + duration),
-        requests: settings.requests,
-    };
+    let budget = Budget::starting_now(&settings);
     let in_flight = settings.pipeline * workload.request.len().max(workload.expected.len());
     let result = if in_flight <= ONE_THREAD_LIMIT {
         run_one_thread(stream, workload, settings, budget, live, &mut outcome)
@@ -412,8 +434,23 @@ impl<'a> ReplyReader<'a> {
 }
 
 fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8]) -> Check {
+    match frame_problem(workload.frame_type, frame_type, flags, data) {
+        Some(problem) => Check::Wrong(problem),
+        None => compare(&workload.expected, data),
+    }
+}
+
+/// What is wrong with a reply frame before its data is compared: an ERROR
+/// (described with its code and message), or another type than `expected`
+/// or flags set. `None` when it is a frame of the `expected` type without flags.
+pub fn frame_problem(
+    expected: FrameType,
+    frame_type: FrameType,
+    flags: u8,
+    data: &[u8],
+) -> Option<String> {
     if frame_type == FrameType::Error {
-        return Check::Wrong(match ErrorPayload::parse(data) {
+        return Some(match ErrorPayload::parse(data) {
             Ok(error) => format!(
                 "the server answered ERROR {} ({}): {}",
                 error.code.0,
@@ -423,13 +460,12 @@ fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8
             Err(_) => "the server answered an ERROR frame too short for its code".into(),
         });
     }
-    if frame_type != workload.frame_type || flags != 0 {
-        return Check::Wrong(format!(
-            "expected a {:?} reply with flags 0, got {frame_type:?} with flags {flags:#04x}",
-            workload.frame_type
+    if frame_type != expected || flags != 0 {
+        return Some(format!(
+            "expected a {expected:?} reply with flags 0, got {frame_type:?} with flags {flags:#04x}"
         ));
     }
-    compare(&workload.expected, data)
+    None
 }
 
 /// Compare a reply with the oracle's answer; describe the first difference.

@@ -15,11 +15,11 @@
 
 use crate::conn::{MAX_REPLY_DATA, MAX_UDP_PAYLOAD};
 use crate::wire::{
-    ErrorPayload, FrameDecoder, FrameRepr, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN,
-    PrefaceMatch, VERSION, match_preface,
+    FrameDecoder, FrameRepr, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION,
+    match_preface,
 };
 
-use super::connection::{Check, compare};
+use super::connection::{Check, compare, frame_problem};
 use super::workload::{WireMode, Workload};
 
 /// Digits of the sequence number at the start of every payload.
@@ -192,24 +192,10 @@ impl Datagrams {
                 data.len()
             ));
         }
-        if header.frame_type == FrameType::Error {
-            return Err(match ErrorPayload::parse(data) {
-                Ok(error) => format!(
-                    "the server answered ERROR {} ({}): {}",
-                    error.code.0,
-                    error.code.name().unwrap_or("unknown code"),
-                    error.message
-                ),
-                Err(_) => "the server answered an ERROR frame too short for its code".into(),
-            });
+        match frame_problem(self.frame_type, header.frame_type, header.flags.0, data) {
+            Some(problem) => Err(problem),
+            None => Ok(data),
         }
-        if header.frame_type != self.frame_type || header.flags.0 != 0 {
-            return Err(format!(
-                "expected a {:?} reply with flags 0, got {:?} with flags {:#04x}",
-                self.frame_type, header.frame_type, header.flags.0
-            ));
-        }
-        Ok(data)
     }
 }
 
@@ -235,6 +221,7 @@ fn read_seq(digits: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::loadgen::workload::{Expect, PayloadType};
+    use crate::wire::ErrorPayload;
 
     fn datagrams(mode: WireMode, kind: PayloadType, size: usize) -> Datagrams {
         Datagrams::new(&Workload::new(mode, kind, size, Expect::Upper).unwrap()).unwrap()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::connection::{Budget, Check, Live, Outcome, Settings, StartGate};
+use super::connection::{Budget, Check, Live, Outcome, Settings, StartGate, wait_ready};
 use super::datagram::{Datagrams, Reply, SEQ_MODULUS};
 
 /// The kernel receive buffer asked for holds this many replies in flight
@@ -92,19 +92,11 @@ pub fn run(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let socket = open(addr, &settings, datagrams.reply_len());
-    start.arrive_and_wait();
-    let socket = match socket {
-        Ok(socket) => socket,
-        Err(error) => {
-            outcome.error = Some(format!("cannot open a UDP socket to {addr}: {error}"));
-            return outcome;
-        }
+    let failed = |error| format!("cannot open a UDP socket to {addr}: {error}");
+    let Some(socket) = wait_ready(socket, start, &mut outcome, failed) else {
+        return outcome;
     };
-    outcome.connected = true;
-    let budget = Budget {
-        deadline: settings.duration.map(|duration| Instant::now() + duration),
-        requests: settings.requests,
-    };
+    let budget = Budget::starting_now(&settings);
     if let Err(error) = exchange(
         &socket,
         &mut datagrams,
