@@ -157,8 +157,10 @@ fn an_oversized_raw_reply_is_dropped_and_counted() {
         Err(ClientError::NoDatagramReply { .. })
     ));
     assert_eq!(counted(&handle.udp_stats().dropped, 1), 1);
-    // The service goes on.
-    assert_eq!(client.exchange(b"ok").unwrap(), b"OK");
+    // The service goes on (a fresh socket with a patient timeout, so that a
+    // loaded machine cannot turn a slow reply into a failure).
+    let mut patient = UdpClient::connect(addr, TIMEOUT).unwrap();
+    assert_eq!(patient.exchange(b"ok").unwrap(), b"OK");
     handle.shutdown();
 }
 

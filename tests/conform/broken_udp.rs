@@ -21,7 +21,9 @@ pub enum Bug {
     /// A frame length that does not match the datagram is trusted as the
     /// datagram's: the header's length is rewritten before answering.
     IgnoresLengthMismatch,
-    /// Not a bug: the first datagram from each peer is lost, as UDP may.
+    /// Not a bug: the first copy of each distinct datagram is lost, as UDP
+    /// may lose it. Keyed by content, not by sender, so that a port the OS
+    /// hands out again cannot make a case's first datagram get through.
     LosesFirstDatagram,
 }
 
@@ -47,7 +49,7 @@ impl BrokenUdp {
                 let Ok((n, peer)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
-                if bug == Bug::LosesFirstDatagram && seen.insert(peer) {
+                if bug == Bug::LosesFirstDatagram && seen.insert(buf[..n].to_vec()) {
                     continue;
                 }
                 if let Some(reply) = answer(bug, &buf[..n], addr, peer) {
