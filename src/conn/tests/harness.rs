@@ -36,6 +36,13 @@ impl Harness {
         }
     }
 
+    /// A connection over the server's connection limit of `limit`.
+    pub fn new_busy(config: ServerConfig, limit: usize) -> Harness {
+        let mut harness = Harness::new(config.clone());
+        harness.conn = ServerConnection::new_busy(config, local(), peer(), harness.now, limit);
+        harness
+    }
+
     /// Feed `bytes` in pieces no larger than the connection accepts,
     /// flushing output as a reading peer would.
     pub fn feed(&mut self, bytes: &[u8]) {

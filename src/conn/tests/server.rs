@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use super::harness::*;
-use crate::conn::{
-    CloseReason, RawCase, ServerConfig, ServerConnection, ServerEvent, ServerMode, WireMode,
-};
+use crate::conn::{CloseReason, RawCase, ServerConfig, ServerEvent, ServerMode, WireMode};
 use crate::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType, PREFACE};
 
 fn framed(frames: &[FrameRepr]) -> Harness {
@@ -278,10 +276,7 @@ fn idle_timeout_sends_the_error_and_ends() {
 
 #[test]
 fn busy_connection_gets_preface_and_busy_when_framed() {
-    let now = std::time::Instant::now();
-    let mut harness = Harness::new(ServerConfig::default());
-    harness.conn = ServerConnection::new_busy(ServerConfig::default(), local(), peer(), now, 3);
-    harness.now = now;
+    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
     harness.feed(&framed_input(&[frame(FrameType::Text, false, b"x")]));
     let replies = harness.frames();
     assert_eq!(replies.len(), 1);
@@ -294,10 +289,7 @@ fn busy_connection_gets_preface_and_busy_when_framed() {
 
 #[test]
 fn busy_connection_is_closed_without_reply_when_raw() {
-    let now = std::time::Instant::now();
-    let mut harness = Harness::new(ServerConfig::default());
-    harness.conn = ServerConnection::new_busy(ServerConfig::default(), local(), peer(), now, 3);
-    harness.now = now;
+    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
     harness.feed(b"hello\n");
     harness.eof();
     assert!(harness.sent.is_empty());
@@ -509,10 +501,7 @@ fn raw_connections_half_close_when_done_and_framed_ones_never_do() {
 
 #[test]
 fn busy_connection_ending_while_undecided_says_nothing() {
-    let now = std::time::Instant::now();
-    let mut harness = Harness::new(ServerConfig::default());
-    harness.conn = ServerConnection::new_busy(ServerConfig::default(), local(), peer(), now, 3);
-    harness.now = now;
+    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
     harness.feed(b"\xc0U");
     harness.eof();
     assert!(harness.sent.is_empty(), "not echoed as raw");
