@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::transform::CaseMode;
 use crate::wire::DEFAULT_MAX_DATA_LEN;
 
 /// Which modes a server accepts (SPEC.md §2).
@@ -24,6 +25,16 @@ pub enum RawCase {
     Unicode,
     /// ASCII only: byte-exact with the tutorial's `bytes.upper()` server.
     Ascii,
+}
+
+impl RawCase {
+    /// The transform mode raw input is upper-cased with.
+    pub fn case_mode(self) -> CaseMode {
+        match self {
+            RawCase::Unicode => CaseMode::UnicodeLossless,
+            RawCase::Ascii => CaseMode::Ascii,
+        }
+    }
 }
 
 /// Settings for a [`ServerConnection`](super::ServerConnection).

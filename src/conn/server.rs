@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 
-use super::config::{RAW_INPUT_LIMIT, RawCase, ServerConfig, ServerMode};
+use super::config::{RAW_INPUT_LIMIT, ServerConfig, ServerMode};
 use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
-use crate::transform::{CaseMode, Upcaser};
+use crate::transform::Upcaser;
 use crate::wire::{
     Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
     match_preface,
@@ -75,7 +75,7 @@ impl ServerConnection {
         now: Instant,
     ) -> ServerConnection {
         let phase = match config.mode {
-            ServerMode::Raw => Phase::Raw(Upcaser::new(raw_case_mode(config.raw_case))),
+            ServerMode::Raw => Phase::Raw(Upcaser::new(config.raw_case.case_mode())),
             ServerMode::Auto | ServerMode::Framed => Phase::Sniffing,
         };
         let mut connection = ServerConnection {
@@ -192,60 +192,60 @@ impl ServerConnection {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
-        if let Phase::Sniffing = self.phase {
-            // No byte differed from the preface, but none will follow: raw.
-            if self.config.mode == ServerMode::Framed {
-                return self.end(CloseReason::PeerClosedMidFrame, now);
-            }
-            self.start_raw_unless_framed_only(now);
+        if matches!(self.phase, Phase::Sniffing) && self.config.mode == ServerMode::Framed {
+            return self.end(CloseReason::PeerClosedMidFrame, now);
         }
-        self.process(now, true);
-        let reason = match &mut self.phase {
-            Phase::Raw(upcaser) => {
-                let _ = upcaser.finish(&mut self.output);
-                CloseReason::PeerClosed
-            }
-            Phase::Framed(_) if !self.input.is_empty() => CloseReason::PeerClosedMidFrame,
-            Phase::Framed(_) => CloseReason::PeerClosed,
-            _ => return,
+        if !self.answer_everything_received(now) {
+            return;
+        }
+        // Raw input is all consumed; framed input left over is a partial frame.
+        let reason = if self.input.is_empty() {
+            CloseReason::PeerClosed
+        } else {
+            CloseReason::PeerClosedMidFrame
         };
-        self.input.clear();
         self.end(reason, now);
     }
 
     /// Begin a graceful shutdown: answer everything already received, then
     /// send BYE (framed) or flush (raw) and end.
     pub fn begin_shutdown(&mut self, now: Instant) {
-        match self.phase {
-            Phase::Ending { .. } | Phase::Closed => return,
-            Phase::Sniffing => self.start_raw_unless_framed_only(now),
-            _ => {}
+        if self.has_ended() || !self.answer_everything_received(now) {
+            return;
+        }
+        if let Phase::Framed(_) = self.phase {
+            let addresses = ReplyAddresses {
+                src: self.local,
+                dst: self.peer,
+            };
+            write_frame(
+                &mut self.output,
+                addresses,
+                FrameType::Bye,
+                Flags::default(),
+                b"server shutting down",
+            );
+            self.stats.frames_out += 1;
+        }
+        self.end(CloseReason::Shutdown, now);
+    }
+
+    /// No more input will come or be taken (end of stream, shutdown, raw
+    /// idle timeout): answer everything buffered, ignoring the output bound;
+    /// undecided bytes are raw input (SPEC.md §2.1) and raw mode copies its
+    /// held bytes (§7.3). Whether the connection is still going, i.e. no
+    /// fatal error, framed-only or busy end came of it.
+    fn answer_everything_received(&mut self, now: Instant) -> bool {
+        if let Phase::Sniffing = self.phase {
+            self.start_raw_unless_framed_only(now);
         }
         self.process(now, true);
-        match &mut self.phase {
-            Phase::Raw(upcaser) => {
-                let _ = upcaser.finish(&mut self.output);
-            }
-            Phase::Framed(_) => {
-                let addresses = ReplyAddresses {
-                    src: self.local,
-                    dst: self.peer,
-                };
-                write_frame(
-                    &mut self.output,
-                    addresses,
-                    FrameType::Bye,
-                    Flags::default(),
-                    b"server shutting down",
-                );
-                self.stats.frames_out += 1;
-            }
-            _ => {}
+        if let Phase::Raw(upcaser) = &mut self.phase {
+            upcaser
+                .finish(&mut self.output)
+                .expect("raw modes never fail");
         }
-        self.input.clear();
-        if !matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
-            self.end(CloseReason::Shutdown, now);
-        }
+        !self.has_ended()
     }
 
     /// The bytes to write to the socket next.
@@ -331,18 +331,8 @@ impl ServerConnection {
         if let Phase::Framed(_) = self.phase {
             let secs = self.config.idle_timeout.as_secs();
             self.fatal_without_frame(ProtocolViolation::IdleTimeout { secs }, now);
-        } else {
-            // Undecided bytes are raw input at end of input (SPEC.md §2.1).
-            if let Phase::Sniffing = self.phase {
-                self.start_raw_unless_framed_only(now);
-                self.process(now, true);
-            }
-            if let Phase::Raw(upcaser) = &mut self.phase {
-                let _ = upcaser.finish(&mut self.output);
-            }
-            if !self.has_ended() {
-                self.end(CloseReason::IdleTimeout, now);
-            }
+        } else if self.answer_everything_received(now) {
+            self.end(CloseReason::IdleTimeout, now);
         }
     }
 
@@ -406,7 +396,7 @@ impl ServerConnection {
     }
 
     fn start_raw(&mut self) {
-        self.phase = Phase::Raw(Upcaser::new(raw_case_mode(self.config.raw_case)));
+        self.phase = Phase::Raw(Upcaser::new(self.config.raw_case.case_mode()));
         self.detect(WireMode::Raw);
     }
 
@@ -522,12 +512,5 @@ impl ServerConnection {
         self.phase = Phase::Closed;
         self.events
             .push_back(ServerEvent::Closed { reason, unsent });
-    }
-}
-
-fn raw_case_mode(raw_case: RawCase) -> CaseMode {
-    match raw_case {
-        RawCase::Unicode => CaseMode::UnicodeLossless,
-        RawCase::Ascii => CaseMode::Ascii,
     }
 }
