@@ -135,9 +135,11 @@ impl ServerConnection {
     /// while the peer has not taken enough output: stop reading (backpressure).
     pub fn read_capacity(&self) -> usize {
         match self.phase {
+            // After end of stream a read would only return 0 again.
+            _ if self.eof => 0,
             Phase::Closed => 0,
             Phase::Ending { .. } => RAW_INPUT_LIMIT,
-            _ if self.eof || self.output.len() >= self.config.max_pending_output => 0,
+            _ if self.output.len() >= self.config.max_pending_output => 0,
             _ => self.input_limit().saturating_sub(self.input.len()),
         }
     }

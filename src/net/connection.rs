@@ -49,32 +49,29 @@ pub(crate) fn run(stream: TcpStream, conn: ServerConnection, peer: SocketAddr, s
         peer,
         shared,
         buffer: vec![0; FIRST_READ_BUFFER],
-        eof: false,
         write_shut: false,
         read_timeout: None,
         write_timeout: None,
         shutting_down: false,
-        mode: None,
         reported_pending: 0,
     };
     let end = driver.run();
     driver.report_pending(0);
     let stats = driver.conn.stats();
-    let mode = driver
-        .mode
-        .map_or("undetected".to_string(), |m| m.to_string());
+    let mode = driver.conn.mode();
+    let mode_name = mode.map_or("undetected".to_string(), |m| m.to_string());
     let why = match end {
         Ok((reason, 0)) => reason.to_string(),
         Ok((reason, unsent)) => format!("{reason}, {unsent} bytes never read by the client"),
         Err(error) => format!("socket error: {error}"),
     };
-    match driver.mode {
+    match mode {
         Some(WireMode::Framed) => info!(
             "{peer} closed ({why}): framed, in {} frames/{} bytes, out {} frames/{} bytes",
             stats.frames_in, stats.bytes_in, stats.frames_out, stats.bytes_out
         ),
         _ => info!(
-            "{peer} closed ({why}): {mode}, in {} bytes, out {} bytes",
+            "{peer} closed ({why}): {mode_name}, in {} bytes, out {} bytes",
             stats.bytes_in, stats.bytes_out
         ),
     }
@@ -86,15 +83,12 @@ struct Driver<'a> {
     peer: SocketAddr,
     shared: &'a Shared,
     buffer: Vec<u8>,
-    /// The peer closed its side: never read again (a read would return 0 forever).
-    eof: bool,
     /// Our writing side is shut down (raw connections that ended).
     write_shut: bool,
     /// The socket timeouts last set, to skip setting them again.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     shutting_down: bool,
-    mode: Option<WireMode>,
     /// This connection's share of [`Shared`]'s pending-output total.
     reported_pending: usize,
 }
@@ -127,7 +121,7 @@ impl Driver<'_> {
                 continue;
             }
             let wait = deadline.map_or(POLL_INTERVAL, |d| (d - now).min(POLL_INTERVAL));
-            let capacity = self.read_capacity();
+            let capacity = self.conn.read_capacity();
             let output_stuck = !self.conn.pending_output().is_empty();
             match (capacity, output_stuck) {
                 (0, true) => {} // flush() waits for the peer
@@ -135,14 +129,6 @@ impl Driver<'_> {
                 (_, true) => _ = self.read(capacity, wait.min(BLOCKED_SLICE))?,
                 (_, false) => _ = self.read(capacity, wait)?,
             }
-        }
-    }
-
-    fn read_capacity(&self) -> usize {
-        if self.eof {
-            0
-        } else {
-            self.conn.read_capacity()
         }
     }
 
@@ -155,7 +141,7 @@ impl Driver<'_> {
                 .poll_timeout()
                 .map_or(POLL_INTERVAL, |d| d.saturating_duration_since(now));
             let mut slice = until_deadline.min(POLL_INTERVAL);
-            if self.read_capacity() > 0 {
+            if self.conn.read_capacity() > 0 {
                 slice = slice.min(BLOCKED_SLICE);
             }
             if slice.is_zero() {
@@ -180,7 +166,6 @@ impl Driver<'_> {
         let len = capacity.min(self.buffer.len());
         match self.stream.read(&mut self.buffer[..len]) {
             Ok(0) => {
-                self.eof = true;
                 self.conn.handle_eof(Instant::now());
                 Ok(true)
             }
@@ -205,7 +190,7 @@ impl Driver<'_> {
     fn drain_socket(&mut self) -> io::Result<()> {
         self.stream.set_nonblocking(true)?;
         let result = loop {
-            let capacity = self.read_capacity();
+            let capacity = self.conn.read_capacity();
             if capacity == 0 {
                 break Ok(());
             }
@@ -225,10 +210,7 @@ impl Driver<'_> {
         while let Some(event) = self.conn.poll_event() {
             let peer = self.peer;
             match event {
-                ServerEvent::ModeDetected(mode) => {
-                    self.mode = Some(mode);
-                    debug!("{peer}: {mode} mode");
-                }
+                ServerEvent::ModeDetected(mode) => debug!("{peer}: {mode} mode"),
                 ServerEvent::Message { frame_type, data } => {
                     let text = String::from_utf8_lossy(&data);
                     match frame_type {

@@ -507,3 +507,26 @@ fn busy_connection_ending_while_undecided_says_nothing() {
     assert!(harness.sent.is_empty(), "not echoed as raw");
     assert_eq!(closed_reason(&harness), Some(CloseReason::Busy));
 }
+
+#[test]
+fn nothing_can_be_read_after_end_of_stream_even_while_lingering() {
+    let mut harness = Harness::new(ServerConfig::default());
+    let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
+    harness.conn.handle_input(harness.now, &input).unwrap();
+    assert!(harness.conn.has_ended());
+    assert!(
+        harness.conn.read_capacity() > 0,
+        "lingering reads and discards"
+    );
+    harness.conn.handle_eof(harness.now);
+    assert!(
+        !harness.conn.pending_output().is_empty(),
+        "the BYE is not sent yet"
+    );
+    assert!(!harness.conn.is_closed());
+    assert_eq!(
+        harness.conn.read_capacity(),
+        0,
+        "a read would only return 0 again"
+    );
+}
