@@ -10,10 +10,7 @@ use bytes::BytesMut;
 
 use super::client::ClientError;
 use crate::conn::MAX_UDP_PAYLOAD;
-use crate::wire::{
-    ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN, PrefaceMatch,
-    match_preface,
-};
+use crate::wire::{ErrorPayload, FrameRepr, FrameType, PREFACE, framed_datagram};
 
 /// A UDP socket "connected" to one UPCASE server.
 #[derive(Debug)]
@@ -100,25 +97,17 @@ impl UdpClient {
         let mut datagram = BytesMut::from(&PREFACE[..]);
         frame.encode(&mut datagram);
         let reply = self.exchange(&datagram)?;
-        let malformed = |what: &str| {
+        let malformed = |what: String| {
             ClientError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("the server's reply datagram {what}; is it an UPCASE/1 server?"),
+                format!("the server's reply: {what}; is it an UPCASE/1 server?"),
             ))
         };
-        if match_preface(&reply) != (PrefaceMatch::Complete { version: 1 }) {
-            return Err(malformed("does not start with the UPCASE/1 preface"));
-        }
-        let mut rest = BytesMut::from(&reply[PREFACE_LEN..]);
-        let frame = FrameDecoder::new(u32::MAX)
-            .decode(&mut rest)
-            .ok()
-            .flatten()
-            .filter(|_| rest.is_empty())
-            .ok_or_else(|| malformed("is not exactly one frame"))?;
+        let view = framed_datagram(&reply).map_err(|error| malformed(error.to_string()))?;
+        let frame = FrameRepr::parse(&view).expect("framed_datagram checked the length");
         if frame.frame_type == FrameType::Error {
-            let payload = ErrorPayload::parse(&frame.data)
-                .map_err(|_| malformed("holds an ERROR frame without a code"))?;
+            let payload =
+                ErrorPayload::parse(&frame.data).map_err(|error| malformed(error.to_string()))?;
             return Err(ClientError::Server {
                 code: payload.code,
                 message: payload.message,

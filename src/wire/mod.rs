@@ -3,6 +3,7 @@
 //! buffers; no state machines here.
 
 mod address;
+mod datagram;
 mod decoder;
 mod error_code;
 mod frame;
@@ -10,6 +11,7 @@ mod frame_type;
 mod preface;
 
 pub use address::{ADDRESS_LEN, Address};
+pub use datagram::{FramedDatagramError, framed_datagram};
 pub use decoder::{DEFAULT_MAX_DATA_LEN, FrameDecoder, FrameTooLarge};
 pub use error_code::{ErrorCode, ErrorPayload, ShortErrorPayload};
 pub use frame::{
