@@ -30,6 +30,17 @@ impl ReplyAddresses {
             dst: request_src.or_else(peer),
         }
     }
+
+    /// The header of a reply with these addresses.
+    fn header(self, frame_type: FrameType, flags: Flags, data_len: usize) -> FrameHeader {
+        FrameHeader {
+            src: self.src,
+            dst: self.dst,
+            frame_type,
+            flags,
+            data_len: u32::try_from(data_len).expect("reply data fits u32"),
+        }
+    }
 }
 
 /// Starts a frame whose data is appended by the caller, then patches the
@@ -60,12 +71,9 @@ impl FrameWriter {
         flags: Flags,
     ) {
         let data_len = out.len() - self.header_at - HEADER_LEN;
-        let mut frame = Frame::new_unchecked(&mut out[self.header_at..]);
-        frame.set_src_addr(addresses.src);
-        frame.set_dst_addr(addresses.dst);
-        frame.set_frame_type(frame_type);
-        frame.set_flags(flags);
-        frame.set_data_len(u32::try_from(data_len).expect("reply data fits u32"));
+        addresses
+            .header(frame_type, flags, data_len)
+            .emit(&mut Frame::new_unchecked(&mut out[self.header_at..]));
     }
 }
 
@@ -77,14 +85,7 @@ pub fn write_frame(
     flags: Flags,
     data: &[u8],
 ) {
-    let header = FrameHeader {
-        src: addresses.src,
-        dst: addresses.dst,
-        frame_type,
-        flags,
-        data_len: u32::try_from(data.len()).expect("reply data fits u32"),
-    };
-    encode_header(&header, out);
+    encode_header(&addresses.header(frame_type, flags, data.len()), out);
     out.extend_from_slice(data);
 }
 

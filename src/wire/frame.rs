@@ -219,6 +219,18 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
+    /// Write these fields into the header of `frame` (its data untouched).
+    ///
+    /// # Panics
+    /// If the buffer is shorter than [`HEADER_LEN`].
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
+        frame.set_src_addr(self.src);
+        frame.set_dst_addr(self.dst);
+        frame.set_frame_type(self.frame_type);
+        frame.set_flags(self.flags);
+        frame.set_data_len(self.data_len);
+    }
+
     /// Read the header fields of a view whose header is complete.
     ///
     /// # Panics
@@ -314,7 +326,7 @@ impl FrameRepr {
     /// # Panics
     /// If the buffer is too short, or the data is longer than `u32::MAX`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
-        emit_header(&self.header(), frame);
+        self.header().emit(frame);
         frame.data_mut().copy_from_slice(&self.data);
     }
 
@@ -332,18 +344,10 @@ impl FrameRepr {
     }
 }
 
-fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(header: &FrameHeader, frame: &mut Frame<T>) {
-    frame.set_src_addr(header.src);
-    frame.set_dst_addr(header.dst);
-    frame.set_frame_type(header.frame_type);
-    frame.set_flags(header.flags);
-    frame.set_data_len(header.data_len);
-}
-
 /// Append the 42 header bytes of `header` to `out`; the data is the caller's to append.
 pub fn encode_header(header: &FrameHeader, out: &mut BytesMut) {
     let mut bytes = [0u8; HEADER_LEN];
-    emit_header(header, &mut Frame::new_unchecked(&mut bytes[..]));
+    header.emit(&mut Frame::new_unchecked(&mut bytes[..]));
     out.put_slice(&bytes);
 }
 
