@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, ServerConfig, ServerMode};
 use super::error::{ProtocolViolation, UsageError};
@@ -239,7 +239,7 @@ impl ServerConnection {
     /// fatal error, framed-only or busy end came of it.
     fn answer_everything_received(&mut self, now: Instant) -> bool {
         if let Phase::Sniffing = self.phase {
-            self.start_raw_unless_framed_only(now);
+            self.start_raw_or_close(now);
         }
         self.process(now, true);
         if let Phase::Raw(upcaser) = &mut self.phase {
@@ -361,7 +361,7 @@ impl ServerConnection {
         match match_preface(&self.input) {
             PrefaceMatch::Partial => false,
             PrefaceMatch::Mismatch => {
-                self.start_raw_unless_framed_only(now);
+                self.start_raw_or_close(now);
                 true
             }
             PrefaceMatch::Complete { version } => {
@@ -387,7 +387,7 @@ impl ServerConnection {
     /// The bytes are not a preface (or no more will come): raw mode, unless
     /// the server is framed-only, or this connection is over the limit —
     /// both close without a reply (SPEC.md §2.2, §9.3).
-    fn start_raw_unless_framed_only(&mut self, now: Instant) {
+    fn start_raw_or_close(&mut self, now: Instant) {
         if self.config.mode == ServerMode::Framed {
             self.end(CloseReason::NotFramed, now);
         } else if self.busy.is_some() {
@@ -409,17 +409,20 @@ impl ServerConnection {
         if self.input.is_empty() {
             return false;
         }
-        let input = self.input.split().freeze();
         if self.config.report_messages {
             self.events.push_back(ServerEvent::Message {
                 frame_type: None,
-                data: input.clone(),
+                data: Bytes::copy_from_slice(&self.input),
             });
         }
-        self.output.reserve(upcaser.max_output_len(input.len()));
+        // Upper-case straight from the input buffer and keep its allocation
+        // for the next read.
+        self.output
+            .reserve(upcaser.max_output_len(self.input.len()));
         upcaser
-            .push(&input, &mut self.output)
+            .push(&self.input, &mut self.output)
             .expect("raw mode is lossless and never fails");
+        self.input.clear();
         true
     }
 
