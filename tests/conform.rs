@@ -80,10 +80,16 @@ fn passes_told(addr: SocketAddr, filters: &[&str], udp: bool, tell: fn(&mut Opti
     report
 }
 
-/// Told nothing of the server's setting, the suite must notice it.
+/// Told nothing of the server's setting, the suite must notice it: every
+/// case `filter` selects runs and fails.
 fn fails_untold(addr: SocketAddr, filter: &str) {
     let report = run(&options(addr, &[filter]));
     assert!(!report.all_passed(), "{filter} passed against {addr}");
+    assert!(
+        report.results.iter().all(|r| r.failed()),
+        "{filter} against {addr}: {}",
+        report.summary()
+    );
 }
 
 fn explain(report: &Report) -> String {

@@ -310,6 +310,18 @@ impl Conn {
         self.expect_error(code, Address::UNSPECIFIED, Address::UNSPECIFIED, what)
     }
 
+    /// [`expect_error_code`](Self::expect_error_code) for a fatal ERROR,
+    /// then [`expect_closed_after_fatal`](Self::expect_closed_after_fatal),
+    /// whose failure names `what`.
+    ///
+    /// # Errors
+    /// As the two checks.
+    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> Check {
+        self.expect_error_code(code, what)?;
+        self.expect_closed_after_fatal()
+            .map_err(|f| f.context(what))
+    }
+
     /// After a fatal ERROR: the server reads nothing more and closes. Sends a
     /// PING (which must get no PONG), closes the sending side, and requires
     /// the connection to end with no further byte.

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::case::{Check, Failure};
 use super::show;
 use super::tap::{self, Tap};
-use crate::wire::{Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE, PREFACE_LEN};
+use crate::wire::{Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
 /// Large enough for any datagram, so an oversized reply shows as too long
 /// instead of being cut.
@@ -194,12 +194,12 @@ impl Dgram {
                 show::data(&reply),
             )
         };
-        if reply.len() < PREFACE_LEN || reply[..PREFACE_LEN] != PREFACE {
+        let Some(frame_bytes) = reply.strip_prefix(&PREFACE[..]) else {
             return Err(wrong(
                 "does not start with the preface c0 55 50 43 41 53 45 01",
             ));
-        }
-        let mut rest = BytesMut::from(&reply[PREFACE_LEN..]);
+        };
+        let mut rest = BytesMut::from(frame_bytes);
         match FrameDecoder::new(u32::MAX).decode(&mut rest) {
             Ok(Some(frame)) if rest.is_empty() => {
                 self.note(format!("  = preface + {}", show::frame(&frame)));

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use upcase::conn::{DatagramConfig, respond_to_datagram};
-use upcase::wire::{HEADER_LEN, PREFACE, PREFACE_LEN, field};
+use upcase::wire::{HEADER_LEN, PREFACE_LEN, PREFACE_MAGIC, field};
 
 /// What the responder gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl Drop for BrokenUdp {
 }
 
 fn is_framed(datagram: &[u8]) -> bool {
-    datagram.len() >= PREFACE_LEN && datagram[..7] == PREFACE[..7]
+    datagram.len() >= PREFACE_LEN && datagram.starts_with(&PREFACE_MAGIC)
 }
 
 fn answer(bug: Bug, datagram: &[u8], local: SocketAddr, peer: SocketAddr) -> Option<Vec<u8>> {

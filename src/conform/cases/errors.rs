@@ -79,9 +79,7 @@ fn reserved_flag(ctx: &mut Ctx) -> Check {
         request.flags = Flags(flags);
         conn.send(&request)?;
         let what = format!("TEXT with flags 0x{flags:02x}");
-        conn.expect_error_code(ErrorCode::MALFORMED, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
     }
     Ok(())
 }
@@ -91,9 +89,7 @@ fn more_on_control(ctx: &mut Ctx) -> Check {
         let mut conn = ctx.framed()?;
         conn.send(&frame(frame_type, true, b""))?;
         let what = format!("{frame_type} with MORE");
-        conn.expect_error_code(ErrorCode::MALFORMED, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
     }
     Ok(())
 }
@@ -153,9 +149,7 @@ fn too_large_first(ctx: &mut Ctx) -> Check {
     let mut conn = ctx.framed()?;
     conn.write(&header)?;
     let what = "an over-limit header with flags 0xff and type 0x42";
-    conn.expect_error_code(ErrorCode::FRAME_TOO_LARGE, what)?;
-    conn.expect_closed_after_fatal()
-        .map_err(|f| f.context(what))
+    conn.expect_fatal_error(ErrorCode::FRAME_TOO_LARGE, what)
 }
 
 fn at_limit(ctx: &mut Ctx) -> Check {
@@ -225,9 +219,7 @@ fn type_mismatch(ctx: &mut Ctx) -> Check {
         )?;
         conn.send(&frame(other, false, b"cd"))?;
         let what = format!("{other} while a {open} message is open");
-        conn.expect_error_code(ErrorCode::TYPE_MISMATCH, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::TYPE_MISMATCH, &what)?;
     }
     Ok(())
 }

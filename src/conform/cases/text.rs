@@ -2,7 +2,7 @@
 //! points, and fail-fast rejection of invalid UTF-8.
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Failure, Needs};
+use crate::conform::case::{Case, Check, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle::{self, INVALID, TRUNCATED, VALID};
 use crate::wire::{ErrorCode, FrameType};
@@ -185,9 +185,7 @@ fn invalid_classes(ctx: &mut Ctx) -> Check {
         let mut conn = ctx.framed()?;
         conn.send(&text(sample.bytes, false))?;
         let what = format!("TEXT with invalid UTF-8 ({})", sample.name);
-        conn.expect_error_code(ErrorCode::INVALID_UTF8, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::INVALID_UTF8, &what)?;
     }
     Ok(())
 }
@@ -213,9 +211,7 @@ fn fails_fast(ctx: &mut Ctx) -> Check {
             crate::conform::show::hex(&sample.bytes[3..visible]),
             sample.name
         );
-        conn.expect_error_code(ErrorCode::INVALID_UTF8, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::INVALID_UTF8, &what)?;
     }
     Ok(())
 }
@@ -237,9 +233,7 @@ fn truncated_last_fragment(ctx: &mut Ctx) -> Check {
             "an empty last fragment after {}",
             crate::conform::show::hex(sample.bytes)
         );
-        conn.expect_error_code(ErrorCode::INVALID_UTF8, &what)?;
-        conn.expect_closed_after_fatal()
-            .map_err(|f: Failure| f.context(&what))?;
+        conn.expect_fatal_error(ErrorCode::INVALID_UTF8, &what)?;
     }
     Ok(())
 }
