@@ -1,12 +1,15 @@
 //! `upcase conform`: run the conformance suite against any UPCASE/1 server.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use upcase::conform::{self, Options};
 use upcase::conn::ServerMode;
+use upcase::net::UdpClient;
+use upcase::wire::{FrameRepr, FrameType, PREFACE};
 
 /// Arguments of `upcase conform`.
 #[derive(clap::Args)]
@@ -204,16 +207,14 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
 fn reach(options: &Options) -> Result<(), String> {
     let hint = "start one with `cargo run --release -- serve`";
     if options.udp {
-        let bind: SocketAddr = if options.addr.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        }
-        .parse()
-        .expect("a literal address");
-        return UdpSocket::bind(bind)
-            .and_then(|socket| socket.connect(options.addr))
-            .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr));
+        // A PING datagram gets an answer from any UPCASE server: PONG when
+        // framed, the bytes back when raw-only. Silence means nobody is there.
+        let mut ping = BytesMut::from(&PREFACE[..]);
+        FrameRepr::new(FrameType::Ping, &b"conform"[..]).encode(&mut ping);
+        return UdpClient::connect(options.addr, options.timeout)
+            .and_then(|mut client| client.exchange(&ping))
+            .map(drop)
+            .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
     }
     TcpStream::connect_timeout(&options.addr, options.timeout)
         .map(drop)
