@@ -322,11 +322,12 @@ impl Expected {
 
 /// The reply rules of SPEC.md (protocol.md §4–§5 and decisions.md), written
 /// independently of `conn::framed`: one frame in, the expected reply out.
+/// Each TEXT reply is recomputed from the whole message so far (no
+/// streaming, no carry), so it shares no logic with the implementation.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyModel {
-    /// The open fragmented message: its type, all its bytes so far, and how
-    /// many of them were answered.
-    open: Option<(FrameType, Vec<u8>, usize)>,
+    /// The open fragmented message: its type and every data byte received so far.
+    open: Option<(FrameType, Vec<u8>)>,
 }
 
 impl ReplyModel {
@@ -355,32 +356,32 @@ impl ReplyModel {
                 }
             }
             data_type @ (FrameType::Text | FrameType::Bytes) => {
-                let (open_type, mut message, answered) =
-                    self.open.take().unwrap_or((data_type, Vec::new(), 0));
+                let (open_type, mut message) = self.open.take().unwrap_or((data_type, Vec::new()));
                 if open_type != data_type {
                     return Expected::Error(ErrorCode::TYPE_MISMATCH, None);
                 }
-                message.extend_from_slice(&frame.data);
-                let (data, answered_now) = if data_type == FrameType::Bytes {
-                    (frame.data.to_ascii_uppercase(), message.len())
+                let data = if data_type == FrameType::Bytes {
+                    frame.data.to_ascii_uppercase()
                 } else {
-                    let valid = match std::str::from_utf8(&message) {
-                        Ok(_) => message.len(),
-                        Err(error) if error.error_len().is_none() && more => error.valid_up_to(),
-                        Err(error) => {
-                            let offset = error.valid_up_to();
+                    let done_before =
+                        whole_code_points(&message, true).expect("an open message is valid");
+                    message.extend_from_slice(&frame.data);
+                    let done_after = match whole_code_points(&message, more) {
+                        Ok(len) => len,
+                        Err(offset) => {
                             return Expected::Error(
                                 ErrorCode::INVALID_UTF8,
                                 Some(format!("invalid UTF-8 at byte {offset} of the message")),
                             );
                         }
                     };
-                    let text = std::str::from_utf8(&message[answered..valid])
-                        .expect("a run of whole code points");
-                    (text.to_uppercase().into_bytes(), valid)
+                    std::str::from_utf8(&message[done_before..done_after])
+                        .expect("a run of whole code points")
+                        .to_uppercase()
+                        .into_bytes()
                 };
                 if more {
-                    self.open = Some((data_type, message, answered_now));
+                    self.open = Some((data_type, message));
                 }
                 Expected::Frame {
                     frame_type: data_type,
@@ -390,6 +391,38 @@ impl ReplyModel {
             }
         }
     }
+}
+
+/// How many leading bytes of a TEXT `message` are whole code points, or the
+/// offset of the first bad byte when it is invalid (an unfinished code point
+/// at the end is only bad when no more fragments are to come).
+fn whole_code_points(message: &[u8], more_to_come: bool) -> Result<usize, usize> {
+    match std::str::from_utf8(message) {
+        Ok(_) => Ok(message.len()),
+        Err(error) if error.error_len().is_none() && more_to_come => Ok(error.valid_up_to()),
+        Err(error) => Err(error.valid_up_to()),
+    }
+}
+
+/// The replies SPEC.md gives to `frames` sent in order on one connection:
+/// the [`ReplyModel`]'s, FRAME_TOO_LARGE for a frame over `max_frame_len`,
+/// and nothing after the reply that ends the connection.
+pub fn expected_replies(frames: &[FrameRepr], max_frame_len: u32) -> Vec<Expected> {
+    let mut model = ReplyModel::default();
+    let mut replies = Vec::new();
+    for frame in frames {
+        let reply = if frame.data.len() > max_frame_len as usize {
+            Expected::Error(ErrorCode::FRAME_TOO_LARGE, None)
+        } else {
+            model.expect(frame)
+        };
+        let terminal = reply.is_terminal();
+        replies.push(reply);
+        if terminal {
+            break;
+        }
+    }
+    replies
 }
 
 /// The code of an ERROR frame (whose data is at least 2 bytes).
@@ -869,22 +902,25 @@ impl Run {
             "{answered} replies to {} frames",
             requests.len()
         );
-        let mut model = ReplyModel::default();
-        let mut terminal = None;
-        for (i, (request, reply)) in requests.iter().zip(&replies[..answered]).enumerate() {
-            assert!(terminal.is_none(), "reply after the last one: {reply:?}");
-            let expected = model.expect(request);
+        let expected = expected_replies(requests, self.server.max_frame_len);
+        assert!(
+            answered <= expected.len(),
+            "reply after the last one: {:?}",
+            replies[expected.len()]
+        );
+        for ((request, reply), expected) in requests.iter().zip(&replies[..answered]).zip(&expected)
+        {
             expected.assert_matches(reply, request);
             let (src, dst) = reply_addresses(request.src, request.dst);
             assert_addressed(reply, src, dst);
-            if expected.is_terminal() {
-                terminal = Some((i, expected));
-            }
         }
-        if let Some((_, expected)) = terminal {
+        let terminal = expected
+            .last()
+            .filter(|last| last.is_terminal() && answered == expected.len());
+        if let Some(expected) = terminal {
             assert!(!server_initiated, "a frame after the last reply");
             let expected_reason = match expected {
-                Expected::Error(code, _) => CloseReason::Fatal(code),
+                Expected::Error(code, _) => CloseReason::Fatal(*code),
                 Expected::Frame { .. } => CloseReason::PeerBye,
             };
             assert_eq!(reason, expected_reason);
