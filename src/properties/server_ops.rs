@@ -27,8 +27,8 @@ use crate::conn::{
 };
 use crate::transform::CaseMode;
 use crate::wire::{
-    Address, ErrorCode, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType, HEADER_LEN,
-    PREFACE, PREFACE_LEN, PREFACE_MAGIC,
+    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType,
+    HEADER_LEN, PREFACE, PREFACE_LEN, PREFACE_MAGIC,
 };
 
 /// The server's socket address in every run (the SPEC examples' address).
@@ -427,7 +427,30 @@ pub fn expected_replies(frames: &[FrameRepr], max_frame_len: u32) -> Vec<Expecte
 
 /// The code of an ERROR frame (whose data is at least 2 bytes).
 fn error_code(frame: &FrameRepr) -> ErrorCode {
-    ErrorCode(u16::from_be_bytes([frame.data[0], frame.data[1]]))
+    ErrorPayload::parse(&frame.data)
+        .expect("ERROR data holds a code")
+        .code
+}
+
+/// Whether bytes a client sent make a framed session: the preface magic
+/// came first on a server that sniffs (SPEC.md §2.1).
+fn starts_framed(mode: ServerMode, input: &[u8]) -> bool {
+    mode != ServerMode::Raw
+        && input.len() >= PREFACE_LEN
+        && input[..PREFACE_MAGIC.len()] == PREFACE_MAGIC
+}
+
+/// The transform raw mode applies with these upper-case rules.
+fn raw_case_mode(raw_case: RawCase) -> CaseMode {
+    match raw_case {
+        RawCase::Unicode => CaseMode::UnicodeLossless,
+        RawCase::Ascii => CaseMode::Ascii,
+    }
+}
+
+/// The server's and the client's addresses, as frames carry them.
+fn endpoints() -> (Address, Address) {
+    (Address::from(socket(LOCAL)), Address::from(socket(PEER)))
 }
 
 /// Panic unless `frame` is a frame a server may send: reserved bits clear,
@@ -512,8 +535,9 @@ impl FrameLog {
 
 /// The state of one run: the connection and everything observed about it.
 struct Run {
-    config: ServerOpsConfig,
     server: ServerConfig,
+    /// Whether the connection is over the server's connection limit.
+    busy: bool,
     conn: ServerConnection,
     now: Instant,
     /// Client bytes not yet delivered; the last `hold` of them wait for the next op.
@@ -533,7 +557,7 @@ struct Run {
     timed_out: bool,
     seen_mode: Option<WireMode>,
     protocol_errors: usize,
-    closed: Option<(CloseReason, usize)>,
+    closed: Option<CloseReason>,
 }
 
 impl Run {
@@ -547,7 +571,7 @@ impl Run {
             ServerConnection::new(server.clone(), local, peer, now)
         };
         let mut run = Run {
-            config: *config,
+            busy: config.busy,
             requests: FrameLog::new(server.max_frame_len),
             replies: FrameLog::new(u32::MAX),
             server,
@@ -598,9 +622,7 @@ impl Run {
     /// Whether the client's bytes are frames: the preface magic came first
     /// on a server that sniffs.
     fn framed(&self) -> bool {
-        self.server.mode != ServerMode::Raw
-            && self.fed.len() >= PREFACE_LEN
-            && self.fed[..PREFACE_MAGIC.len()] == PREFACE_MAGIC
+        starts_framed(self.server.mode, &self.fed)
     }
 
     fn apply(&mut self, op: &Op) {
@@ -748,7 +770,7 @@ impl Run {
                         self.emitted.len() - self.sent,
                         "Closed reports the unsent bytes"
                     );
-                    self.closed = Some((reason, unsent));
+                    self.closed = Some(reason);
                 }
             }
         }
@@ -792,7 +814,7 @@ impl Run {
     /// except a trailing incomplete sequence, which is held.
     fn check_raw_so_far(&mut self) {
         let (fed_done, out_done) = self.raw_checked;
-        let mode = self.raw_case_mode();
+        let mode = raw_case_mode(self.server.raw_case);
         let held = match self.fed[fed_done..].utf8_chunks().last() {
             Some(chunk) if mode == CaseMode::UnicodeLossless && !chunk.invalid().is_empty() => {
                 let incomplete = std::str::from_utf8(chunk.invalid())
@@ -814,13 +836,6 @@ impl Run {
         self.raw_checked = (upto, self.emitted.len());
     }
 
-    fn raw_case_mode(&self) -> CaseMode {
-        match self.config.raw_case {
-            RawCase::Unicode => CaseMode::UnicodeLossless,
-            RawCase::Ascii => CaseMode::Ascii,
-        }
-    }
-
     /// Close the client side, accept all output and let the timers run out.
     fn finish(&mut self) {
         for _ in 0..4 {
@@ -838,7 +853,7 @@ impl Run {
 
     /// The whole output against what the whole input deserves.
     fn check_end(&self) {
-        let (reason, _) = self.closed.expect("closed");
+        let reason = self.closed.expect("closed");
         if self.framed() {
             self.check_framed_end(reason);
             return;
@@ -846,7 +861,7 @@ impl Run {
         assert_eq!(self.protocol_errors, 0, "ERROR events on a raw connection");
         // Undecided bytes are raw input when the connection ends (SPEC.md
         // §2.1), but a framed-only server or a busy connection says nothing (§9.3).
-        let silent = self.server.mode == ServerMode::Framed || self.config.busy;
+        let silent = self.server.mode == ServerMode::Framed || self.busy;
         if silent {
             assert!(
                 self.emitted.is_empty(),
@@ -854,7 +869,8 @@ impl Run {
             );
             return;
         }
-        let expected = transform_oracle(self.raw_case_mode(), &self.fed).expect("raw never fails");
+        let expected = transform_oracle(raw_case_mode(self.server.raw_case), &self.fed)
+            .expect("raw never fails");
         assert_eq!(self.emitted, expected, "raw output of {:x?}", self.fed);
     }
 
@@ -871,11 +887,11 @@ impl Run {
         for reply in replies {
             assert_well_formed_reply(reply);
         }
-        let (local, peer) = (Address::from(socket(LOCAL)), Address::from(socket(PEER)));
+        let (local, peer) = endpoints();
         let version = self.fed[PREFACE_LEN - 1];
-        if version != 1 || self.config.busy {
+        if version != 1 || self.busy {
             // BUSY whatever the version (SPEC.md §9.3).
-            let code = if self.config.busy {
+            let code = if self.busy {
                 ErrorCode::BUSY
             } else {
                 ErrorCode::UNSUPPORTED_VERSION
@@ -1006,9 +1022,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         max_frame_len,
     };
     let reply = respond_to_datagram(datagram, socket(LOCAL), socket(PEER), &config);
-    let framed = mode != ServerMode::Raw
-        && datagram.len() >= PREFACE_LEN
-        && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    let framed = starts_framed(mode, datagram);
     if !framed && mode == ServerMode::Framed {
         assert_eq!(
             reply,
@@ -1018,11 +1032,8 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         return;
     }
     if !framed {
-        let mode = match raw_case {
-            RawCase::Unicode => CaseMode::UnicodeLossless,
-            RawCase::Ascii => CaseMode::Ascii,
-        };
-        let expected = transform_oracle(mode, datagram).expect("raw never fails");
+        let expected =
+            transform_oracle(raw_case_mode(raw_case), datagram).expect("raw never fails");
         assert!(expected.len() <= 3 * datagram.len());
         if expected.len() > MAX_UDP_PAYLOAD {
             assert_eq!(
@@ -1050,7 +1061,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         .expect("a whole reply frame");
     assert!(rest.is_empty(), "bytes after the reply frame");
     assert_well_formed_reply(&reply);
-    let (local, peer) = (Address::from(socket(LOCAL)), Address::from(socket(PEER)));
+    let (local, peer) = endpoints();
     let frame_bytes = &datagram[PREFACE_LEN..];
     let error = |code: ErrorCode| {
         assert_eq!(reply.frame_type, FrameType::Error, "reply to {datagram:x?}");
