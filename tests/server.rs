@@ -76,6 +76,18 @@ fn assert_no_connections_left(handle: &ServerHandle) {
     }
 }
 
+/// After another connection ended: `survivor` is still served, a newcomer is
+/// served too, and once both say BYE no connection is left.
+fn assert_service_goes_on(handle: ServerHandle, addr: SocketAddr, mut survivor: Client) {
+    assert_eq!(survivor.upcase("still here").unwrap(), "STILL HERE");
+    let mut newcomer = client(addr);
+    assert_eq!(newcomer.upcase("new one").unwrap(), "NEW ONE");
+    survivor.bye().unwrap();
+    newcomer.bye().unwrap();
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
 /// Read from `stream` into `conn` until it reports `count` events or the
 /// server closes.
 fn read_events(
@@ -150,13 +162,7 @@ fn one_client_leaving_with_bye_does_not_disturb_the_others() {
     assert_eq!(first.upcase("hello").unwrap(), "HELLO");
     assert_eq!(second.upcase("world").unwrap(), "WORLD");
     first.bye().unwrap();
-    assert_eq!(second.upcase("still here").unwrap(), "STILL HERE");
-    let mut third = client(addr);
-    assert_eq!(third.upcase("new one").unwrap(), "NEW ONE");
-    second.bye().unwrap();
-    third.bye().unwrap();
-    assert_no_connections_left(&handle);
-    handle.shutdown();
+    assert_service_goes_on(handle, addr, second);
 }
 
 #[test]
@@ -269,13 +275,7 @@ fn disconnects_mid_frame_mid_code_point_and_by_reset_end_only_that_connection() 
     reset_stream.write_all(&frame).unwrap();
     drop(reset_stream);
 
-    assert_eq!(healthy.upcase("after").unwrap(), "AFTER");
-    let mut newcomer = client(addr);
-    assert_eq!(newcomer.upcase("new").unwrap(), "NEW");
-    healthy.bye().unwrap();
-    newcomer.bye().unwrap();
-    assert_no_connections_left(&handle);
-    handle.shutdown();
+    assert_service_goes_on(handle, addr, healthy);
 }
 
 #[test]
@@ -352,17 +352,17 @@ fn a_client_that_never_reads_is_held_back_with_bounded_memory() {
     let frame = FrameRepr::new(FrameType::Text, vec![b'a'; 4096]).to_bytes();
     greedy.write_all(&PREFACE).unwrap();
     let mut sent = 0usize;
-    let blocked = loop {
+    // Write until the server stops reading (a write times out).
+    loop {
         assert!(sent < 512 << 20, "the server never stopped reading");
         match greedy.write(&frame) {
             Ok(n) => sent += n,
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true;
+                break;
             }
             Err(error) => panic!("write failed: {error}"),
         }
-    };
-    assert!(blocked);
+    }
     // The server holds at most its bound plus one reply beyond it.
     let pending = handle.pending_output_bytes();
     assert!(pending > 0, "replies should be waiting for the client");

@@ -9,6 +9,8 @@ use upcase::conn::{
     DatagramConfig, DatagramReply, ServerConfig, ServerConnection, respond_to_datagram,
 };
 
+mod common;
+
 const SPEC: &str = include_str!("../SPEC.md");
 
 #[derive(Debug)]
@@ -126,20 +128,8 @@ fn replay_transcript(block: &Block) {
     let now = Instant::now();
     let mut conn = ServerConnection::new(ServerConfig::default(), local(), peer(), now);
     for (number, (input, expected)) in steps.iter().enumerate() {
-        let mut rest = &input[..];
-        let mut output = Vec::new();
-        while !rest.is_empty() {
-            let take = rest.len().min(conn.read_capacity());
-            assert!(
-                take > 0,
-                "block at line {}: input refused",
-                block.first_line
-            );
-            conn.handle_input(now, &rest[..take]).unwrap();
-            rest = &rest[take..];
-            output.extend_from_slice(conn.pending_output());
-            conn.mark_sent(now, conn.pending_output().len()).unwrap();
-        }
+        let output = common::feed(&mut conn, now, input)
+            .unwrap_or_else(|e| panic!("block at line {}: input refused: {e}", block.first_line));
         assert_eq!(
             hex(&output),
             hex(expected),

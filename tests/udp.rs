@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use upcase::net::{Client, ClientError, Server, ServerHandle, UdpClient};
-use upcase::wire::{ErrorCode, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -54,7 +54,9 @@ fn error_code_of(reply: &[u8]) -> ErrorCode {
         .unwrap();
     assert!(rest.is_empty(), "exactly one frame");
     assert_eq!(frame.frame_type, FrameType::Error);
-    ErrorCode(u16::from_be_bytes([frame.data[0], frame.data[1]]))
+    ErrorPayload::parse(&frame.data)
+        .expect("ERROR data holds a code")
+        .code
 }
 
 #[test]

@@ -16,6 +16,9 @@ use upcase::conn::{RawCase, ServerConfig, ServerConnection, ServerEvent, ServerM
 use upcase::transform::{CaseMode, Upcaser};
 use upcase::wire::{Address, Flags, Frame, FrameDecoder, FrameRepr, FrameType};
 
+mod common;
+use common::{drain, feed};
+
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
@@ -330,21 +333,6 @@ fn server_config(spec: &ServerSpec) -> ServerConfig {
     }
 }
 
-/// Take everything the connection has to send, reporting it sent.
-fn drain(connection: &mut ServerConnection, now: Instant) -> Vec<u8> {
-    let mut sent = Vec::new();
-    loop {
-        let pending = connection.pending_output().to_vec();
-        if pending.is_empty() {
-            return sent;
-        }
-        connection
-            .mark_sent(now, pending.len())
-            .expect("sent what was pending");
-        sent.extend(pending);
-    }
-}
-
 fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
     let config = server_config(&v.server);
     let linger = config.linger;
@@ -357,18 +345,8 @@ fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
     for (index, step) in v.steps.iter().enumerate() {
         let mut sent = Vec::new();
         if let Some(client_hex) = &step.client_hex {
-            let mut input = &hex(client_hex)[..];
-            while !input.is_empty() {
-                let take = connection.read_capacity().min(input.len());
-                if take == 0 {
-                    return Err(format!("step {index}: the connection takes no more input"));
-                }
-                connection
-                    .handle_input(now, &input[..take])
-                    .map_err(|e| format!("step {index}: {e}"))?;
-                input = &input[take..];
-                sent.extend(drain(&mut connection, now));
-            }
+            sent = feed(&mut connection, now, &hex(client_hex))
+                .map_err(|e| format!("step {index}: {e}"))?;
         }
         if step.eof {
             connection.handle_eof(now);

@@ -27,8 +27,8 @@ use crate::conn::{
 };
 use crate::transform::CaseMode;
 use crate::wire::{
-    Address, ErrorCode, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType, HEADER_LEN,
-    PREFACE, PREFACE_LEN, PREFACE_MAGIC,
+    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType,
+    HEADER_LEN, PREFACE, PREFACE_LEN, PREFACE_MAGIC,
 };
 
 /// The server's socket address in every run (the SPEC examples' address).
@@ -322,11 +322,12 @@ impl Expected {
 
 /// The reply rules of SPEC.md (protocol.md §4–§5 and decisions.md), written
 /// independently of `conn::framed`: one frame in, the expected reply out.
+/// Each TEXT reply is recomputed from the whole message so far (no
+/// streaming, no carry), so it shares no logic with the implementation.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyModel {
-    /// The open fragmented message: its type, all its bytes so far, and how
-    /// many of them were answered.
-    open: Option<(FrameType, Vec<u8>, usize)>,
+    /// The open fragmented message: its type and every data byte received so far.
+    open: Option<(FrameType, Vec<u8>)>,
 }
 
 impl ReplyModel {
@@ -355,32 +356,32 @@ impl ReplyModel {
                 }
             }
             data_type @ (FrameType::Text | FrameType::Bytes) => {
-                let (open_type, mut message, answered) =
-                    self.open.take().unwrap_or((data_type, Vec::new(), 0));
+                let (open_type, mut message) = self.open.take().unwrap_or((data_type, Vec::new()));
                 if open_type != data_type {
                     return Expected::Error(ErrorCode::TYPE_MISMATCH, None);
                 }
-                message.extend_from_slice(&frame.data);
-                let (data, answered_now) = if data_type == FrameType::Bytes {
-                    (frame.data.to_ascii_uppercase(), message.len())
+                let data = if data_type == FrameType::Bytes {
+                    frame.data.to_ascii_uppercase()
                 } else {
-                    let valid = match std::str::from_utf8(&message) {
-                        Ok(_) => message.len(),
-                        Err(error) if error.error_len().is_none() && more => error.valid_up_to(),
-                        Err(error) => {
-                            let offset = error.valid_up_to();
+                    let done_before =
+                        whole_code_points(&message, true).expect("an open message is valid");
+                    message.extend_from_slice(&frame.data);
+                    let done_after = match whole_code_points(&message, more) {
+                        Ok(len) => len,
+                        Err(offset) => {
                             return Expected::Error(
                                 ErrorCode::INVALID_UTF8,
                                 Some(format!("invalid UTF-8 at byte {offset} of the message")),
                             );
                         }
                     };
-                    let text = std::str::from_utf8(&message[answered..valid])
-                        .expect("a run of whole code points");
-                    (text.to_uppercase().into_bytes(), valid)
+                    std::str::from_utf8(&message[done_before..done_after])
+                        .expect("a run of whole code points")
+                        .to_uppercase()
+                        .into_bytes()
                 };
                 if more {
-                    self.open = Some((data_type, message, answered_now));
+                    self.open = Some((data_type, message));
                 }
                 Expected::Frame {
                     frame_type: data_type,
@@ -392,9 +393,64 @@ impl ReplyModel {
     }
 }
 
+/// How many leading bytes of a TEXT `message` are whole code points, or the
+/// offset of the first bad byte when it is invalid (an unfinished code point
+/// at the end is only bad when no more fragments are to come).
+fn whole_code_points(message: &[u8], more_to_come: bool) -> Result<usize, usize> {
+    match std::str::from_utf8(message) {
+        Ok(_) => Ok(message.len()),
+        Err(error) if error.error_len().is_none() && more_to_come => Ok(error.valid_up_to()),
+        Err(error) => Err(error.valid_up_to()),
+    }
+}
+
+/// The replies SPEC.md gives to `frames` sent in order on one connection:
+/// the [`ReplyModel`]'s, FRAME_TOO_LARGE for a frame over `max_frame_len`,
+/// and nothing after the reply that ends the connection.
+pub fn expected_replies(frames: &[FrameRepr], max_frame_len: u32) -> Vec<Expected> {
+    let mut model = ReplyModel::default();
+    let mut replies = Vec::new();
+    for frame in frames {
+        let reply = if frame.data.len() > max_frame_len as usize {
+            Expected::Error(ErrorCode::FRAME_TOO_LARGE, None)
+        } else {
+            model.expect(frame)
+        };
+        let terminal = reply.is_terminal();
+        replies.push(reply);
+        if terminal {
+            break;
+        }
+    }
+    replies
+}
+
 /// The code of an ERROR frame (whose data is at least 2 bytes).
 fn error_code(frame: &FrameRepr) -> ErrorCode {
-    ErrorCode(u16::from_be_bytes([frame.data[0], frame.data[1]]))
+    ErrorPayload::parse(&frame.data)
+        .expect("ERROR data holds a code")
+        .code
+}
+
+/// Whether bytes a client sent make a framed session: the preface magic
+/// came first on a server that sniffs (SPEC.md §2.1).
+fn starts_framed(mode: ServerMode, input: &[u8]) -> bool {
+    mode != ServerMode::Raw
+        && input.len() >= PREFACE_LEN
+        && input[..PREFACE_MAGIC.len()] == PREFACE_MAGIC
+}
+
+/// The transform raw mode applies with these upper-case rules.
+fn raw_case_mode(raw_case: RawCase) -> CaseMode {
+    match raw_case {
+        RawCase::Unicode => CaseMode::UnicodeLossless,
+        RawCase::Ascii => CaseMode::Ascii,
+    }
+}
+
+/// The server's and the client's addresses, as frames carry them.
+fn endpoints() -> (Address, Address) {
+    (Address::from(socket(LOCAL)), Address::from(socket(PEER)))
 }
 
 /// Panic unless `frame` is a frame a server may send: reserved bits clear,
@@ -479,8 +535,9 @@ impl FrameLog {
 
 /// The state of one run: the connection and everything observed about it.
 struct Run {
-    config: ServerOpsConfig,
     server: ServerConfig,
+    /// Whether the connection is over the server's connection limit.
+    busy: bool,
     conn: ServerConnection,
     now: Instant,
     /// Client bytes not yet delivered; the last `hold` of them wait for the next op.
@@ -500,7 +557,7 @@ struct Run {
     timed_out: bool,
     seen_mode: Option<WireMode>,
     protocol_errors: usize,
-    closed: Option<(CloseReason, usize)>,
+    closed: Option<CloseReason>,
 }
 
 impl Run {
@@ -514,7 +571,7 @@ impl Run {
             ServerConnection::new(server.clone(), local, peer, now)
         };
         let mut run = Run {
-            config: *config,
+            busy: config.busy,
             requests: FrameLog::new(server.max_frame_len),
             replies: FrameLog::new(u32::MAX),
             server,
@@ -565,9 +622,7 @@ impl Run {
     /// Whether the client's bytes are frames: the preface magic came first
     /// on a server that sniffs.
     fn framed(&self) -> bool {
-        self.server.mode != ServerMode::Raw
-            && self.fed.len() >= PREFACE_LEN
-            && self.fed[..PREFACE_MAGIC.len()] == PREFACE_MAGIC
+        starts_framed(self.server.mode, &self.fed)
     }
 
     fn apply(&mut self, op: &Op) {
@@ -715,7 +770,7 @@ impl Run {
                         self.emitted.len() - self.sent,
                         "Closed reports the unsent bytes"
                     );
-                    self.closed = Some((reason, unsent));
+                    self.closed = Some(reason);
                 }
             }
         }
@@ -759,7 +814,7 @@ impl Run {
     /// except a trailing incomplete sequence, which is held.
     fn check_raw_so_far(&mut self) {
         let (fed_done, out_done) = self.raw_checked;
-        let mode = self.raw_case_mode();
+        let mode = raw_case_mode(self.server.raw_case);
         let held = match self.fed[fed_done..].utf8_chunks().last() {
             Some(chunk) if mode == CaseMode::UnicodeLossless && !chunk.invalid().is_empty() => {
                 let incomplete = std::str::from_utf8(chunk.invalid())
@@ -781,13 +836,6 @@ impl Run {
         self.raw_checked = (upto, self.emitted.len());
     }
 
-    fn raw_case_mode(&self) -> CaseMode {
-        match self.config.raw_case {
-            RawCase::Unicode => CaseMode::UnicodeLossless,
-            RawCase::Ascii => CaseMode::Ascii,
-        }
-    }
-
     /// Close the client side, accept all output and let the timers run out.
     fn finish(&mut self) {
         for _ in 0..4 {
@@ -805,7 +853,7 @@ impl Run {
 
     /// The whole output against what the whole input deserves.
     fn check_end(&self) {
-        let (reason, _) = self.closed.expect("closed");
+        let reason = self.closed.expect("closed");
         if self.framed() {
             self.check_framed_end(reason);
             return;
@@ -813,7 +861,7 @@ impl Run {
         assert_eq!(self.protocol_errors, 0, "ERROR events on a raw connection");
         // Undecided bytes are raw input when the connection ends (SPEC.md
         // §2.1), but a framed-only server or a busy connection says nothing (§9.3).
-        let silent = self.server.mode == ServerMode::Framed || self.config.busy;
+        let silent = self.server.mode == ServerMode::Framed || self.busy;
         if silent {
             assert!(
                 self.emitted.is_empty(),
@@ -821,7 +869,8 @@ impl Run {
             );
             return;
         }
-        let expected = transform_oracle(self.raw_case_mode(), &self.fed).expect("raw never fails");
+        let expected = transform_oracle(raw_case_mode(self.server.raw_case), &self.fed)
+            .expect("raw never fails");
         assert_eq!(self.emitted, expected, "raw output of {:x?}", self.fed);
     }
 
@@ -838,11 +887,11 @@ impl Run {
         for reply in replies {
             assert_well_formed_reply(reply);
         }
-        let (local, peer) = (Address::from(socket(LOCAL)), Address::from(socket(PEER)));
+        let (local, peer) = endpoints();
         let version = self.fed[PREFACE_LEN - 1];
-        if version != 1 || self.config.busy {
+        if version != 1 || self.busy {
             // BUSY whatever the version (SPEC.md §9.3).
-            let code = if self.config.busy {
+            let code = if self.busy {
                 ErrorCode::BUSY
             } else {
                 ErrorCode::UNSUPPORTED_VERSION
@@ -869,22 +918,25 @@ impl Run {
             "{answered} replies to {} frames",
             requests.len()
         );
-        let mut model = ReplyModel::default();
-        let mut terminal = None;
-        for (i, (request, reply)) in requests.iter().zip(&replies[..answered]).enumerate() {
-            assert!(terminal.is_none(), "reply after the last one: {reply:?}");
-            let expected = model.expect(request);
+        let expected = expected_replies(requests, self.server.max_frame_len);
+        assert!(
+            answered <= expected.len(),
+            "reply after the last one: {:?}",
+            replies[expected.len()]
+        );
+        for ((request, reply), expected) in requests.iter().zip(&replies[..answered]).zip(&expected)
+        {
             expected.assert_matches(reply, request);
             let (src, dst) = reply_addresses(request.src, request.dst);
             assert_addressed(reply, src, dst);
-            if expected.is_terminal() {
-                terminal = Some((i, expected));
-            }
         }
-        if let Some((_, expected)) = terminal {
+        let terminal = expected
+            .last()
+            .filter(|last| last.is_terminal() && answered == expected.len());
+        if let Some(expected) = terminal {
             assert!(!server_initiated, "a frame after the last reply");
             let expected_reason = match expected {
-                Expected::Error(code, _) => CloseReason::Fatal(code),
+                Expected::Error(code, _) => CloseReason::Fatal(*code),
                 Expected::Frame { .. } => CloseReason::PeerBye,
             };
             assert_eq!(reason, expected_reason);
@@ -970,9 +1022,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         max_frame_len,
     };
     let reply = respond_to_datagram(datagram, socket(LOCAL), socket(PEER), &config);
-    let framed = mode != ServerMode::Raw
-        && datagram.len() >= PREFACE_LEN
-        && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
+    let framed = starts_framed(mode, datagram);
     if !framed && mode == ServerMode::Framed {
         assert_eq!(
             reply,
@@ -982,11 +1032,8 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         return;
     }
     if !framed {
-        let mode = match raw_case {
-            RawCase::Unicode => CaseMode::UnicodeLossless,
-            RawCase::Ascii => CaseMode::Ascii,
-        };
-        let expected = transform_oracle(mode, datagram).expect("raw never fails");
+        let expected =
+            transform_oracle(raw_case_mode(raw_case), datagram).expect("raw never fails");
         assert!(expected.len() <= 3 * datagram.len());
         if expected.len() > MAX_UDP_PAYLOAD {
             assert_eq!(
@@ -1014,7 +1061,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         .expect("a whole reply frame");
     assert!(rest.is_empty(), "bytes after the reply frame");
     assert_well_formed_reply(&reply);
-    let (local, peer) = (Address::from(socket(LOCAL)), Address::from(socket(PEER)));
+    let (local, peer) = endpoints();
     let frame_bytes = &datagram[PREFACE_LEN..];
     let error = |code: ErrorCode| {
         assert_eq!(reply.frame_type, FrameType::Error, "reply to {datagram:x?}");

@@ -1,121 +1,30 @@
 //! Model-based test of the framed server: arbitrary client frames against a
-//! small, obviously correct model of SPEC.md's reply rules, comparing the
-//! whole reply sequence. The model recomputes each TEXT reply from the whole
-//! message so far (no streaming, no carry), so it shares no logic with the
-//! implementation.
+//! small, obviously correct model of SPEC.md's reply rules (the
+//! [`ReplyModel`](crate::properties::server_ops::ReplyModel) the fuzz target
+//! uses too), comparing the whole reply sequence.
 
 use proptest::prelude::*;
 
 use super::harness::*;
 use crate::conn::ServerConfig;
 use crate::properties::chunks_at;
+use crate::properties::server_ops::expected_replies;
 use crate::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType};
 
 const LIMIT: u32 = 64;
 
-/// What the model expects for one reply: the type, and the data or the ERROR code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Expected {
-    Frame {
-        frame_type: FrameType,
-        more: bool,
-        data: Vec<u8>,
-    },
-    Error(ErrorCode),
-}
-
-/// The rules of SPEC.md §4–§6, one frame at a time.
-fn model(frames: &[FrameRepr]) -> Vec<Expected> {
-    let mut replies = Vec::new();
-    // The open message: its type and every data byte received so far.
-    let mut open: Option<(FrameType, Vec<u8>)> = None;
-    for frame in frames {
-        let t = frame.frame_type;
-        let more = frame.flags.more();
-        let fatal = |replies: &mut Vec<Expected>, code| replies.push(Expected::Error(code));
-        if frame.data.len() > LIMIT as usize {
-            fatal(&mut replies, ErrorCode::FRAME_TOO_LARGE);
-            break;
-        }
-        if frame.flags.0 & 0xfe != 0 || (more && t != FrameType::Text && t != FrameType::Bytes) {
-            fatal(&mut replies, ErrorCode::MALFORMED);
-            break;
-        }
-        match t {
-            FrameType::Unknown(_) => replies.push(Expected::Error(ErrorCode::UNKNOWN_TYPE)),
-            FrameType::Pong | FrameType::Error => {
-                replies.push(Expected::Error(ErrorCode::UNEXPECTED_TYPE))
-            }
-            FrameType::Ping => replies.push(Expected::Frame {
-                frame_type: FrameType::Pong,
-                more: false,
-                data: frame.data.to_vec(),
-            }),
-            FrameType::Bye => {
-                replies.push(Expected::Frame {
-                    frame_type: FrameType::Bye,
-                    more: false,
-                    data: vec![],
-                });
-                break;
-            }
-            FrameType::Text | FrameType::Bytes => {
-                let (open_type, before) = open.take().unwrap_or((t, Vec::new()));
-                if open_type != t {
-                    fatal(&mut replies, ErrorCode::TYPE_MISMATCH);
-                    break;
-                }
-                let mut after = before.clone();
-                after.extend_from_slice(&frame.data);
-                let data = if t == FrameType::Bytes {
-                    frame.data.to_ascii_uppercase()
-                } else {
-                    let Some(done_after) = complete_prefix_len(&after, more) else {
-                        fatal(&mut replies, ErrorCode::INVALID_UTF8);
-                        break;
-                    };
-                    let done_before = complete_prefix_len(&before, true).unwrap();
-                    std::str::from_utf8(&after[done_before..done_after])
-                        .unwrap()
-                        .to_uppercase()
-                        .into_bytes()
-                };
-                replies.push(Expected::Frame {
-                    frame_type: t,
-                    more,
-                    data,
-                });
-                if more {
-                    open = Some((t, after));
-                }
-            }
-        }
+/// Panic unless `replies` are, one for one and no more, what the model
+/// expects for `frames`.
+fn assert_replies_match_model(replies: &[FrameRepr], frames: &[FrameRepr]) {
+    let expected = expected_replies(frames, LIMIT);
+    assert_eq!(
+        replies.len(),
+        expected.len(),
+        "replies {replies:?}, the model expects {expected:?}"
+    );
+    for ((reply, expected), request) in replies.iter().zip(&expected).zip(frames) {
+        expected.assert_matches(reply, request);
     }
-    replies
-}
-
-/// How many bytes of `message` are whole code points, or `None` when the
-/// message is invalid (or incomplete with no more fragments to come).
-fn complete_prefix_len(message: &[u8], more_to_come: bool) -> Option<usize> {
-    match std::str::from_utf8(message) {
-        Ok(_) => Some(message.len()),
-        Err(e) if e.error_len().is_none() && more_to_come => Some(e.valid_up_to()),
-        Err(_) => None,
-    }
-}
-
-fn observed(frames: &[FrameRepr]) -> Vec<Expected> {
-    frames
-        .iter()
-        .map(|f| match f.frame_type {
-            FrameType::Error => Expected::Error(error_code(f)),
-            frame_type => Expected::Frame {
-                frame_type,
-                more: f.flags.more(),
-                data: f.data.to_vec(),
-            },
-        })
-        .collect()
 }
 
 fn data() -> impl Strategy<Value = Vec<u8>> {
@@ -182,7 +91,7 @@ proptest! {
             split.feed(chunk);
         }
         prop_assert_eq!(&whole.sent, &split.sent, "output depends on the TCP split");
-        prop_assert_eq!(observed(&whole.frames()), model(&frames));
+        assert_replies_match_model(&whole.frames(), &frames);
     }
 
     #[test]
