@@ -213,22 +213,26 @@ pub fn run(
         return outcome;
     };
     let budget = Budget::starting_now(&settings);
-    let in_flight = settings.pipeline * workload.request.len().max(workload.expected.len());
-    let result = if in_flight <= ONE_THREAD_LIMIT {
-        run_one_thread(stream, workload, settings, budget, live, &mut outcome)
-    } else {
-        run_two_threads(stream, workload, settings, budget, live, &mut outcome)
-    };
-    if let Err(error) = result {
+    if let Err(error) = exchange(
+        stream,
+        workload,
+        settings.pipeline,
+        budget,
+        live,
+        &mut outcome,
+    ) {
         outcome.fail(&error, settings.timeout);
     }
     outcome
 }
 
-fn run_one_thread(
+/// Write the preface (framed mode), then send requests and check their
+/// replies, on one thread or, when the bytes in flight could fill the socket
+/// buffers, two.
+fn exchange(
     mut stream: TcpStream,
     workload: &Workload,
-    settings: Settings,
+    pipeline: usize,
     budget: Budget,
     live: &Live,
     outcome: &mut Outcome,
@@ -237,46 +241,63 @@ fn run_one_thread(
         stream.write_all(&PREFACE)?;
     }
     let mut replies = ReplyReader::new(stream.try_clone()?, workload);
-    let mut in_flight = VecDeque::with_capacity(settings.pipeline);
+    let receive = |sent| {
+        let check = replies.next()?;
+        outcome.record(sent, check, live);
+        Ok(())
+    };
+    let in_flight = pipeline * workload.request.len().max(workload.expected.len());
+    if in_flight <= ONE_THREAD_LIMIT {
+        one_thread(&mut stream, &workload.request, pipeline, budget, receive)
+    } else {
+        two_threads(stream, workload.request.clone(), pipeline, budget, receive)
+    }
+}
+
+/// Keep `pipeline` requests in flight, writing and then reading on this thread.
+/// `receive` reads and counts the reply to the request sent at the instant given.
+fn one_thread(
+    stream: &mut TcpStream,
+    request: &[u8],
+    pipeline: usize,
+    budget: Budget,
+    mut receive: impl FnMut(Instant) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut in_flight = VecDeque::with_capacity(pipeline);
     let mut issued = 0;
     loop {
-        while in_flight.len() < settings.pipeline && budget.allows(issued) {
+        while in_flight.len() < pipeline && budget.allows(issued) {
             in_flight.push_back(Instant::now());
-            stream.write_all(&workload.request)?;
+            stream.write_all(request)?;
             issued += 1;
         }
         let Some(sent) = in_flight.pop_front() else {
             return Ok(());
         };
-        let check = replies.next()?;
-        outcome.record(sent, check, live);
+        receive(sent)?;
     }
 }
 
-fn run_two_threads(
+/// Like [`one_thread`], with a writer thread that sends a request for each
+/// credit while this thread reads the replies and hands credits back.
+fn two_threads(
     stream: TcpStream,
-    workload: &Workload,
-    settings: Settings,
+    request: Bytes,
+    pipeline: usize,
     budget: Budget,
-    live: &Live,
-    outcome: &mut Outcome,
+    mut receive: impl FnMut(Instant) -> io::Result<()>,
 ) -> io::Result<()> {
     let (credit_tx, credit_rx) = mpsc::channel::<()>();
     let (sent_tx, sent_rx) = mpsc::channel::<Instant>();
-    for _ in 0..settings.pipeline {
+    for _ in 0..pipeline {
         credit_tx.send(()).expect("the receiver is alive");
     }
     let mut write_half = stream.try_clone()?;
-    let framed = workload.mode == WireMode::Framed;
-    let request: Bytes = workload.request.clone();
     let writer =
         thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || -> io::Result<()> {
                 let result = (|| {
-                    if framed {
-                        write_half.write_all(&PREFACE)?;
-                    }
                     let mut issued = 0;
                     while budget.allows(issued) && credit_rx.recv().is_ok() {
                         if sent_tx.send(Instant::now()).is_err() {
@@ -293,16 +314,12 @@ fn run_two_threads(
                 }
                 result
             })?;
-    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
     let mut read_result = Ok(());
     while let Ok(sent) = sent_rx.recv() {
-        match replies.next() {
-            Ok(check) => outcome.record(sent, check, live),
-            Err(error) => {
-                read_result = Err(error);
-                let _ = stream.shutdown(Shutdown::Both);
-                break;
-            }
+        if let Err(error) = receive(sent) {
+            read_result = Err(error);
+            let _ = stream.shutdown(Shutdown::Both);
+            break;
         }
         let _ = credit_tx.send(());
     }
@@ -595,6 +612,35 @@ mod tests {
         let outcome = run_against(addr, 4, 20_000);
         assert_eq!((outcome.replies, outcome.wrong), (20, 0));
         assert_eq!(outcome.error, None);
+    }
+
+    #[test]
+    fn framed_replies_of_the_server_are_right_on_one_thread_and_two() {
+        let server = crate::net::Server::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .bind()
+            .unwrap();
+        let addr = server.local_addrs()[0];
+        let server = server.spawn().unwrap();
+        let gate = StartGate::default();
+        gate.open();
+        // 64 bytes × 3 in flight fits one thread; 20 000 × 4 needs two.
+        for (pipeline, size) in [(3, 64), (4, 20_000)] {
+            let workload =
+                Workload::new(WireMode::Framed, PayloadType::Text, size, Expect::Upper).unwrap();
+            let settings = Settings {
+                pipeline,
+                timeout: Duration::from_secs(5),
+                duration: None,
+                requests: 20,
+            };
+            let outcome = run(addr, &workload, settings, &gate, &Live::default());
+            assert_eq!(outcome.error, None, "size {size}");
+            assert_eq!((outcome.replies, outcome.wrong), (20, 0), "size {size}");
+            assert_eq!(outcome.latencies.count(), 20, "size {size}");
+        }
+        server.begin_shutdown();
+        assert!(server.wait(Some(Duration::from_secs(5))));
     }
 
     #[test]
