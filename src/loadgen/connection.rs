@@ -103,9 +103,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Count a reply to the request sent at `sent`, and time it.
-    pub fn record(&mut self, sent: Instant, check: Check, live: &Live) {
-        self.latencies.record(sent.elapsed().as_nanos() as u64);
+    /// Count a reply to the request sent at `sent`, and time it: its
+    /// latency ends at `received`, when its last byte was read (checking it
+    /// against the oracle is the client's work, not the server's).
+    pub fn record(&mut self, sent: Instant, received: Instant, check: Check, live: &Live) {
+        let latency = received.saturating_duration_since(sent);
+        self.latencies.record(latency.as_nanos() as u64);
         self.replies += 1;
         live.replies.fetch_add(1, Ordering::Relaxed);
         self.count_wrong(check, live);
@@ -242,8 +245,8 @@ fn exchange(
     }
     let mut replies = ReplyReader::new(stream.try_clone()?, workload);
     let receive = |sent| {
-        let check = replies.next()?;
-        outcome.record(sent, check, live);
+        let (received, check) = replies.next()?;
+        outcome.record(sent, received, check, live);
         Ok(())
     };
     let in_flight = pipeline * workload.request.len().max(workload.expected.len());
@@ -380,9 +383,10 @@ impl<'a> ReplyReader<'a> {
         }
     }
 
-    /// Read the next reply and check it. Raw replies end at a newline (the
-    /// request's only one, which upper case keeps).
-    fn next(&mut self) -> io::Result<Check> {
+    /// Read the next reply and check it; return when its last byte was
+    /// read, and the check. Raw replies end at a newline (the request's only
+    /// one, which upper case keeps).
+    fn next(&mut self) -> io::Result<(Instant, Check)> {
         match self {
             ReplyReader::Raw {
                 input,
@@ -396,7 +400,7 @@ impl<'a> ReplyReader<'a> {
                 if reply.last() != Some(&b'\n') {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
-                Ok(compare(expected, reply))
+                Ok((Instant::now(), compare(expected, reply)))
             }
             ReplyReader::Framed {
                 stream,
@@ -429,11 +433,10 @@ impl<'a> ReplyReader<'a> {
                 if *preface_seen {
                     match decoder.decode(input) {
                         Ok(Some(frame)) => {
-                            return Ok(check_frame(
-                                workload,
-                                frame.frame_type,
-                                frame.flags.0,
-                                &frame.data,
+                            let received = Instant::now();
+                            return Ok((
+                                received,
+                                check_frame(workload, frame.frame_type, frame.flags.0, &frame.data),
                             ));
                         }
                         Ok(None) => {}
