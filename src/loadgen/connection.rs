@@ -14,7 +14,7 @@ use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use super::histogram::Histogram;
 use super::workload::{WireMode, Workload};
@@ -233,17 +233,20 @@ pub fn run(
 /// replies, on one thread or, when the bytes in flight could fill the socket
 /// buffers, two.
 fn exchange(
-    mut stream: TcpStream,
+    stream: TcpStream,
     workload: &Workload,
     pipeline: usize,
     budget: Budget,
     live: &Live,
     outcome: &mut Outcome,
 ) -> io::Result<()> {
+    // Reads and writes go through `&TcpStream` (std implements both for
+    // it): one descriptor per connection, whichever thread uses it.
+    let mut stream = &stream;
     if workload.mode == WireMode::Framed {
         stream.write_all(&PREFACE)?;
     }
-    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
+    let mut replies = ReplyReader::new(stream, workload);
     let receive = |sent| {
         let (received, check) = replies.next()?;
         outcome.record(sent, received, check, live);
@@ -251,16 +254,16 @@ fn exchange(
     };
     let in_flight = pipeline * workload.request.len().max(workload.expected.len());
     if in_flight <= ONE_THREAD_LIMIT {
-        one_thread(&mut stream, &workload.request, pipeline, budget, receive)
+        one_thread(stream, &workload.request, pipeline, budget, receive)
     } else {
-        two_threads(stream, workload.request.clone(), pipeline, budget, receive)
+        two_threads(stream, &workload.request, pipeline, budget, receive)
     }
 }
 
 /// Keep `pipeline` requests in flight, writing and then reading on this thread.
 /// `receive` reads and counts the reply to the request sent at the instant given.
 fn one_thread(
-    stream: &mut TcpStream,
+    mut stream: &TcpStream,
     request: &[u8],
     pipeline: usize,
     budget: Budget,
@@ -284,8 +287,8 @@ fn one_thread(
 /// Like [`one_thread`], with a writer thread that sends a request for each
 /// credit while this thread reads the replies and hands credits back.
 fn two_threads(
-    stream: TcpStream,
-    request: Bytes,
+    stream: &TcpStream,
+    request: &[u8],
     pipeline: usize,
     budget: Budget,
     mut receive: impl FnMut(Instant) -> io::Result<()>,
@@ -295,44 +298,47 @@ fn two_threads(
     for _ in 0..pipeline {
         credit_tx.send(()).expect("the receiver is alive");
     }
-    let mut write_half = stream.try_clone()?;
-    let writer =
-        thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || -> io::Result<()> {
-                let result = (|| {
-                    let mut issued = 0;
-                    while budget.allows(issued) && credit_rx.recv().is_ok() {
-                        if sent_tx.send(Instant::now()).is_err() {
-                            break;
-                        }
-                        write_half.write_all(&request)?;
-                        issued += 1;
-                    }
-                    Ok(())
-                })();
-                if result.is_err() {
-                    // Wake the reader, which may wait for a reply that will not come.
-                    let _ = write_half.shutdown(Shutdown::Both);
+    thread::scope(|scope| {
+        let write = move || -> io::Result<()> {
+            let mut write_half = stream;
+            let mut issued = 0;
+            while budget.allows(issued) && credit_rx.recv().is_ok() {
+                if sent_tx.send(Instant::now()).is_err() {
+                    break;
                 }
-                result
-            })?;
-    let mut read_result = Ok(());
-    while let Ok(sent) = sent_rx.recv() {
-        if let Err(error) = receive(sent) {
-            read_result = Err(error);
-            let _ = stream.shutdown(Shutdown::Both);
-            break;
+                write_half.write_all(request)?;
+                issued += 1;
+            }
+            Ok(())
+        };
+        let writer =
+            thread::Builder::new()
+                .stack_size(STACK_SIZE)
+                .spawn_scoped(scope, move || {
+                    let result = write();
+                    if result.is_err() {
+                        // Wake the reader, which may wait for a reply that will not come.
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    result
+                })?;
+        let mut read_result = Ok(());
+        while let Ok(sent) = sent_rx.recv() {
+            if let Err(error) = receive(sent) {
+                read_result = Err(error);
+                let _ = stream.shutdown(Shutdown::Both);
+                break;
+            }
+            let _ = credit_tx.send(());
         }
-        let _ = credit_tx.send(());
-    }
-    drop(credit_tx);
-    drop(sent_rx);
-    let write_result = writer
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
-    // The writer's error explains the reader's (a reset, a shut-down socket).
-    write_result.and(read_result)
+        drop(credit_tx);
+        drop(sent_rx);
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+        // The writer's error explains the reader's (a reset, a shut-down socket).
+        write_result.and(read_result)
+    })
 }
 
 /// Whether a reply matched the oracle.
@@ -347,12 +353,12 @@ pub enum Check {
 /// Reads replies off the socket, one at a time, and checks them.
 enum ReplyReader<'a> {
     Raw {
-        input: BufReader<TcpStream>,
+        input: BufReader<&'a TcpStream>,
         reply: Vec<u8>,
         expected: &'a [u8],
     },
     Framed {
-        stream: TcpStream,
+        stream: &'a TcpStream,
         input: BytesMut,
         chunk: Vec<u8>,
         decoder: FrameDecoder,
@@ -362,7 +368,7 @@ enum ReplyReader<'a> {
 }
 
 impl<'a> ReplyReader<'a> {
-    fn new(stream: TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
+    fn new(stream: &'a TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
         let chunk_len = (workload.expected.len() + 64).clamp(4096, 64 * 1024);
         match workload.mode {
             WireMode::Raw => ReplyReader::Raw {
