@@ -201,10 +201,7 @@ pub fn run(
     start: &StartGate,
     live: &Live,
 ) -> Outcome {
-    let mut outcome = Outcome {
-        latencies: Histogram::new(),
-        ..Outcome::default()
-    };
+    let mut outcome = Outcome::default();
     let stream = TcpStream::connect_timeout(&addr, settings.timeout).and_then(|stream| {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(settings.timeout))?;
