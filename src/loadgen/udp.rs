@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::connection::{Budget, Check, Live, Outcome, Settings, StartGate, wait_ready};
+use super::check::Check;
+use super::connection::{Budget, Live, Outcome, Settings, StartGate, wait_ready};
 use super::datagram::{Datagrams, Reply, SEQ_MODULUS};
 
 /// The kernel receive buffer asked for holds this many replies in flight
