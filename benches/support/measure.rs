@@ -11,9 +11,9 @@ const SAMPLES: usize = 11;
 /// Time each sample aims for.
 const SAMPLE_TIME: Duration = Duration::from_millis(40);
 
-/// Nanoseconds per call of `routine`, median of [`SAMPLES`] samples, each
-/// with its own iteration count calibrated to [`SAMPLE_TIME`]; the samples of
-/// `ours` and `baseline` alternate.
+/// Nanoseconds per call of `ours` and of `baseline`, each the median of
+/// [`SAMPLES`] samples with an iteration count calibrated to [`SAMPLE_TIME`]
+/// per routine; the samples of the two alternate.
 pub fn compare(mut ours: impl FnMut(), mut baseline: impl FnMut()) -> (f64, f64) {
     let ours_iters = calibrate(&mut ours);
     let baseline_iters = calibrate(&mut baseline);

@@ -174,14 +174,13 @@ fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
         .ok_or_else(|| format!("{name} must be a positive number of seconds, not {seconds}"))
 }
 
-/// Each client holds one socket (TCP: two descriptors in std's split mode share
-/// one socket but count twice): fail early with the fix instead of halfway
-/// through the connections.
+/// Each client holds one socket, one descriptor (its threads share it): fail
+/// early with the fix instead of halfway through the connections.
 fn check_file_limit(clients: usize) -> Result<(), String> {
     let Some(limit) = open_file_limit() else {
         return Ok(());
     };
-    let needed = 2 * clients as u64 + 32;
+    let needed = clients as u64 + 32;
     if needed > limit {
         return Err(format!(
             "{clients} clients need about {needed} open files but the limit is {limit}: \

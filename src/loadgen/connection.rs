@@ -14,14 +14,12 @@ use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
+use super::check::{Check, check_frame, compare};
 use super::histogram::Histogram;
 use super::workload::{WireMode, Workload};
-use crate::wire::{
-    ErrorPayload, FrameDecoder, FrameType, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION,
-    match_preface,
-};
+use crate::wire::{FrameDecoder, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION, match_preface};
 
 /// Above this many bytes in flight per connection, reading and writing
 /// happen on separate threads (well below Linux's default 128 KiB receive
@@ -103,9 +101,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Count a reply to the request sent at `sent`, and time it.
-    pub fn record(&mut self, sent: Instant, check: Check, live: &Live) {
-        self.latencies.record(sent.elapsed().as_nanos() as u64);
+    /// Count a reply to the request sent at `sent`, and time it: its
+    /// latency ends at `received`, when its last byte was read (checking it
+    /// against the oracle is the client's work, not the server's).
+    pub fn record(&mut self, sent: Instant, received: Instant, check: Check, live: &Live) {
+        let latency = received.saturating_duration_since(sent);
+        self.latencies.record(latency.as_nanos() as u64);
         self.replies += 1;
         live.replies.fetch_add(1, Ordering::Relaxed);
         self.count_wrong(check, live);
@@ -198,10 +199,7 @@ pub fn run(
     start: &StartGate,
     live: &Live,
 ) -> Outcome {
-    let mut outcome = Outcome {
-        latencies: Histogram::new(),
-        ..Outcome::default()
-    };
+    let mut outcome = Outcome::default();
     let stream = TcpStream::connect_timeout(&addr, settings.timeout).and_then(|stream| {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(settings.timeout))?;
@@ -213,126 +211,140 @@ pub fn run(
         return outcome;
     };
     let budget = Budget::starting_now(&settings);
-    let in_flight = settings.pipeline * workload.request.len().max(workload.expected.len());
-    let result = if in_flight <= ONE_THREAD_LIMIT {
-        run_one_thread(stream, workload, settings, budget, live, &mut outcome)
-    } else {
-        run_two_threads(stream, workload, settings, budget, live, &mut outcome)
-    };
-    if let Err(error) = result {
+    if let Err(error) = exchange(
+        stream,
+        workload,
+        settings.pipeline,
+        budget,
+        live,
+        &mut outcome,
+    ) {
         outcome.fail(&error, settings.timeout);
     }
     outcome
 }
 
-fn run_one_thread(
-    mut stream: TcpStream,
+/// Write the preface (framed mode), then send requests and check their
+/// replies, on one thread or, when the bytes in flight could fill the socket
+/// buffers, two.
+fn exchange(
+    stream: TcpStream,
     workload: &Workload,
-    settings: Settings,
+    pipeline: usize,
     budget: Budget,
     live: &Live,
     outcome: &mut Outcome,
 ) -> io::Result<()> {
+    // Reads and writes go through `&TcpStream` (std implements both for
+    // it): one descriptor per connection, whichever thread uses it.
+    let mut stream = &stream;
     if workload.mode == WireMode::Framed {
         stream.write_all(&PREFACE)?;
     }
-    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
-    let mut in_flight = VecDeque::with_capacity(settings.pipeline);
+    let mut replies = ReplyReader::new(stream, workload);
+    let receive = |sent| {
+        let (received, check) = replies.next()?;
+        outcome.record(sent, received, check, live);
+        Ok(())
+    };
+    let in_flight = pipeline * workload.request.len().max(workload.expected.len());
+    if in_flight <= ONE_THREAD_LIMIT {
+        one_thread(stream, &workload.request, pipeline, budget, receive)
+    } else {
+        two_threads(stream, &workload.request, pipeline, budget, receive)
+    }
+}
+
+/// Keep `pipeline` requests in flight, writing and then reading on this thread.
+/// `receive` reads and counts the reply to the request sent at the instant given.
+fn one_thread(
+    mut stream: &TcpStream,
+    request: &[u8],
+    pipeline: usize,
+    budget: Budget,
+    mut receive: impl FnMut(Instant) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut in_flight = VecDeque::with_capacity(pipeline);
     let mut issued = 0;
     loop {
-        while in_flight.len() < settings.pipeline && budget.allows(issued) {
+        while in_flight.len() < pipeline && budget.allows(issued) {
             in_flight.push_back(Instant::now());
-            stream.write_all(&workload.request)?;
+            stream.write_all(request)?;
             issued += 1;
         }
         let Some(sent) = in_flight.pop_front() else {
             return Ok(());
         };
-        let check = replies.next()?;
-        outcome.record(sent, check, live);
+        receive(sent)?;
     }
 }
 
-fn run_two_threads(
-    stream: TcpStream,
-    workload: &Workload,
-    settings: Settings,
+/// Like [`one_thread`], with a writer thread that sends a request for each
+/// credit while this thread reads the replies and hands credits back.
+fn two_threads(
+    stream: &TcpStream,
+    request: &[u8],
+    pipeline: usize,
     budget: Budget,
-    live: &Live,
-    outcome: &mut Outcome,
+    mut receive: impl FnMut(Instant) -> io::Result<()>,
 ) -> io::Result<()> {
     let (credit_tx, credit_rx) = mpsc::channel::<()>();
     let (sent_tx, sent_rx) = mpsc::channel::<Instant>();
-    for _ in 0..settings.pipeline {
+    for _ in 0..pipeline {
         credit_tx.send(()).expect("the receiver is alive");
     }
-    let mut write_half = stream.try_clone()?;
-    let framed = workload.mode == WireMode::Framed;
-    let request: Bytes = workload.request.clone();
-    let writer =
-        thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || -> io::Result<()> {
-                let result = (|| {
-                    if framed {
-                        write_half.write_all(&PREFACE)?;
-                    }
-                    let mut issued = 0;
-                    while budget.allows(issued) && credit_rx.recv().is_ok() {
-                        if sent_tx.send(Instant::now()).is_err() {
-                            break;
-                        }
-                        write_half.write_all(&request)?;
-                        issued += 1;
-                    }
-                    Ok(())
-                })();
-                if result.is_err() {
-                    // Wake the reader, which may wait for a reply that will not come.
-                    let _ = write_half.shutdown(Shutdown::Both);
+    thread::scope(|scope| {
+        let write = move || -> io::Result<()> {
+            let mut write_half = stream;
+            let mut issued = 0;
+            while budget.allows(issued) && credit_rx.recv().is_ok() {
+                if sent_tx.send(Instant::now()).is_err() {
+                    break;
                 }
-                result
-            })?;
-    let mut replies = ReplyReader::new(stream.try_clone()?, workload);
-    let mut read_result = Ok(());
-    while let Ok(sent) = sent_rx.recv() {
-        match replies.next() {
-            Ok(check) => outcome.record(sent, check, live),
-            Err(error) => {
+                write_half.write_all(request)?;
+                issued += 1;
+            }
+            Ok(())
+        };
+        let writer =
+            thread::Builder::new()
+                .stack_size(STACK_SIZE)
+                .spawn_scoped(scope, move || {
+                    let result = write();
+                    if result.is_err() {
+                        // Wake the reader, which may wait for a reply that will not come.
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    result
+                })?;
+        let mut read_result = Ok(());
+        while let Ok(sent) = sent_rx.recv() {
+            if let Err(error) = receive(sent) {
                 read_result = Err(error);
                 let _ = stream.shutdown(Shutdown::Both);
                 break;
             }
+            let _ = credit_tx.send(());
         }
-        let _ = credit_tx.send(());
-    }
-    drop(credit_tx);
-    drop(sent_rx);
-    let write_result = writer
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
-    // The writer's error explains the reader's (a reset, a shut-down socket).
-    write_result.and(read_result)
-}
-
-/// Whether a reply matched the oracle.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Check {
-    /// It did.
-    Right,
-    /// It did not: how it differs.
-    Wrong(String),
+        drop(credit_tx);
+        drop(sent_rx);
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+        // The writer's error explains the reader's (a reset, a shut-down socket).
+        write_result.and(read_result)
+    })
 }
 
 /// Reads replies off the socket, one at a time, and checks them.
 enum ReplyReader<'a> {
     Raw {
-        input: BufReader<TcpStream>,
+        input: BufReader<&'a TcpStream>,
         reply: Vec<u8>,
         expected: &'a [u8],
     },
     Framed {
-        stream: TcpStream,
+        stream: &'a TcpStream,
         input: BytesMut,
         chunk: Vec<u8>,
         decoder: FrameDecoder,
@@ -342,7 +354,7 @@ enum ReplyReader<'a> {
 }
 
 impl<'a> ReplyReader<'a> {
-    fn new(stream: TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
+    fn new(stream: &'a TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
         let chunk_len = (workload.expected.len() + 64).clamp(4096, 64 * 1024);
         match workload.mode {
             WireMode::Raw => ReplyReader::Raw {
@@ -363,9 +375,10 @@ impl<'a> ReplyReader<'a> {
         }
     }
 
-    /// Read the next reply and check it. Raw replies end at a newline (the
-    /// request's only one, which upper case keeps).
-    fn next(&mut self) -> io::Result<Check> {
+    /// Read the next reply and check it; return when its last byte was
+    /// read, and the check. Raw replies end at a newline (the request's only
+    /// one, which upper case keeps).
+    fn next(&mut self) -> io::Result<(Instant, Check)> {
         match self {
             ReplyReader::Raw {
                 input,
@@ -379,7 +392,7 @@ impl<'a> ReplyReader<'a> {
                 if reply.last() != Some(&b'\n') {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
-                Ok(compare(expected, reply))
+                Ok((Instant::now(), compare(expected, reply)))
             }
             ReplyReader::Framed {
                 stream,
@@ -412,11 +425,10 @@ impl<'a> ReplyReader<'a> {
                 if *preface_seen {
                     match decoder.decode(input) {
                         Ok(Some(frame)) => {
-                            return Ok(check_frame(
-                                workload,
-                                frame.frame_type,
-                                frame.flags.0,
-                                &frame.data,
+                            let received = Instant::now();
+                            return Ok((
+                                received,
+                                check_frame(workload, frame.frame_type, frame.flags.0, &frame.data),
                             ));
                         }
                         Ok(None) => {}
@@ -431,66 +443,6 @@ impl<'a> ReplyReader<'a> {
             },
         }
     }
-}
-
-fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8]) -> Check {
-    match frame_problem(workload.frame_type, frame_type, flags, data) {
-        Some(problem) => Check::Wrong(problem),
-        None => compare(&workload.expected, data),
-    }
-}
-
-/// What is wrong with a reply frame before its data is compared: an ERROR
-/// (described with its code and message), or another type than `expected`
-/// or flags set. `None` when it is a frame of the `expected` type without flags.
-pub fn frame_problem(
-    expected: FrameType,
-    frame_type: FrameType,
-    flags: u8,
-    data: &[u8],
-) -> Option<String> {
-    if frame_type == FrameType::Error {
-        return Some(match ErrorPayload::parse(data) {
-            Ok(error) => format!(
-                "the server answered ERROR {} ({}): {}",
-                error.code.0,
-                error.code.name().unwrap_or("unknown code"),
-                error.message
-            ),
-            Err(_) => "the server answered an ERROR frame too short for its code".into(),
-        });
-    }
-    if frame_type != expected || flags != 0 {
-        return Some(format!(
-            "expected a {expected:?} reply with flags 0, got {frame_type:?} with flags {flags:#04x}"
-        ));
-    }
-    None
-}
-
-/// Compare a reply with the oracle's answer; describe the first difference.
-pub fn compare(expected: &[u8], got: &[u8]) -> Check {
-    if expected == got {
-        return Check::Right;
-    }
-    let at = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let window = |bytes: &[u8]| {
-        let start = at.saturating_sub(8);
-        let end = (at + 24).min(bytes.len());
-        String::from_utf8_lossy(&bytes[start.min(end)..end]).into_owned()
-    };
-    Check::Wrong(format!(
-        "reply differs from the oracle at byte {at} (length {} vs {} expected): \
-         expected {:?}, got {:?}",
-        got.len(),
-        expected.len(),
-        window(expected),
-        window(got)
-    ))
 }
 
 /// An I/O error in words a user can act on.
@@ -510,39 +462,6 @@ mod tests {
     use super::*;
     use crate::loadgen::workload::{Expect, PayloadType};
     use std::net::TcpListener;
-
-    #[test]
-    fn compare_points_at_the_first_difference() {
-        assert_eq!(compare(b"ABC", b"ABC"), Check::Right);
-        let Check::Wrong(what) = compare(b"ABCD", b"ABxD") else {
-            panic!("a difference was missed");
-        };
-        assert!(what.contains("at byte 2"), "{what}");
-        let Check::Wrong(what) = compare(b"ABCD", b"AB") else {
-            panic!("a short reply was missed");
-        };
-        assert!(what.contains("length 2 vs 4"), "{what}");
-    }
-
-    #[test]
-    fn an_error_frame_is_a_wrong_reply() {
-        let workload =
-            Workload::new(WireMode::Framed, PayloadType::Text, 8, Expect::Upper).unwrap();
-        let error = ErrorPayload::new(crate::wire::ErrorCode(4), "bad").to_bytes();
-        let Check::Wrong(what) = check_frame(&workload, FrameType::Error, 0, &error) else {
-            panic!("an ERROR passed as a reply");
-        };
-        assert!(what.contains("ERROR 4") && what.contains("bad"), "{what}");
-        let Check::Wrong(what) = check_frame(&workload, FrameType::Bytes, 0, &workload.expected)
-        else {
-            panic!("a reply of the wrong type passed");
-        };
-        assert!(what.contains("Bytes"), "{what}");
-        assert_eq!(
-            check_frame(&workload, FrameType::Text, 0, &workload.expected),
-            Check::Right
-        );
-    }
 
     /// A server that answers every line with `reply` (all reads and writes
     /// time out, so a broken test fails instead of hanging).
@@ -595,6 +514,35 @@ mod tests {
         let outcome = run_against(addr, 4, 20_000);
         assert_eq!((outcome.replies, outcome.wrong), (20, 0));
         assert_eq!(outcome.error, None);
+    }
+
+    #[test]
+    fn framed_replies_of_the_server_are_right_on_one_thread_and_two() {
+        let server = crate::net::Server::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .bind()
+            .unwrap();
+        let addr = server.local_addrs()[0];
+        let server = server.spawn().unwrap();
+        let gate = StartGate::default();
+        gate.open();
+        // 64 bytes × 3 in flight fits one thread; 20 000 × 4 needs two.
+        for (pipeline, size) in [(3, 64), (4, 20_000)] {
+            let workload =
+                Workload::new(WireMode::Framed, PayloadType::Text, size, Expect::Upper).unwrap();
+            let settings = Settings {
+                pipeline,
+                timeout: Duration::from_secs(5),
+                duration: None,
+                requests: 20,
+            };
+            let outcome = run(addr, &workload, settings, &gate, &Live::default());
+            assert_eq!(outcome.error, None, "size {size}");
+            assert_eq!((outcome.replies, outcome.wrong), (20, 0), "size {size}");
+            assert_eq!(outcome.latencies.count(), 20, "size {size}");
+        }
+        server.begin_shutdown();
+        assert!(server.wait(Some(Duration::from_secs(5))));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::wire::{
     match_preface,
 };
 
-use super::connection::{Check, compare, frame_problem};
+use super::check::{Check, compare, frame_problem};
 use super::workload::{WireMode, Workload};
 
 /// Digits of the sequence number at the start of every payload.

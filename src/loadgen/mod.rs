@@ -16,6 +16,7 @@
 //! per request, numbered so that replies can be matched; a request without
 //! a reply in time is lost, which is counted apart from wrong replies.
 
+mod check;
 mod connection;
 mod datagram;
 mod histogram;

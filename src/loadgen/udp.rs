@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::connection::{Budget, Check, Live, Outcome, Settings, StartGate, wait_ready};
+use super::check::Check;
+use super::connection::{Budget, Live, Outcome, Settings, StartGate, wait_ready};
 use super::datagram::{Datagrams, Reply, SEQ_MODULUS};
 
 /// The kernel receive buffer asked for holds this many replies in flight
@@ -173,17 +174,20 @@ fn exchange(
             }
             Err(error) => return Err(error),
         };
+        let received = Instant::now();
         match datagrams.check(&buffer[..len]) {
             Reply::Numbered { seq, check } => match window.take(seq) {
-                Some(sent) => outcome.record(sent, check, live),
+                Some(sent) => outcome.record(sent, received, check, live),
                 None if was_issued(seq, issued) => outcome.late(check, live),
                 None => {
                     let what =
                         format!("a reply numbered {seq}, but only {issued} requests were sent");
-                    charge_to_oldest(&mut window, what, outcome, live);
+                    charge_to_oldest(&mut window, what, received, outcome, live);
                 }
             },
-            Reply::Unnumbered(what) => charge_to_oldest(&mut window, what, outcome, live),
+            Reply::Unnumbered(what) => {
+                charge_to_oldest(&mut window, what, received, outcome, live);
+            }
         }
         outcome.lost += window.expire(Instant::now());
     }
@@ -197,10 +201,17 @@ fn was_issued(seq: u64, issued: u64) -> bool {
 
 /// A wrong reply that names no request in flight answers one of them,
 /// presumably the oldest: retire it, so that a server answering everything
-/// wrongly is not also charged with losing every request.
-fn charge_to_oldest(window: &mut Window, what: String, outcome: &mut Outcome, live: &Live) {
+/// wrongly is not also charged with losing every request. It was `received`
+/// at that instant.
+fn charge_to_oldest(
+    window: &mut Window,
+    what: String,
+    received: Instant,
+    outcome: &mut Outcome,
+    live: &Live,
+) {
     match window.take_oldest() {
-        Some(sent) => outcome.record(sent, Check::Wrong(what), live),
+        Some(sent) => outcome.record(sent, received, Check::Wrong(what), live),
         None => outcome.late(Check::Wrong(what), live),
     }
 }
