@@ -15,8 +15,7 @@
 
 use crate::conn::{MAX_REPLY_DATA, MAX_UDP_PAYLOAD};
 use crate::wire::{
-    FrameDecoder, FrameRepr, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION,
-    match_preface,
+    FrameRepr, FrameType, FramedDatagramError, HEADER_LEN, PREFACE, PREFACE_LEN, framed_datagram,
 };
 
 use super::check::{Check, compare, frame_problem};
@@ -168,31 +167,15 @@ impl Datagrams {
     /// The data of a framed reply: the preface and exactly one frame of the
     /// request's type, without flags.
     fn frame_data<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], String> {
-        match match_preface(datagram) {
-            PrefaceMatch::Complete { version } if version == VERSION => {}
-            PrefaceMatch::Complete { version } => {
-                return Err(format!(
-                    "the server answered with UPCASE version {version}, not {VERSION}"
-                ));
-            }
-            PrefaceMatch::Partial | PrefaceMatch::Mismatch => {
-                return Err("a reply datagram does not start with the UPCASE/1 preface \
-                     (is it a raw-only server? try --mode raw)"
-                    .into());
-            }
-        }
-        let frame = &datagram[PREFACE_LEN..];
-        let header = FrameDecoder::peek_header(frame)
-            .ok_or("a reply datagram ends inside the frame header")?;
-        let data = &frame[HEADER_LEN..];
-        if header.data_len as usize != data.len() {
-            return Err(format!(
-                "a reply frame says {} data bytes but the datagram holds {}",
-                header.data_len,
-                data.len()
-            ));
-        }
-        match frame_problem(self.frame_type, header.frame_type, header.flags.0, data) {
+        let frame = framed_datagram(datagram).map_err(|error| match error {
+            FramedDatagramError::NoPreface => "a reply datagram does not start with the UPCASE/1 \
+                 preface (is it a raw-only server? try --mode raw)"
+                .to_string(),
+            other => format!("a reply datagram is not one frame: {other}"),
+        })?;
+        // framed_datagram checked that the data runs to the datagram's end.
+        let data = &datagram[PREFACE_LEN + HEADER_LEN..];
+        match frame_problem(self.frame_type, frame.frame_type(), frame.flags().0, data) {
             Some(problem) => Err(problem),
             None => Ok(data),
         }
@@ -222,6 +205,7 @@ mod tests {
     use super::*;
     use crate::loadgen::workload::{Expect, PayloadType};
     use crate::wire::ErrorPayload;
+    use crate::wire::FrameDecoder;
 
     fn datagrams(mode: WireMode, kind: PayloadType, size: usize) -> Datagrams {
         Datagrams::new(&Workload::new(mode, kind, size, Expect::Upper).unwrap()).unwrap()
