@@ -86,9 +86,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod conform;
 pub mod conn;
-pub mod loadgen;
+#[cfg(feature = "net")]
 pub mod net;
 pub mod transform;
 pub mod wire;

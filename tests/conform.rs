@@ -16,8 +16,8 @@ use std::time::Duration;
 use broken_udp::{BrokenUdp, Bug};
 use harness::{Flavor, TestServer};
 use ours::OurServer;
-use upcase::conform::{self, Options, Outcome, Report, SelectError};
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
+use upcase_cli::conform::{self, Options, Outcome, Report, SelectError};
 
 fn options(addr: SocketAddr, filters: &[&str]) -> Options {
     let mut options = Options::new(addr);

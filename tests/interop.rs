@@ -11,7 +11,7 @@ use upcase::net::Server;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn script(name: &str) -> String {
-    format!("{}/tests/interop/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../tests/interop/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Run `command` with `input` on its standard input (closed after it) and

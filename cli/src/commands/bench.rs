@@ -1,0 +1,200 @@
+//! `upcase bench`: load-test any UPCASE/1 server and check every reply.
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use upcase_cli::loadgen::{
+    self, Config, Expect, Limit, PayloadType, UdpOptions, WireMode, Workload,
+};
+
+/// Arguments of `upcase bench`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Every reply is compared with the upper case computed by the \
+    client itself; any wrong reply or failed connection makes the exit code 1.\n\
+    With --udp, each request is one datagram whose payload starts with an \
+    8-digit request number; requests unanswered within --udp-timeout are \
+    counted as lost, and more than --max-loss percent lost makes the exit code 1.\n\
+    Example: upcase bench 127.0.0.1:7777 --clients 64 --duration 5\n\
+    Example: upcase bench --udp 127.0.0.1:7777 --clients 16 --pipeline 4"
+)]
+pub struct BenchArgs {
+    /// The server, HOST:PORT.
+    addr: String,
+    /// Concurrent connections (one thread each).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
+    /// Seconds to send requests for [default: 5].
+    #[arg(long, conflicts_with = "requests")]
+    duration: Option<f64>,
+    /// Total requests, shared among the clients (instead of --duration).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: Option<u64>,
+    /// Payload bytes per request (raw mode: a line, the newline included).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// How requests travel.
+    #[arg(long, value_enum, default_value_t = Mode::Raw)]
+    mode: Mode,
+    /// What requests carry: text (ASCII and multi-byte) or bytes.
+    #[arg(long = "type", value_enum, default_value_t = Kind::Text)]
+    kind: Kind,
+    /// Requests in flight per connection (UDP: datagrams per client).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pipeline: u32,
+    /// Seconds to wait for a connection or a reply (TCP).
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// The server is a plain echo (a baseline to compare with): expect each
+    /// request back unchanged instead of upper-cased.
+    #[arg(long)]
+    echo: bool,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Send each request as one UDP datagram (to the same port number)
+    /// instead of using TCP connections.
+    #[arg(long)]
+    udp: bool,
+    /// UDP: seconds a request waits for its reply before it counts as lost.
+    #[arg(long, default_value_t = 1.0, requires = "udp")]
+    udp_timeout: f64,
+    /// UDP: fail when more than this percentage of requests is lost.
+    #[arg(long, default_value_t = 1.0, requires = "udp")]
+    max_loss: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Lines on a plain byte stream.
+    Raw,
+    /// UPCASE/1 frames after the preface.
+    Framed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// TEXT: ASCII and multi-byte text, Unicode upper case.
+    Text,
+    /// BYTES: ASCII upper case.
+    Bytes,
+}
+
+/// Run `upcase bench`.
+pub fn run(args: BenchArgs) -> ExitCode {
+    match config(&args).and_then(|config| loadgen::run(&config)) {
+        Ok(report) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("a report serializes")
+                );
+            } else {
+                print!("{report}");
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("upcase bench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn config(args: &BenchArgs) -> Result<Config, String> {
+    let addr = args
+        .addr
+        .to_socket_addrs()
+        .map_err(|error| {
+            format!(
+                "cannot resolve {:?} (expected HOST:PORT): {error}",
+                args.addr
+            )
+        })?
+        .next()
+        .ok_or_else(|| format!("{:?} resolves to no address", args.addr))?;
+    let limit = match (args.duration, args.requests) {
+        (_, Some(requests)) => Limit::Requests(requests),
+        (Some(seconds), None) => Limit::Duration(seconds_arg("--duration", seconds)?),
+        (None, None) => Limit::Duration(Duration::from_secs(5)),
+    };
+    let mode = match args.mode {
+        Mode::Raw => WireMode::Raw,
+        Mode::Framed => WireMode::Framed,
+    };
+    let kind = match args.kind {
+        Kind::Text => PayloadType::Text,
+        Kind::Bytes => PayloadType::Bytes,
+    };
+    let expect = if args.echo {
+        Expect::Echo
+    } else {
+        Expect::Upper
+    };
+    let workload = Workload::new(mode, kind, args.size, expect)?;
+    let clients = args.clients as usize;
+    check_file_limit(clients)?;
+    Ok(Config {
+        addr,
+        target: args.addr.clone(),
+        clients,
+        pipeline: args.pipeline as usize,
+        limit,
+        workload,
+        timeout: seconds_arg("--timeout", args.timeout)?,
+        udp: udp_options(args)?,
+        progress: !args.json,
+    })
+}
+
+fn udp_options(args: &BenchArgs) -> Result<Option<UdpOptions>, String> {
+    if !args.udp {
+        return Ok(None);
+    }
+    if !(0.0..=100.0).contains(&args.max_loss) {
+        return Err(format!(
+            "--max-loss is a percentage from 0 to 100, not {}",
+            args.max_loss
+        ));
+    }
+    Ok(Some(UdpOptions {
+        reply_timeout: seconds_arg("--udp-timeout", args.udp_timeout)?,
+        max_loss_percent: args.max_loss,
+    }))
+}
+
+fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("{name} must be a positive number of seconds, not {seconds}"))
+}
+
+/// Each client holds one socket, one descriptor (its threads share it): fail
+/// early with the fix instead of halfway through the connections.
+fn check_file_limit(clients: usize) -> Result<(), String> {
+    let Some(limit) = open_file_limit() else {
+        return Ok(());
+    };
+    let needed = clients as u64 + 32;
+    if needed > limit {
+        return Err(format!(
+            "{clients} clients need about {needed} open files but the limit is {limit}: \
+             run `ulimit -n {needed}` first (or use fewer --clients)"
+        ));
+    }
+    Ok(())
+}
+
+/// The soft limit on open files, from /proc (Linux); `None` elsewhere.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}

@@ -1,0 +1,222 @@
+//! `upcase conform`: run the conformance suite against any UPCASE/1 server.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use upcase::conn::ServerMode;
+use upcase::net::UdpClient;
+use upcase::wire::{FrameRepr, FrameType, PREFACE};
+use upcase_cli::conform::{self, Options};
+
+/// Arguments of `upcase conform`.
+#[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  upcase conform 127.0.0.1:9999                  every TCP case (raw and framed)
+  upcase conform 127.0.0.1:9999 --udp            every UDP case (SPEC.md §8)
+  upcase conform 127.0.0.1:9999 framed/5.1 -v    §5.1 only, with a wire log
+  upcase conform 127.0.0.1:9999 --list           the cases and what they need
+  # a server started with `serve --max-connections 4 --mode framed`:
+  upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
+
+Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
+pub struct ConformArgs {
+    /// The server to test, HOST:PORT (not needed with --list).
+    #[arg(value_name = "ADDR", required_unless_present = "list")]
+    addr: Option<String>,
+    /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Seconds any single read waits for the server.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    timeout: f64,
+    /// List the cases (name, tags, description) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Also write a JUnit XML report to PATH.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Also write a JSON report to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Print a wire log (what was sent and received) under each case.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Run the UDP cases (only those) instead of the TCP ones: datagrams to
+    /// ADDR's UDP port (SPEC.md §8). Run the suite twice to test both.
+    #[arg(long)]
+    udp: bool,
+    /// The server's idle timeout in seconds, when it was started with a short
+    /// one: enables the idle-timeout cases.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// The server's limit on a frame's data length in bytes (for FRAME_TOO_LARGE).
+    #[arg(long, value_name = "N", default_value_t = upcase::wire::DEFAULT_MAX_DATA_LEN)]
+    max_frame: u32,
+    /// The server runs ASCII-only raw mode (`serve --raw-ascii`): run the ASCII
+    /// raw case instead of the Unicode raw ones.
+    #[arg(long)]
+    raw_ascii: bool,
+    /// The mode the server was started in (`serve --mode`): `raw` skips the
+    /// framed cases, `framed` the raw ones, and each runs its own §2.2/§8.1 cases.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ServerModeArg::Auto)]
+    server_mode: ServerModeArg,
+    /// The server's connection limit (`serve --max-connections N`): enables
+    /// the BUSY case, which opens N connections and then one more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_connections: Option<u32>,
+}
+
+/// `--server-mode`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServerModeArg {
+    /// Raw and framed on one port, told apart by the preface (the default).
+    Auto,
+    /// Raw only.
+    Raw,
+    /// Framed only.
+    Framed,
+}
+
+/// Run `upcase conform`: exit 0 when every case passed, 1 on a failure or a
+/// filter that matches nothing, 2 on bad usage or no server.
+pub fn run(args: ConformArgs) -> ExitCode {
+    if args.list {
+        // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
+        let mut filters = args.filters.clone();
+        filters.extend(args.addr.iter().filter(|a| a.contains('/')).cloned());
+        return list(&filters);
+    }
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("upcase conform: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = conform::select(&options) {
+        eprintln!("upcase conform: {error}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(message) = reach(&options) {
+        eprintln!("upcase conform: {message}");
+        return ExitCode::from(2);
+    }
+    println!(
+        "upcase conform {} — expected case mapping: Unicode {}",
+        options.addr,
+        conform::unicode_version()
+    );
+    let unicode = conform::unicode_version();
+    let report = conform::run_with(&options, |result| {
+        println!("{}", result.render(&unicode, args.verbose));
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("upcase conform: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
+    for (path, text) in [
+        (&args.junit, report.to_junit()),
+        (&args.json, report.to_json()),
+    ] {
+        if let Some(path) = path
+            && let Err(error) = std::fs::write(path, text)
+        {
+            eprintln!("upcase conform: cannot write {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn list(filters: &[String]) -> ExitCode {
+    let cases: Vec<_> = conform::all_cases()
+        .into_iter()
+        .filter(|case| {
+            filters.is_empty() || filters.iter().any(|f| case.name.starts_with(f.as_str()))
+        })
+        .collect();
+    if cases.is_empty() {
+        eprintln!("upcase conform: no case name starts with {filters:?}");
+        return ExitCode::FAILURE;
+    }
+    for case in &cases {
+        let tags = case.tags();
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", tags.join(", "))
+        };
+        println!("{}{tags}\n    {}", case.name, case.description);
+    }
+    println!("{} cases", cases.len());
+    ExitCode::SUCCESS
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag} must be a positive number of seconds, not {value}"))
+}
+
+fn options(args: &ConformArgs) -> Result<Options, String> {
+    let given = args.addr.as_deref().unwrap_or_default();
+    let addr: SocketAddr = given
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!(
+                "cannot resolve {:?} (expected HOST:PORT, e.g. 127.0.0.1:9999): {e}",
+                given
+            )
+        })?
+        .next()
+        .ok_or_else(|| format!("{given:?} resolves to no address"))?;
+    let mut options = Options::new(addr);
+    options.filters = args.filters.clone();
+    options.timeout = seconds(args.timeout, "--timeout")?;
+    options.udp = args.udp;
+    options.idle_timeout = args
+        .idle_timeout
+        .map(|s| seconds(s, "--idle-timeout"))
+        .transpose()?;
+    options.max_frame = args.max_frame;
+    options.raw_ascii = args.raw_ascii;
+    options.server_mode = match args.server_mode {
+        ServerModeArg::Auto => ServerMode::Auto,
+        ServerModeArg::Raw => ServerMode::Raw,
+        ServerModeArg::Framed => ServerMode::Framed,
+    };
+    options.max_connections = args.max_connections.map(|n| n as usize);
+    Ok(options)
+}
+
+/// Check once that something listens at the address, so that a missing
+/// server is one clear message instead of every case failing.
+fn reach(options: &Options) -> Result<(), String> {
+    let hint = "start one with `cargo run --release -- serve`";
+    if options.udp {
+        // A PING datagram gets an answer from any UPCASE server: PONG when
+        // framed, the bytes back when raw-only. Silence means nobody is there.
+        let mut ping = BytesMut::from(&PREFACE[..]);
+        FrameRepr::new(FrameType::Ping, &b"conform"[..]).encode(&mut ping);
+        return UdpClient::connect(options.addr, options.timeout)
+            .and_then(|mut client| client.exchange(&ping))
+            .map(drop)
+            .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
+    }
+    TcpStream::connect_timeout(&options.addr, options.timeout)
+        .map(drop)
+        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))
+}

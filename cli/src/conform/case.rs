@@ -1,0 +1,219 @@
+//! A conformance case: a named check of one SPEC.md rule.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+
+use super::Options;
+use upcase::conn::ServerMode;
+
+/// What a case's check returns: `Err` at the first difference from SPEC.md.
+pub type Check = Result<(), Failure>;
+
+/// What a server must be set up with for a case to run. Independently of
+/// this, a case named `framed/…` is skipped against a raw-only server and one
+/// named `raw/…` against a framed-only one (`--server-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Default settings: always runs.
+    Nothing,
+    /// Unicode raw mode (the default): skipped when the suite is told the
+    /// server runs ASCII raw mode (`--raw-ascii`).
+    UnicodeRaw,
+    /// ASCII raw mode: runs only with `--raw-ascii`.
+    RawAscii,
+    /// A short idle timeout: runs only with `--idle-timeout SECS`.
+    IdleTimeout,
+    /// A known connection limit: runs only with `--max-connections N`.
+    MaxConnections,
+    /// This many connections at once: skipped when `--max-connections` is lower.
+    Connections(usize),
+    /// A server configured for exactly this mode (`--server-mode`).
+    ServerMode(ServerMode),
+    /// Raw datagrams answered (UDP): skipped against a framed-only server.
+    RawDatagrams,
+    /// Raw datagrams answered with Unicode rules: skipped against a
+    /// framed-only server and with `--raw-ascii`.
+    UnicodeRawDatagrams,
+    /// Framed datagrams answered (UDP): skipped against a raw-only server.
+    FramedDatagrams,
+}
+
+/// Which transport a case speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP, raw or framed.
+    Tcp,
+    /// UDP datagrams.
+    Udp,
+}
+
+impl Transport {
+    /// "TCP" or "UDP".
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        }
+    }
+}
+
+/// One conformance case (see the [module docs](super) for how to add one).
+#[derive(Debug)]
+pub struct Case {
+    /// `mode/section/slug`, e.g. `framed/5.1/split-code-point-at-every-offset`.
+    pub name: &'static str,
+    /// The rule checked, in one line.
+    pub description: &'static str,
+    /// Whether the expected output depends on the Unicode version of the oracle.
+    pub unicode_dependent: bool,
+    /// What the server must be set up with.
+    pub needs: Needs,
+    /// The check.
+    pub check: fn(&mut super::Ctx) -> Check,
+}
+
+impl Case {
+    /// The transport the case speaks: UDP for `udp/…` names, TCP otherwise.
+    pub fn transport(&self) -> Transport {
+        if self.name.starts_with("udp/") {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
+    }
+
+    /// Why this case cannot run against a server set up as `options` say, if so.
+    pub fn skip_reason(&self, options: &Options) -> Option<String> {
+        let mode = options.server_mode;
+        let only = |what: &str| Some(format!("the server runs {what} only (--server-mode)"));
+        if self.name.starts_with("framed/") && mode == ServerMode::Raw {
+            return only("raw mode");
+        }
+        if self.name.starts_with("raw/") && mode == ServerMode::Framed {
+            return only("framed mode");
+        }
+        match self.needs {
+            Needs::Nothing => None,
+            Needs::UnicodeRaw | Needs::UnicodeRawDatagrams if options.raw_ascii => {
+                Some("the server runs ASCII raw mode (--raw-ascii)".into())
+            }
+            Needs::UnicodeRaw => None,
+            Needs::RawDatagrams | Needs::UnicodeRawDatagrams if mode == ServerMode::Framed => {
+                Some("the server runs framed mode only (--server-mode); raw datagrams are dropped".into())
+            }
+            Needs::RawDatagrams | Needs::UnicodeRawDatagrams => None,
+            Needs::FramedDatagrams if mode == ServerMode::Raw => Some(
+                "the server runs raw mode only (--server-mode); every datagram is raw".into(),
+            ),
+            Needs::FramedDatagrams => None,
+            Needs::RawAscii if !options.raw_ascii => Some(
+                "needs a server in ASCII raw mode; start it with --raw-ascii and pass --raw-ascii"
+                    .into(),
+            ),
+            Needs::RawAscii => None,
+            Needs::IdleTimeout if options.idle_timeout.is_none() => Some(
+                "needs a server with a short idle timeout; pass --idle-timeout SECS (the server's setting)"
+                    .into(),
+            ),
+            Needs::IdleTimeout => None,
+            Needs::MaxConnections if options.max_connections.is_none() => Some(
+                "needs the server's connection limit; pass --max-connections N (the server's setting)"
+                    .into(),
+            ),
+            Needs::MaxConnections => None,
+            Needs::Connections(needed) => match options.max_connections {
+                Some(limit) if limit < needed => Some(format!(
+                    "needs {needed} connections at once; the server's limit is {limit} (--max-connections)"
+                )),
+                _ => None,
+            },
+            Needs::ServerMode(wanted) if wanted != mode => Some(format!(
+                "needs a server started with --mode {0}; pass --server-mode {0}",
+                mode_name(wanted)
+            )),
+            Needs::ServerMode(_) => None,
+        }
+    }
+
+    /// What `--list` shows after the name: requirements and Unicode dependence.
+    pub fn tags(&self) -> Vec<String> {
+        let mut tags = Vec::new();
+        if self.unicode_dependent {
+            tags.push(format!("Unicode {}", super::unicode_version()));
+        }
+        match self.needs {
+            Needs::RawAscii => tags.push("needs --raw-ascii".into()),
+            Needs::IdleTimeout => tags.push("needs --idle-timeout".into()),
+            Needs::MaxConnections => tags.push("needs --max-connections".into()),
+            Needs::ServerMode(mode) => {
+                tags.push(format!("needs --server-mode {}", mode_name(mode)));
+            }
+            _ => {}
+        }
+        tags
+    }
+}
+
+/// `auto`, `raw` or `framed`, as the command line spells it.
+pub fn mode_name(mode: ServerMode) -> &'static str {
+    match mode {
+        ServerMode::Auto => "auto",
+        ServerMode::Raw => "raw",
+        ServerMode::Framed => "framed",
+    }
+}
+
+/// How a case failed: what was expected and what arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// What went wrong, in one line.
+    pub message: String,
+    /// What SPEC.md requires (frames shown decoded, bytes in hex).
+    pub expected: Option<String>,
+    /// What the server did.
+    pub actual: Option<String>,
+}
+
+impl Failure {
+    /// A failure without an expected/actual pair (e.g. cannot connect).
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            expected: None,
+            actual: None,
+        }
+    }
+
+    /// A difference between what SPEC.md requires and what arrived.
+    pub fn mismatch(
+        message: impl Into<String>,
+        expected: impl Display,
+        actual: impl Display,
+    ) -> Failure {
+        Failure {
+            message: message.into(),
+            expected: Some(expected.to_string()),
+            actual: Some(actual.to_string()),
+        }
+    }
+
+    /// Prefix the message with where in the case it happened.
+    pub fn context(mut self, context: impl Display) -> Failure {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(expected) = &self.expected {
+            write!(f, "\n  expected: {expected}")?;
+        }
+        if let Some(actual) = &self.actual {
+            write!(f, "\n  actual:   {actual}")?;
+        }
+        Ok(())
+    }
+}

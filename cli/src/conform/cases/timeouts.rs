@@ -1,0 +1,136 @@
+//! SPEC.md §9: the idle timeout and the connection limit. These cases
+//! depend on the server's settings, so they run only when the suite is told
+//! them (`--idle-timeout SECS`, `--max-connections N`).
+
+use std::time::Duration;
+
+use super::{frame, round_trip};
+use crate::conform::case::{Case, Check, Needs};
+use crate::conform::client::Conn;
+use crate::conform::client::Ctx;
+use upcase::wire::{ErrorCode, ErrorPayload, FrameType, PREFACE};
+
+pub const CASES: &[Case] = &[
+    Case {
+        name: "framed/9.1/idle-timeout",
+        description: "a framed connection with no complete frame for the idle timeout gets ERROR(IDLE_TIMEOUT), then closes",
+        unicode_dependent: false,
+        needs: Needs::IdleTimeout,
+        check: framed_idle,
+    },
+    Case {
+        name: "raw/9.1/idle-timeout",
+        description: "a raw connection with no input for the idle timeout is closed: input sent later is not answered",
+        unicode_dependent: false,
+        needs: Needs::IdleTimeout,
+        check: raw_idle,
+    },
+    Case {
+        name: "framed/9.3/busy-at-the-limit",
+        description: "at the connection limit a new framed client gets the preface, ERROR(BUSY) and close; once one connection ends, a new one is served",
+        unicode_dependent: false,
+        needs: Needs::MaxConnections,
+        check: busy_at_the_limit,
+    },
+];
+
+/// How long after the server's idle timeout the raw case sends its late input.
+const IDLE_MARGIN: Duration = Duration::from_millis(500);
+
+/// The server's idle timeout plus the per-read timeout.
+fn idle_wait(ctx: &Ctx) -> Duration {
+    ctx.options.idle_timeout.unwrap_or_default() + ctx.options.timeout
+}
+
+fn framed_idle(ctx: &mut Ctx) -> Check {
+    let wait = idle_wait(ctx);
+    let mut conn = ctx.framed()?;
+    conn.set_timeout(wait);
+    conn.expect_error_code(ErrorCode::IDLE_TIMEOUT, "an idle framed connection")?;
+    conn.expect_closed_after_fatal()
+}
+
+fn raw_idle(ctx: &mut Ctx) -> Check {
+    let idle = ctx.options.idle_timeout.unwrap_or_default();
+    let mut conn = ctx.connect()?;
+    conn.write(b"idle")?;
+    conn.expect_raw(b"IDLE", "raw reply")?;
+    // Raw mode has no way to say "timed out" but closing, and a server may
+    // linger before it closes; what it may not do is answer input that
+    // arrives after its idle timeout.
+    conn.note(format!(
+        "(waiting {} ms: idle timeout + {} ms)",
+        (idle + IDLE_MARGIN).as_millis(),
+        IDLE_MARGIN.as_millis()
+    ));
+    std::thread::sleep(idle + IDLE_MARGIN);
+    conn.write(b"too late")?;
+    conn.shutdown_write();
+    conn.expect_eof("the idle timeout")
+}
+
+/// How often the BUSY case asks again while the server frees a slot.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+
+fn ping(conn: &mut Conn, what: &str) -> Check {
+    let request = frame(FrameType::Ping, false, b"here");
+    round_trip(conn, &request, FrameType::Pong, b"here", what)
+}
+
+fn busy_at_the_limit(ctx: &mut Ctx) -> Check {
+    let limit = ctx.options.max_connections.unwrap_or_default();
+    let mut open = Vec::with_capacity(limit);
+    for n in 1..=limit {
+        let what = format!("connection {n} of the limit of {limit}");
+        let mut conn = ctx.framed().map_err(|f| f.context(&what))?;
+        ping(&mut conn, &format!("a PING on {what}"))?;
+        open.push(conn);
+    }
+    let mut over = ctx.connect()?;
+    over.write(&PREFACE)?;
+    over.expect_raw(&PREFACE, "the server's preface, before ERROR(BUSY)")?;
+    over.expect_error_code(ErrorCode::BUSY, "a preface over the connection limit")?;
+    over.expect_closed_after_fatal()?;
+
+    // Free one slot the polite way; the server notices when it sees the close.
+    let mut first = open.remove(0);
+    let bye = frame(FrameType::Bye, false, b"");
+    round_trip(&mut first, &bye, FrameType::Bye, b"", "BYE to free a slot")?;
+    drop(first);
+    let newcomer = served_when_a_slot_frees(ctx)?;
+    // Leave the server as found: every connection ended and seen to end, so
+    // the next case does not meet a full server.
+    for mut conn in open.into_iter().chain([newcomer]) {
+        conn.shutdown_write();
+        conn.expect_eof("the client's end of input")?;
+    }
+    served_when_a_slot_frees(ctx).map(drop)
+}
+
+/// Connect until a connection is served (a PING answered) instead of told
+/// BUSY: the server frees a slot only once it has seen a connection end,
+/// which takes it a moment. Gives up after the read timeout.
+fn served_when_a_slot_frees(ctx: &mut Ctx) -> Result<Conn, crate::conform::Failure> {
+    let deadline = std::time::Instant::now() + ctx.options.timeout;
+    loop {
+        let mut conn = ctx.framed()?;
+        let request = frame(FrameType::Ping, false, b"a free slot?");
+        conn.send(&request)?;
+        let reply = conn.recv_frame("PONG (a slot was freed)")?;
+        let pong = conn.reply_to(&request, FrameType::Pong, false, request.data.clone());
+        if reply == pong {
+            return Ok(conn);
+        }
+        let busy = reply.frame_type == FrameType::Error
+            && ErrorPayload::parse(&reply.data).is_ok_and(|p| p.code == ErrorCode::BUSY);
+        if !busy || std::time::Instant::now() >= deadline {
+            return Err(crate::conform::Failure::mismatch(
+                "no connection served after one of the limit closed",
+                crate::conform::show::frame(&pong),
+                crate::conform::show::frame(&reply),
+            ));
+        }
+        conn.note("(still BUSY: the server has not yet seen the freed slot; asking again)");
+        std::thread::sleep(RETRY_EVERY);
+    }
+}

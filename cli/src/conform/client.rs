@@ -1,0 +1,489 @@
+//! The suite's side of a connection: plain `std::net` sockets, the crate's
+//! wire types for encoding and decoding, a read timeout on every read, and a
+//! wire log of everything sent and received.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::Options;
+use super::case::{Check, Failure};
+use super::datagram::Dgram;
+use super::show;
+use super::tap::{self, Tap, WireLog};
+use upcase::wire::{Address, ErrorCode, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
+
+/// Everything a case's check gets: the options and a way to open connections.
+pub struct Ctx<'a> {
+    /// How the suite was asked to run.
+    pub options: &'a Options,
+    log: WireLog,
+    started: Instant,
+    connections: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn new(options: &'a Options) -> Ctx<'a> {
+        Ctx {
+            options,
+            log: WireLog::default(),
+            started: Instant::now(),
+            connections: 0,
+        }
+    }
+
+    pub(super) fn into_log(self) -> Vec<String> {
+        self.log.take()
+    }
+
+    /// The next connection's or socket's place in the wire log, labelled
+    /// `prefix` and its number in the case.
+    fn tap(&mut self, prefix: &str) -> Tap {
+        self.connections += 1;
+        Tap::new(
+            format!("{prefix}{}", self.connections),
+            self.log.clone(),
+            self.started,
+        )
+    }
+
+    /// Open a TCP connection (TCP_NODELAY on, so each write leaves at once).
+    ///
+    /// # Errors
+    /// A [`Failure`] when the server cannot be reached.
+    pub fn connect(&mut self) -> Result<Conn, Failure> {
+        let tap = self.tap("c");
+        let addr = self.options.addr;
+        let stream = TcpStream::connect_timeout(&addr, self.options.timeout)
+            .map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
+        let setup = |stream: &TcpStream| -> std::io::Result<(Address, Address)> {
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(self.options.timeout))?;
+            stream.set_write_timeout(Some(self.options.timeout))?;
+            Ok((stream.peer_addr()?.into(), stream.local_addr()?.into()))
+        };
+        let (server, client) =
+            setup(&stream).map_err(|e| tap.failure(format_args!("socket setup: {e}")))?;
+        let conn = Conn {
+            stream,
+            tap,
+            input: BytesMut::new(),
+            timeout: self.options.timeout,
+            server,
+            client,
+        };
+        conn.note(format!("connected {} → {}", conn.client, conn.server));
+        Ok(conn)
+    }
+
+    /// Open a UDP socket of its own, connected to the server (SPEC.md §8).
+    ///
+    /// # Errors
+    /// A [`Failure`] when the socket cannot be set up.
+    pub fn datagram(&mut self) -> Result<Dgram, Failure> {
+        let tap = self.tap("u");
+        Dgram::open(self.options.addr, self.options.timeout, tap)
+    }
+
+    /// Open a connection and exchange prefaces (SPEC.md §2).
+    ///
+    /// # Errors
+    /// A [`Failure`] when the server does not answer the preface with its own.
+    pub fn framed(&mut self) -> Result<Conn, Failure> {
+        let mut conn = self.connect()?;
+        conn.write(&PREFACE)?;
+        conn.expect_raw(&PREFACE, "the server's preface")?;
+        Ok(conn)
+    }
+}
+
+/// What a read found.
+enum Read1 {
+    Data,
+    Closed(&'static str),
+    TimedOut,
+}
+
+/// One connection to the server under test.
+pub struct Conn {
+    stream: TcpStream,
+    tap: Tap,
+    input: BytesMut,
+    timeout: Duration,
+    /// The address the suite connected to: the server's local address.
+    pub server: Address,
+    /// The suite's own address: the server's peer address.
+    pub client: Address,
+}
+
+impl Conn {
+    /// Change how long each read waits (for cases that wait on a server timer).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        let _ = self.stream.set_read_timeout(Some(timeout));
+    }
+
+    /// Add a line to the wire log.
+    pub fn note(&self, line: impl AsRef<str>) {
+        self.tap.note(line);
+    }
+
+    /// Write raw bytes.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the write fails.
+    pub fn write(&mut self, bytes: &[u8]) -> Check {
+        self.note(format!("→ {}", show::data(bytes)));
+        self.write_quiet(bytes)
+    }
+
+    /// Send one frame.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the write fails.
+    pub fn send(&mut self, frame: &FrameRepr) -> Check {
+        self.note(format!("→ {}", show::frame(frame)));
+        self.write_quiet(&frame.to_bytes())
+    }
+
+    /// Send several frames in one write (pipelining).
+    ///
+    /// # Errors
+    /// A [`Failure`] when the write fails.
+    pub fn send_all(&mut self, frames: &[FrameRepr]) -> Check {
+        let mut bytes = BytesMut::new();
+        for frame in frames {
+            self.note(format!("→ {}", show::frame(frame)));
+            frame.encode(&mut bytes);
+        }
+        self.write_quiet(&bytes)
+    }
+
+    fn write_quiet(&mut self, bytes: &[u8]) -> Check {
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| self.tap.failure(format_args!("write failed: {e}")))
+    }
+
+    /// Close the sending side (FIN): the server sees end of input.
+    pub fn shutdown_write(&mut self) {
+        self.note("→ FIN");
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    fn read_more(&mut self, timeout: Duration) -> Read1 {
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let mut chunk = [0u8; 64 * 1024];
+        let result = self.stream.read(&mut chunk);
+        let _ = self.stream.set_read_timeout(Some(self.timeout));
+        match result {
+            Ok(0) => Read1::Closed("closed (FIN)"),
+            Ok(n) => {
+                self.input.extend_from_slice(&chunk[..n]);
+                Read1::Data
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Read1::TimedOut
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Data,
+            Err(_) => Read1::Closed("reset"),
+        }
+    }
+
+    fn nothing_within(&self) -> String {
+        format!("nothing within {:.1} s", self.timeout.as_secs_f64())
+    }
+
+    /// Read the next frame; `Err` holds what arrived instead, for the message.
+    fn recv(&mut self) -> Result<FrameRepr, String> {
+        let decoder = FrameDecoder::new(u32::MAX);
+        loop {
+            if let Ok(Some(frame)) = decoder.decode(&mut self.input) {
+                self.note(format!("← {}", show::frame(&frame)));
+                return Ok(frame);
+            }
+            match self.read_more(self.timeout) {
+                Read1::Data => {}
+                Read1::Closed(how) => {
+                    self.note(format!("← connection {how}"));
+                    return Err(self.with_leftover(format!("connection {how}")));
+                }
+                Read1::TimedOut => {
+                    self.note("← (timed out)");
+                    return Err(self.with_leftover(self.nothing_within()));
+                }
+            }
+        }
+    }
+
+    fn with_leftover(&self, what: String) -> String {
+        if self.input.is_empty() {
+            what
+        } else {
+            format!("{what}, after a partial frame [{}]", show::hex(&self.input))
+        }
+    }
+
+    /// Read the next frame, whatever it is.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the connection closes or nothing arrives in time.
+    pub fn recv_frame(&mut self, what: &str) -> Result<FrameRepr, Failure> {
+        self.recv()
+            .map_err(|actual| self.tap.mismatch(format_args!("no {what}"), what, actual))
+    }
+
+    /// The reply SPEC.md §5.5 requires to `request`: addresses swapped, the
+    /// unspecified ones filled in with what the server sees.
+    pub fn reply_to(
+        &self,
+        request: &FrameRepr,
+        frame_type: FrameType,
+        more: bool,
+        data: impl Into<Bytes>,
+    ) -> FrameRepr {
+        FrameRepr {
+            flags: Flags::more_if(more),
+            ..tap::reply(request, (self.server, self.client), frame_type, data)
+        }
+    }
+
+    /// Reply (source, destination) for a request from `src` to `dst`.
+    pub fn reply_addresses(&self, src: Address, dst: Address) -> (Address, Address) {
+        tap::reply_addresses((src, dst), (self.server, self.client))
+    }
+
+    /// Read the next frame and require it to equal `expected`.
+    ///
+    /// # Errors
+    /// A [`Failure`] showing both frames when they differ.
+    pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> Check {
+        match self.recv() {
+            Ok(frame) => self.tap.check(
+                frame == *expected,
+                format_args!("wrong reply to {what}"),
+                show::frame(expected),
+                show::frame(&frame),
+            ),
+            Err(actual) => Err(self.tap.mismatch(
+                format_args!("no reply to {what}"),
+                show::frame(expected),
+                actual,
+            )),
+        }
+    }
+
+    /// Read the next frame and require an ERROR with `code`, addressed as a
+    /// reply to a frame from `src` to `dst` (the message text is not checked:
+    /// only the code is normative).
+    ///
+    /// # Errors
+    /// A [`Failure`] when anything else arrives.
+    pub fn expect_error(
+        &mut self,
+        code: ErrorCode,
+        src: Address,
+        dst: Address,
+        what: &str,
+    ) -> Check {
+        let (reply_src, reply_dst) = self.reply_addresses(src, dst);
+        let expected = tap::expected_error(code, reply_src, reply_dst);
+        let frame = self.recv().map_err(|actual| {
+            self.tap
+                .mismatch(format_args!("no ERROR after {what}"), &expected, actual)
+        })?;
+        self.tap.check(
+            frame.src == reply_src && tap::is_error(&frame, code, reply_dst),
+            format_args!("wrong reply to {what}"),
+            expected,
+            show::frame(&frame),
+        )
+    }
+
+    /// [`expect_error`](Self::expect_error) for a request with unspecified addresses.
+    ///
+    /// # Errors
+    /// As [`expect_error`](Self::expect_error).
+    pub fn expect_error_code(&mut self, code: ErrorCode, what: &str) -> Check {
+        self.expect_error(code, Address::UNSPECIFIED, Address::UNSPECIFIED, what)
+    }
+
+    /// [`expect_error_code`](Self::expect_error_code) for a fatal ERROR,
+    /// then [`expect_closed_after_fatal`](Self::expect_closed_after_fatal),
+    /// whose failure names `what`.
+    ///
+    /// # Errors
+    /// As the two checks.
+    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> Check {
+        self.expect_error_code(code, what)?;
+        self.expect_closed_after_fatal()
+            .map_err(|f| f.context(what))
+    }
+
+    /// After a fatal ERROR: the server reads nothing more and closes. Sends a
+    /// PING (which must get no PONG), closes the sending side, and requires
+    /// the connection to end with no further byte.
+    ///
+    /// # Errors
+    /// A [`Failure`] when anything arrives or the connection stays open.
+    pub fn expect_closed_after_fatal(&mut self) -> Check {
+        let ping = FrameRepr::new(FrameType::Ping, &b"after a fatal error"[..]);
+        self.note(format!("→ {}", show::frame(&ping)));
+        let _ = self.stream.write_all(&ping.to_bytes());
+        self.shutdown_write();
+        self.expect_eof("a fatal ERROR")
+    }
+
+    /// Require the connection to end (FIN or reset) with no further byte.
+    ///
+    /// # Errors
+    /// A [`Failure`] when bytes arrive or nothing happens in time.
+    pub fn expect_eof(&mut self, after: &str) -> Check {
+        let expected = "the server closes the connection, sending nothing more";
+        loop {
+            if !self.input.is_empty() {
+                let actual = match FrameDecoder::new(u32::MAX).decode(&mut self.input.clone()) {
+                    Ok(Some(frame)) => show::frame(&frame),
+                    _ => format!("bytes [{}]", show::hex(&self.input)),
+                };
+                self.note(format!("← {actual}"));
+                return Err(self.tap.mismatch(
+                    format_args!("the server sent more after {after}"),
+                    expected,
+                    actual,
+                ));
+            }
+            match self.read_more(self.timeout) {
+                Read1::Data => {}
+                Read1::Closed(how) => {
+                    self.note(format!("← connection {how}"));
+                    return Ok(());
+                }
+                Read1::TimedOut => {
+                    self.note("← (timed out)");
+                    return Err(self.tap.mismatch(
+                        format_args!("the connection stayed open after {after}"),
+                        expected,
+                        self.nothing_within(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A non-fatal outcome: the connection still answers a PING.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the PONG does not come.
+    pub fn expect_alive(&mut self, after: &str) -> Check {
+        let ping = FrameRepr::new(FrameType::Ping, &b"still there?"[..]);
+        self.send(&ping)?;
+        let pong = self.reply_to(&ping, FrameType::Pong, false, ping.data.clone());
+        self.expect(&pong, &format!("a PING sent after {after}"))
+    }
+
+    /// Require the server to send nothing and keep the connection open for `quiet`.
+    ///
+    /// # Errors
+    /// A [`Failure`] when bytes arrive or the connection closes.
+    pub fn expect_silence(&mut self, quiet: Duration, why: &str) -> Check {
+        let deadline = Instant::now() + quiet;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let before = self.input.len();
+            match self.read_more(left) {
+                Read1::TimedOut => return Ok(()),
+                Read1::Data if self.input.len() == before => {}
+                Read1::Data => {
+                    let actual = format!("bytes [{}]", show::hex(&self.input[before..]));
+                    self.note(format!("← {actual}"));
+                    return Err(self.tap.mismatch(
+                        format_args!("the server sent something while {why}"),
+                        "nothing",
+                        actual,
+                    ));
+                }
+                Read1::Closed(how) => {
+                    self.note(format!("← connection {how}"));
+                    return Err(self.tap.mismatch(
+                        format_args!("the server closed while {why}"),
+                        format!("the connection open and quiet for {} ms", quiet.as_millis()),
+                        format!("connection {how}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Read exactly `expected.len()` bytes and require them to equal `expected`.
+    ///
+    /// # Errors
+    /// A [`Failure`] showing both in hex when they differ.
+    pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> Check {
+        while self.input.len() < expected.len() {
+            match self.read_more(self.timeout) {
+                Read1::Data => {}
+                Read1::Closed(how) => {
+                    return Err(self.raw_failure(
+                        expected,
+                        what,
+                        format!(", then connection {how}"),
+                    ));
+                }
+                Read1::TimedOut => {
+                    let tail = format!(", then {}", self.nothing_within());
+                    return Err(self.raw_failure(expected, what, tail));
+                }
+            }
+        }
+        let got = self.input.split_to(expected.len());
+        self.note(format!("← {}", show::data(&got)));
+        self.check_raw(&got, expected, what)
+    }
+
+    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> Check {
+        self.tap.check(
+            got == expected,
+            format_args!("wrong {what}"),
+            show::data(expected),
+            show::data(got),
+        )
+    }
+
+    fn raw_failure(&mut self, expected: &[u8], what: &str, tail: String) -> Failure {
+        let got = self.input.split();
+        self.note(format!("← {}{tail}", show::data(&got)));
+        self.tap.mismatch(
+            format_args!("incomplete {what}"),
+            show::data(expected),
+            format!("{}{tail}", show::data(&got)),
+        )
+    }
+
+    /// Close the sending side, read everything until the server closes, and
+    /// require it to equal `expected`.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the bytes differ or the server does not close.
+    pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> Check {
+        self.shutdown_write();
+        loop {
+            match self.read_more(self.timeout) {
+                Read1::Data => {}
+                Read1::Closed(_) => break,
+                Read1::TimedOut => {
+                    let tail = format!(" and no close within {:.1} s", self.timeout.as_secs_f64());
+                    return Err(self.raw_failure(expected, what, tail));
+                }
+            }
+        }
+        let got = self.input.split();
+        self.note(format!("← {} then close", show::data(&got)));
+        self.check_raw(&got, expected, what)
+    }
+}

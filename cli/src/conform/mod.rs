@@ -1,0 +1,271 @@
+//! The conformance suite for any UPCASE/1 server: what h2spec is to HTTP/2.
+//!
+//! ```text
+//!   Options ──▶ select cases ──▶ run each case ──▶ Report
+//!               (transport,       (own sockets,      (✔/✘/skipped, expected
+//!                name prefix)      std::net only)     vs actual, wire log)
+//! ```
+//!
+//! One run tests one transport: TCP (raw and framed) by default, UDP
+//! (SPEC.md §8) with [`Options::udp`] (`upcase conform --udp`). To test both,
+//! run the suite twice against the same address.
+//!
+//! # What a case is
+//!
+//! A [`Case`] checks one rule of SPEC.md against a live server. It has
+//!
+//! * a **name**: mode, SPEC.md section, slug — `framed/5.1/split-code-point-at-every-offset`,
+//!   `raw/7.1/invalid-bytes-kept`, `udp/8.2/more-set-malformed`. Filters
+//!   select cases by name prefix (`framed/5.1` runs every case of §5.1 in
+//!   framed mode). `udp/` cases are the UDP set; `framed/` cases are skipped
+//!   against a raw-only server and `raw/` cases against a framed-only one
+//!   ([`Options::server_mode`]);
+//! * a one-line **description** of the rule it checks;
+//! * whether its expected output depends on the **Unicode version**
+//!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
+//!   which version they expect, e.g. "(Unicode 17.0)". Only the §10 cases
+//!   are: every other sample uses code points whose upper case is the same
+//!   in Unicode 14.0 and 17.0;
+//! * what it **needs** ([`Needs`]): most cases run against any server with
+//!   default settings; a case that needs a server setting (a short idle
+//!   timeout, ASCII raw mode, a known connection limit, one mode only) is
+//!   skipped unless the options say the server under test has it. The BUSY
+//!   case opens as many connections as the limit: run it against a server
+//!   with a small one (`serve --max-connections 4`, `conform --max-connections 4
+//!   framed/9.3`); with such a limit, cases that need more connections at
+//!   once are skipped or use fewer;
+//! * a **check**: a plain function `fn(&mut Ctx) -> Check` that opens its own
+//!   connections (or UDP sockets) through [`Ctx`], sends bytes, and compares
+//!   what comes back with what an independent oracle says. It returns a
+//!   [`Failure`] (what was expected, what arrived) at the first difference.
+//!
+//! # UDP
+//!
+//! Each datagram case opens its own socket ([`Ctx::datagram`], usually one
+//! per datagram, so a late reply cannot be mistaken for the next one) with
+//! the read timeout. UDP may lose a datagram, even on loopback (rarely): a
+//! datagram that gets no reply is sent once more before the case fails, and
+//! the wire log says so. Cases that expect no reply (a raw reply over 65,507
+//! bytes, raw datagrams to a framed-only server) wait only 300 ms, then send
+//! a datagram that must be answered, so the suite stays fast. A reply source
+//! filled in by the server must be the address the suite sent to; a server
+//! bound to a wildcard address may report that instead (same port), as
+//! SPEC.md §8.5 allows, and the wire log notes it.
+//!
+//! Expected outputs never come from the server code of this crate: text uses
+//! `str::to_uppercase`, bytes `to_ascii_uppercase`, raw mode
+//! `std::str::Utf8Chunks` and `Utf8Error::error_len` (see `oracle`). The
+//! suite uses only `std::net` and the crate's wire types ([`FrameRepr`],
+//! [`FrameDecoder`], [`ErrorPayload`], [`PREFACE`]) to encode and decode.
+//!
+//! # How to add a case
+//!
+//! 1. Write `fn my_rule(ctx: &mut Ctx) -> Check` in the `cases/` file of its
+//!    SPEC.md section. Use [`Ctx::framed`] (connect and exchange prefaces) or
+//!    [`Ctx::connect`] (raw), then `send`/`expect`/`expect_error`/`expect_raw`;
+//!    for UDP, [`Ctx::datagram`], then [`Dgram::expect_raw`],
+//!    [`Dgram::expect_frame`], [`Dgram::expect_error_reply`].
+//!    Never sleep to make a result come out right: replies must not depend
+//!    on timing. To check that something happened *before* more input was
+//!    sent (fail-fast, carried code points), read the reply before writing
+//!    the rest.
+//! 2. Add a `Case { name, description, unicode_dependent, needs, check }`
+//!    line to that file's `CASES` table. Names are unique (a unit test
+//!    checks it) and start with `framed/`, `raw/` or `udp/`.
+//! 3. Make sure it can fail: `tests/conform.rs` runs the suite against
+//!    deliberately broken servers (TCP: `tests/conform/harness.rs`, UDP:
+//!    `tests/conform/broken_udp.rs`); add or extend one so the new case
+//!    catches it.
+//!
+//! [`FrameRepr`]: upcase::wire::FrameRepr
+//! [`FrameDecoder`]: upcase::wire::FrameDecoder
+//! [`ErrorPayload`]: upcase::wire::ErrorPayload
+//! [`PREFACE`]: upcase::wire::PREFACE
+
+mod case;
+mod cases;
+mod client;
+mod datagram;
+mod oracle;
+mod report;
+mod show;
+mod tap;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub use case::{Case, Check, Failure, Needs, Transport};
+pub use client::{Conn, Ctx};
+pub use datagram::Dgram;
+
+pub use report::{CaseResult, Outcome, Report};
+use upcase::conn::ServerMode;
+
+/// How to run the suite.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server under test.
+    pub addr: SocketAddr,
+    /// Name prefixes to select cases; empty selects every case.
+    pub filters: Vec<String>,
+    /// How long any single read waits for the server.
+    pub timeout: Duration,
+    /// Run the UDP cases (and only those) instead of the TCP ones: datagrams
+    /// to `addr`'s UDP port.
+    pub udp: bool,
+    /// The server's idle timeout, when it was started with a short one; enables the idle cases.
+    pub idle_timeout: Option<Duration>,
+    /// The server's receive limit on a frame's data (SPEC.md §3).
+    pub max_frame: u32,
+    /// The server runs ASCII-only raw mode: run the ASCII raw case, skip the Unicode raw ones.
+    pub raw_ascii: bool,
+    /// The mode the server was started in: `Raw` skips the framed cases,
+    /// `Framed` the raw ones, and each runs its own §2.2 cases.
+    pub server_mode: ServerMode,
+    /// The server's connection limit, when known: enables the BUSY case.
+    pub max_connections: Option<usize>,
+}
+
+impl Options {
+    /// Default options for a server at `addr`: every TCP case, 2 s timeout, 1 MiB limit.
+    pub fn new(addr: SocketAddr) -> Options {
+        Options {
+            addr,
+            filters: Vec::new(),
+            timeout: Duration::from_secs(2),
+            udp: false,
+            idle_timeout: None,
+            max_frame: upcase::wire::DEFAULT_MAX_DATA_LEN,
+            raw_ascii: false,
+            server_mode: ServerMode::Auto,
+            max_connections: None,
+        }
+    }
+}
+
+/// Why the suite did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// A filter matched no case name.
+    #[error("no case name starts with {filter:?}; see `upcase conform --list`")]
+    NoMatch {
+        /// The filter.
+        filter: String,
+    },
+    /// The filters select no case of the transport being run (UDP cases
+    /// run only with `--udp`, TCP cases only without).
+    #[error(
+        "the filters select no {transport} case; UDP cases run only with --udp, TCP cases only without"
+    )]
+    Empty {
+        /// "UDP" or "TCP".
+        transport: &'static str,
+    },
+}
+
+/// Every case, in the order they run (SPEC.md section order).
+pub fn all_cases() -> Vec<&'static Case> {
+    cases::all()
+}
+
+/// The cases `options` selects: the transport's cases whose name starts with
+/// any filter (all of them without filters).
+///
+/// # Errors
+/// [`SelectError::NoMatch`] for a filter that matches nothing,
+/// [`SelectError::Empty`] when nothing is left.
+pub fn select(options: &Options) -> Result<Vec<&'static Case>, SelectError> {
+    let transport = if options.udp {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    let all = all_cases();
+    for filter in &options.filters {
+        if !all
+            .iter()
+            .any(|case| case.name.starts_with(filter.as_str()))
+        {
+            return Err(SelectError::NoMatch {
+                filter: filter.clone(),
+            });
+        }
+    }
+    let selected: Vec<_> = all
+        .into_iter()
+        .filter(|case| case.transport() == transport)
+        .filter(|case| {
+            options.filters.is_empty()
+                || options
+                    .filters
+                    .iter()
+                    .any(|f| case.name.starts_with(f.as_str()))
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err(SelectError::Empty {
+            transport: transport.name(),
+        });
+    }
+    Ok(selected)
+}
+
+/// Run the selected cases one after the other and collect the results.
+///
+/// # Errors
+/// As [`select`].
+pub fn run(options: &Options) -> Result<Report, SelectError> {
+    run_with(options, |_| {})
+}
+
+/// Like [`run`], calling `on_result` as each case finishes (for progress output).
+///
+/// # Errors
+/// As [`select`].
+pub fn run_with(
+    options: &Options,
+    mut on_result: impl FnMut(&CaseResult),
+) -> Result<Report, SelectError> {
+    let cases = select(options)?;
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(cases.len());
+    for case in cases {
+        let result = run_case(case, options);
+        on_result(&result);
+        results.push(result);
+    }
+    Ok(Report {
+        addr: options.addr.to_string(),
+        unicode_version: unicode_version(),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        results,
+    })
+}
+
+/// Run one case (or skip it when the server lacks what it needs).
+pub fn run_case(case: &Case, options: &Options) -> CaseResult {
+    let started = Instant::now();
+    let mut ctx = Ctx::new(options);
+    let outcome = match case.skip_reason(options) {
+        Some(reason) => Outcome::Skipped { reason },
+        None => match (case.check)(&mut ctx) {
+            Ok(()) => Outcome::Passed,
+            Err(failure) => Outcome::Failed(failure),
+        },
+    };
+    CaseResult {
+        name: case.name.to_string(),
+        description: case.description.to_string(),
+        unicode_dependent: case.unicode_dependent,
+        outcome,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        wire_log: ctx.into_log(),
+    }
+}
+
+/// The Unicode version of this build's `std`, whose case mapping is the
+/// oracle: "17.0" for Rust 1.95.
+pub fn unicode_version() -> String {
+    let (major, minor, _) = std::char::UNICODE_VERSION;
+    format!("{major}.{minor}")
+}

@@ -1,0 +1,36 @@
+//! The `upcase` command: `serve`, `client`, `conform`, `bench`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// UPCASE/1: send text, get it back in upper case.
+#[derive(Parser)]
+#[command(name = "upcase", version, about)]
+struct Command {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Run the server (TCP raw and framed, and UDP).
+    Serve(commands::serve::ServeArgs),
+    /// Talk to a server interactively, or line by line from a pipe.
+    Client(commands::client::ClientArgs),
+    /// Check any UPCASE server against SPEC.md.
+    Conform(commands::conform::ConformArgs),
+    /// Load-test any UPCASE server.
+    Bench(commands::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    match Command::parse().action {
+        Action::Serve(args) => commands::serve::run(args),
+        Action::Client(args) => commands::client::run(args),
+        Action::Conform(args) => commands::conform::run(args),
+        Action::Bench(args) => commands::bench::run(args),
+    }
+}
