@@ -294,7 +294,7 @@ fn an_idle_framed_client_gets_idle_timeout() {
 #[test]
 fn a_frame_over_the_limit_gets_frame_too_large() {
     let config = ServerConfig {
-        max_frame_len: 16,
+        max_data_len: 16,
         ..ServerConfig::default()
     };
     let (handle, addr) = start(config, 1024);

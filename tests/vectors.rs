@@ -328,7 +328,7 @@ fn server_config(spec: &ServerSpec) -> ServerConfig {
             "ascii" => RawCase::Ascii,
             other => panic!("unknown raw_case {other:?}"),
         },
-        max_frame_len: spec.max_frame,
+        max_data_len: spec.max_frame,
         ..ServerConfig::default()
     }
 }

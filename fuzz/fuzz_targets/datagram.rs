@@ -13,7 +13,7 @@ use upcase::properties::server_ops::check_datagram;
 struct Input<'a> {
     mode: ServerMode,
     raw_case: RawCase,
-    max_frame_len: u32,
+    max_data_len: u32,
     datagram: &'a [u8],
 }
 
@@ -22,6 +22,6 @@ fuzz_target!(|input: Input<'_>| {
         input.datagram,
         input.mode,
         input.raw_case,
-        input.max_frame_len,
+        input.max_data_len,
     );
 });

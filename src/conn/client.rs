@@ -71,14 +71,14 @@ impl Default for ClientConnection {
 }
 
 impl ClientConnection {
-    /// A client that accepts reply frames of up to `max_frame_len` data bytes.
+    /// A client that accepts reply frames of up to `max_data_len` data bytes.
     /// Replies can be longer than requests (upper case may expand text by up to
     /// 3×), so this should be at least 3× the largest TEXT request.
-    pub fn new(max_frame_len: u32) -> ClientConnection {
+    pub fn new(max_data_len: u32) -> ClientConnection {
         let mut output = BytesMut::new();
         output.extend_from_slice(&PREFACE);
         ClientConnection {
-            decoder: FrameDecoder::new(max_frame_len),
+            decoder: FrameDecoder::new(max_data_len),
             input: BytesMut::new(),
             output,
             server_preface_seen: false,

@@ -45,7 +45,7 @@ pub struct ServerConfig {
     /// Raw mode's upper-case rules.
     pub raw_case: RawCase,
     /// The receive limit on a frame's data length (SPEC.md §3.4).
-    pub max_frame_len: u32,
+    pub max_data_len: u32,
     /// How long a connection may go without a complete frame (framed) or a byte (raw).
     pub idle_timeout: Duration,
     /// How long the server waits for the client to close after BYE or a fatal
@@ -64,7 +64,7 @@ impl Default for ServerConfig {
         ServerConfig {
             mode: ServerMode::Auto,
             raw_case: RawCase::Unicode,
-            max_frame_len: DEFAULT_MAX_DATA_LEN,
+            max_data_len: DEFAULT_MAX_DATA_LEN,
             idle_timeout: Duration::from_secs(300),
             linger: Duration::from_secs(2),
             max_pending_output: 256 * 1024,

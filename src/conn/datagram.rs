@@ -30,7 +30,7 @@ pub struct DatagramConfig {
     /// Raw datagrams' upper-case rules.
     pub raw_case: RawCase,
     /// The receive limit on a frame's data length.
-    pub max_frame_len: u32,
+    pub max_data_len: u32,
 }
 
 impl Default for DatagramConfig {
@@ -38,7 +38,7 @@ impl Default for DatagramConfig {
         DatagramConfig {
             mode: ServerMode::Auto,
             raw_case: RawCase::Unicode,
-            max_frame_len: DEFAULT_MAX_DATA_LEN,
+            max_data_len: DEFAULT_MAX_DATA_LEN,
         }
     }
 }
@@ -138,10 +138,10 @@ fn reply_to_frame(
     };
     let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
     let actual = frame_bytes.len() - HEADER_LEN;
-    if header.data_len > config.max_frame_len {
+    if header.data_len > config.max_data_len {
         let violation = ProtocolViolation::FrameTooLarge {
             len: header.data_len.into(),
-            limit: config.max_frame_len.into(),
+            limit: config.max_data_len.into(),
         };
         return Err((addresses, violation));
     }

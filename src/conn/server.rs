@@ -147,9 +147,7 @@ impl ServerConnection {
     /// The most unprocessed input held: one whole frame in framed mode.
     fn input_limit(&self) -> usize {
         match self.phase {
-            Phase::Framed(_) => {
-                RAW_INPUT_LIMIT.max(HEADER_LEN + self.config.max_frame_len as usize)
-            }
+            Phase::Framed(_) => RAW_INPUT_LIMIT.max(HEADER_LEN + self.config.max_data_len as usize),
             _ => RAW_INPUT_LIMIT,
         }
     }
@@ -427,7 +425,7 @@ impl ServerConnection {
     }
 
     fn process_frame(&mut self, now: Instant) -> bool {
-        let decoder = FrameDecoder::new(self.config.max_frame_len);
+        let decoder = FrameDecoder::new(self.config.max_data_len);
         let frame = match decoder.decode(&mut self.input) {
             Ok(Some(frame)) => frame,
             Ok(None) => return false,

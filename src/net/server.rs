@@ -225,7 +225,7 @@ impl Server {
         let datagram_config = DatagramConfig {
             mode: self.settings.config.mode,
             raw_case: self.settings.config.raw_case,
-            max_frame_len: self.settings.config.max_frame_len,
+            max_data_len: self.settings.config.max_data_len,
         };
         for socket in self.udp_sockets {
             let thread_shared = Arc::clone(&shared);

@@ -95,7 +95,7 @@ pub struct ServerOpsConfig {
     /// Raw mode's upper-case rules.
     pub raw_case: RawCase,
     /// The frame data limit.
-    pub max_frame_len: u16,
+    pub max_data_len: u16,
     /// The backpressure threshold, minus one (so it is never zero).
     pub max_pending_output: u16,
     /// The idle timeout in milliseconds.
@@ -114,7 +114,7 @@ impl ServerOpsConfig {
         ServerConfig {
             mode: self.mode,
             raw_case: self.raw_case,
-            max_frame_len: u32::from(self.max_frame_len),
+            max_data_len: u32::from(self.max_data_len),
             idle_timeout: Duration::from_millis(u64::from(self.idle_timeout_ms)),
             linger: Duration::from_millis(u64::from(self.linger_ms)),
             max_pending_output: usize::from(self.max_pending_output) + 1,
@@ -405,13 +405,13 @@ fn whole_code_points(message: &[u8], more_to_come: bool) -> Result<usize, usize>
 }
 
 /// The replies SPEC.md gives to `frames` sent in order on one connection:
-/// the [`ReplyModel`]'s, FRAME_TOO_LARGE for a frame over `max_frame_len`,
+/// the [`ReplyModel`]'s, FRAME_TOO_LARGE for a frame over `max_data_len`,
 /// and nothing after the reply that ends the connection.
-pub fn expected_replies(frames: &[FrameRepr], max_frame_len: u32) -> Vec<Expected> {
+pub fn expected_replies(frames: &[FrameRepr], max_data_len: u32) -> Vec<Expected> {
     let mut model = ReplyModel::default();
     let mut replies = Vec::new();
     for frame in frames {
-        let reply = if frame.data.len() > max_frame_len as usize {
+        let reply = if frame.data.len() > max_data_len as usize {
             Expected::Error(ErrorCode::FRAME_TOO_LARGE, None)
         } else {
             model.expect(frame)
@@ -572,7 +572,7 @@ impl Run {
         };
         let mut run = Run {
             busy: config.busy,
-            requests: FrameLog::new(server.max_frame_len),
+            requests: FrameLog::new(server.max_data_len),
             replies: FrameLog::new(u32::MAX),
             server,
             conn,
@@ -596,7 +596,7 @@ impl Run {
 
     /// The most input the connection ever buffers.
     fn input_limit(&self) -> usize {
-        RAW_INPUT_LIMIT.max(HEADER_LEN + self.server.max_frame_len as usize)
+        RAW_INPUT_LIMIT.max(HEADER_LEN + self.server.max_data_len as usize)
     }
 
     /// The bound on pending output. Processing stops once the output
@@ -918,7 +918,7 @@ impl Run {
             "{answered} replies to {} frames",
             requests.len()
         );
-        let expected = expected_replies(requests, self.server.max_frame_len);
+        let expected = expected_replies(requests, self.server.max_data_len);
         assert!(
             answered <= expected.len(),
             "reply after the last one: {:?}",
@@ -1015,11 +1015,11 @@ pub fn check_server_ops(config: &ServerOpsConfig, ops: &[Op]) {
 /// reply to a well-formed request frame; any other datagram gets its upper
 /// case (at most three times as long), dropped only when it would not fit,
 /// or nothing on a framed-only server.
-pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_frame_len: u32) {
+pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_data_len: u32) {
     let config = DatagramConfig {
         mode,
         raw_case,
-        max_frame_len,
+        max_data_len,
     };
     let reply = respond_to_datagram(datagram, socket(LOCAL), socket(PEER), &config);
     let framed = starts_framed(mode, datagram);
@@ -1077,7 +1077,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
     };
     let (src, dst) = reply_addresses(header.src, header.dst);
     assert_addressed(&reply, src, dst);
-    if header.data_len > max_frame_len {
+    if header.data_len > max_data_len {
         return error(ErrorCode::FRAME_TOO_LARGE);
     }
     if header.data_len as usize != frame_bytes.len() - HEADER_LEN || header.flags.more() {
@@ -1118,11 +1118,11 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(
-                |(mode, raw_case, max_frame_len, pending, idle, linger, busy, report)| {
+                |(mode, raw_case, max_data_len, pending, idle, linger, busy, report)| {
                     ServerOpsConfig {
                         mode,
                         raw_case,
-                        max_frame_len,
+                        max_data_len,
                         max_pending_output: pending,
                         idle_timeout_ms: idle,
                         linger_ms: linger,
@@ -1221,7 +1221,7 @@ mod tests {
         fn datagram_reply_is_one_frame_or_the_upper_case(
             mode in prop_oneof![Just(ServerMode::Auto), Just(ServerMode::Raw), Just(ServerMode::Framed)],
             raw_case in prop_oneof![Just(RawCase::Unicode), Just(RawCase::Ascii)],
-            max_frame_len in prop_oneof![Just(u32::MAX), 0u32..64],
+            max_data_len in prop_oneof![Just(u32::MAX), 0u32..64],
             frame in prop::option::of((frame_kind(), any::<bool>(), any::<u8>(), bytes(60), -2i64..3)),
             raw in bytes(80),
         ) {
@@ -1237,7 +1237,7 @@ mod tests {
                     datagram
                 }
             };
-            check_datagram(&datagram, mode, raw_case, max_frame_len);
+            check_datagram(&datagram, mode, raw_case, max_data_len);
         }
     }
 
@@ -1245,7 +1245,7 @@ mod tests {
         ServerOpsConfig {
             mode: ServerMode::Auto,
             raw_case: RawCase::Unicode,
-            max_frame_len: u16::MAX,
+            max_data_len: u16::MAX,
             max_pending_output: u16::MAX,
             idle_timeout_ms: 1000,
             linger_ms: 10,

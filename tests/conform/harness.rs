@@ -108,7 +108,7 @@ fn raw_per_recv(mut stream: TcpStream) {
 
 /// The std::net loop around one `ServerConnection`, with the flavor's rewrites.
 fn drive(mut stream: TcpStream, flavor: Flavor, config: ServerConfig) -> std::io::Result<()> {
-    let max_frame = config.max_frame_len;
+    let max_frame = config.max_data_len;
     let mut conn = ServerConnection::new(
         config,
         stream.local_addr()?,

@@ -83,7 +83,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         } else {
             RawCase::Unicode
         },
-        max_frame_len: args.max_frame,
+        max_data_len: args.max_frame,
         idle_timeout: Duration::from_secs(args.idle_timeout),
         linger: Duration::from_secs(args.linger),
         report_messages: args.verbose,

@@ -82,7 +82,7 @@ proptest! {
         frames in proptest::collection::vec(client_frame(), 0..12),
         cuts in proptest::collection::vec(any::<usize>(), 0..10),
     ) {
-        let config = ServerConfig { max_frame_len: LIMIT, ..ServerConfig::default() };
+        let config = ServerConfig { max_data_len: LIMIT, ..ServerConfig::default() };
         let input = framed_input(&frames);
         let mut whole = Harness::new(config.clone());
         whole.feed(&input);

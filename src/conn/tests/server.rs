@@ -173,7 +173,7 @@ fn unsupported_version_gets_our_preface_then_the_error() {
 #[test]
 fn frame_too_large_is_decided_from_the_header() {
     let config = ServerConfig {
-        max_frame_len: 4,
+        max_data_len: 4,
         ..ServerConfig::default()
     };
     let mut harness = Harness::new(config);
