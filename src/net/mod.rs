@@ -26,6 +26,7 @@
 mod client;
 mod connection;
 mod listen;
+mod log_throttle;
 mod server;
 mod udp;
 mod udp_client;
@@ -33,5 +34,5 @@ mod udp_client;
 pub use client::{Client, ClientError, connect_stream};
 pub use listen::bind_tcp;
 pub use server::{DEFAULT_LISTEN, Server, ServerBuilder, ServerHandle};
-pub use udp::{UdpStats, bind_udp, serve_udp};
+pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

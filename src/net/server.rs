@@ -12,7 +12,7 @@ use log::{error, info, warn};
 
 use super::connection::{self, POLL_INTERVAL};
 use super::listen::{bind_tcp, connectable};
-use super::udp::{UdpStats, bind_udp, serve_udp};
+use super::udp::{UdpRateLimit, UdpStats, bind_udp, serve_udp};
 use crate::conn::{DatagramConfig, ServerConfig, ServerConnection};
 
 /// Where `upcase serve` listens when told nothing.
@@ -39,6 +39,7 @@ pub struct ServerBuilder {
     max_connections: usize,
     backlog: i32,
     udp: bool,
+    udp_rate_limit: UdpRateLimit,
 }
 
 impl Default for ServerBuilder {
@@ -49,6 +50,7 @@ impl Default for ServerBuilder {
             max_connections: 1024,
             backlog: 128,
             udp: true,
+            udp_rate_limit: UdpRateLimit::default(),
         }
     }
 }
@@ -83,6 +85,13 @@ impl ServerBuilder {
     /// too (SPEC.md §8). On by default.
     pub fn udp(mut self, udp: bool) -> ServerBuilder {
         self.udp = udp;
+        self
+    }
+
+    /// How many datagrams a second each source address may send
+    /// (SPEC.md §8.6); [`UdpRateLimit::default`] unless told.
+    pub fn udp_rate_limit(mut self, limit: UdpRateLimit) -> ServerBuilder {
+        self.udp_rate_limit = limit;
         self
     }
 
@@ -144,6 +153,7 @@ impl ServerBuilder {
             settings: Arc::new(Settings {
                 config: self.config.clone(),
                 max_connections: self.max_connections,
+                udp_rate_limit: self.udp_rate_limit,
             }),
         })
     }
@@ -186,6 +196,7 @@ pub struct Server {
 struct Settings {
     config: ServerConfig,
     max_connections: usize,
+    udp_rate_limit: UdpRateLimit,
 }
 
 impl Server {
@@ -227,6 +238,7 @@ impl Server {
             raw_case: self.settings.config.raw_case,
             max_data_len: self.settings.config.max_data_len,
         };
+        let udp_rate_limit = self.settings.udp_rate_limit;
         for socket in self.udp_sockets {
             let thread_shared = Arc::clone(&shared);
             let addr = socket.local_addr()?;
@@ -234,8 +246,9 @@ impl Server {
                 .name(format!("udp {addr}"))
                 .spawn(move || {
                     let stats = &thread_shared.udp;
+                    let stop = &thread_shared.shutdown;
                     if let Err(error) =
-                        serve_udp(&socket, &datagram_config, &thread_shared.shutdown, stats)
+                        serve_udp(&socket, &datagram_config, udp_rate_limit, stop, stats)
                     {
                         error!("udp {addr} stopped: {error}");
                     }
