@@ -82,6 +82,13 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// spread over the cores, and no other sender's datagram waits behind a
 /// queue of its own.
 ///
+/// Each worker drains the socket in one batch per wake-up: a blocking
+/// receive returns at once while the queue holds datagrams, so a worker
+/// reads back to back until the queue is empty and sleeps only then (or
+/// 100 ms pass, to see `stop`). A batch receive would save
+/// system calls only through `recvmmsg`, which needs the `unsafe` this
+/// crate forbids.
+///
 /// # Errors
 /// A receive error other than a timeout or an ICMP report, or a worker
 /// that cannot be started.

@@ -21,4 +21,6 @@ pub use frame_type::FrameType;
 pub use preface::{PREFACE, PREFACE_LEN, PREFACE_MAGIC, PrefaceMatch, VERSION, match_preface};
 
 #[cfg(test)]
+mod boundaries;
+#[cfg(test)]
 mod proptests;
