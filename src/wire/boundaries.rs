@@ -31,3 +31,9 @@ fn data_exactly_at_the_limit_is_awaited_and_one_more_byte_is_not() {
     let over = text(b"abcd").to_bytes();
     assert_eq!(decoder.bytes_needed(&over[..HEADER_LEN]), 0);
 }
+
+#[test]
+fn error_data_of_exactly_the_code_is_an_error_with_no_message() {
+    let parsed = ErrorPayload::parse(&[0, 9]).expect("two bytes hold the code");
+    assert_eq!(parsed, ErrorPayload::new(ErrorCode::BUSY, ""));
+}

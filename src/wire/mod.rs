@@ -24,3 +24,5 @@ pub use preface::{PREFACE, PREFACE_LEN, PREFACE_MAGIC, PrefaceMatch, VERSION, ma
 mod boundaries;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod readable;
