@@ -67,6 +67,17 @@ pub enum PeerError {
         /// What arrived.
         got: FrameType,
     },
+    /// A frame with a reserved flag bit set, or MORE on a type other than
+    /// TEXT or BYTES (SPEC.md §3.3): the server is broken.
+    #[error(
+        "the server sent a {frame_type} frame with flags 0x{flags:02x} (reserved bits, or MORE on a type that cannot have it)"
+    )]
+    BadFlags {
+        /// The frame's type.
+        frame_type: FrameType,
+        /// Its whole flags byte.
+        flags: u8,
+    },
     /// A reply arrived with no request waiting for it.
     #[error("the server sent a {0} frame that answers no request")]
     Unsolicited(FrameType),
