@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use upcase::conn::{ClientConnection, ClientEvent, ServerConfig};
 use upcase::net::{Client, ClientError, Server, ServerHandle};
-use upcase::wire::{ErrorCode, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{ErrorCode, Frame, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -287,6 +287,44 @@ fn an_idle_framed_client_gets_idle_timeout() {
     let (handle, addr) = start(config, 1024);
     let mut client = client(addr);
     assert_server_error(client.receive(), ErrorCode::IDLE_TIMEOUT);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn with_linger_zero_the_last_output_is_still_written() {
+    let config = ServerConfig {
+        linger: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start(config, 1024);
+    let read_all = |request: &[u8], half_close: bool| {
+        let mut stream = socket(addr);
+        stream.write_all(request).unwrap();
+        if half_close {
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).unwrap();
+        reply
+    };
+
+    // A bad version: our preface, then ERROR(UNSUPPORTED_VERSION), 103 bytes.
+    let reply = read_all(b"\xc0UPCASE\x02", false);
+    assert_eq!(&reply[..PREFACE.len()], &PREFACE);
+    let error = FrameRepr::parse(&Frame::new_checked(&reply[PREFACE.len()..]).unwrap()).unwrap();
+    assert_eq!(error.frame_type, FrameType::Error);
+    assert_eq!(reply.len(), 103, "preface + the whole ERROR");
+
+    // BYE: the BYE that answers it.
+    let mut request = PREFACE.to_vec();
+    request.extend_from_slice(&FrameRepr::new(FrameType::Bye, Vec::new()).to_bytes());
+    let reply = read_all(&request, false);
+    let bye = FrameRepr::parse(&Frame::new_checked(&reply[PREFACE.len()..]).unwrap()).unwrap();
+    assert_eq!(bye.frame_type, FrameType::Bye);
+
+    // Raw end of input: the held e2 82 are copied.
+    assert_eq!(read_all(b"a\xe2\x82", true), b"A\xe2\x82");
     assert_no_connections_left(&handle);
     handle.shutdown();
 }

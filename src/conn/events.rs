@@ -43,6 +43,10 @@ pub enum CloseReason {
     NotFramed,
     /// The server is at its connection limit and this connection is raw.
     Busy,
+    /// The server had stopped reading because the client did not take its
+    /// replies, and the client took no output within the idle timeout
+    /// (SPEC.md §9.1): closed without sending more.
+    ClientNotReading,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -56,6 +60,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
             CloseReason::Busy => f.write_str("server busy"),
+            CloseReason::ClientNotReading => {
+                f.write_str("client took no output within the idle timeout")
+            }
         }
     }
 }

@@ -26,11 +26,14 @@ enum Phase {
     Raw(Upcaser),
     /// Frames, after the preface exchange.
     Framed(FramedSession),
-    /// No more input is processed; the last output is flushed, and the
-    /// client gets until `deadline` to close first.
+    /// No more input is processed (it is read and discarded). The last
+    /// output is written first, however short the linger: while some is
+    /// pending, only the write timer (`idle_deadline`) can cut it short.
+    /// Once it is all written, the client gets until `linger_until` to close
+    /// first (SPEC.md §9.2).
     Ending {
         reason: CloseReason,
-        deadline: Instant,
+        linger_until: Option<Instant>,
     },
     /// Over: the socket should be closed.
     Closed,
@@ -62,6 +65,10 @@ pub struct ServerConnection {
     input: BytesMut,
     output: BytesMut,
     events: VecDeque<ServerEvent>,
+    /// The idle timer while the server reads; the write timer (the client
+    /// must take some output within the idle timeout) while it does not,
+    /// because output is over its bound or the connection is ending with
+    /// output pending (SPEC.md §9.1).
     idle_deadline: Instant,
     stats: ConnectionStats,
 }
@@ -186,7 +193,7 @@ impl ServerConnection {
         }
         self.eof = true;
         if let Phase::Ending { .. } = self.phase {
-            self.close_if_done(now);
+            self.after_output_written(now);
             return;
         }
         if matches!(self.phase, Phase::Closed) {
@@ -265,10 +272,15 @@ impl ServerConnection {
                 pending: self.output.len(),
             });
         }
+        // Progress restarts the write timer; the first progress after the
+        // server stopped reading also restarts the idle timer as it reads again.
+        if sent > 0 && !self.reading() {
+            self.idle_deadline = now + self.config.idle_timeout;
+        }
         self.output.advance(sent);
         self.stats.bytes_out += sent as u64;
         match self.phase {
-            Phase::Ending { .. } => self.close_if_done(now),
+            Phase::Ending { .. } => self.after_output_written(now),
             Phase::Closed => {}
             _ => self.process(now, false),
         }
@@ -280,19 +292,38 @@ impl ServerConnection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Ending { deadline, .. } => Some(deadline),
+            Phase::Ending {
+                linger_until: Some(deadline),
+                ..
+            } => Some(deadline),
             _ => Some(self.idle_deadline),
         }
     }
 
     /// The clock reached (or passed) [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        let due = match self.phase {
+            Phase::Closed => return,
+            Phase::Ending {
+                linger_until: Some(deadline),
+                ..
+            } => deadline,
+            _ => self.idle_deadline,
+        };
+        if now < due {
+            return;
+        }
         match self.phase {
-            Phase::Closed => {}
-            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
-            Phase::Ending { .. } => {}
-            _ if now >= self.idle_deadline => self.idle_timeout(now),
-            _ => {}
+            // The linger passed, or the client took none of the last output
+            // within the idle timeout.
+            Phase::Ending { .. } => self.close(now),
+            // Stopped reading for a client that does not read: no ERROR it
+            // would not read either (SPEC.md §9.1).
+            _ if !self.reading() => {
+                self.end(CloseReason::ClientNotReading, now);
+                self.close(now);
+            }
+            _ => self.idle_timeout(now),
         }
     }
 
@@ -320,6 +351,12 @@ impl ServerConnection {
         matches!(self.phase, Phase::Ending { .. })
             && self.output.is_empty()
             && self.detected != Some(WireMode::Framed)
+    }
+
+    /// Whether the connection still takes input to process: not ended, and
+    /// its output under the bound (otherwise the write timer runs).
+    fn reading(&self) -> bool {
+        !self.has_ended() && self.output.len() < self.config.max_pending_output
     }
 
     /// Whether the connection is over and the socket should be closed.
@@ -487,21 +524,29 @@ impl ServerConnection {
         self.end(reason, now);
     }
 
-    /// Stop processing input; flush, and give the client until the linger
-    /// deadline to close first.
+    /// Stop processing input; write what is pending (the write timer
+    /// starts now), then give the client the linger to close first.
     fn end(&mut self, reason: CloseReason, now: Instant) {
         self.input = BytesMut::new();
+        self.idle_deadline = now + self.config.idle_timeout;
         self.phase = Phase::Ending {
             reason,
-            deadline: now + self.config.linger,
+            linger_until: None,
         };
-        self.close_if_done(now);
+        self.after_output_written(now);
     }
 
-    /// Close once the output is flushed and the client has closed its side.
-    fn close_if_done(&mut self, now: Instant) {
-        if self.eof && self.output.is_empty() {
-            self.close(now);
+    /// Once the last output is all written: close if the client has closed
+    /// its side, else start the linger (once).
+    fn after_output_written(&mut self, now: Instant) {
+        if !self.output.is_empty() {
+            return;
+        }
+        if self.eof {
+            return self.close(now);
+        }
+        if let Phase::Ending { linger_until, .. } = &mut self.phase {
+            linger_until.get_or_insert(now + self.config.linger);
         }
     }
 
