@@ -8,7 +8,7 @@ use super::config::{RawCase, ServerMode};
 use super::error::ProtocolViolation;
 use super::framed::FramedSession;
 use super::reply::{ReplyAddresses, write_error};
-use crate::transform::upcase_all;
+use crate::transform::upcase_lossless;
 use crate::wire::{
     Address, DEFAULT_MAX_DATA_LEN, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
     PREFACE_LEN, PREFACE_MAGIC, VERSION,
@@ -87,7 +87,7 @@ pub fn respond_to_datagram(
 }
 
 fn respond_raw(datagram: &[u8], raw_case: RawCase) -> DatagramReply {
-    let out = upcase_all(raw_case.case_mode(), datagram).expect("raw modes never fail");
+    let out = upcase_lossless(raw_case.lossless_mode(), datagram);
     if out.len() > MAX_UDP_PAYLOAD {
         DatagramReply::Drop {
             reply_len: out.len(),
