@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::transform::CaseMode;
+use crate::transform::LosslessMode;
 use crate::wire::DEFAULT_MAX_DATA_LEN;
 
 /// Which modes a server accepts (SPEC.md §2).
@@ -29,10 +29,10 @@ pub enum RawCase {
 
 impl RawCase {
     /// The transform mode raw input is upper-cased with.
-    pub fn case_mode(self) -> CaseMode {
+    pub fn lossless_mode(self) -> LosslessMode {
         match self {
-            RawCase::Unicode => CaseMode::UnicodeLossless,
-            RawCase::Ascii => CaseMode::Ascii,
+            RawCase::Unicode => LosslessMode::Unicode,
+            RawCase::Ascii => LosslessMode::Ascii,
         }
     }
 }

@@ -121,7 +121,9 @@ impl FramedSession {
         };
         let more = frame.flags.more();
         let writer = FrameWriter::begin(out);
-        out.reserve(message.upcaser.max_output_len(frame.data.len()));
+        if let Some(bound) = message.upcaser.max_output_len(frame.data.len()) {
+            out.reserve(bound);
+        }
         let mut result = message.upcaser.push(&frame.data, out);
         if result.is_ok() && !more {
             result = message.upcaser.finish(out);

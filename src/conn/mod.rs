@@ -14,9 +14,7 @@ mod server;
 
 pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use config::{RawCase, ServerConfig, ServerMode};
-pub use datagram::{
-    DatagramConfig, DatagramReply, MAX_REPLY_DATA, MAX_UDP_PAYLOAD, respond_to_datagram,
-};
+pub use datagram::{DatagramConfig, DatagramReply, respond_to_datagram};
 pub use error::{PeerError, ProtocolViolation, UsageError};
 pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;

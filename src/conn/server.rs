@@ -11,7 +11,7 @@ use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
-use crate::transform::Upcaser;
+use crate::transform::LosslessUpcaser;
 use crate::wire::{
     Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
     match_preface,
@@ -23,7 +23,7 @@ enum Phase {
     /// Auto mode, fewer than 8 bytes seen, all matching the preface so far.
     Sniffing,
     /// A byte stream, upper-cased as it comes.
-    Raw(Upcaser),
+    Raw(LosslessUpcaser),
     /// Frames, after the preface exchange.
     Framed(FramedSession),
     /// No more input is processed (it is read and discarded). The last
@@ -82,7 +82,7 @@ impl ServerConnection {
         now: Instant,
     ) -> ServerConnection {
         let phase = match config.mode {
-            ServerMode::Raw => Phase::Raw(Upcaser::new(config.raw_case.case_mode())),
+            ServerMode::Raw => Phase::Raw(LosslessUpcaser::new(config.raw_case.lossless_mode())),
             ServerMode::Auto | ServerMode::Framed => Phase::Sniffing,
         };
         let mut connection = ServerConnection {
@@ -248,9 +248,7 @@ impl ServerConnection {
         }
         self.process(now, true);
         if let Phase::Raw(upcaser) = &mut self.phase {
-            upcaser
-                .finish(&mut self.output)
-                .expect("raw modes never fail");
+            upcaser.finish(&mut self.output);
         }
         !self.has_ended()
     }
@@ -433,7 +431,7 @@ impl ServerConnection {
     }
 
     fn start_raw(&mut self) {
-        self.phase = Phase::Raw(Upcaser::new(self.config.raw_case.case_mode()));
+        self.phase = Phase::Raw(LosslessUpcaser::new(self.config.raw_case.lossless_mode()));
         self.detect(WireMode::Raw);
     }
 
@@ -452,11 +450,10 @@ impl ServerConnection {
         }
         // Upper-case straight from the input buffer and keep its allocation
         // for the next read.
-        self.output
-            .reserve(upcaser.max_output_len(self.input.len()));
-        upcaser
-            .push(&self.input, &mut self.output)
-            .expect("raw mode is lossless and never fails");
+        if let Some(bound) = upcaser.max_output_len(self.input.len()) {
+            self.output.reserve(bound);
+        }
+        upcaser.push(&self.input, &mut self.output);
         self.input.clear();
         true
     }

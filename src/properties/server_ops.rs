@@ -22,13 +22,13 @@ use bytes::{Bytes, BytesMut};
 
 use super::{chunks_at, transform_oracle};
 use crate::conn::{
-    CloseReason, DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, RawCase, ServerConfig,
-    ServerConnection, ServerEvent, ServerMode, WireMode, respond_to_datagram,
+    CloseReason, DatagramConfig, DatagramReply, RawCase, ServerConfig, ServerConnection,
+    ServerEvent, ServerMode, WireMode, respond_to_datagram,
 };
 use crate::transform::CaseMode;
 use crate::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType,
-    HEADER_LEN, PREFACE, PREFACE_LEN, PREFACE_MAGIC,
+    HEADER_LEN, MAX_UDP_PAYLOAD, PREFACE, PREFACE_LEN, PREFACE_MAGIC, parse_header,
 };
 
 /// The server's socket address in every run (the SPEC examples' address).
@@ -1088,7 +1088,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         error(ErrorCode::UNSUPPORTED_VERSION);
         return assert_addressed(&reply, local, peer);
     }
-    let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
+    let Some(header) = parse_header(frame_bytes) else {
         error(ErrorCode::MALFORMED);
         return assert_addressed(&reply, local, peer);
     };

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use upcase::conn::ServerMode;
 use upcase::net::UdpClient;
-use upcase::wire::{FrameRepr, FrameType, PREFACE};
+use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
 use upcase_cli::conform::{self, Options};
 
 /// Arguments of `upcase conform`.
@@ -209,8 +208,7 @@ fn reach(options: &Options) -> Result<(), String> {
     if options.udp {
         // A PING datagram gets an answer from any UPCASE server: PONG when
         // framed, the bytes back when raw-only. Silence means nobody is there.
-        let mut ping = BytesMut::from(&PREFACE[..]);
-        FrameRepr::new(FrameType::Ping, &b"conform"[..]).encode(&mut ping);
+        let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
         return UdpClient::connect(options.addr, options.timeout)
             .and_then(|mut client| client.exchange(&ping))
             .map(drop)

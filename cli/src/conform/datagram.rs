@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use super::case::{Check, Failure};
 use super::show;
 use super::tap::{self, Tap};
-use upcase::wire::{Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{
+    Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE, encode_framed_datagram,
+};
 
 /// Large enough for any datagram, so an oversized reply shows as too long
 /// instead of being cut.
@@ -170,9 +172,7 @@ impl Dgram {
 
     /// Preface + `frame`, as a client sends it.
     pub fn framed(frame: &FrameRepr) -> Vec<u8> {
-        let mut out = BytesMut::from(&PREFACE[..]);
-        frame.encode(&mut out);
-        out.to_vec()
+        encode_framed_datagram(frame).to_vec()
     }
 
     /// Send `datagram` and return the one frame of the reply, which must be

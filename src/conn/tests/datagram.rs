@@ -1,7 +1,8 @@
 //! The stateless datagram responder.
 
 use super::harness::*;
-use crate::conn::{DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, RawCase, respond_to_datagram};
+use crate::conn::{DatagramConfig, DatagramReply, RawCase, respond_to_datagram};
+use crate::wire::MAX_UDP_PAYLOAD;
 use crate::wire::{ErrorCode, Flags, FrameType, PREFACE};
 
 fn respond(datagram: &[u8]) -> DatagramReply {
