@@ -32,6 +32,8 @@ pub struct Dgram {
     socket: UdpSocket,
     tap: Tap,
     timeout: Duration,
+    /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
+    max_frame: u32,
     /// The address the suite sends to: the server's local address (§8.5).
     pub server: Address,
     /// The socket's own address: the server's peer address.
@@ -39,7 +41,12 @@ pub struct Dgram {
 }
 
 impl Dgram {
-    pub(super) fn open(server: SocketAddr, timeout: Duration, tap: Tap) -> Result<Dgram, Failure> {
+    pub(super) fn open(
+        server: SocketAddr,
+        timeout: Duration,
+        max_frame: u32,
+        tap: Tap,
+    ) -> Result<Dgram, Failure> {
         let any: SocketAddr = if server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -60,6 +67,7 @@ impl Dgram {
             socket,
             tap,
             timeout,
+            max_frame,
             server: server.into(),
             client: local.into(),
         };
@@ -255,8 +263,10 @@ impl Dgram {
     /// Send preface + `request` and require preface + `expected` back.
     ///
     /// # Errors
-    /// A [`Failure`] showing both frames when they differ.
+    /// A [`Failure`] showing both frames when they differ; a
+    /// [`Failure::cannot_run`] for a request over the server's limit.
     pub fn expect_frame(&self, request: &FrameRepr, expected: &FrameRepr, what: &str) -> Check {
+        super::client::within_limit(request, self.max_frame)?;
         let frame = self.request(&Dgram::framed(request), &show::frame(expected), what)?;
         self.tap.check(
             self.same_reply(expected, &frame),

@@ -86,6 +86,7 @@ mod case;
 mod cases;
 mod client;
 mod datagram;
+mod html;
 mod oracle;
 mod report;
 mod show;
@@ -122,8 +123,15 @@ pub struct Options {
     /// The mode the server was started in: `Raw` skips the framed cases,
     /// `Framed` the raw ones, and each runs its own §2.2 cases.
     pub server_mode: ServerMode,
-    /// The server's connection limit, when known: enables the BUSY case.
+    /// The server's connection limit, when known: enables the BUSY case,
+    /// and makes the suite wait for the server to close each connection a
+    /// case leaves behind (and retry a case that met an unexpected BUSY), so
+    /// that one case's connections do not fill the limit for the next.
     pub max_connections: Option<usize>,
+    /// The Unicode version the server's case mapping follows (`"14.0"`), when
+    /// it is not the oracle's: the Unicode-dependent cases are skipped and
+    /// the verdict says "with Unicode 14.0" (SPEC.md §10).
+    pub unicode: Option<String>,
 }
 
 impl Options {
@@ -139,6 +147,7 @@ impl Options {
             raw_ascii: false,
             server_mode: ServerMode::Auto,
             max_connections: None,
+            unicode: None,
         }
     }
 }
@@ -237,29 +246,71 @@ pub fn run_with(
     Ok(Report {
         addr: options.addr.to_string(),
         unicode_version: unicode_version(),
+        server_unicode: options.unicode.clone().unwrap_or_else(unicode_version),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         results,
     })
 }
 
+/// How many times a case that met an unexpected BUSY runs in all, under a
+/// known connection limit.
+const BUSY_ATTEMPTS: u32 = 5;
+
+/// The wait before the first rerun of a case that met BUSY; it doubles
+/// with each rerun (50, 100, 200, 400 ms: 750 ms at most in all).
+const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Run one case (or skip it when the server lacks what it needs).
+///
+/// Under a known connection limit (`--max-connections`), a case that fails
+/// after one of its connections got ERROR(BUSY) is run again, up to
+/// [`BUSY_ATTEMPTS`] times with a doubling wait: a server may free the slots
+/// of the previous case's connections a moment after it has closed them.
+/// The wire log keeps every attempt and says why it ran again.
 pub fn run_case(case: &Case, options: &Options) -> CaseResult {
     let started = Instant::now();
-    let mut ctx = Ctx::new(options);
-    let outcome = match case.skip_reason(options) {
-        Some(reason) => Outcome::Skipped { reason },
-        None => match (case.check)(&mut ctx) {
+    let mut wire_log = Vec::new();
+    let mut backoff = BUSY_BACKOFF;
+    let mut attempt = 1;
+    let (outcome, warnings) = loop {
+        if let Some(reason) = case.skip_reason(options) {
+            break (Outcome::Skipped { reason }, Vec::new());
+        }
+        let mut ctx = Ctx::new(options);
+        let checked = (case.check)(&mut ctx);
+        let aftermath = ctx.finish();
+        wire_log.extend(aftermath.log);
+        let outcome = match checked {
             Ok(()) => Outcome::Passed,
+            Err(failure) if failure.cannot_run => Outcome::Skipped {
+                reason: failure.message,
+            },
             Err(failure) => Outcome::Failed(failure),
-        },
+        };
+        let retry = matches!(outcome, Outcome::Failed(_))
+            && aftermath.busy_seen
+            && options.max_connections.is_some()
+            && attempt < BUSY_ATTEMPTS;
+        if !retry {
+            break (outcome, aftermath.warnings);
+        }
+        wire_log.push(format!(
+            "(attempt {attempt} met ERROR(BUSY) under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
+            backoff.as_millis()
+        ));
+        std::thread::sleep(backoff);
+        backoff *= 2;
+        attempt += 1;
     };
     CaseResult {
         name: case.name.to_string(),
         description: case.description.to_string(),
+        section: case.section().to_string(),
         unicode_dependent: case.unicode_dependent,
         outcome,
+        warnings,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        wire_log: ctx.into_log(),
+        wire_log,
     }
 }
 

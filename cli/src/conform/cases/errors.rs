@@ -24,6 +24,13 @@ pub const CASES: &[Case] = &[
         check: more_on_control,
     },
     Case {
+        name: "framed/6.3/more-on-pong-or-error-malformed",
+        description: "PONG or ERROR with MORE gets ERROR(MALFORMED), fatal: MORE on a control type is checked before the type is unexpected",
+        unicode_dependent: false,
+        needs: Needs::Nothing,
+        check: more_on_unexpected,
+    },
+    Case {
         name: "framed/6.2/frame-too-large-from-header",
         description: "a header announcing more than the limit (--max-frame) gets ERROR(FRAME_TOO_LARGE) before any data is sent, fatal",
         unicode_dependent: false,
@@ -66,6 +73,13 @@ pub const CASES: &[Case] = &[
         check: unexpected_type,
     },
     Case {
+        name: "framed/6.5/non-fatal-error-keeps-open-message",
+        description: "an unknown type and a PONG inside an open TEXT message get their ERRORs, and the message goes on with its carried bytes: \"caf\" + c3 … a9 \"!\" gives \"CAF\" then \"É!\"",
+        unicode_dependent: false,
+        needs: Needs::Nothing,
+        check: non_fatal_inside_message,
+    },
+    Case {
         name: "framed/6.2/type-mismatch-fatal",
         description: "BYTES while a TEXT message is open (and TEXT inside BYTES) gets ERROR(TYPE_MISMATCH), fatal",
         unicode_dependent: false,
@@ -94,6 +108,45 @@ fn more_on_control(ctx: &mut Ctx) -> Check {
         conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
     }
     Ok(())
+}
+
+fn more_on_unexpected(ctx: &mut Ctx) -> Check {
+    let error_data = ErrorPayload::new(ErrorCode::BUSY, "from a client").to_bytes();
+    for (frame_type, data) in [
+        (FrameType::Pong, &b"pong"[..]),
+        (FrameType::Error, &error_data[..]),
+    ] {
+        let mut conn = ctx.framed()?;
+        conn.send(&frame(frame_type, true, data))?;
+        let what = format!("{frame_type} with MORE (MALFORMED comes before UNEXPECTED_TYPE)");
+        conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
+    }
+    Ok(())
+}
+
+fn non_fatal_inside_message(ctx: &mut Ctx) -> Check {
+    let mut conn = ctx.framed()?;
+    round_trip(
+        &mut conn,
+        &text(b"caf\xc3", true),
+        FrameType::Text,
+        b"CAF",
+        "TEXT+MORE \"caf\" c3 (the c3 is carried)",
+    )?;
+    conn.send(&frame(FrameType::Unknown(0x42), false, b"skip me"))?;
+    conn.expect_error_code(
+        ErrorCode::UNKNOWN_TYPE,
+        "a frame of unknown type 0x42 inside an open message",
+    )?;
+    conn.send(&frame(FrameType::Pong, false, b"pong"))?;
+    conn.expect_error_code(ErrorCode::UNEXPECTED_TYPE, "a PONG inside an open message")?;
+    round_trip(
+        &mut conn,
+        &text(b"\xa9!", false),
+        FrameType::Text,
+        "\u{c9}!".as_bytes(),
+        "the last fragment a9 \"!\" (completing the carried c3 into \u{e9})",
+    )
 }
 
 fn over_limit_header(

@@ -192,8 +192,9 @@ fn fits(ctx: &Ctx, len: usize) -> bool {
 fn at_limit(ctx: &mut Ctx) -> Check {
     let data = growing(MAX_REPLY_DATA);
     if !fits(ctx, MAX_REPLY_DATA) {
-        return Err(crate::conform::Failure::new(format!(
-            "cannot run: needs a receive limit (--max-frame) of at least {MAX_REPLY_DATA} bytes"
+        return Err(crate::conform::Failure::cannot_run(format!(
+            "needs a server whose receive limit (--max-frame) is at least {MAX_REPLY_DATA} bytes; it is {}",
+            ctx.options.max_frame
         )));
     }
     let request = frame(FrameType::Text, false, &data);
@@ -223,9 +224,10 @@ fn at_limit(ctx: &mut Ctx) -> Check {
 fn too_large(ctx: &mut Ctx) -> Check {
     let data = growing(MAX_REPLY_DATA + 1);
     if !fits(ctx, data.len()) {
-        return Err(crate::conform::Failure::new(format!(
-            "cannot run: needs a receive limit (--max-frame) of at least {} bytes",
-            data.len()
+        return Err(crate::conform::Failure::cannot_run(format!(
+            "needs a server whose receive limit (--max-frame) is at least {} bytes; it is {}",
+            data.len(),
+            ctx.options.max_frame
         )));
     }
     let socket = ctx.datagram()?;
