@@ -18,7 +18,7 @@ pub use datagram::{
     DatagramConfig, DatagramReply, MAX_REPLY_DATA, MAX_UDP_PAYLOAD, respond_to_datagram,
 };
 pub use error::{PeerError, ProtocolViolation, UsageError};
-pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
+pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;
 

@@ -26,6 +26,7 @@
 mod client;
 mod connection;
 mod listen;
+mod metrics;
 mod proxy;
 mod server;
 mod udp;
@@ -33,6 +34,10 @@ mod udp_client;
 
 pub use client::{Client, ClientError, connect_stream};
 pub use listen::bind_tcp;
+pub use metrics::{
+    ConnectionMeter, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
+    REPLY_DELAY_BUCKETS_MICROS, ServerMetrics,
+};
 pub use proxy::{
     Cidr, CidrParseError, MAX_V1_HEADER, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader,
     ProxyHeaderError, ProxyHeaderReader, ProxyHeaderStatus, parse_proxy_header,
