@@ -16,7 +16,7 @@ pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use config::{RawCase, ServerConfig, ServerMode};
 pub use datagram::{DatagramConfig, DatagramReply, respond_to_datagram};
 pub use error::{PeerError, ProtocolViolation, UsageError};
-pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
+pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;
 

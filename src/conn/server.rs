@@ -233,6 +233,7 @@ impl ServerConnection {
                 b"server shutting down",
             );
             self.stats.frames_out += 1;
+            self.stats.frames_out_by_type.add(FrameType::Bye);
         }
         self.end(CloseReason::Shutdown, now);
     }
@@ -476,6 +477,7 @@ impl ServerConnection {
             }
         };
         self.stats.frames_in += 1;
+        self.stats.frames_in_by_type.add(frame.frame_type);
         self.idle_deadline = now + self.config.idle_timeout;
         if self.config.report_messages {
             self.events.push_back(ServerEvent::Message {
@@ -488,6 +490,9 @@ impl ServerConnection {
         };
         let outcome = session.handle_frame(&frame, self.local, self.peer, &mut self.output);
         self.stats.frames_out += 1;
+        self.stats
+            .frames_out_by_type
+            .add(outcome.reply_type(frame.frame_type));
         match outcome {
             FrameOutcome::Continue => {}
             FrameOutcome::NonFatal(violation) => {
@@ -516,6 +521,7 @@ impl ServerConnection {
     fn fatal(&mut self, addresses: ReplyAddresses, violation: ProtocolViolation, now: Instant) {
         write_error(&mut self.output, addresses, &violation);
         self.stats.frames_out += 1;
+        self.stats.frames_out_by_type.add(FrameType::Error);
         let reason = CloseReason::Fatal(violation.code());
         self.events.push_back(ServerEvent::ProtocolError(violation));
         self.end(reason, now);

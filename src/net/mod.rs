@@ -26,12 +26,22 @@
 mod client;
 mod connection;
 mod listen;
+mod metrics;
+mod proxy;
 mod server;
 mod udp;
 mod udp_client;
 
 pub use client::{Client, ClientError, connect_stream};
 pub use listen::bind_tcp;
+pub use metrics::{
+    ConnectionMeter, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
+    REPLY_DELAY_BUCKETS_MICROS, ServerMetrics,
+};
+pub use proxy::{
+    Cidr, CidrParseError, MAX_V1_HEADER, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader,
+    ProxyHeaderError, ProxyHeaderReader, ProxyHeaderStatus, parse_proxy_header,
+};
 pub use server::{DEFAULT_LISTEN, Server, ServerBuilder, ServerHandle};
 pub use udp::{UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

@@ -530,3 +530,43 @@ fn nothing_can_be_read_after_end_of_stream_even_while_lingering() {
         "a read would only return 0 again"
     );
 }
+
+#[test]
+fn stats_count_frames_by_type_in_and_by_reply_type_out() {
+    let mut harness = framed(&[
+        frame(FrameType::Text, false, b"a"),
+        frame(FrameType::Bytes, false, b"b"),
+        frame(FrameType::Ping, false, b"p"),
+        frame(FrameType::Unknown(0x7f), false, b"?"),
+        frame(FrameType::Pong, false, b""),
+        frame(FrameType::Text, false, b"c"),
+    ]);
+    harness.conn.begin_shutdown(harness.now);
+    harness.flush();
+    let replies = harness.frames();
+    let stats = harness.conn.stats();
+    let (frames_in, frames_out) = (stats.frames_in_by_type, stats.frames_out_by_type);
+    assert_eq!(frames_in.get(FrameType::Text), 2);
+    assert_eq!(frames_in.get(FrameType::Bytes), 1);
+    assert_eq!(frames_in.get(FrameType::Ping), 1);
+    assert_eq!(frames_in.get(FrameType::Pong), 1);
+    assert_eq!(frames_in.get(FrameType::Unknown(0)), 1);
+    assert_eq!(frames_in.counts().iter().sum::<u64>(), stats.frames_in);
+    // Out: what was actually sent, counted from the bytes on the wire.
+    for frame_type in crate::conn::FrameCounts::TYPES {
+        let on_wire = replies
+            .iter()
+            .filter(|reply| {
+                reply.frame_type == frame_type
+                    || matches!(
+                        (reply.frame_type, frame_type),
+                        (FrameType::Unknown(_), FrameType::Unknown(_))
+                    )
+            })
+            .count() as u64;
+        assert_eq!(frames_out.get(frame_type), on_wire, "{frame_type}");
+    }
+    assert_eq!(frames_out.get(FrameType::Error), 2);
+    assert_eq!(frames_out.get(FrameType::Bye), 1);
+    assert_eq!(frames_out.counts().iter().sum::<u64>(), stats.frames_out);
+}
