@@ -132,8 +132,16 @@ pub fn run(args: ConformArgs) -> ExitCode {
         eprintln!("upcase conform: {message}");
         return ExitCode::from(2);
     }
+    let server_unicode = match &options.unicode {
+        Some(version) if *version != conform::unicode_version() => {
+            format!(
+                " (the server's: Unicode {version}, so the Unicode-dependent cases are skipped)"
+            )
+        }
+        _ => String::new(),
+    };
     println!(
-        "upcase conform {} — expected case mapping: Unicode {}",
+        "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
         options.addr,
         conform::unicode_version()
     );

@@ -17,7 +17,7 @@ mod unicode;
 
 use bytes::Bytes;
 
-use super::case::{Case, Check};
+use super::case::{Case, CheckResult};
 use super::client::Conn;
 use upcase::wire::{Address, Flags, FrameRepr, FrameType};
 
@@ -76,7 +76,7 @@ fn round_trip(
     reply_type: FrameType,
     data: &[u8],
     what: &str,
-) -> Check {
+) -> CheckResult {
     conn.send(request)?;
     let expected = conn.reply_to(
         request,

@@ -1,7 +1,7 @@
 //! SPEC.md §5.6: one reply per frame, in order; clients independent.
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle;
 use upcase::conn::ServerMode;
@@ -31,7 +31,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn pipelined(ctx: &mut Ctx) -> Check {
+fn pipelined(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let mut requests: Vec<(FrameRepr, FrameType, Vec<u8>)> = Vec::new();
     for i in 0..50 {
@@ -85,7 +85,7 @@ fn pipelined(ctx: &mut Ctx) -> Check {
 /// server with a lower connection limit).
 const MANY: usize = 16;
 
-fn many_clients(ctx: &mut Ctx) -> Check {
+fn many_clients(ctx: &mut Ctx) -> CheckResult {
     let ascii_raw = ctx.options.raw_ascii;
     // Raw clients too, unless the server is framed-only.
     let with_raw = ctx.options.server_mode == ServerMode::Auto;
@@ -130,7 +130,7 @@ fn many_clients(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn disconnect_mid_frame(ctx: &mut Ctx) -> Check {
+fn disconnect_mid_frame(ctx: &mut Ctx) -> CheckResult {
     let mut survivor = ctx.framed()?;
     round_trip(
         &mut survivor,
