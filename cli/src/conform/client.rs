@@ -642,7 +642,7 @@ impl Conn {
 
 impl Drop for Conn {
     /// Under a known connection limit, half-close and leave the connection
-    /// for [`Ctx::finish`] to see the server close it; otherwise just close.
+    /// for the end of the case to see the server close it; otherwise just close.
     fn drop(&mut self) {
         if self.ended {
             return;

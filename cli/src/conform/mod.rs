@@ -278,7 +278,7 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 ///
 /// Under a known connection limit (`--max-connections`), a case that fails
 /// after one of its connections got ERROR(BUSY) is run again, up to
-/// [`BUSY_ATTEMPTS`] times with a doubling wait: a server may free the slots
+/// 5 times in all with a doubling wait: a server may free the slots
 /// of the previous case's connections a moment after it has closed them.
 /// The wire log keeps every attempt and says why it ran again.
 pub fn run_case(case: &Case, options: &Options) -> CaseResult {
