@@ -34,26 +34,27 @@ pub const CASES: &[Case] = &[
 fn pipelined(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let mut requests: Vec<(FrameRepr, FrameType, Vec<u8>)> = Vec::new();
+    // Every frame at most 15 bytes: within a server's `--max-frame 16`.
     for i in 0..50 {
-        let message = format!("message {i}: stra\u{df}e");
+        let message = format!("m{i}: stra\u{df}e");
         requests.push((
             text(message.as_bytes(), false),
             FrameType::Text,
             oracle::text_upper(message.as_bytes()),
         ));
-        let data = format!("bytes {i} \u{e9}");
+        let data = format!("b{i} \u{e9}");
         requests.push((
             frame(FrameType::Bytes, false, data.as_bytes()),
             FrameType::Bytes,
             oracle::ascii_upper(data.as_bytes()),
         ));
-        let ping = format!("ping {i}");
+        let ping = format!("p{i}");
         requests.push((
             frame(FrameType::Ping, false, ping.as_bytes()),
             FrameType::Pong,
             ping.clone().into_bytes(),
         ));
-        let head = format!("fragment {i} \u{20ac}");
+        let head = format!("f{i} \u{20ac}");
         let head = &head.as_bytes()[..head.len() - 1];
         requests.push((
             text(head, true),

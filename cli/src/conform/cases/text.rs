@@ -1,7 +1,7 @@
 //! SPEC.md §5.1: TEXT frames — Unicode upper case, fragments, carried code
 //! points, and fail-fast rejection of invalid UTF-8.
 
-use super::{frame, round_trip, text};
+use super::{frame, round_trip, round_trip_pieces, text};
 use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle::{self, INVALID, TRUNCATED, VALID};
@@ -95,13 +95,8 @@ fn valid_classes(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for sample in VALID {
         let what = format!("TEXT ({})", sample.name);
-        round_trip(
-            &mut conn,
-            &text(sample.bytes, false),
-            FrameType::Text,
-            &oracle::text_upper(sample.bytes),
-            &what,
-        )?;
+        let max = ctx.options.max_frame;
+        round_trip_pieces(&mut conn, FrameType::Text, sample.bytes, max, &what)?;
     }
     Ok(())
 }

@@ -92,16 +92,20 @@ fn text_round_trip(ctx: &mut Ctx) -> CheckResult {
         b"",
         "an empty TEXT",
     )?;
+    let max = ctx.options.max_frame as usize;
     for sample in VALID {
-        let request = frame(FrameType::Text, false, sample.bytes);
-        let what = format!("TEXT ({})", sample.name);
-        round_trip(
-            ctx,
-            &request,
-            FrameType::Text,
-            &oracle::text_upper(sample.bytes),
-            &what,
-        )?;
+        // In pieces within a small `--max-frame`, each a datagram of its own.
+        for piece in super::pieces(FrameType::Text, sample.bytes, max) {
+            let request = frame(FrameType::Text, false, piece);
+            let what = format!("TEXT ({})", sample.name);
+            round_trip(
+                ctx,
+                &request,
+                FrameType::Text,
+                &oracle::text_upper(piece),
+                &what,
+            )?;
+        }
     }
     Ok(())
 }
@@ -109,18 +113,21 @@ fn text_round_trip(ctx: &mut Ctx) -> CheckResult {
 fn bytes_round_trip(ctx: &mut Ctx) -> CheckResult {
     let every: Vec<u8> = (0..=255).collect();
     let utf8 = "stra\u{df}e \u{e9}t\u{e9} \u{3c3}".as_bytes();
+    let max = ctx.options.max_frame as usize;
     for (data, what) in [
         (&every[..], "BYTES 00..ff"),
         (utf8, "BYTES holding UTF-8 text"),
     ] {
-        let request = frame(FrameType::Bytes, false, data);
-        round_trip(
-            ctx,
-            &request,
-            FrameType::Bytes,
-            &oracle::ascii_upper(data),
-            what,
-        )?;
+        for piece in super::pieces(FrameType::Bytes, data, max) {
+            let request = frame(FrameType::Bytes, false, piece);
+            round_trip(
+                ctx,
+                &request,
+                FrameType::Bytes,
+                &oracle::ascii_upper(piece),
+                what,
+            )?;
+        }
     }
     Ok(())
 }
