@@ -713,11 +713,12 @@ fn a_server_slow_to_free_slots_passes_100_runs_in_a_row() {
 
 #[test]
 fn a_case_that_meets_busy_under_the_limit_runs_again_and_says_so() {
-    // Closes at once but frees the slot 20 ms later: the next case's
-    // connection gets BUSY, and its case runs again after a wait.
+    // Closes at once but frees the slot 100 ms later: the next case's
+    // connection gets BUSY, and its case runs again after a wait (the
+    // reruns wait 50, 100, 200 and 400 ms: the slot is free in time).
     let limit = Limit {
         max: 1,
-        free_delay: Duration::from_millis(20),
+        free_delay: Duration::from_millis(100),
         free_after_close: true,
     };
     let server = TestServer::limited(Flavor::Conforming, ServerConfig::default(), Some(limit));
