@@ -17,7 +17,7 @@ use broken_udp::{BrokenUdp, Bug};
 use harness::{Flavor, Limit, TestServer};
 use ours::OurServer;
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
-use upcase_cli::conform::{self, Options, Outcome, Report, SelectError};
+use upcase_cli::conform::{self, CaseOutcome, Options, SelectError, SuiteReport};
 
 fn options(addr: SocketAddr, filters: &[&str]) -> Options {
     let mut options = Options::new(addr);
@@ -31,15 +31,15 @@ fn udp_options(addr: SocketAddr, filters: &[&str]) -> Options {
     options
 }
 
-fn skipped(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Skipped { .. }))
+fn skipped(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Skipped { .. }))
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-fn names(report: &Report, pick: impl Fn(&Outcome) -> bool) -> BTreeSet<String> {
+fn names(report: &SuiteReport, pick: impl Fn(&CaseOutcome) -> bool) -> BTreeSet<String> {
     report
         .results
         .iter()
@@ -48,30 +48,35 @@ fn names(report: &Report, pick: impl Fn(&Outcome) -> bool) -> BTreeSet<String> {
         .collect()
 }
 
-fn failed(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Failed(_)))
+fn failed(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Failed(_)))
 }
 
-fn passed(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Passed))
+fn passed(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Passed))
 }
 
 /// Run the suite; the filters must match.
-fn run(options: &Options) -> Report {
+fn run(options: &Options) -> SuiteReport {
     conform::run(options).expect("filters match")
 }
 
-fn assert_all_passed(report: &Report) {
+fn assert_all_passed(report: &SuiteReport) {
     assert!(report.all_passed(), "failures:\n{}", explain(report));
 }
 
-fn assert_summary(report: &Report, summary: &str) {
+fn assert_summary(report: &SuiteReport, summary: &str) {
     assert_eq!(report.summary(), summary, "{}", explain(report));
 }
 
 /// Run `filters` (the UDP set when `udp`) against `addr`, told of the
 /// server's setting by `tell`, and require every case to pass.
-fn passes_told(addr: SocketAddr, filters: &[&str], udp: bool, tell: fn(&mut Options)) -> Report {
+fn passes_told(
+    addr: SocketAddr,
+    filters: &[&str],
+    udp: bool,
+    tell: fn(&mut Options),
+) -> SuiteReport {
     let mut options = options(addr, filters);
     options.udp = udp;
     tell(&mut options);
@@ -92,7 +97,7 @@ fn fails_untold(addr: SocketAddr, filter: &str) {
     );
 }
 
-fn explain(report: &Report) -> String {
+fn explain(report: &SuiteReport) -> String {
     report
         .results
         .iter()
@@ -104,7 +109,7 @@ fn explain(report: &Report) -> String {
 
 /// Require every case in `must_fail` to have failed and every case in
 /// `must_pass` to have passed.
-fn check_report(report: &Report, who: &str, must_fail: &[&str], must_pass: &[&str]) {
+fn check_report(report: &SuiteReport, who: &str, must_fail: &[&str], must_pass: &[&str]) {
     let failed = failed(report);
     let passed = passed(report);
     for name in must_fail {
@@ -549,12 +554,12 @@ fn closing_at_once_after_bye_passes_with_a_warning() {
 }
 
 /// Why a case was skipped, by name.
-fn skip_reasons(report: &Report) -> BTreeMap<String, String> {
+fn skip_reasons(report: &SuiteReport) -> BTreeMap<String, String> {
     report
         .results
         .iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Skipped { reason } => Some((r.name.clone(), reason.clone())),
+            CaseOutcome::Skipped { reason } => Some((r.name.clone(), reason.clone())),
             _ => None,
         })
         .collect()
@@ -583,6 +588,7 @@ fn a_small_frame_limit_skips_with_reasons_and_never_fails() {
             );
         }
     }
+    assert!(passed(&udp).contains("udp/8.2/text-upper-cased"));
     let udp_skips = skip_reasons(&udp);
     for name in [
         "udp/8.4/text-reply-at-limit-sent",
@@ -596,6 +602,10 @@ fn a_small_frame_limit_skips_with_reasons_and_never_fails() {
     }
     // Cases that fit their samples to the limit still run.
     for name in [
+        "framed/5.1/utf8-classes-upper-cased",
+        "framed/5.2/every-byte-value",
+        "framed/5.6/pipelined-replies-in-order",
+        "framed/10/unicode-17-mappings",
         "framed/3.5/frame-byte-by-byte",
         "framed/5.3/pong-echoes-data",
         "framed/5.6/many-clients-interleaved",
@@ -703,11 +713,12 @@ fn a_server_slow_to_free_slots_passes_100_runs_in_a_row() {
 
 #[test]
 fn a_case_that_meets_busy_under_the_limit_runs_again_and_says_so() {
-    // Closes at once but frees the slot 20 ms later: the next case's
-    // connection gets BUSY, and its case runs again after a wait.
+    // Closes at once but frees the slot 100 ms later: the next case's
+    // connection gets BUSY, and its case runs again after a wait (the
+    // reruns wait 50, 100, 200 and 400 ms: the slot is free in time).
     let limit = Limit {
         max: 1,
-        free_delay: Duration::from_millis(20),
+        free_delay: Duration::from_millis(100),
         free_after_close: true,
     };
     let server = TestServer::limited(Flavor::Conforming, ServerConfig::default(), Some(limit));
@@ -991,6 +1002,54 @@ fn cli_exit_codes_and_reports() {
     let listing = String::from_utf8_lossy(&list.stdout);
     assert_eq!(list.status.code(), Some(0), "{listing}");
     assert!(listing.ends_with("4 cases\n"), "{listing}");
+}
+
+#[test]
+fn cli_writes_html_and_takes_the_server_unicode_version() {
+    let server = TestServer::start(Flavor::Unicode14, ServerConfig::default());
+    let addr = server.addr.to_string();
+    let html = std::env::temp_dir().join(format!("upcase-conform-{}.html", std::process::id()));
+    let out = upcase()
+        .args([
+            "conform",
+            &addr,
+            "framed/10",
+            "framed/5.1/ascii",
+            "--unicode",
+            "14.0.0",
+            "--html",
+        ])
+        .arg(&html)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("the server's: Unicode 14.0"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "- framed/10/unicode-17-mappings (skipped: expects the case mappings of Unicode"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("conforms to UPCASE/1 with Unicode 14.0 (in the 1 cases that ran)\n"),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    std::fs::remove_file(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("framed/10/unicode-17-mappings"), "{page}");
+
+    let bad = upcase()
+        .args(["conform", &addr, "--unicode", "fourteen"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("expected a Unicode version such as 14.0"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]

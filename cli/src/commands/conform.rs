@@ -131,8 +131,16 @@ pub fn run(args: ConformArgs) -> ExitCode {
         eprintln!("upcase conform: {message}");
         return ExitCode::from(2);
     }
+    let server_unicode = match &options.unicode {
+        Some(version) if *version != conform::unicode_version() => {
+            format!(
+                " (the server's: Unicode {version}, so the Unicode-dependent cases are skipped)"
+            )
+        }
+        _ => String::new(),
+    };
     println!(
-        "upcase conform {} — expected case mapping: Unicode {}",
+        "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
         options.addr,
         conform::unicode_version()
     );
@@ -244,7 +252,14 @@ fn reach(options: &Options) -> Result<(), String> {
             .map(drop)
             .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
     }
-    TcpStream::connect_timeout(&options.addr, options.timeout)
-        .map(drop)
-        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))
+    let stream = TcpStream::connect_timeout(&options.addr, options.timeout)
+        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))?;
+    if options.max_connections.is_some() {
+        // This connection takes a slot: give it back before the first case,
+        // which may need every one (the server closes at our end of input).
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(options.timeout));
+        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use super::Options;
 use upcase::conn::ServerMode;
 
 /// What a case's check returns: `Err` at the first difference from SPEC.md.
-pub type Check = Result<(), Failure>;
+pub type CheckResult = Result<(), Failure>;
 
 /// What a server must be set up with for a case to run. Independently of
 /// this, a case named `framed/…` is skipped against a raw-only server and one
@@ -70,7 +70,7 @@ pub struct Case {
     /// What the server must be set up with.
     pub needs: Needs,
     /// The check.
-    pub check: fn(&mut super::Ctx) -> Check,
+    pub check: fn(&mut super::Ctx) -> CheckResult,
 }
 
 impl Case {

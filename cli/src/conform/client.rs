@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::Options;
-use super::case::{Check, Failure};
+use super::case::{CheckResult, Failure};
 use super::datagram::Dgram;
 use super::show;
 use super::tap::{self, Tap, WireLog};
@@ -221,7 +221,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the write fails.
-    pub fn write(&mut self, bytes: &[u8]) -> Check {
+    pub fn write(&mut self, bytes: &[u8]) -> CheckResult {
         self.note(format!("→ {}", show::data(bytes)));
         self.write_quiet(bytes)
     }
@@ -231,7 +231,7 @@ impl Conn {
     /// # Errors
     /// A [`Failure`] when the write fails; a [`Failure::cannot_run`] for a
     /// frame over the server's limit.
-    pub fn send(&mut self, frame: &FrameRepr) -> Check {
+    pub fn send(&mut self, frame: &FrameRepr) -> CheckResult {
         self.send_all(std::slice::from_ref(frame))
     }
 
@@ -239,7 +239,7 @@ impl Conn {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub fn send_all(&mut self, frames: &[FrameRepr]) -> Check {
+    pub fn send_all(&mut self, frames: &[FrameRepr]) -> CheckResult {
         let mut bytes = BytesMut::new();
         for frame in frames {
             within_limit(frame, self.max_frame)?;
@@ -262,7 +262,7 @@ impl Conn {
         let _ = self.stream.write_all(bytes);
     }
 
-    fn write_quiet(&mut self, bytes: &[u8]) -> Check {
+    fn write_quiet(&mut self, bytes: &[u8]) -> CheckResult {
         self.stream
             .write_all(bytes)
             .map_err(|e| self.tap.failure(format_args!("write failed: {e}")))
@@ -395,7 +395,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] showing both frames when they differ.
-    pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> Check {
+    pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> CheckResult {
         match self.recv() {
             Ok(frame) => self.tap.check(
                 frame == *expected,
@@ -423,7 +423,7 @@ impl Conn {
         src: Address,
         dst: Address,
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let (reply_src, reply_dst) = self.reply_addresses(src, dst);
         let expected = tap::expected_error(code, reply_src, reply_dst);
         let frame = self.recv().map_err(|actual| {
@@ -442,7 +442,7 @@ impl Conn {
     ///
     /// # Errors
     /// As [`expect_error`](Self::expect_error).
-    pub fn expect_error_code(&mut self, code: ErrorCode, what: &str) -> Check {
+    pub fn expect_error_code(&mut self, code: ErrorCode, what: &str) -> CheckResult {
         self.expect_error(code, Address::UNSPECIFIED, Address::UNSPECIFIED, what)
     }
 
@@ -452,7 +452,7 @@ impl Conn {
     ///
     /// # Errors
     /// As the two checks.
-    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> Check {
+    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> CheckResult {
         self.expect_error_code(code, what)?;
         self.expect_closed_after_fatal()
             .map_err(|f| f.context(what))
@@ -464,7 +464,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when anything arrives or the connection stays open.
-    pub fn expect_closed_after_fatal(&mut self) -> Check {
+    pub fn expect_closed_after_fatal(&mut self) -> CheckResult {
         let ping = FrameRepr::new(FrameType::Ping, &b"after a fatal error"[..]);
         self.note(format!("→ {}", show::frame(&ping)));
         let _ = self.stream.write_all(&ping.to_bytes());
@@ -476,7 +476,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when bytes arrive or nothing happens in time.
-    pub fn expect_eof(&mut self, after: &str) -> Check {
+    pub fn expect_eof(&mut self, after: &str) -> CheckResult {
         let expected = "the server closes the connection, sending nothing more";
         loop {
             if !self.input.is_empty() {
@@ -513,7 +513,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the PONG does not come.
-    pub fn expect_alive(&mut self, after: &str) -> Check {
+    pub fn expect_alive(&mut self, after: &str) -> CheckResult {
         let ping = FrameRepr::new(FrameType::Ping, &b"still there?"[..]);
         self.send(&ping)?;
         let pong = self.reply_to(&ping, FrameType::Pong, false, ping.data.clone());
@@ -524,7 +524,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when bytes arrive or the connection closes.
-    pub fn expect_silence(&mut self, quiet: Duration, why: &str) -> Check {
+    pub fn expect_silence(&mut self, quiet: Duration, why: &str) -> CheckResult {
         match self.expect_nothing_sent(quiet, why)? {
             None => Ok(()),
             Some(how) => Err(self.tap.mismatch(
@@ -576,7 +576,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] showing both in hex when they differ.
-    pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> CheckResult {
         while self.input.len() < expected.len() {
             match self.read_more(self.timeout) {
                 Read1::Data => {}
@@ -598,7 +598,7 @@ impl Conn {
         self.check_raw(&got, expected, what)
     }
 
-    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> Check {
+    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> CheckResult {
         self.tap.check(
             got == expected,
             format_args!("wrong {what}"),
@@ -622,7 +622,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the bytes differ or the server does not close.
-    pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> CheckResult {
         self.shutdown_write();
         loop {
             match self.read_more(self.timeout) {
@@ -642,7 +642,7 @@ impl Conn {
 
 impl Drop for Conn {
     /// Under a known connection limit, half-close and leave the connection
-    /// for [`Ctx::finish`] to see the server close it; otherwise just close.
+    /// for the end of the case to see the server close it; otherwise just close.
     fn drop(&mut self) {
         if self.ended {
             return;
@@ -658,7 +658,7 @@ impl Drop for Conn {
 
 /// `Ok` when `frame`'s data fits the server's limit; otherwise the case
 /// cannot run against that server.
-pub(super) fn within_limit(frame: &FrameRepr, max_frame: u32) -> Check {
+pub(super) fn within_limit(frame: &FrameRepr, max_frame: u32) -> CheckResult {
     let len = frame.data.len();
     if len <= max_frame as usize {
         return Ok(());

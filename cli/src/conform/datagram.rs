@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::case::{Check, Failure};
+use super::case::{CheckResult, Failure};
 use super::show;
 use super::tap::{self, Tap};
 use upcase::wire::{
@@ -80,7 +80,7 @@ impl Dgram {
         self.tap.note(line);
     }
 
-    fn send(&self, datagram: &[u8]) -> Check {
+    fn send(&self, datagram: &[u8]) -> CheckResult {
         self.note(format!("→ datagram {}", show::datagram(datagram)));
         self.socket
             .send(datagram)
@@ -140,7 +140,7 @@ impl Dgram {
     ///
     /// # Errors
     /// A [`Failure`] showing both in hex when they differ.
-    pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> CheckResult {
         let reply = self.exchange(datagram, what)?;
         self.tap.check(
             reply == expected,
@@ -155,7 +155,7 @@ impl Dgram {
     ///
     /// # Errors
     /// A [`Failure`] when a datagram arrives.
-    pub fn expect_no_reply(&self, datagram: &[u8], quiet: Duration, what: &str) -> Check {
+    pub fn expect_no_reply(&self, datagram: &[u8], quiet: Duration, what: &str) -> CheckResult {
         self.send(datagram)?;
         match self.receive(quiet) {
             Received::Nothing => {
@@ -265,7 +265,12 @@ impl Dgram {
     /// # Errors
     /// A [`Failure`] showing both frames when they differ; a
     /// [`Failure::cannot_run`] for a request over the server's limit.
-    pub fn expect_frame(&self, request: &FrameRepr, expected: &FrameRepr, what: &str) -> Check {
+    pub fn expect_frame(
+        &self,
+        request: &FrameRepr,
+        expected: &FrameRepr,
+        what: &str,
+    ) -> CheckResult {
         super::client::within_limit(request, self.max_frame)?;
         let frame = self.request(&Dgram::framed(request), &show::frame(expected), what)?;
         self.tap.check(
@@ -287,7 +292,7 @@ impl Dgram {
         code: ErrorCode,
         (src, dst): (Address, Address),
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let expected = tap::expected_error(code, src, dst);
         let frame = self.request(datagram, &expected, what)?;
         self.tap.check(
@@ -309,7 +314,7 @@ impl Dgram {
         request: (Address, Address),
         code: ErrorCode,
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let addresses = self.reply_addresses(request.0, request.1);
         self.expect_error(datagram, code, addresses, what)
     }
@@ -319,7 +324,12 @@ impl Dgram {
     ///
     /// # Errors
     /// As [`expect_error`](Self::expect_error).
-    pub fn expect_unaddressed_error(&self, datagram: &[u8], code: ErrorCode, what: &str) -> Check {
+    pub fn expect_unaddressed_error(
+        &self,
+        datagram: &[u8],
+        code: ErrorCode,
+        what: &str,
+    ) -> CheckResult {
         self.expect_error(datagram, code, (self.server, self.client), what)
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use super::report::{CaseResult, Outcome, Report, xml};
+use super::report::{CaseOutcome, CaseResult, SuiteReport, xml};
 
 /// The page's style: readable in any browser, printable, no web fonts.
 const STYLE: &str = "
@@ -39,11 +39,11 @@ section.failed { border-left-color: #b02a37; }
 section.skipped { border-left-color: #bbb; }
 section.warned { border-left-color: #d4a017; }
 table.diff th { text-align: right; vertical-align: top; padding-right: 0.8em; }
-pre { background: #f6f8fa; padding: 0.5em; overflow-x: auto; white-space: pre-wrap; word-break: break-all; margin: 0.2em 0; }
+pre { background: #f6f8fa; padding: 0.5em; overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.2em 0; }
 a { color: #0b5cad; }
 ";
 
-impl Report {
+impl SuiteReport {
     /// The report as one self-contained HTML page.
     pub fn to_html(&self) -> String {
         let (passed, failed, skipped) = self.counts();
@@ -104,10 +104,10 @@ impl Report {
 /// The CSS class and the word for a result's outcome.
 fn status(result: &CaseResult) -> (&'static str, &'static str) {
     match result.outcome {
-        Outcome::Passed if !result.warnings.is_empty() => ("warned", "pass (warning)"),
-        Outcome::Passed => ("passed", "pass"),
-        Outcome::Failed(_) => ("failed", "fail"),
-        Outcome::Skipped { .. } => ("skipped", "skip"),
+        CaseOutcome::Passed if !result.warnings.is_empty() => ("warned", "pass (warning)"),
+        CaseOutcome::Passed => ("passed", "pass"),
+        CaseOutcome::Failed(_) => ("failed", "fail"),
+        CaseOutcome::Skipped { .. } => ("skipped", "skip"),
     }
 }
 
@@ -131,11 +131,11 @@ fn case_section(out: &mut String, i: usize, result: &CaseResult) {
     );
     let _ = writeln!(out, "<p class=\"status\">{status}</p>");
     match &result.outcome {
-        Outcome::Passed => {}
-        Outcome::Skipped { reason } => {
+        CaseOutcome::Passed => {}
+        CaseOutcome::Skipped { reason } => {
             let _ = writeln!(out, "<p class=\"reason\">Skipped: {}</p>", xml(reason));
         }
-        Outcome::Failed(failure) => {
+        CaseOutcome::Failed(failure) => {
             let _ = writeln!(out, "<p class=\"message\">{}</p>", xml(&failure.message));
             if failure.expected.is_some() || failure.actual.is_some() {
                 out.push_str("<table class=\"diff\">\n");

@@ -1,7 +1,7 @@
 //! The conformance suite for any UPCASE/1 server: what h2spec is to HTTP/2.
 //!
 //! ```text
-//!   Options ──▶ select cases ──▶ run each case ──▶ Report
+//!   Options ──▶ select cases ──▶ run each case ──▶ SuiteReport
 //!               (transport,       (own sockets,      (✔/✘/skipped, expected
 //!                name prefix)      std::net only)     vs actual, wire log)
 //! ```
@@ -23,9 +23,10 @@
 //! * a one-line **description** of the rule it checks;
 //! * whether its expected output depends on the **Unicode version**
 //!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
-//!   which version they expect, e.g. "(Unicode 17.0)". Only the §10 cases
-//!   are: every other sample uses code points whose upper case is the same
-//!   in Unicode 14.0 and 17.0;
+//!   which version they expect, e.g. "(Unicode 17.0)", and are skipped when
+//!   the suite is told the server follows another ([`Options::unicode`],
+//!   `--unicode 14.0`). Only the §10 cases are: every other sample uses code
+//!   points whose upper case is the same in Unicode 14.0 and 17.0;
 //! * what it **needs** ([`Needs`]): most cases run against any server with
 //!   default settings; a case that needs a server setting (a short idle
 //!   timeout, ASCII raw mode, a known connection limit, one mode only) is
@@ -34,10 +35,23 @@
 //!   with a small one (`serve --max-connections 4`, `conform --max-connections 4
 //!   framed/9.3`); with such a limit, cases that need more connections at
 //!   once are skipped or use fewer;
-//! * a **check**: a plain function `fn(&mut Ctx) -> Check` that opens its own
+//! * a **check**: a plain function `fn(&mut Ctx) -> CheckResult` that opens its own
 //!   connections (or UDP sockets) through [`Ctx`], sends bytes, and compares
 //!   what comes back with what an independent oracle says. It returns a
 //!   [`Failure`] (what was expected, what arrived) at the first difference.
+//!   A case never sends a frame over the server's limit ([`Options::max_frame`]):
+//!   where its samples do not fit, it stops with [`Failure::cannot_run`] and
+//!   is reported as skipped, with the reason. What SPEC.md only recommends
+//!   against (SHOULD NOT) is a warning ([`Ctx::warn`]), not a failure.
+//!
+//! # Under a connection limit
+//!
+//! With [`Options::max_connections`], one case's connections must not fill
+//! the limit for the next: when a case ends, the suite half-closes every
+//! connection it left open and waits (at most the read timeout) until the
+//! server has closed each, and a case that fails after meeting an
+//! unexpected ERROR(BUSY) runs again, up to 5 times with a doubling wait
+//! (50 ms to 400 ms); the wire log says so.
 //!
 //! # UDP
 //!
@@ -60,7 +74,7 @@
 //!
 //! # How to add a case
 //!
-//! 1. Write `fn my_rule(ctx: &mut Ctx) -> Check` in the `cases/` file of its
+//! 1. Write `fn my_rule(ctx: &mut Ctx) -> CheckResult` in the `cases/` file of its
 //!    SPEC.md section. Use [`Ctx::framed`] (connect and exchange prefaces) or
 //!    [`Ctx::connect`] (raw), then `send`/`expect`/`expect_error`/`expect_raw`;
 //!    for UDP, [`Ctx::datagram`], then [`Dgram::expect_raw`],
@@ -95,11 +109,11 @@ mod tap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use case::{Case, Check, Failure, Needs, Transport};
+pub use case::{Case, CheckResult, Failure, Needs, Transport};
 pub use client::{Conn, Ctx};
 pub use datagram::Dgram;
 
-pub use report::{CaseResult, Outcome, Report};
+pub use report::{CaseOutcome, CaseResult, SuiteReport};
 use upcase::conn::ServerMode;
 
 /// How to run the suite.
@@ -223,7 +237,7 @@ pub fn select(options: &Options) -> Result<Vec<&'static Case>, SelectError> {
 ///
 /// # Errors
 /// As [`select`].
-pub fn run(options: &Options) -> Result<Report, SelectError> {
+pub fn run(options: &Options) -> Result<SuiteReport, SelectError> {
     run_with(options, |_| {})
 }
 
@@ -234,7 +248,7 @@ pub fn run(options: &Options) -> Result<Report, SelectError> {
 pub fn run_with(
     options: &Options,
     mut on_result: impl FnMut(&CaseResult),
-) -> Result<Report, SelectError> {
+) -> Result<SuiteReport, SelectError> {
     let cases = select(options)?;
     let started = Instant::now();
     let mut results = Vec::with_capacity(cases.len());
@@ -243,7 +257,7 @@ pub fn run_with(
         on_result(&result);
         results.push(result);
     }
-    Ok(Report {
+    Ok(SuiteReport {
         addr: options.addr.to_string(),
         unicode_version: unicode_version(),
         server_unicode: options.unicode.clone().unwrap_or_else(unicode_version),
@@ -264,7 +278,7 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 ///
 /// Under a known connection limit (`--max-connections`), a case that fails
 /// after one of its connections got ERROR(BUSY) is run again, up to
-/// [`BUSY_ATTEMPTS`] times with a doubling wait: a server may free the slots
+/// 5 times in all with a doubling wait: a server may free the slots
 /// of the previous case's connections a moment after it has closed them.
 /// The wire log keeps every attempt and says why it ran again.
 pub fn run_case(case: &Case, options: &Options) -> CaseResult {
@@ -274,20 +288,20 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
     let mut attempt = 1;
     let (outcome, warnings) = loop {
         if let Some(reason) = case.skip_reason(options) {
-            break (Outcome::Skipped { reason }, Vec::new());
+            break (CaseOutcome::Skipped { reason }, Vec::new());
         }
         let mut ctx = Ctx::new(options);
         let checked = (case.check)(&mut ctx);
         let aftermath = ctx.finish();
         wire_log.extend(aftermath.log);
         let outcome = match checked {
-            Ok(()) => Outcome::Passed,
-            Err(failure) if failure.cannot_run => Outcome::Skipped {
+            Ok(()) => CaseOutcome::Passed,
+            Err(failure) if failure.cannot_run => CaseOutcome::Skipped {
                 reason: failure.message,
             },
-            Err(failure) => Outcome::Failed(failure),
+            Err(failure) => CaseOutcome::Failed(failure),
         };
-        let retry = matches!(outcome, Outcome::Failed(_))
+        let retry = matches!(outcome, CaseOutcome::Failed(_))
             && aftermath.busy_seen
             && options.max_connections.is_some()
             && attempt < BUSY_ATTEMPTS;

@@ -9,7 +9,7 @@ use super::case::Failure;
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum CaseOutcome {
     /// The server did what SPEC.md requires.
     Passed,
     /// It did not.
@@ -33,7 +33,7 @@ pub struct CaseResult {
     /// Whether the expected output depends on the Unicode version.
     pub unicode_dependent: bool,
     /// Passed, failed or skipped.
-    pub outcome: Outcome,
+    pub outcome: CaseOutcome,
     /// What the server did that SPEC.md recommends against (SHOULD NOT)
     /// without forbidding it; a case with warnings still passes.
     pub warnings: Vec<String>,
@@ -45,7 +45,7 @@ pub struct CaseResult {
 
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct SuiteReport {
     /// The server under test.
     pub addr: String,
     /// The Unicode version of the oracle.
@@ -62,7 +62,7 @@ pub struct Report {
 impl CaseResult {
     /// Whether the case failed.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed(_))
+        matches!(self.outcome, CaseOutcome::Failed(_))
     }
 
     /// The result as people read it: `✔ name`, or `✘ name` with expected
@@ -74,21 +74,21 @@ impl CaseResult {
             String::new()
         };
         let mut out = match &self.outcome {
-            Outcome::Passed => {
+            CaseOutcome::Passed => {
                 let mut text = format!("✔ {}{unicode}", self.name);
                 for warning in &self.warnings {
                     let _ = write!(text, "\n    warning: {warning}");
                 }
                 text
             }
-            Outcome::Failed(failure) => {
+            CaseOutcome::Failed(failure) => {
                 let mut text = format!("✘ {}{unicode} — {}", self.name, self.description);
                 for line in failure.to_string().lines() {
                     let _ = write!(text, "\n    {line}");
                 }
                 text
             }
-            Outcome::Skipped { reason } => format!("- {} (skipped: {reason})", self.name),
+            CaseOutcome::Skipped { reason } => format!("- {} (skipped: {reason})", self.name),
         };
         if verbose && !self.wire_log.is_empty() {
             for line in &self.wire_log {
@@ -99,15 +99,15 @@ impl CaseResult {
     }
 }
 
-impl Report {
+impl SuiteReport {
     /// (passed, failed, skipped).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for result in &self.results {
             match result.outcome {
-                Outcome::Passed => counts.0 += 1,
-                Outcome::Failed(_) => counts.1 += 1,
-                Outcome::Skipped { .. } => counts.2 += 1,
+                CaseOutcome::Passed => counts.0 += 1,
+                CaseOutcome::Failed(_) => counts.1 += 1,
+                CaseOutcome::Skipped { .. } => counts.2 += 1,
             }
         }
         counts
@@ -176,8 +176,8 @@ impl Report {
                 result.elapsed_ms / 1000.0
             );
             match &result.outcome {
-                Outcome::Passed => {}
-                Outcome::Failed(failure) => {
+                CaseOutcome::Passed => {}
+                CaseOutcome::Failed(failure) => {
                     let _ = write!(
                         out,
                         "<failure message=\"{}\">{}</failure>",
@@ -185,7 +185,7 @@ impl Report {
                         xml(&failure.to_string())
                     );
                 }
-                Outcome::Skipped { reason } => {
+                CaseOutcome::Skipped { reason } => {
                     let _ = write!(out, "<skipped message=\"{}\"/>", xml(reason));
                 }
             }
@@ -226,7 +226,7 @@ pub(super) fn xml(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn report() -> Report {
+    fn report() -> SuiteReport {
         let result = |name: &str, outcome| CaseResult {
             name: name.into(),
             description: "a rule".into(),
@@ -237,20 +237,20 @@ mod tests {
             elapsed_ms: 1.0,
             wire_log: vec!["c1 → <x> & \"y\"".into()],
         };
-        Report {
+        SuiteReport {
             addr: "127.0.0.1:1".into(),
             unicode_version: "17.0".into(),
             server_unicode: "17.0".into(),
             elapsed_ms: 3.0,
             results: vec![
-                result("framed/2/a", Outcome::Passed),
+                result("framed/2/a", CaseOutcome::Passed),
                 result(
                     "framed/2/b",
-                    Outcome::Failed(Failure::mismatch("wrong", "A", "a")),
+                    CaseOutcome::Failed(Failure::mismatch("wrong", "A", "a")),
                 ),
                 result(
                     "framed/9/c",
-                    Outcome::Skipped {
+                    CaseOutcome::Skipped {
                         reason: "needs x".into(),
                     },
                 ),

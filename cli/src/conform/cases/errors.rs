@@ -2,7 +2,7 @@
 //! fatal (the connection ends) or not (the connection still answers a PING).
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use upcase::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameHeader, FrameType, encode_header,
@@ -88,7 +88,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn reserved_flag(ctx: &mut Ctx) -> Check {
+fn reserved_flag(ctx: &mut Ctx) -> CheckResult {
     for flags in [0x02, 0x80, 0xfe] {
         let mut conn = ctx.framed()?;
         let mut request = text(b"flags", false);
@@ -100,7 +100,7 @@ fn reserved_flag(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn more_on_control(ctx: &mut Ctx) -> Check {
+fn more_on_control(ctx: &mut Ctx) -> CheckResult {
     for frame_type in [FrameType::Ping, FrameType::Bye, FrameType::Unknown(0x07)] {
         let mut conn = ctx.framed()?;
         conn.send(&frame(frame_type, true, b""))?;
@@ -110,7 +110,7 @@ fn more_on_control(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn more_on_unexpected(ctx: &mut Ctx) -> Check {
+fn more_on_unexpected(ctx: &mut Ctx) -> CheckResult {
     let error_data = ErrorPayload::new(ErrorCode::BUSY, "from a client").to_bytes();
     for (frame_type, data) in [
         (FrameType::Pong, &b"pong"[..]),
@@ -124,7 +124,7 @@ fn more_on_unexpected(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn non_fatal_inside_message(ctx: &mut Ctx) -> Check {
+fn non_fatal_inside_message(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     round_trip(
         &mut conn,
@@ -168,7 +168,7 @@ fn over_limit_header(
     out
 }
 
-fn too_large(ctx: &mut Ctx) -> Check {
+fn too_large(ctx: &mut Ctx) -> CheckResult {
     let src = Address::from(
         "[2001:db8::3]:33"
             .parse::<std::net::SocketAddr>()
@@ -193,7 +193,7 @@ fn too_large(ctx: &mut Ctx) -> Check {
         .map_err(|f| f.context(&what))
 }
 
-fn too_large_first(ctx: &mut Ctx) -> Check {
+fn too_large_first(ctx: &mut Ctx) -> CheckResult {
     let header = over_limit_header(
         ctx,
         FrameType::Unknown(0x42),
@@ -207,7 +207,7 @@ fn too_large_first(ctx: &mut Ctx) -> Check {
     conn.expect_fatal_error(ErrorCode::FRAME_TOO_LARGE, what)
 }
 
-fn at_limit(ctx: &mut Ctx) -> Check {
+fn at_limit(ctx: &mut Ctx) -> CheckResult {
     let len = ctx.options.max_frame as usize;
     let mut conn = ctx.framed()?;
     let data: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz "
@@ -226,14 +226,14 @@ fn at_limit(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn invalid_utf8(ctx: &mut Ctx) -> Check {
+fn invalid_utf8(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     conn.send(&text(b"caf\xe9", false))?;
     conn.expect_error_code(ErrorCode::INVALID_UTF8, "TEXT \"caf\\xe9\" (Latin-1)")?;
     conn.expect_closed_after_fatal()
 }
 
-fn unknown_type(ctx: &mut Ctx) -> Check {
+fn unknown_type(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for code in [0x00, 0x07, 0x7f, 0xff] {
         conn.send(&frame(FrameType::Unknown(code), false, b"skip me"))?;
@@ -244,7 +244,7 @@ fn unknown_type(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn unexpected_type(ctx: &mut Ctx) -> Check {
+fn unexpected_type(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let error_data = ErrorPayload::new(ErrorCode::BUSY, "from a client").to_bytes();
     for (frame_type, data) in [
@@ -259,7 +259,7 @@ fn unexpected_type(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn type_mismatch(ctx: &mut Ctx) -> Check {
+fn type_mismatch(ctx: &mut Ctx) -> CheckResult {
     for (open, other) in [
         (FrameType::Text, FrameType::Bytes),
         (FrameType::Bytes, FrameType::Text),

@@ -1,7 +1,7 @@
 //! SPEC.md §5.6: one reply per frame, in order; clients independent.
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle;
 use upcase::conn::ServerMode;
@@ -31,29 +31,30 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn pipelined(ctx: &mut Ctx) -> Check {
+fn pipelined(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let mut requests: Vec<(FrameRepr, FrameType, Vec<u8>)> = Vec::new();
+    // Every frame at most 15 bytes: within a server's `--max-frame 16`.
     for i in 0..50 {
-        let message = format!("message {i}: stra\u{df}e");
+        let message = format!("m{i}: stra\u{df}e");
         requests.push((
             text(message.as_bytes(), false),
             FrameType::Text,
             oracle::text_upper(message.as_bytes()),
         ));
-        let data = format!("bytes {i} \u{e9}");
+        let data = format!("b{i} \u{e9}");
         requests.push((
             frame(FrameType::Bytes, false, data.as_bytes()),
             FrameType::Bytes,
             oracle::ascii_upper(data.as_bytes()),
         ));
-        let ping = format!("ping {i}");
+        let ping = format!("p{i}");
         requests.push((
             frame(FrameType::Ping, false, ping.as_bytes()),
             FrameType::Pong,
             ping.clone().into_bytes(),
         ));
-        let head = format!("fragment {i} \u{20ac}");
+        let head = format!("f{i} \u{20ac}");
         let head = &head.as_bytes()[..head.len() - 1];
         requests.push((
             text(head, true),
@@ -85,7 +86,7 @@ fn pipelined(ctx: &mut Ctx) -> Check {
 /// server with a lower connection limit).
 const MANY: usize = 16;
 
-fn many_clients(ctx: &mut Ctx) -> Check {
+fn many_clients(ctx: &mut Ctx) -> CheckResult {
     let ascii_raw = ctx.options.raw_ascii;
     // Raw clients too, unless the server is framed-only.
     let with_raw = ctx.options.server_mode == ServerMode::Auto;
@@ -130,7 +131,7 @@ fn many_clients(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn disconnect_mid_frame(ctx: &mut Ctx) -> Check {
+fn disconnect_mid_frame(ctx: &mut Ctx) -> CheckResult {
     let mut survivor = ctx.framed()?;
     round_trip(
         &mut survivor,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use upcase::wire::FrameType;
 
@@ -52,7 +52,7 @@ const LINGER_AT_LEAST: Duration = Duration::from_millis(200);
 /// What the BYE cases send behind the BYE, which must get no reply.
 const AFTER_BYE: &[u8] = b"after BYE";
 
-fn pong_echoes(ctx: &mut Ctx) -> Check {
+fn pong_echoes(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     // Every byte value, as many as the server's limit takes.
     let mut all: Vec<u8> = (0..=255).rev().collect();
@@ -69,7 +69,7 @@ fn pong_echoes(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn bye_then_linger(ctx: &mut Ctx) -> Check {
+fn bye_then_linger(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     round_trip(
         &mut conn,
@@ -97,7 +97,7 @@ fn bye_then_linger(ctx: &mut Ctx) -> Check {
     conn.expect_eof("the client closed after BYE")
 }
 
-fn frames_behind_bye(ctx: &mut Ctx) -> Check {
+fn frames_behind_bye(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let bye = frame(FrameType::Bye, false, b"");
     conn.send_all(&[
@@ -111,7 +111,7 @@ fn frames_behind_bye(ctx: &mut Ctx) -> Check {
     conn.expect_eof("its BYE (the TEXT and PING behind the BYE get no reply)")
 }
 
-fn bye_reason(ctx: &mut Ctx) -> Check {
+fn bye_reason(ctx: &mut Ctx) -> CheckResult {
     for reason in [&b"goodbye"[..], b"\xff\xfe"] {
         let mut conn = ctx.framed()?;
         round_trip(
@@ -125,7 +125,7 @@ fn bye_reason(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn bye_between_fragments(ctx: &mut Ctx) -> Check {
+fn bye_between_fragments(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     round_trip(
         &mut conn,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Failure, Needs};
+use crate::conform::case::{Case, CheckResult, Failure, Needs};
 use crate::conform::client::Conn;
 use crate::conform::client::Ctx;
 use upcase::wire::{ErrorCode, ErrorPayload, FrameType, PREFACE};
@@ -56,7 +56,7 @@ fn idle_wait(ctx: &Ctx) -> Duration {
     ctx.options.idle_timeout.unwrap_or_default() + ctx.options.timeout
 }
 
-fn framed_idle(ctx: &mut Ctx) -> Check {
+fn framed_idle(ctx: &mut Ctx) -> CheckResult {
     let wait = idle_wait(ctx);
     let mut conn = ctx.framed()?;
     conn.set_timeout(wait);
@@ -73,7 +73,7 @@ const TRICKLE_FOR: u32 = 2;
 /// of the timeout), never completing the frame.
 const TRICKLE_BYTES_PER_TIMEOUT: u32 = 4;
 
-fn trickle_does_not_restart_idle(ctx: &mut Ctx) -> Check {
+fn trickle_does_not_restart_idle(ctx: &mut Ctx) -> CheckResult {
     let idle = ctx.options.idle_timeout.unwrap_or_default();
     let gap = idle / TRICKLE_BYTES_PER_TIMEOUT;
     let mut conn = ctx.framed()?;
@@ -128,7 +128,7 @@ fn trickle_does_not_restart_idle(ctx: &mut Ctx) -> Check {
     conn.expect_closed_after_fatal()
 }
 
-fn raw_idle(ctx: &mut Ctx) -> Check {
+fn raw_idle(ctx: &mut Ctx) -> CheckResult {
     let idle = ctx.options.idle_timeout.unwrap_or_default();
     let mut conn = ctx.connect()?;
     conn.write(b"idle")?;
@@ -150,12 +150,12 @@ fn raw_idle(ctx: &mut Ctx) -> Check {
 /// How often the BUSY case asks again while the server frees a slot.
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 
-fn ping(conn: &mut Conn, what: &str) -> Check {
+fn ping(conn: &mut Conn, what: &str) -> CheckResult {
     let request = frame(FrameType::Ping, false, b"here");
     round_trip(conn, &request, FrameType::Pong, b"here", what)
 }
 
-fn busy_at_the_limit(ctx: &mut Ctx) -> Check {
+fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
     let limit = ctx.options.max_connections.unwrap_or_default();
     let mut open = Vec::with_capacity(limit);
     for n in 1..=limit {
@@ -185,7 +185,7 @@ fn busy_at_the_limit(ctx: &mut Ctx) -> Check {
     served_when_a_slot_frees(ctx).map(drop)
 }
 
-fn busy_for_any_version(ctx: &mut Ctx) -> Check {
+fn busy_for_any_version(ctx: &mut Ctx) -> CheckResult {
     let limit = ctx.options.max_connections.unwrap_or_default();
     let mut open = Vec::with_capacity(limit);
     for n in 1..=limit {
