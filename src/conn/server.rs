@@ -248,6 +248,28 @@ impl ServerConnection {
         !self.has_ended()
     }
 
+    /// Bytes held: unprocessed input plus output not yet sent, what a
+    /// server's memory budget counts (SPEC.md §11).
+    pub fn buffered_len(&self) -> usize {
+        self.input.len() + self.output.len()
+    }
+
+    /// Give back the memory of empty buffers. A shell calls this when it
+    /// has nothing to write and the socket has nothing to read, so that a
+    /// connection waiting for its client holds no buffer however large its
+    /// last frame was; the next input allocates again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() {
+            self.output = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+    }
+
     /// The bytes to write to the socket next.
     pub fn pending_output(&self) -> &[u8] {
         &self.output
