@@ -43,6 +43,10 @@ pub enum CloseReason {
     NotFramed,
     /// The server is at its connection limit and this connection is raw.
     Busy,
+    /// The server was full and closed this connection, the longest idle of
+    /// the address holding the most, to make room (framed connections get
+    /// ERROR(BUSY) and report [`CloseReason::Fatal`]).
+    Evicted,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -56,6 +60,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
             CloseReason::Busy => f.write_str("server busy"),
+            CloseReason::Evicted => f.write_str("evicted: the server is full"),
         }
     }
 }

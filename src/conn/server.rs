@@ -170,7 +170,9 @@ impl ServerConnection {
         if matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
             return Ok(());
         }
-        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() {
+        // A busy connection's wait for its preface is one deadline from
+        // its accept: trickled bytes do not extend it (SPEC.md §9.3).
+        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() && self.busy.is_none() {
             self.idle_deadline = now + self.config.idle_timeout;
         }
         self.input.extend_from_slice(data);
@@ -228,6 +230,24 @@ impl ServerConnection {
             self.stats.frames_out += 1;
         }
         self.end(CloseReason::Shutdown, now);
+    }
+
+    /// The server is full and evicts this connection to make room for a
+    /// newcomer (SPEC.md §9.3): framed, it sends ERROR(BUSY) and closes per
+    /// §6.5; raw, what was received is answered and flushed, then it
+    /// closes; undetected, it closes without reply. Nothing happens once
+    /// the connection has ended.
+    pub fn evict(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ending { .. } | Phase::Closed => {}
+            Phase::Sniffing => self.end(CloseReason::Evicted, now),
+            Phase::Framed(_) => self.fatal_without_frame(ProtocolViolation::Evicted, now),
+            Phase::Raw(_) => {
+                if self.answer_everything_received(now) {
+                    self.end(CloseReason::Evicted, now);
+                }
+            }
+        }
     }
 
     /// No more input will come or be taken (end of stream, shutdown, raw

@@ -50,13 +50,16 @@ impl MemoryBudget {
     }
 
     /// How much of `wanted` a connection holding `buffered` bytes may read
-    /// now: what is left of its reserve, plus what is left of the budget.
+    /// now: what is left of its reserve, plus a third of what is left of
+    /// the budget (input can come back as three times as much output,
+    /// SPEC.md §11 "Expansion", so a read never takes the budget past its
+    /// end by more than a frame completing).
     pub(crate) fn may_read(&self, buffered: usize, wanted: usize) -> usize {
         let reserve_left = RESERVE_PER_CONNECTION.saturating_sub(buffered);
         let budget_left = self
             .limit
             .saturating_sub(self.charged.load(Ordering::Relaxed));
-        wanted.min(reserve_left.saturating_add(budget_left))
+        wanted.min(reserve_left.saturating_add(budget_left / 3))
     }
 
     /// Whether any budget is left, i.e. budget-blocked connections may retry.
@@ -118,6 +121,7 @@ mod tests {
         let mut greedy = BudgetShare::default();
         // Within its reserve a connection reads without charging anything.
         assert_eq!(budget.may_read(0, 1000), 1000);
+        assert_eq!(budget.may_read(RESERVE_PER_CONNECTION, 90_000), 33_333);
         greedy.update(&budget, RESERVE_PER_CONNECTION, 0);
         assert_eq!(budget.charged(), 0);
         // Beyond it, the budget pays, until it is spent.

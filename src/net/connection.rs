@@ -62,9 +62,10 @@ pub(crate) struct Connection {
     pub(crate) armed: Option<Instant>,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
-    /// When it last received a complete frame (framed) or any byte (raw or
-    /// before detection), or was accepted: what "idle" means for eviction.
-    pub(crate) last_active: Instant,
+    /// Whether it received a complete frame (framed) or any byte (raw or
+    /// before detection) since [`take_activity`](Self::take_activity) was
+    /// last called: what resets "idle" for eviction.
+    active: bool,
 }
 
 impl Connection {
@@ -74,7 +75,6 @@ impl Connection {
         core: ServerConnection,
         peer: SocketAddr,
         refusing: bool,
-        now: Instant,
     ) -> Connection {
         Connection {
             stream,
@@ -86,7 +86,7 @@ impl Connection {
             stalled_since: None,
             armed: None,
             share: BudgetShare::default(),
-            last_active: now,
+            active: false,
         }
     }
 
@@ -103,6 +103,24 @@ impl Connection {
     /// Whether this is a connection over the limit, being refused.
     pub(crate) fn is_refusing(&self) -> bool {
         self.refusing
+    }
+
+    /// Whether the core has ended it (BYE, error, shutdown): it only
+    /// flushes and lingers now, and is no candidate for eviction.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.core.has_ended()
+    }
+
+    /// Whether it was active since the last call (see `active`).
+    pub(crate) fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.active)
+    }
+
+    /// Evict it to make room (SPEC.md §9.3): from now on it counts as a
+    /// refused connection, and the core says BUSY (framed) or finishes.
+    pub(crate) fn evict(&mut self, now: Instant) {
+        self.refusing = true;
+        self.core.evict(now);
     }
 
     /// The poll reported the socket readable (or closed, or in error).
@@ -150,6 +168,12 @@ impl Connection {
             );
         }
         step
+    }
+
+    fn update_share(&mut self, budget: &MemoryBudget) {
+        let buffered = self.core.buffered_len();
+        let pending = self.core.pending_output().len();
+        self.share.update(budget, buffered, pending);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
@@ -239,7 +263,11 @@ impl Connection {
                     self.read_ready = false;
                     self.core.handle_eof(now);
                 }
-                Ok(read) => self.feed(now, &scratch[..read])?,
+                Ok(read) => {
+                    self.feed(now, &scratch[..read])?;
+                    // Charge at once, so the next read sees the budget as it is.
+                    self.update_share(budget);
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.read_ready = false;
                     if self.core.pending_output().is_empty() {
@@ -263,9 +291,7 @@ impl Connection {
             Some(WireMode::Framed) => after.frames_in > before.frames_in,
             _ => true,
         };
-        if active {
-            self.last_active = now;
-        }
+        self.active |= active;
         Ok(())
     }
 

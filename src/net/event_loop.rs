@@ -239,14 +239,16 @@ impl EventLoop {
             Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
         };
         let _ = stream.set_nodelay(true);
-        let config = &self.settings.config;
+        let settings = Arc::clone(&self.settings);
+        let config = &settings.config;
         let (core, refusing) = match self.slots.admit(peer.ip(), self.shared.limit()) {
-            Admission::Serve => {
+            admission @ (Admission::Serve | Admission::Evict { .. }) => {
+                if let Admission::Evict { victim } = admission {
+                    self.evict(victim, peer, now);
+                }
                 info!("{peer} connected to {local}");
-                (
-                    ServerConnection::new(config.clone(), local, peer, now),
-                    false,
-                )
+                let core = ServerConnection::new(config.clone(), local, peer, now);
+                (core, false)
             }
             Admission::Refuse { limit } => {
                 info!("{peer} connected over the connection limit of {limit}");
@@ -268,21 +270,38 @@ impl EventLoop {
             }
         };
         let token = Token(self.first_connection_token() + slot);
-        let mut connection = Connection::new(stream, core, peer, refusing, now);
+        let mut connection = Connection::new(stream, core, peer, refusing);
         if let Err(error) = self.poll.registry().register(
             connection.stream_mut(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.slots.release(peer.ip(), refusing, self.shared.limit());
+            self.slots.release(None, refusing, self.shared.limit());
             self.free.push(slot);
             return warn!("{peer}: cannot register the connection: {error}");
         }
         self.connections[slot].connection = Some(connection);
+        if !refusing {
+            self.slots.enqueue(slot, peer.ip());
+        }
         self.live += 1;
         self.shared.connection_opened();
         // A client usually sends right away; the readable event will say so.
         self.after_drive(slot, Step::Wait);
+    }
+
+    /// Make room for `newcomer`: the connection in `victim` is told BUSY
+    /// (framed) or finishes (raw) and closes.
+    fn evict(&mut self, victim: usize, newcomer: SocketAddr, now: Instant) {
+        let Some(connection) = self.connection_mut(victim) else {
+            return;
+        };
+        info!(
+            "{} evicted (server full): the longest idle of its address, to make room for {newcomer}",
+            connection.peer()
+        );
+        connection.evict(now);
+        self.drive(victim, now);
     }
 
     /// Drive one connection and act on what it needs next.
@@ -305,6 +324,13 @@ impl EventLoop {
 
     fn after_drive(&mut self, slot: usize, step: Step) {
         let key = self.key(slot);
+        if let Some(connection) = self.connections[slot].connection.as_mut() {
+            if connection.has_ended() {
+                self.slots.dequeue(slot);
+            } else if connection.take_activity() {
+                self.slots.touch(slot);
+            }
+        }
         match step {
             Step::Closed => return self.remove(slot),
             Step::MoreToRead => self.more_to_read.push_back(key),
@@ -340,11 +366,8 @@ impl EventLoop {
         let entry = &mut self.connections[slot];
         if let Some(mut connection) = entry.connection.take() {
             let _ = self.poll.registry().deregister(connection.stream_mut());
-            self.slots.release(
-                connection.peer().ip(),
-                connection.is_refusing(),
-                self.shared.limit(),
-            );
+            self.slots
+                .release(Some(slot), connection.is_refusing(), self.shared.limit());
             entry.generation = entry.generation.wrapping_add(1);
             self.free.push(slot);
             self.live -= 1;
