@@ -71,6 +71,11 @@ pub(crate) struct EventLoop {
     budget_blocked: Vec<TimerKey>,
     budget_retry_at: Option<Instant>,
     accept_paused_until: Option<Instant>,
+    /// A descriptor to give up when the process has none left.
+    spare: Option<std::fs::File>,
+    dropped_for_descriptors: u64,
+    /// Before this, a dropped connection is counted but not logged.
+    descriptor_warning_at: Option<Instant>,
     scratch: Box<[u8]>,
     settings: Arc<LoopSettings>,
     shared: Arc<Shared>,
@@ -119,6 +124,9 @@ impl EventLoop {
             budget_blocked: Vec::new(),
             budget_retry_at: None,
             accept_paused_until: None,
+            spare: open_spare(),
+            dropped_for_descriptors: 0,
+            descriptor_warning_at: None,
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             settings,
             shared,
@@ -218,8 +226,11 @@ impl EventLoop {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(error) if is_out_of_descriptors(&error) && self.spare.is_some() => {
+                    self.drop_one_waiting(index, now);
+                }
                 Err(error) => {
-                    // Out of descriptors and the like: pause instead of
+                    // Something else, or no spare left: pause instead of
                     // spinning on a listener that stays readable.
                     warn!(
                         "accept failed: {error}; pausing accepts for {} ms",
@@ -230,6 +241,30 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Out of descriptors: give up the spare one to accept a waiting
+    /// connection and close it at once, so that its client learns it was
+    /// not served instead of waiting in the queue (the nginx and libev
+    /// trick). The limit fitted to the descriptors (`upcase serve`) makes
+    /// this rare.
+    fn drop_one_waiting(&mut self, index: usize, now: Instant) {
+        self.spare = None;
+        if let Some(listener) = self.listeners.get(index)
+            && let Ok((stream, peer)) = listener.accept()
+        {
+            drop(stream);
+            self.dropped_for_descriptors += 1;
+            if self.descriptor_warning_at.is_none_or(|at| now >= at) {
+                warn!(
+                    "{peer} dropped: the process is out of file descriptors \
+                     ({} dropped so far); lower --max-connections or raise the limit",
+                    self.dropped_for_descriptors
+                );
+                self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+            }
+        }
+        self.spare = open_spare();
     }
 
     /// Give an accepted socket a slot: served, refused (BUSY), or dropped.
@@ -459,4 +494,15 @@ impl EventLoop {
             self.drive(slot, now);
         }
     }
+}
+
+/// The spare descriptor (see `EventLoop::drop_one_waiting`).
+fn open_spare() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// EMFILE (the process's limit) or ENFILE (the system's), the same numbers
+/// on Linux, the BSDs and macOS.
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
 }

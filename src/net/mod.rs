@@ -28,6 +28,7 @@ mod budget;
 mod client;
 mod connection;
 mod event_loop;
+mod fd_limit;
 mod listen;
 mod log_escape;
 mod server;
@@ -37,6 +38,7 @@ mod udp;
 mod udp_client;
 
 pub use client::{Client, ClientError, connect_stream};
+pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
