@@ -186,6 +186,10 @@ pub enum ProtocolViolation {
         /// The connection limit.
         limit: usize,
     },
+    /// The server is full and closed this connection to make room for
+    /// another address's (SPEC.md §9.3).
+    #[error("server full: evicted the longest-idle connection; reconnect later")]
+    Evicted,
 }
 
 impl ProtocolViolation {
@@ -205,7 +209,7 @@ impl ProtocolViolation {
             UnexpectedType { .. } => ErrorCode::UNEXPECTED_TYPE,
             TypeMismatch { .. } => ErrorCode::TYPE_MISMATCH,
             IdleTimeout { .. } => ErrorCode::IDLE_TIMEOUT,
-            Busy { .. } => ErrorCode::BUSY,
+            Busy { .. } | Evicted => ErrorCode::BUSY,
         }
     }
 }
@@ -218,7 +222,7 @@ mod tests {
     /// Every message text and code of SPEC.md §6.4, written out by hand.
     #[test]
     fn messages_and_codes_match_the_spec_table() {
-        let table: [(ProtocolViolation, u16, &str); 15] = [
+        let table: [(ProtocolViolation, u16, &str); 16] = [
             (ReservedFlags, 1, "reserved flag bits set"),
             (
                 MoreOnControlFrame,
@@ -295,6 +299,11 @@ mod tests {
                 Busy { limit: 1024 },
                 9,
                 "server is at its connection limit of 1024; try again later",
+            ),
+            (
+                Evicted,
+                9,
+                "server full: evicted the longest-idle connection; reconnect later",
             ),
         ];
         for (violation, code, message) in table {

@@ -47,6 +47,10 @@ pub enum CloseReason {
     /// replies, and the client took no output within the idle timeout
     /// (SPEC.md §9.1): closed without sending more.
     ClientNotReading,
+    /// The server was full and closed this connection, the longest idle of
+    /// the address holding the most, to make room (framed connections get
+    /// ERROR(BUSY) and report [`CloseReason::Fatal`]).
+    Evicted,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -63,6 +67,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::ClientNotReading => {
                 f.write_str("client took no output within the idle timeout")
             }
+            CloseReason::Evicted => f.write_str("evicted: the server is full"),
         }
     }
 }
