@@ -8,7 +8,7 @@
 //!                        ┌──────────────────── sans-IO core ─────────────────────┐
 //!   socket bytes in ───► │ ServerConnection::handle_input(now, &[u8])            │
 //!   end of stream   ───► │   handle_eof(now)      mode sniffing (≤ 8 bytes)       │
-//!   clock reached   ───► │   handle_timeout(now)    ├─ raw:    Upcaser (lossless) │
+//!   clock reached   ───► │   handle_timeout(now)    ├─ raw:    LosslessUpcaser    │
 //!                        │                          └─ framed: FrameDecoder ──►   │
 //!                        │                               FramedSession ──► reply  │
 //!   socket bytes out ◄── │ pending_output() / mark_sent(now, n)                   │

@@ -244,6 +244,15 @@ impl ClientConnection {
     }
 
     fn handle_frame(&mut self, frame: FrameRepr) -> Result<(), PeerError> {
+        // The server obeys §3.3 as the client does; a frame that does not is
+        // a broken server, whatever its type (SPEC.md §2.4).
+        let more_allowed = matches!(frame.frame_type, FrameType::Text | FrameType::Bytes);
+        if frame.flags.reserved() != 0 || (frame.flags.more() && !more_allowed) {
+            return Err(PeerError::BadFlags {
+                frame_type: frame.frame_type,
+                flags: frame.flags.0,
+            });
+        }
         if frame.frame_type == FrameType::Error {
             let payload = ErrorPayload::parse(&frame.data).map_err(|_| PeerError::ShortError)?;
             // A code this client does not know is a reply like any other; only
@@ -288,7 +297,7 @@ impl ClientConnection {
             FrameType::Ping => FrameType::Pong,
             other => other,
         };
-        if frame.frame_type != expected || frame.flags.reserved() != 0 {
+        if frame.frame_type != expected {
             return Err(PeerError::UnexpectedReply {
                 expected,
                 got: frame.frame_type,

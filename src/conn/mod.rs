@@ -15,11 +15,10 @@ mod server;
 pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use config::{RawCase, ServerConfig, ServerMode};
 pub use datagram::{
-    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, MAX_REPLY_DATA, MAX_UDP_PAYLOAD,
-    SHORTEST_ERROR_REPLY, respond_to_datagram,
+    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, SHORTEST_ERROR_REPLY, respond_to_datagram,
 };
 pub use error::{PeerError, ProtocolViolation, UsageError};
-pub use events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
+pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;
 

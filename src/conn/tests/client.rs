@@ -130,6 +130,41 @@ fn a_reply_of_the_wrong_type_is_reported() {
 }
 
 #[test]
+fn server_frames_with_bad_flags_or_over_the_limit_fail_the_connection() {
+    let with_flags = |frame_type: FrameType, flags: u8| {
+        let mut frame = FrameRepr::new(frame_type, "");
+        frame.flags = crate::wire::Flags(flags);
+        let mut input = crate::wire::PREFACE.to_vec();
+        input.extend_from_slice(&frame.to_bytes());
+        input
+    };
+    for (frame_type, flags) in [
+        (FrameType::Text, 0x02),
+        (FrameType::Pong, 0x01),
+        (FrameType::Bye, 0x01),
+        (FrameType::Error, 0x01),
+    ] {
+        let mut client = ClientConnection::default();
+        client.ping(b"").unwrap();
+        client.send_text("x").unwrap();
+        assert_eq!(
+            client.handle_input(&with_flags(frame_type, flags)),
+            Err(PeerError::BadFlags { frame_type, flags }),
+            "{frame_type} with flags {flags:02x}"
+        );
+        assert!(client.handle_input(b"").is_err(), "nothing more is decoded");
+    }
+    let mut client = ClientConnection::new(4);
+    client.send_text("x").unwrap();
+    let mut input = crate::wire::PREFACE.to_vec();
+    input.extend_from_slice(&FrameRepr::new(FrameType::Text, "ABCDE").to_bytes()[..42]);
+    assert_eq!(
+        client.handle_input(&input),
+        Err(PeerError::FrameTooLarge { len: 5, limit: 4 })
+    );
+}
+
+#[test]
 fn busy_answers_no_request_and_unknown_codes_are_not_fatal() {
     let mut client = ClientConnection::default();
     let first = client.send_text("a").unwrap();

@@ -3,9 +3,10 @@
 use super::harness::*;
 use crate::conn::datagram::shorten;
 use crate::conn::{
-    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, RawCase,
-    SHORTEST_ERROR_REPLY, respond_to_datagram,
+    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, RawCase, SHORTEST_ERROR_REPLY,
+    respond_to_datagram,
 };
+use crate::wire::MAX_UDP_PAYLOAD;
 use crate::wire::{ErrorCode, ErrorPayload, Flags, FrameType, PREFACE};
 
 fn respond(datagram: &[u8]) -> DatagramReply {
@@ -107,6 +108,11 @@ fn a_reply_too_large_for_udp_becomes_frame_too_large() {
         text.as_bytes(),
     )));
     assert_eq!(error_code(&reply), ErrorCode::FRAME_TOO_LARGE);
+    assert_eq!(
+        error_message(&reply),
+        "the upper case of this 60000-byte TEXT is 180000 bytes, over the 65457 a reply datagram can carry",
+        "the message names what the client sent (SPEC.md §8.4)"
+    );
 }
 
 #[test]
@@ -131,7 +137,7 @@ fn bye_over_udp_is_answered_with_bye() {
 
 /// The ERROR's message in a reply to `datagram`, checking the reply's size
 /// against the amplification limit on the way.
-fn error_message(datagram: &[u8]) -> (ErrorCode, String, usize) {
+fn error_reply_to(datagram: &[u8]) -> (ErrorCode, String, usize) {
     let reply = respond(datagram);
     let len = reply.bytes().expect("answered").len();
     assert!(len <= AMPLIFICATION_LIMIT * datagram.len(), "{len} bytes");
@@ -169,13 +175,13 @@ fn an_error_over_three_times_its_datagram_is_shortened_to_fit_exactly() {
     let mut v2 = PREFACE.to_vec();
     v2[7] = 2;
     v2.resize(18, 0);
-    let (code, message, len) = error_message(&v2);
+    let (code, message, len) = error_reply_to(&v2);
     assert_eq!(code, ErrorCode::UNSUPPORTED_VERSION);
     assert_eq!((message.as_str(), len), ("un", 54));
     // 29 bytes allow 87: the header message's first 35 of 37 bytes.
     let mut short = PREFACE.to_vec();
     short.resize(29, 0);
-    let (code, message, len) = error_message(&short);
+    let (code, message, len) = error_reply_to(&short);
     assert_eq!(code, ErrorCode::MALFORMED);
     assert_eq!(
         (message.as_str(), len),
@@ -188,12 +194,12 @@ fn an_error_within_three_times_its_datagram_keeps_its_whole_message() {
     // 30 bytes allow 90, one more than the 89 the whole ERROR needs.
     let mut short = PREFACE.to_vec();
     short.resize(30, 0);
-    let (_, message, len) = error_message(&short);
+    let (_, message, len) = error_reply_to(&short);
     assert_eq!(
         (message.as_str(), len),
         ("datagram ends inside the frame header", 89)
     );
-    let (_, message, _) = error_message(&datagram_of(&frame(FrameType::Pong, false, b"")));
+    let (_, message, _) = error_reply_to(&datagram_of(&frame(FrameType::Pong, false, b"")));
     assert_eq!(message, "a client may not send PONG frames");
 }
 
