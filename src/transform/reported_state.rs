@@ -36,3 +36,29 @@ fn an_ascii_message_is_under_way_once_it_has_a_byte() {
     assert!(upcaser.is_at_message_start());
     assert_eq!(&out[..], b"ABC");
 }
+
+#[test]
+fn an_error_offset_counts_a_code_point_completed_across_pushes() {
+    // "a", "é" split after its first byte, "b", then ff at message byte 4.
+    let mut upcaser = Upcaser::new(CaseMode::UnicodeStrict);
+    let mut out = BytesMut::new();
+    upcaser.push(b"a\xc3", &mut out).unwrap();
+    assert_eq!(
+        upcaser.push(b"\xa9b\xff", &mut out),
+        Err(InvalidUtf8 { offset: 4 })
+    );
+    assert_eq!(&out[..], b"A", "nothing of the failing push is written");
+}
+
+#[test]
+fn a_whole_input_is_upper_cased_in_one_call() {
+    assert_eq!(
+        &upcase_all(CaseMode::UnicodeStrict, "straße".as_bytes()).unwrap()[..],
+        b"STRASSE"
+    );
+    assert_eq!(
+        upcase_all(CaseMode::UnicodeStrict, b"ok\xe2\x82"),
+        Err(InvalidUtf8 { offset: 2 }),
+        "an incomplete end is an error at its first byte"
+    );
+}

@@ -6,4 +6,5 @@ mod datagram;
 mod ending;
 mod harness;
 mod model;
+mod request_ids;
 mod server;
