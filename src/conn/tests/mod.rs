@@ -2,6 +2,7 @@
 //! example-based tests per rule, and a model-based property test.
 
 mod client;
+mod client_finished;
 mod datagram;
 mod ending;
 mod harness;
