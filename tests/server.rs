@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use upcase::conn::{ClientConnection, ClientEvent, ServerConfig};
 use upcase::net::{Client, ClientError, Server, ServerHandle};
-use upcase::wire::{ErrorCode, Frame, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{ErrorCode, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -312,7 +312,9 @@ fn with_linger_zero_the_last_output_is_still_written() {
     // A bad version: our preface, then ERROR(UNSUPPORTED_VERSION), 103 bytes.
     let reply = read_all(b"\xc0UPCASE\x02", false);
     assert_eq!(&reply[..PREFACE.len()], &PREFACE);
-    let error = FrameRepr::parse(&Frame::new_checked(&reply[PREFACE.len()..]).unwrap()).unwrap();
+    let error =
+        FrameRepr::parse(&upcase::wire::Frame::new_checked(&reply[PREFACE.len()..]).unwrap())
+            .unwrap();
     assert_eq!(error.frame_type, FrameType::Error);
     assert_eq!(reply.len(), 103, "preface + the whole ERROR");
 
@@ -320,7 +322,8 @@ fn with_linger_zero_the_last_output_is_still_written() {
     let mut request = PREFACE.to_vec();
     request.extend_from_slice(&FrameRepr::new(FrameType::Bye, Vec::new()).to_bytes());
     let reply = read_all(&request, false);
-    let bye = FrameRepr::parse(&Frame::new_checked(&reply[PREFACE.len()..]).unwrap()).unwrap();
+    let bye = FrameRepr::parse(&upcase::wire::Frame::new_checked(&reply[PREFACE.len()..]).unwrap())
+        .unwrap();
     assert_eq!(bye.frame_type, FrameType::Bye);
 
     // Raw end of input: the held e2 82 are copied.
