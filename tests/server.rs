@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use upcase::conn::{ClientConnection, ClientEvent, ServerConfig};
+use upcase::conn::{ClientConfig, ClientConnection, ClientEvent, ServerConfig};
 use upcase::net::{Client, ClientError, Server, ServerHandle};
 use upcase::wire::{ErrorCode, FrameRepr, FrameType, PREFACE};
 
@@ -102,7 +102,7 @@ fn read_events(
         if read == 0 {
             break;
         }
-        let _ = conn.handle_input(&buffer[..read]);
+        conn.handle_input(Instant::now(), &buffer[..read]);
         while let Some(event) = conn.poll_event() {
             events.push(event);
         }
@@ -216,13 +216,13 @@ fn a_client_writing_byte_by_byte_gets_the_same_replies() {
 
     let mut whole = socket(addr);
     whole.write_all(&request).unwrap();
-    let mut whole_conn = ClientConnection::default();
+    let mut whole_conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     queue(&mut whole_conn);
     let expected = replies(read_events(&mut whole, &mut whole_conn, 3));
 
     let mut slow = socket(addr);
     write_byte_by_byte(&mut slow, &request);
-    let mut slow_conn = ClientConnection::default();
+    let mut slow_conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     queue(&mut slow_conn);
     let got = replies(read_events(&mut slow, &mut slow_conn, 3));
     assert_eq!(got, expected);
@@ -385,11 +385,11 @@ fn a_client_that_never_reads_is_held_back_with_bounded_memory() {
 fn shutdown_answers_every_frame_received_then_says_bye() {
     let (handle, addr) = start_default();
     let mut stream = socket(addr);
-    let mut conn = ClientConnection::default();
+    let mut conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     conn.ping(b"ready").unwrap();
     stream.write_all(conn.pending_output()).unwrap();
     let len = conn.pending_output().len();
-    conn.mark_sent(len).unwrap();
+    conn.mark_sent(Instant::now(), len).unwrap();
     assert_eq!(read_events(&mut stream, &mut conn, 1).len(), 1);
 
     for i in 0..50 {

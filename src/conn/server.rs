@@ -186,7 +186,7 @@ impl ServerConnection {
         }
         self.eof = true;
         if let Phase::Ending { .. } = self.phase {
-            self.close_if_done(now);
+            self.close_if_done();
             return;
         }
         if matches!(self.phase, Phase::Closed) {
@@ -266,7 +266,7 @@ impl ServerConnection {
         self.output.advance(sent);
         self.stats.bytes_out += sent as u64;
         match self.phase {
-            Phase::Ending { .. } => self.close_if_done(now),
+            Phase::Ending { .. } => self.close_if_done(),
             Phase::Closed => {}
             _ => self.process(now, false),
         }
@@ -287,7 +287,7 @@ impl ServerConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Closed => {}
-            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
+            Phase::Ending { deadline, .. } if now >= deadline => self.close(),
             Phase::Ending { .. } => {}
             _ if now >= self.idle_deadline => self.idle_timeout(now),
             _ => {}
@@ -492,17 +492,17 @@ impl ServerConnection {
             reason,
             deadline: now + self.config.linger,
         };
-        self.close_if_done(now);
+        self.close_if_done();
     }
 
     /// Close once the output is flushed and the client has closed its side.
-    fn close_if_done(&mut self, now: Instant) {
+    fn close_if_done(&mut self) {
         if self.eof && self.output.is_empty() {
-            self.close(now);
+            self.close();
         }
     }
 
-    fn close(&mut self, _now: Instant) {
+    fn close(&mut self) {
         let reason = match self.phase {
             Phase::Ending { reason, .. } => reason,
             _ => return,
