@@ -160,8 +160,9 @@ impl ClientConnection {
         &self.config
     }
 
-    /// Queue a TEXT request, as fragments split at code point boundaries
-    /// when it is longer than [`ClientConfig::max_fragment_len`].
+    /// Queue a TEXT request, as fragments when it is longer than
+    /// [`ClientConfig::max_fragment_len`], cut at code point boundaries
+    /// unless the limit is shorter than a code point.
     ///
     /// # Errors
     /// [`ClientUsageError::Closing`] after BYE or once closed.
@@ -171,10 +172,14 @@ impl ClientConnection {
         let mut cuts = Vec::new();
         let mut start = 0;
         while text.len() - start > max {
-            // The largest code point is 4 bytes: a fragment is never empty.
-            let mut end = start + max.max(4);
-            while !text.is_char_boundary(end) {
+            let mut end = start + max;
+            while end > start && !text.is_char_boundary(end) {
                 end -= 1;
+            }
+            if end == start {
+                // A code point longer than the limit: cut inside it; the
+                // server carries its bytes to the next fragment (SPEC.md §5.1).
+                end = start + max;
             }
             cuts.push(start..end);
             start = end;

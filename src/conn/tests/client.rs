@@ -389,3 +389,26 @@ fn end_of_stream_before_the_replies_loses_the_connection() {
         }]
     );
 }
+
+#[test]
+fn a_fragment_limit_shorter_than_a_code_point_cuts_inside_it() {
+    let config = ClientConfig {
+        max_fragment_len: 1,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    client.send_text("中ß").unwrap();
+    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    assert_eq!(sent.len(), 5, "one byte per fragment");
+    assert!(sent.iter().all(|frame| frame.data.len() == 1));
+    let mut server = Harness::new(ServerConfig::default());
+    exchange(&mut client, &mut server);
+    let joined: Vec<u8> = events(&mut client)
+        .into_iter()
+        .flat_map(|event| match event {
+            ClientEvent::Reply { frame, .. } => frame.data.to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(joined, "中SS".as_bytes());
+}
