@@ -357,12 +357,12 @@ impl ServerConnection {
         match self.phase {
             // The linger passed, or the client took none of the last output
             // within the idle timeout.
-            Phase::Ending { .. } => self.close(now),
+            Phase::Ending { .. } => self.close(),
             // Stopped reading for a client that does not read: no ERROR it
             // would not read either (SPEC.md §9.1).
             _ if !self.reading() => {
                 self.end(CloseReason::ClientNotReading, now);
-                self.close(now);
+                self.close();
             }
             _ => self.idle_timeout(now),
         }
@@ -588,14 +588,14 @@ impl ServerConnection {
             return;
         }
         if self.eof {
-            return self.close(now);
+            return self.close();
         }
         if let Phase::Ending { linger_until, .. } = &mut self.phase {
             linger_until.get_or_insert(now + self.config.linger);
         }
     }
 
-    fn close(&mut self, _now: Instant) {
+    fn close(&mut self) {
         let reason = match self.phase {
             Phase::Ending { reason, .. } => reason,
             _ => return,
