@@ -165,7 +165,7 @@ impl UdpClient {
             let request = self.datagrams.request(self.issued);
             match socket.send(request) {
                 Ok(_) => {}
-                // A full send buffer: the writable event brings us back.
+                // A full send buffer: the next tick tries again.
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
