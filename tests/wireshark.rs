@@ -792,6 +792,8 @@ fn spec_examples_decode_field_by_field() {
     }
     let scenario = spec_scenario();
     scenario.check("spec", &[]);
+    // Twice, as Wireshark's window reads a file: state from the first pass.
+    scenario.check("spec-two-pass", &["-2"]);
     let infos: Vec<String> = scenario
         .expect
         .values()
@@ -960,6 +962,8 @@ fn vector_frames_decode_over_tcp_and_udp() {
     scenario.pcap.udp(client, server, b"hello");
     scenario.pcap.udp(server, client, b"HELLO");
     scenario.check("vectors", &[]);
+    // Twice, as Wireshark's window reads a file: state from the first pass.
+    scenario.check("vectors-two-pass", &["-2"]);
 }
 
 #[test]
@@ -995,6 +999,8 @@ fn a_frame_split_at_every_offset_still_decodes() {
         }
     }
     scenario.check("split", &[]);
+    // Twice, as Wireshark's window reads a file: state from the first pass.
+    scenario.check("split-two-pass", &["-2"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1131,7 +1137,18 @@ fn live_capture_of_conform_decodes_cleanly() {
     let udp = format!("udp.port=={port},upcase");
     let options = ["-d", &tcp, "-d", &udp, "-o", "upcase.limit:65536"];
     let packets = decode(&capture, &options);
+    let two_passes = decode(&capture, &[&options[..], &["-2"]].concat());
     std::fs::remove_file(&capture).unwrap();
+    let differing = (0..packets.len())
+        .filter(|&i| packets.get(i) != two_passes.get(i))
+        .collect::<Vec<_>>();
+    assert!(
+        differing.is_empty(),
+        "{} packets decode differently in two passes (as in Wireshark's window), \
+         the first: {:?}",
+        differing.len(),
+        differing.first().map(|&i| (i + 1, &packets[i], &two_passes[i]))
+    );
     assert!(packets.len() > 1000, "{} packets captured", packets.len());
 
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();

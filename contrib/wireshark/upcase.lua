@@ -3,95 +3,113 @@ UPCASE/1 dissector for Wireshark and tshark 4.0 or later (SPEC.md).
 
 Load it for one run:
 
-    tshark -X lua_script:contrib/wireshark/upcase.lua -r capture.pcapng
-    wireshark -X lua_script:contrib/wireshark/upcase.lua capture.pcapng
+    tshark -X lua_script:contrib/wireshark/upcase.lua -r capture.pcap
+    wireshark -X lua_script:contrib/wireshark/upcase.lua capture.pcap
 
 or copy it into the personal Lua plugins folder (Help > About Wireshark >
 Folders > Personal Lua Plugins, usually ~/.local/lib/wireshark/plugins/).
+Tested by tests/wireshark.rs; contrib/wireshark/example.pcapng holds every
+worked example of SPEC.md §12.
 
 How it finds UPCASE/1
 ---------------------
-* TCP and UDP port 9999 are decoded as UPCASE/1. "Decode As" (tshark:
-  `-d tcp.port==4000,upcase`, `-d udp.port==4000,upcase`) picks any other
-  port.
-* On any port, a heuristic recognises a TCP connection or a UDP datagram
-  that starts with the magic `c0 55 50 43 41 53 45` ("\xc0UPCASE", §2.1).
-  A raw-mode connection (plain text, §7) has no magic, so it is only
-  recognised on 9999 or with Decode As.
+* TCP and UDP port 9999 are decoded as UPCASE/1. Decode As picks any other
+  port (tshark: `-d tcp.port==4000,upcase -d udp.port==4000,upcase`).
+* On any port, a heuristic claims a TCP connection or a UDP datagram that
+  starts with the magic c0 55 50 43 41 53 45 ("\xc0UPCASE", §2.1). A raw
+  mode connection (plain text, §7) has no magic: it is decoded on 9999 or
+  with Decode As only.
 
-On TCP, the client's first bytes decide the connection's mode, as the
-server does (§2.1): the preface makes it framed, any other byte makes it
-raw. Frames are reassembled across TCP segments; one segment may hold many
-frames. The client is the side that sends first, or the side that is not
-on port 9999.
+On TCP the client's first bytes decide the mode, as the server does (§2.1):
+the preface makes the connection framed, a byte that differs from the magic
+makes it raw. The client is the side that sends first, or the side that is
+not on port 9999. Frames are reassembled across segments, and one segment
+may hold many frames: a frame shows in the packet that completes it. State
+is kept per pair of addresses and ports; a capture that reuses both for a
+second connection continues the first one's state.
 
 What tshark prints
 ------------------
-The Protocol column says UPCASE. The Info column lists the packet's PDUs,
-separated by ", ":
+The Protocol column is UPCASE; the Info column lists the packet's PDUs,
+separated by ", " (tshark -r example.pcapng):
 
-    Preface v1
-    TEXT 5 B "hello"
-    TEXT 5 B "stra\xc3" [MORE]    (shown as "stra�": U+FFFD for bytes
-                                   that are not UTF-8 text)
-    BYTES 2 B
-    PING 4 B                       (PING, PONG: the size when not empty)
-    PONG
-    BYE "done"                     (BYE: the reason, when there is one)
-    ERROR INVALID_UTF8 "invalid UTF-8 at byte 7 of the message"
-    ERROR code 77 "..."            (a code SPEC.md §6.2 does not name)
-    Type 0x07 3 B                  (an unknown type)
-    Raw client to server 3 B "h\xc3\xa9"   (raw mode: direction, size, text)
+    4  127.0.0.1 → 127.0.0.1  UPCASE  Preface v1
+    6  127.0.0.1 → 127.0.0.1  UPCASE  TEXT 5 B "hello"
+   16  127.0.0.1 → 127.0.0.1  UPCASE  TEXT 5 B "stra�" [MORE]
+   40  127.0.0.1 → 127.0.0.1  UPCASE  BYTES 5 B [MORE]
+   52  127.0.0.1 → 127.0.0.1  UPCASE  PING 4 B
+   62  127.0.0.1 → 127.0.0.1  UPCASE  BYE "done"
+  108  127.0.0.1 → 127.0.0.1  UPCASE  PING [MORE]
+  117  127.0.0.1 → 127.0.0.1  UPCASE  Preface v1, ERROR UNSUPPORTED_VERSION "unsupported version 2; this serv…"
+  126  127.0.0.1 → 127.0.0.1  UPCASE  TEXT 1048577 B (over the limit)
+  148  127.0.0.1 → 127.0.0.1  UPCASE  Type 0x07 3 B
+  200  127.0.0.1 → 127.0.0.1  UPCASE  Raw server to client 4 B "�UP\n"
 
-Text in quotes is the data decoded as UTF-8 (each maximal ill-formed
-subpart becomes U+FFFD), with `\` `"` and control characters escaped
-(`\\` `\"` `\n` `\r` `\t`, others `\xNN`), cut after 32 characters with
-"…". " [MORE]" follows any frame whose MORE flag is set.
+* TEXT: size and text; BYTES, PING, PONG and unknown types: the size when
+  not empty; BYE: the reason when there is one; ERROR: the code's name
+  (SPEC.md §6.2; "code 77" for others) and the message, or "(no code)".
+* Quoted text is the data decoded as UTF-8, each maximal ill-formed subpart
+  (Rust's String::from_utf8_lossy) shown as U+FFFD; \ " and control
+  characters escaped (\\ \" \n \r \t, others \xNN); cut after 32
+  characters with "…".
+* " [MORE]" ends a frame whose MORE flag is set, whatever its type.
+* A length over the receive limit (preference upcase.limit, default
+  1,048,576) shows "(over the limit)": the frame is its header alone, as a
+  receiver rejects it before any data (§3.4).
+* A UDP datagram shows its preface and frame, "Truncated frame" when it ends
+  inside the header, and "N B after the frame" for extra bytes.
 
 `tshark -V` shows one "UPCASE/1" tree per PDU:
 
-    UPCASE/1, TEXT 5 B "hello"
-        Source: 127.0.0.1:50000
-            Source address: 127.0.0.1
-            Source port: 50000
-        Destination: 127.0.0.1:9999
+    UPCASE/1, ERROR MALFORMED "reserved flag bits set"
+        Source: 127.0.0.1:9999
+            Source address: 127.0.0.1 (::ffff:127.0.0.1)
+            Source IPv4 address: 127.0.0.1
+            Source port: 9999
+        Destination: 127.0.0.1:50000
             ...
-        Type: TEXT (0x01)
+        Type: ERROR (0x06)
         Flags: 0x00
             .... ...0 = MORE: clear
             0000 000. = Reserved: 0x00
-        Length: 5
-        Data: 68656c6c6f
-        Text: hello
+        Length: 24
+        Data: 0001726573657276656420666c6167206269747320736574
+        Error code: MALFORMED (1)
+        Error message: reserved flag bits set
 
-Fields, for display filters and `tshark -T fields -e`:
+Fields (display filters, `tshark -T fields -e`):
 
-    upcase.magic upcase.version             the preface
-    upcase.src.addr upcase.src.port         frame source (bytes 0..18)
-    upcase.dst.addr upcase.dst.port         frame destination (18..36)
-        An IPv4-mapped address (::ffff:a.b.c.d) is an IPv4 field holding
-        a.b.c.d; any other address is an IPv6 field. The unspecified
-        address (18 zero bytes) shows as "unspecified" and holds :: port 0.
-    upcase.type                             1 TEXT .. 6 ERROR; others unknown
-    upcase.flags upcase.flags.more upcase.flags.reserved
-    upcase.length upcase.data
-    upcase.text                             TEXT data as text
-    upcase.error.code upcase.error.message  ERROR (code names of §6.2)
-    upcase.bye.reason                       BYE data as text, when present
-    upcase.raw.direction upcase.raw.data upcase.raw.text     raw mode
+    upcase.magic, upcase.version          the preface
+    upcase.src.addr, upcase.src.port      frame source (bytes 0..18): an IPv6
+    upcase.dst.addr, upcase.dst.port      field, shown as IPv4 when it is
+                                          IPv4-mapped (::ffff:a.b.c.d)
+    upcase.src.ipv4, upcase.dst.ipv4      a.b.c.d of an IPv4-mapped address,
+                                          for filters such as
+                                          upcase.src.ipv4 == 127.0.0.1
+    upcase.type                           with names TEXT .. ERROR
+    upcase.flags, upcase.flags.more       the flags byte; bit 0
+    upcase.flags.reserved                 bits 1-7 (as flags >> 1)
+    upcase.length, upcase.data            data: absent when empty
+    upcase.text                           TEXT data as text
+    upcase.error.code, upcase.error.message
+    upcase.bye.reason                     BYE data as text, when present
+    upcase.raw.direction                  "client to server" or
+                                          "server to client"
+    upcase.raw.data, upcase.raw.text      raw mode bytes, as text
 
-Expert info (`tshark -z expert`, filter `_ws.expert`), one per problem:
+Text fields are the Info text unescaped and uncut, except that Wireshark
+ends them at a NUL byte.
 
-    upcase.expert.reserved_flags      reserved flag bits set (§3.3)
-    upcase.expert.more_on_control     MORE on a type other than TEXT/BYTES
-    upcase.expert.unsupported_version preface version other than 1 (§2.3)
-    upcase.expert.unknown_type        type not in §4.1
-    upcase.expert.too_large           length over the receive limit
-                                      (preference upcase.limit, default
-                                      1 MiB); the data is not awaited
-    upcase.expert.truncated           a datagram ends inside its frame
-    upcase.expert.error_without_code  ERROR data shorter than 2 bytes
-    upcase.expert.trailing_bytes      bytes after the frame in a datagram
+Expert info (`tshark -z expert`; each one's message cites SPEC.md):
+
+    upcase.expert.reserved_flags       reserved flag bits set (§3.3)
+    upcase.expert.more_on_control      MORE on a type other than TEXT/BYTES
+    upcase.expert.unsupported_version  a preface version other than 1
+    upcase.expert.unknown_type         a type not in §4.1
+    upcase.expert.too_large            a length over the receive limit
+    upcase.expert.truncated            a datagram ends inside its frame
+    upcase.expert.error_without_code   ERROR data shorter than 2 bytes
+    upcase.expert.trailing_bytes       bytes after the frame in a datagram
 ]]
 
 local MAGIC = "\xc0UPCASE"
@@ -257,11 +275,12 @@ end
 
 -- Per-conversation state ---------------------------------------------------
 
-local tcp_stream_field = Field.new("tcp.stream")
-local udp_stream_field = Field.new("udp.stream")
-
--- key ("tcp 3", "udp 0") -> { client = endpoint, mode = nil | "framed" | "raw",
---   heuristic = bool, sides = { [endpoint] = { at_start = bool, start_key = string } } }
+-- key ("tcp <endpoint> <endpoint>") -> { client = endpoint,
+--   mode = nil | "framed" | "raw", heuristic = bool,
+--   sides = { [endpoint] = { at_start = bool, start_key = string } } }
+-- Keyed by addresses and ports, not tcp.stream: field values are not there
+-- on a first pass without a tree (tshark -2, the GUI), and keys must match
+-- on every pass.
 local conversations = {}
 
 function upcase.init()
@@ -272,10 +291,16 @@ local function endpoint(address, port)
     return tostring(address) .. " " .. port
 end
 
+local function conversation_key(pinfo, transport)
+    local a, b = endpoint(pinfo.src, pinfo.src_port), endpoint(pinfo.dst, pinfo.dst_port)
+    if b < a then
+        a, b = b, a
+    end
+    return transport .. " " .. a .. " " .. b
+end
+
 local function conversation(pinfo, transport)
-    local field = (transport == "tcp") and tcp_stream_field() or udp_stream_field()
-    local key = transport .. " " .. (field and tostring(field.value) or
-        (endpoint(pinfo.src, pinfo.src_port) .. " " .. endpoint(pinfo.dst, pinfo.dst_port)))
+    local key = conversation_key(pinfo, transport)
     local conv = conversations[key]
     if conv == nil then
         conv = { sides = {} }
@@ -530,7 +555,10 @@ local function dissect_tcp(tvb, pinfo, tree, conv)
     while offset < len do
         local remaining = len - offset
         if remaining < HEADER_LEN then
-            need_more(pinfo, offset, HEADER_LEN - remaining)
+            -- Not an exact count: TCP would hand over the header alone and
+            -- the data would need a second request inside the same segment,
+            -- which later passes (the GUI, tshark -2) do not replay.
+            need_more(pinfo, offset, DESEGMENT_ONE_MORE_SEGMENT)
             return len
         end
         local length = tvb:range(offset + 38, 4):uint()
@@ -597,8 +625,7 @@ local function starts_like_magic(tvb)
 end
 
 local function heuristic_tcp(tvb, pinfo, tree)
-    local key_field = tcp_stream_field()
-    local known = key_field and conversations["tcp " .. tostring(key_field.value)]
+    local known = conversations[conversation_key(pinfo, "tcp")]
     if known == nil and not starts_like_magic(tvb) then
         return false
     end
