@@ -1147,7 +1147,9 @@ fn live_capture_of_conform_decodes_cleanly() {
         "{} packets decode differently in two passes (as in Wireshark's window), \
          the first: {:?}",
         differing.len(),
-        differing.first().map(|&i| (i + 1, &packets[i], &two_passes[i]))
+        differing
+            .first()
+            .map(|&i| (i + 1, &packets[i], &two_passes[i]))
     );
     assert!(packets.len() > 1000, "{} packets captured", packets.len());
 
