@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use upcase::conn::ServerConfig;
-use upcase_cli::conform::{self, Options, Outcome};
+use upcase_cli::conform::{self, CaseOutcome, Options, SuiteReport};
 
 /// Start the example's accept loop on a free port, on its own runtime thread.
 fn start(config: ServerConfig) -> SocketAddr {
@@ -30,7 +30,7 @@ fn start(config: ServerConfig) -> SocketAddr {
     addr
 }
 
-fn explain_failures(report: &conform::Report) -> String {
+fn explain_failures(report: &SuiteReport) -> String {
     report
         .results
         .iter()
@@ -52,7 +52,7 @@ fn the_tokio_example_passes_every_tcp_case() {
     let passed = report
         .results
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Passed))
+        .filter(|r| matches!(r.outcome, CaseOutcome::Passed))
         .count();
     assert!(
         passed >= 40,
@@ -78,5 +78,10 @@ fn the_tokio_example_passes_the_idle_timeout_cases() {
         "failures:\n{}",
         explain_failures(&report)
     );
-    assert_eq!(report.counts(), (2, 0, 0), "both ran: {}", report.summary());
+    let (passed, _, skipped) = report.counts();
+    assert!(
+        passed >= 2 && skipped == 0,
+        "every idle case ran: {}",
+        report.summary()
+    );
 }

@@ -51,10 +51,13 @@ pub struct ServerConfig {
     pub raw_case: RawCase,
     /// The receive limit on a frame's data length (SPEC.md §3.4).
     pub max_data_len: u32,
-    /// How long a connection may go without a complete frame (framed) or a byte (raw).
+    /// How long a connection may go without a complete frame (framed) or a
+    /// byte (raw) while it reads, and how long the client may take no output
+    /// while the server has stopped reading for it (SPEC.md §9.1).
     pub idle_timeout: Duration,
-    /// How long the server waits for the client to close after BYE or a fatal
-    /// error, and the most it spends flushing its last bytes.
+    /// How long the server waits for the client to close after its last
+    /// output (BYE, a fatal error, the end of a raw stream) is all written.
+    /// The last output is written however short this is (SPEC.md §9.2).
     pub linger: Duration,
     /// Output the peer has not accepted yet beyond which the connection stops
     /// consuming input (backpressure).

@@ -156,8 +156,9 @@ fn reply_to_frame(
     let _ = FramedSession::default().handle_frame(&frame, local, peer, out);
     let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
     if reply_data_len > MAX_REPLY_DATA {
-        let violation = ProtocolViolation::FrameTooLarge {
-            len: reply_data_len as u64,
+        let violation = ProtocolViolation::DatagramReplyTooLarge {
+            request_len: header.data_len,
+            reply_len: reply_data_len as u64,
             limit: MAX_REPLY_DATA as u64,
         };
         return Err((addresses, violation));

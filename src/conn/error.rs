@@ -83,13 +83,11 @@ pub enum PeerError {
         /// The limit for that frame.
         limit: u32,
     },
-    /// A reply's flags are not its request's MORE flag (data frames) or zero.
-    #[error("the server's reply has flags 0x{got:02x} where 0x{expected:02x} was due")]
-    BadFlags {
-        /// The flags due.
-        expected: u8,
-        /// The flags received.
-        got: u8,
+    /// A data reply's MORE flag is not its request's (SPEC.md §5.1, §5.2).
+    #[error("the server's reply has MORE {}, its request had MORE {}", if *.request_more { "clear" } else { "set" }, if *.request_more { "set" } else { "clear" })]
+    MoreMismatch {
+        /// The request's MORE flag.
+        request_more: bool,
     },
     /// The server closed the connection while replies were due.
     #[error("the server closed the connection before answering")]
@@ -107,6 +105,17 @@ pub enum PeerError {
         expected: FrameType,
         /// What arrived.
         got: FrameType,
+    },
+    /// A frame with a reserved flag bit set, or MORE on a type other than
+    /// TEXT or BYTES (SPEC.md §3.3): the server is broken.
+    #[error(
+        "the server sent a {frame_type} frame with flags 0x{flags:02x} (reserved bits, or MORE on a type that cannot have it)"
+    )]
+    BadFlags {
+        /// The frame's type.
+        frame_type: FrameType,
+        /// Its whole flags byte.
+        flags: u8,
     },
     /// A reply arrived with no request waiting for it.
     #[error("the server sent a {0} frame that answers no request")]
@@ -165,6 +174,19 @@ pub enum ProtocolViolation {
         /// The limit.
         limit: u64,
     },
+    /// A datagram's TEXT whose upper case does not fit a reply datagram
+    /// (SPEC.md §8.4): named by what the client sent, the reply's size beside it.
+    #[error(
+        "the upper case of this {request_len}-byte TEXT is {reply_len} bytes, over the {limit} a reply datagram can carry"
+    )]
+    DatagramReplyTooLarge {
+        /// The request's data length.
+        request_len: u32,
+        /// The reply's data length.
+        reply_len: u64,
+        /// The most reply data a datagram holds (65,457).
+        limit: u64,
+    },
     /// TEXT data that is not UTF-8.
     #[error("invalid UTF-8 at byte {offset} of the message")]
     InvalidUtf8 {
@@ -203,6 +225,10 @@ pub enum ProtocolViolation {
         /// The connection limit.
         limit: usize,
     },
+    /// The server is full and closed this connection to make room for
+    /// another address's (SPEC.md §9.3).
+    #[error("server full: evicted the longest-idle connection; reconnect later")]
+    Evicted,
 }
 
 impl ProtocolViolation {
@@ -216,13 +242,13 @@ impl ProtocolViolation {
             | DatagramHeaderTruncated
             | DatagramLengthMismatch { .. } => ErrorCode::MALFORMED,
             UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_VERSION,
-            FrameTooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
+            FrameTooLarge { .. } | DatagramReplyTooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
             InvalidUtf8 { .. } => ErrorCode::INVALID_UTF8,
             UnknownType { .. } => ErrorCode::UNKNOWN_TYPE,
             UnexpectedType { .. } => ErrorCode::UNEXPECTED_TYPE,
             TypeMismatch { .. } => ErrorCode::TYPE_MISMATCH,
             IdleTimeout { .. } => ErrorCode::IDLE_TIMEOUT,
-            Busy { .. } => ErrorCode::BUSY,
+            Busy { .. } | Evicted => ErrorCode::BUSY,
         }
     }
 }
@@ -235,7 +261,7 @@ mod tests {
     /// Every message text and code of SPEC.md §6.4, written out by hand.
     #[test]
     fn messages_and_codes_match_the_spec_table() {
-        let table: [(ProtocolViolation, u16, &str); 14] = [
+        let table: [(ProtocolViolation, u16, &str); 16] = [
             (ReservedFlags, 1, "reserved flag bits set"),
             (
                 MoreOnControlFrame,
@@ -265,6 +291,15 @@ mod tests {
                 },
                 3,
                 "frame length 1048577 exceeds the limit of 1048576 bytes",
+            ),
+            (
+                DatagramReplyTooLarge {
+                    request_len: 60000,
+                    reply_len: 180000,
+                    limit: 65457,
+                },
+                3,
+                "the upper case of this 60000-byte TEXT is 180000 bytes, over the 65457 a reply datagram can carry",
             ),
             (
                 InvalidUtf8 { offset: 17 },
@@ -303,6 +338,11 @@ mod tests {
                 Busy { limit: 1024 },
                 9,
                 "server is at its connection limit of 1024; try again later",
+            ),
+            (
+                Evicted,
+                9,
+                "server full: evicted the longest-idle connection; reconnect later",
             ),
         ];
         for (violation, code, message) in table {

@@ -21,6 +21,18 @@ pub enum FrameOutcome {
     Bye,
 }
 
+impl FrameOutcome {
+    /// The type of the one reply written for a request of `request` type.
+    pub fn reply_type(&self, request: FrameType) -> FrameType {
+        match (self, request) {
+            (FrameOutcome::NonFatal(_) | FrameOutcome::Fatal(_), _) => FrameType::Error,
+            (FrameOutcome::Bye, _) => FrameType::Bye,
+            (FrameOutcome::Continue, FrameType::Ping) => FrameType::Pong,
+            (FrameOutcome::Continue, request) => request,
+        }
+    }
+}
+
 /// A fragmented message in progress: its type and its transform.
 #[derive(Debug, Clone)]
 struct OpenMessage {

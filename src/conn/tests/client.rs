@@ -174,7 +174,56 @@ fn a_reply_whose_more_flag_is_not_its_requests_is_reported() {
     client.handle_input(std::time::Instant::now(), &server_bytes(&[reply]));
     assert!(matches!(
         &events(&mut client)[..],
-        [ClientEvent::ConnectionLost { error: PeerError::BadFlags { expected: 0, got: 1 }, request: Some(request), .. }] if *request == id
+        [ClientEvent::ConnectionLost { error: PeerError::MoreMismatch { request_more: false }, unanswered, .. }] if *unanswered == [id]
+    ));
+}
+
+#[test]
+fn server_frames_with_bad_flags_or_over_the_limit_fail_the_connection() {
+    let with_flags = |frame_type: FrameType, flags: u8| {
+        let mut frame = FrameRepr::new(frame_type, "");
+        frame.flags = Flags(flags);
+        server_bytes(&[frame])
+    };
+    for (frame_type, flags) in [
+        (FrameType::Text, 0x02),
+        (FrameType::Pong, 0x01),
+        (FrameType::Bye, 0x01),
+        (FrameType::Error, 0x01),
+    ] {
+        let mut client = client();
+        client.ping(b"").unwrap();
+        client.send_text("x").unwrap();
+        client.handle_input(std::time::Instant::now(), &with_flags(frame_type, flags));
+        assert!(
+            matches!(
+                &events(&mut client)[..],
+                [ClientEvent::ConnectionLost { error: PeerError::BadFlags { frame_type: t, flags: f }, .. }]
+                    if *t == frame_type && *f == flags
+            ),
+            "{frame_type} with flags {flags:02x}"
+        );
+        client.handle_input(std::time::Instant::now(), &with_flags(FrameType::Pong, 0));
+        assert_eq!(client.poll_event(), None, "nothing more is decoded");
+    }
+    let config = ClientConfig {
+        max_data_len: 4,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    client.ping(b"x").unwrap();
+    let input = server_bytes(&[FrameRepr::new(FrameType::Error, "ABCDE")]);
+    client.handle_input(std::time::Instant::now(), &input[..PREFACE.len() + 42]);
+    assert!(matches!(
+        &events(&mut client)[..],
+        [ClientEvent::ConnectionLost {
+            error: PeerError::FrameTooLarge {
+                frame_type: FrameType::Error,
+                len: 5,
+                limit: 4
+            },
+            ..
+        }]
     ));
 }
 

@@ -102,6 +102,11 @@ fn a_reply_too_large_for_udp_becomes_frame_too_large() {
         text.as_bytes(),
     )));
     assert_eq!(error_code(&reply), ErrorCode::FRAME_TOO_LARGE);
+    assert_eq!(
+        error_message(&reply),
+        "the upper case of this 60000-byte TEXT is 180000 bytes, over the 65457 a reply datagram can carry",
+        "the message names what the client sent (SPEC.md §8.4)"
+    );
 }
 
 #[test]
