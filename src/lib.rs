@@ -57,3 +57,6 @@ pub mod wire;
 #[cfg(any(test, feature = "arbitrary"))]
 #[doc(hidden)]
 pub mod properties;
+#[cfg(any(test, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod testing;
