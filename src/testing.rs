@@ -69,17 +69,16 @@ pub struct Pair {
 impl Pair {
     /// A new connection with `config`, between [`local`] and [`peer`], now.
     pub fn new(config: ServerConfig) -> Pair {
-        Pair::with_server(
-            |now| ServerConnection::new(config, local(), peer(), now),
-            Instant::now(),
-        )
+        let now = Instant::now();
+        Pair::of(ServerConnection::new(config, local(), peer(), now), now)
     }
 
     /// A new connection over the server's connection limit of `limit`.
     pub fn new_busy(config: ServerConfig, limit: usize) -> Pair {
-        Pair::with_server(
-            |now| ServerConnection::new_busy(config, local(), peer(), now, limit),
-            Instant::now(),
+        let now = Instant::now();
+        Pair::of(
+            ServerConnection::new_busy(config, local(), peer(), now, limit),
+            now,
         )
     }
 
@@ -90,12 +89,13 @@ impl Pair {
         peer: SocketAddr,
         now: Instant,
     ) -> Pair {
-        Pair::with_server(|now| ServerConnection::new(config, local, peer, now), now)
+        Pair::of(ServerConnection::new(config, local, peer, now), now)
     }
 
-    fn with_server(server: impl FnOnce(Instant) -> ServerConnection, now: Instant) -> Pair {
+    /// A pair around `server`, opened at `now`, with a default client.
+    pub fn of(server: ServerConnection, now: Instant) -> Pair {
         Pair {
-            server: server(now),
+            server,
             client: ClientConnection::new(now, ClientConfig::default()),
             now,
             sent: Vec::new(),
