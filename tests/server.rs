@@ -120,7 +120,7 @@ impl Framed {
         }
     }
 
-    /// Read until the client core reports an event.
+    /// Read until the client core reports an event (a failure is one too).
     fn next(&mut self) -> ClientEvent {
         let mut buffer = [0; 4096];
         loop {
