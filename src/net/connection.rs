@@ -60,6 +60,10 @@ pub(crate) struct Connection {
     stalled_since: Option<Instant>,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
+    /// Whether it is in the loop's queue of connections with input left
+    /// from their turn, or waiting for the budget (each at most once).
+    pub(crate) queued_for_turn: bool,
+    pub(crate) queued_for_budget: bool,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
     /// Whether it received a complete frame (framed) or any byte (raw or
@@ -85,6 +89,8 @@ impl Connection {
             write_shut: false,
             stalled_since: None,
             armed: None,
+            queued_for_turn: false,
+            queued_for_budget: false,
             share: BudgetShare::default(),
             active: false,
         }

@@ -206,10 +206,13 @@ impl EventLoop {
         }
     }
 
-    fn is_current(&self, key: TimerKey) -> bool {
-        self.connections
-            .get(key.slot)
-            .is_some_and(|entry| entry.generation == key.generation && entry.connection.is_some())
+    /// The connection `key` names, if it is still the one in that slot.
+    fn current_mut(&mut self, key: TimerKey) -> Option<&mut Connection> {
+        let entry = self.connections.get_mut(key.slot)?;
+        if entry.generation != key.generation {
+            return None;
+        }
+        entry.connection.as_mut()
     }
 
     /// Accept every connection waiting on listener `index`.
@@ -358,24 +361,31 @@ impl EventLoop {
     }
 
     fn after_drive(&mut self, slot: usize, step: Step) {
+        if step == Step::Closed {
+            return self.remove(slot);
+        }
         let key = self.key(slot);
-        if let Some(connection) = self.connections[slot].connection.as_mut() {
-            if connection.has_ended() {
-                self.slots.dequeue(slot);
-            } else if connection.take_activity() {
-                self.slots.touch(slot);
-            }
+        let Some(connection) = self.connections[slot].connection.as_mut() else {
+            return;
+        };
+        if connection.has_ended() {
+            self.slots.dequeue(slot);
+        } else if connection.take_activity() {
+            self.slots.touch(slot);
         }
         match step {
-            Step::Closed => return self.remove(slot),
-            Step::MoreToRead => self.more_to_read.push_back(key),
-            Step::BudgetBlocked => {
+            Step::MoreToRead if !connection.queued_for_turn => {
+                connection.queued_for_turn = true;
+                self.more_to_read.push_back(key);
+            }
+            Step::BudgetBlocked if !connection.queued_for_budget => {
+                connection.queued_for_budget = true;
                 self.budget_blocked.push(key);
                 if self.budget_retry_at.is_none() {
                     self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY);
                 }
             }
-            Step::Wait => {}
+            _ => {}
         }
         self.arm_timer(slot);
     }
@@ -416,7 +426,8 @@ impl EventLoop {
             let Some(key) = self.more_to_read.pop_front() else {
                 break;
             };
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_turn = false;
                 self.drive(key.slot, now);
             }
         }
@@ -425,10 +436,7 @@ impl EventLoop {
     /// Drive every connection whose armed deadline has come.
     fn run_timers(&mut self, now: Instant) {
         while let Some((when, key)) = self.timers.pop_due(now) {
-            if !self.is_current(key) {
-                continue;
-            }
-            let Some(connection) = self.connection_mut(key.slot) else {
+            let Some(connection) = self.current_mut(key) else {
                 continue;
             };
             if connection.armed != Some(when) {
@@ -468,7 +476,8 @@ impl EventLoop {
             return;
         }
         for key in std::mem::take(&mut self.budget_blocked) {
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_budget = false;
                 self.drive(key.slot, now);
             }
         }
