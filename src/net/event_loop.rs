@@ -73,7 +73,7 @@ pub(crate) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// A descriptor to give up when the process has none left.
     spare: Option<std::fs::File>,
-    dropped_for_descriptors: u64,
+    descriptor_drops: u64,
     /// Before this, a dropped connection is counted but not logged.
     descriptor_warning_at: Option<Instant>,
     scratch: Box<[u8]>,
@@ -125,7 +125,7 @@ impl EventLoop {
             budget_retry_at: None,
             accept_paused_until: None,
             spare: open_spare(),
-            dropped_for_descriptors: 0,
+            descriptor_drops: 0,
             descriptor_warning_at: None,
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             settings,
@@ -229,7 +229,7 @@ impl EventLoop {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(error) if is_out_of_descriptors(&error) && self.spare.is_some() => {
+                Err(error) if is_out_of_descriptors(&error) && self.has_spare() => {
                     self.drop_one_waiting(index, now);
                 }
                 Err(error) => {
@@ -246,6 +246,15 @@ impl EventLoop {
         }
     }
 
+    /// Whether the spare descriptor is there, opening it again if it could
+    /// not be after its last use (a descriptor may have been freed since).
+    fn has_spare(&mut self) -> bool {
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
+        self.spare.is_some()
+    }
+
     /// Out of descriptors: give up the spare one to accept a waiting
     /// connection and close it at once, so that its client learns it was
     /// not served instead of waiting in the queue (the nginx and libev
@@ -257,21 +266,30 @@ impl EventLoop {
             && let Ok((stream, peer)) = listener.accept()
         {
             drop(stream);
-            self.dropped_for_descriptors += 1;
-            if self.descriptor_warning_at.is_none_or(|at| now >= at) {
-                warn!(
-                    "{peer} dropped: the process is out of file descriptors \
-                     ({} dropped so far); lower --max-connections or raise the limit",
-                    self.dropped_for_descriptors
-                );
-                self.descriptor_warning_at = Some(now + Duration::from_secs(1));
-            }
+            self.dropped_for_descriptors(peer, now);
         }
         self.spare = open_spare();
     }
 
+    /// Count a connection closed at once for want of descriptors; log it,
+    /// at most once a second.
+    fn dropped_for_descriptors(&mut self, peer: SocketAddr, now: Instant) {
+        self.descriptor_drops += 1;
+        if self.descriptor_warning_at.is_none_or(|at| now >= at) {
+            warn!(
+                "{peer} dropped: no file descriptor left for it ({} dropped so far); \
+                 lower --max-connections or raise the descriptor limit",
+                self.descriptor_drops
+            );
+            self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+        }
+    }
+
     /// Give an accepted socket a slot: served, refused (BUSY), or dropped.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.shared.has_descriptor_for_another() {
+            return self.dropped_for_descriptors(peer, now);
+        }
         let local = match stream.local_addr() {
             Ok(local) => local,
             Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
