@@ -230,7 +230,11 @@ impl EventLoop {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(error) if is_out_of_descriptors(&error) && self.has_spare() => {
-                    self.drop_one_waiting(index, now);
+                    // EMFILE comes before the queue is looked at: stop once
+                    // it turns out to be empty.
+                    if !self.drop_one_waiting(index, now) {
+                        return;
+                    }
                 }
                 Err(error) => {
                     // Something else, or no spare left: pause instead of
@@ -260,15 +264,26 @@ impl EventLoop {
     /// not served instead of waiting in the queue (the nginx and libev
     /// trick). The limit fitted to the descriptors (`upcase serve`) makes
     /// this rare.
-    fn drop_one_waiting(&mut self, index: usize, now: Instant) {
+    ///
+    /// Whether a connection was waiting (and was dropped).
+    fn drop_one_waiting(&mut self, index: usize, now: Instant) -> bool {
         self.spare = None;
-        if let Some(listener) = self.listeners.get(index)
-            && let Ok((stream, peer)) = listener.accept()
-        {
-            drop(stream);
-            self.dropped_for_descriptors(peer, now);
-        }
+        let dropped = match self.listeners.get(index).map(TcpListener::accept) {
+            // Closed at once: its descriptor becomes the spare again.
+            Some(Ok((stream, peer))) => {
+                drop(stream);
+                Some(peer)
+            }
+            _ => None,
+        };
         self.spare = open_spare();
+        match dropped {
+            Some(peer) => {
+                self.dropped_for_descriptors(peer, now);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Count a connection closed at once for want of descriptors; log it,
