@@ -17,6 +17,8 @@
 //! The Unicode mapping is `char::to_uppercase` of the toolchain's std
 //! (Unicode 17.0.0 for Rust 1.95): the full default mapping, no tailoring.
 
+use std::convert::Infallible;
+
 use bytes::BytesMut;
 
 use upper::{UnicodeUpper, push_ascii_upper, push_if_ascii_upper};
@@ -37,6 +39,26 @@ pub enum CaseMode {
     Ascii,
 }
 
+/// The modes that cannot fail, for a [`LosslessUpcaser`]: every input has an
+/// upper case, so its methods return no `Result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum LosslessMode {
+    /// [`CaseMode::UnicodeLossless`].
+    Unicode,
+    /// [`CaseMode::Ascii`].
+    Ascii,
+}
+
+impl From<LosslessMode> for CaseMode {
+    fn from(mode: LosslessMode) -> CaseMode {
+        match mode {
+            LosslessMode::Unicode => CaseMode::UnicodeLossless,
+            LosslessMode::Ascii => CaseMode::Ascii,
+        }
+    }
+}
+
 /// Input that is not UTF-8, reported by [`CaseMode::UnicodeStrict`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("invalid UTF-8 at byte {offset} of the message")]
@@ -47,19 +69,91 @@ pub struct InvalidUtf8 {
     pub offset: u64,
 }
 
-/// A streaming upper-caser. Feed chunks with [`Upcaser::push`], end a
-/// message or stream with [`Upcaser::finish`].
+/// A byte buffer the transform appends to: [`BytesMut`] or `Vec<u8>`.
+/// (Output that is always text has its own function, [`upcase_str`].)
+///
+/// Sealed: the transform writes in place (upper-casing a copied run,
+/// truncating a failed call), so it needs more than [`std::io::Write`].
+pub trait Output: output::Buffer {}
+
+impl Output for BytesMut {}
+impl Output for Vec<u8> {}
+
+mod output {
+    use bytes::BytesMut;
+
+    /// What the transform needs of an [`Output`](super::Output): a growable
+    /// byte buffer it may rewrite in place.
+    pub trait Buffer {
+        fn len(&self) -> usize;
+        fn truncate(&mut self, len: usize);
+        fn reserve(&mut self, additional: usize);
+        fn extend_from_slice(&mut self, bytes: &[u8]);
+        fn as_mut_slice(&mut self) -> &mut [u8];
+        /// Append `additional` zero bytes and return them.
+        fn grow_zeroed(&mut self, additional: usize) -> &mut [u8];
+    }
+
+    impl Buffer for BytesMut {
+        fn len(&self) -> usize {
+            BytesMut::len(self)
+        }
+        fn truncate(&mut self, len: usize) {
+            BytesMut::truncate(self, len);
+        }
+        fn reserve(&mut self, additional: usize) {
+            BytesMut::reserve(self, additional);
+        }
+        fn extend_from_slice(&mut self, bytes: &[u8]) {
+            BytesMut::extend_from_slice(self, bytes);
+        }
+        fn as_mut_slice(&mut self) -> &mut [u8] {
+            self
+        }
+        fn grow_zeroed(&mut self, additional: usize) -> &mut [u8] {
+            let start = BytesMut::len(self);
+            self.resize(start + additional, 0);
+            &mut self[start..]
+        }
+    }
+
+    impl Buffer for Vec<u8> {
+        fn len(&self) -> usize {
+            Vec::len(self)
+        }
+        fn truncate(&mut self, len: usize) {
+            Vec::truncate(self, len);
+        }
+        fn reserve(&mut self, additional: usize) {
+            Vec::reserve(self, additional);
+        }
+        fn extend_from_slice(&mut self, bytes: &[u8]) {
+            Vec::extend_from_slice(self, bytes);
+        }
+        fn as_mut_slice(&mut self) -> &mut [u8] {
+            self
+        }
+        fn grow_zeroed(&mut self, additional: usize) -> &mut [u8] {
+            let start = Vec::len(self);
+            self.resize(start + additional, 0);
+            &mut self[start..]
+        }
+    }
+}
+
+use output::Buffer;
+
+/// A streaming upper-caser in any [`CaseMode`]. Feed chunks with
+/// [`Upcaser::push`], end a message or stream with [`Upcaser::finish`].
+///
+/// Both return a `Result` because strict mode can fail; when the mode is known
+/// to be lossless, a [`LosslessUpcaser`] says so in its type.
 #[derive(Debug, Clone)]
 pub struct Upcaser {
     mode: CaseMode,
-    carry: [u8; 4],
-    carry_len: usize,
-    /// Bytes pushed since the message began, carried bytes included.
-    consumed: u64,
+    stream: Stream,
     /// Strict mode's error, kept so that a failed message stays failed.
     failed: Option<InvalidUtf8>,
-    /// The Unicode mappings, with their cache.
-    unicode: UnicodeUpper,
 }
 
 impl Upcaser {
@@ -67,11 +161,8 @@ impl Upcaser {
     pub fn new(mode: CaseMode) -> Upcaser {
         Upcaser {
             mode,
-            carry: [0; 4],
-            carry_len: 0,
-            consumed: 0,
+            stream: Stream::new(mode == CaseMode::Ascii),
             failed: None,
-            unicode: UnicodeUpper::default(),
         }
     }
 
@@ -82,19 +173,20 @@ impl Upcaser {
 
     /// The bytes of an incomplete code point held for the next chunk.
     pub fn carried(&self) -> &[u8] {
-        &self.carry[..self.carry_len]
+        self.stream.carried()
     }
 
     /// Whether no message is in progress: nothing pushed since the last
     /// [`Upcaser::finish`] (or since creation).
     pub fn is_at_message_start(&self) -> bool {
-        self.consumed == 0
+        self.stream.consumed == 0
     }
 
     /// The most bytes the next `push` of `input_len` bytes (or a `finish`,
-    /// with 0) can write; reserve this much to never reallocate.
-    pub fn max_output_len(&self, input_len: usize) -> usize {
-        MAX_EXPANSION * (input_len + self.carry_len)
+    /// with 0) can write; reserve this much to never reallocate. `None` when
+    /// that does not fit in a `usize`.
+    pub fn max_output_len(&self, input_len: usize) -> Option<usize> {
+        self.stream.max_output_len(input_len)
     }
 
     /// Upper-case `input`, appending to `out` everything that is complete.
@@ -103,17 +195,16 @@ impl Upcaser {
     /// In strict mode, [`InvalidUtf8`] as soon as the message so far can no
     /// longer be the start of valid UTF-8. Nothing from the failing call is
     /// written to `out`, and every later call returns the same error.
-    pub fn push(&mut self, input: &[u8], out: &mut BytesMut) -> Result<(), InvalidUtf8> {
+    pub fn push(&mut self, input: &[u8], out: &mut impl Output) -> Result<(), InvalidUtf8> {
         if let Some(error) = self.failed {
             return Err(error);
         }
-        if self.mode == CaseMode::Ascii {
-            push_ascii_upper(input, out);
-            self.consumed += input.len() as u64;
+        if self.mode != CaseMode::UnicodeStrict {
+            let Ok(()) = self.stream.push::<Keep>(input, out);
             return Ok(());
         }
         let out_len_before = out.len();
-        let result = self.push_unicode(input, out);
+        let result = self.stream.push::<Reject>(input, out);
         if let Err(error) = result {
             out.truncate(out_len_before);
             self.failed = Some(error);
@@ -127,31 +218,162 @@ impl Upcaser {
     ///
     /// # Errors
     /// In strict mode, [`InvalidUtf8`] when the input ended inside a code point.
-    pub fn finish(&mut self, out: &mut BytesMut) -> Result<(), InvalidUtf8> {
+    pub fn finish(&mut self, out: &mut impl Output) -> Result<(), InvalidUtf8> {
         if let Some(error) = self.failed {
             return Err(error);
         }
+        if self.mode != CaseMode::UnicodeStrict {
+            let Ok(()) = self.stream.finish::<Keep>(out);
+            return Ok(());
+        }
+        let result = self.stream.finish::<Reject>(out);
+        if let Err(error) = result {
+            self.failed = Some(error);
+        }
+        result
+    }
+}
+
+/// A streaming upper-caser in a mode that cannot fail (raw mode, BYTES):
+/// [`Upcaser`] without the `Result`.
+#[derive(Debug, Clone)]
+pub struct LosslessUpcaser {
+    mode: LosslessMode,
+    stream: Stream,
+}
+
+impl LosslessUpcaser {
+    /// A transform at the start of a message.
+    pub fn new(mode: LosslessMode) -> LosslessUpcaser {
+        LosslessUpcaser {
+            mode,
+            stream: Stream::new(mode == LosslessMode::Ascii),
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> LosslessMode {
+        self.mode
+    }
+
+    /// The bytes of an incomplete code point held for the next chunk.
+    pub fn carried(&self) -> &[u8] {
+        self.stream.carried()
+    }
+
+    /// See [`Upcaser::max_output_len`].
+    pub fn max_output_len(&self, input_len: usize) -> Option<usize> {
+        self.stream.max_output_len(input_len)
+    }
+
+    /// Upper-case `input`, appending to `out` everything that is complete;
+    /// invalid UTF-8 is copied unchanged.
+    pub fn push(&mut self, input: &[u8], out: &mut impl Output) {
+        let Ok(()) = self.stream.push::<Keep>(input, out);
+    }
+
+    /// End the message or stream: held bytes are copied unchanged, and the
+    /// transform is ready for a new message.
+    pub fn finish(&mut self, out: &mut impl Output) {
+        let Ok(()) = self.stream.finish::<Keep>(out);
+    }
+}
+
+/// What a mode does with bytes that are not UTF-8: the one difference between
+/// strict and lossless, kept in the type so that lossless cannot fail.
+trait InvalidBytes {
+    /// `InvalidUtf8` or `Infallible`.
+    type Error;
+    /// Handle the maximal invalid subpart `invalid`, which starts at `offset`
+    /// of the message.
+    fn handle(invalid: &[u8], offset: u64, out: &mut impl Buffer) -> Result<(), Self::Error>;
+}
+
+/// Strict: invalid bytes are an error.
+struct Reject;
+
+impl InvalidBytes for Reject {
+    type Error = InvalidUtf8;
+    fn handle(_: &[u8], offset: u64, _: &mut impl Buffer) -> Result<(), InvalidUtf8> {
+        Err(InvalidUtf8 { offset })
+    }
+}
+
+/// Lossless: invalid bytes are copied unchanged.
+struct Keep;
+
+impl InvalidBytes for Keep {
+    type Error = Infallible;
+    fn handle(invalid: &[u8], _: u64, out: &mut impl Buffer) -> Result<(), Infallible> {
+        out.extend_from_slice(invalid);
+        Ok(())
+    }
+}
+
+/// The streaming state every mode shares.
+#[derive(Debug, Clone)]
+struct Stream {
+    /// ASCII rules (no code points, so nothing is ever carried).
+    ascii: bool,
+    carry: [u8; 4],
+    carry_len: usize,
+    /// Bytes pushed since the message began, carried bytes included.
+    consumed: u64,
+    /// The Unicode mappings, with their cache.
+    unicode: UnicodeUpper,
+}
+
+impl Stream {
+    fn new(ascii: bool) -> Stream {
+        Stream {
+            ascii,
+            carry: [0; 4],
+            carry_len: 0,
+            consumed: 0,
+            unicode: UnicodeUpper::default(),
+        }
+    }
+
+    fn carried(&self) -> &[u8] {
+        &self.carry[..self.carry_len]
+    }
+
+    fn max_output_len(&self, input_len: usize) -> Option<usize> {
+        input_len
+            .checked_add(self.carry_len)?
+            .checked_mul(MAX_EXPANSION)
+    }
+
+    fn push<P: InvalidBytes>(
+        &mut self,
+        input: &[u8],
+        out: &mut impl Buffer,
+    ) -> Result<(), P::Error> {
+        if self.ascii {
+            push_ascii_upper(input, out);
+            self.consumed += input.len() as u64;
+            return Ok(());
+        }
+        self.push_unicode::<P>(input, out)
+    }
+
+    fn finish<P: InvalidBytes>(&mut self, out: &mut impl Buffer) -> Result<(), P::Error> {
         if self.carry_len > 0 {
             let offset = self.consumed - self.carry_len as u64;
-            match self.mode {
-                CaseMode::UnicodeStrict => {
-                    let error = InvalidUtf8 { offset };
-                    self.failed = Some(error);
-                    return Err(error);
-                }
-                CaseMode::UnicodeLossless | CaseMode::Ascii => {
-                    out.extend_from_slice(&self.carry[..self.carry_len]);
-                }
-            }
+            P::handle(&self.carry[..self.carry_len], offset, out)?;
         }
         self.carry_len = 0;
         self.consumed = 0;
         Ok(())
     }
 
-    fn push_unicode(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<(), InvalidUtf8> {
+    fn push_unicode<P: InvalidBytes>(
+        &mut self,
+        mut input: &[u8],
+        out: &mut impl Buffer,
+    ) -> Result<(), P::Error> {
         if self.carry_len > 0 {
-            input = self.complete_carry(input, out)?;
+            input = self.complete_carry::<P>(input, out)?;
         }
         // ASCII needs no validation: try it first. Then one validation pass.
         if push_if_ascii_upper(input, out) {
@@ -176,7 +398,7 @@ impl Upcaser {
                 self.carry[..invalid.len()].copy_from_slice(invalid);
                 self.carry_len = invalid.len();
             } else {
-                self.invalid_bytes(invalid, self.consumed + position as u64, out)?;
+                P::handle(invalid, self.consumed + position as u64, out)?;
             }
             position += invalid.len();
         }
@@ -186,11 +408,11 @@ impl Upcaser {
 
     /// Feed bytes to the held partial code point until it completes or
     /// breaks; return the input that is left.
-    fn complete_carry<'a>(
+    fn complete_carry<'a, P: InvalidBytes>(
         &mut self,
         input: &'a [u8],
-        out: &mut BytesMut,
-    ) -> Result<&'a [u8], InvalidUtf8> {
+        out: &mut impl Buffer,
+    ) -> Result<&'a [u8], P::Error> {
         let held = self.carry_len;
         let width = utf8_width(self.carry[0]);
         let take = (width - held).min(input.len());
@@ -219,25 +441,10 @@ impl Upcaser {
                     self.carry_len = 0;
                     let from_input = invalid_len - held;
                     self.consumed += from_input as u64;
-                    self.invalid_bytes(&joined[..invalid_len], carry_offset, out)?;
+                    P::handle(&joined[..invalid_len], carry_offset, out)?;
                     Ok(&input[from_input..])
                 }
             },
-        }
-    }
-
-    fn invalid_bytes(
-        &mut self,
-        invalid: &[u8],
-        offset: u64,
-        out: &mut BytesMut,
-    ) -> Result<(), InvalidUtf8> {
-        match self.mode {
-            CaseMode::UnicodeStrict => Err(InvalidUtf8 { offset }),
-            CaseMode::UnicodeLossless | CaseMode::Ascii => {
-                out.extend_from_slice(invalid);
-                Ok(())
-            }
         }
     }
 }
@@ -266,10 +473,33 @@ fn utf8_width(lead: u8) -> usize {
 /// [`InvalidUtf8`] in strict mode when `input` is not UTF-8.
 pub fn upcase_all(mode: CaseMode, input: &[u8]) -> Result<BytesMut, InvalidUtf8> {
     let mut upcaser = Upcaser::new(mode);
-    let mut out = BytesMut::with_capacity(upcaser.max_output_len(input.len()));
+    let mut out = BytesMut::new();
+    if let Some(bound) = upcaser.max_output_len(input.len()) {
+        out.reserve(bound);
+    }
     upcaser.push(input, &mut out)?;
     upcaser.finish(&mut out)?;
     Ok(out)
+}
+
+/// Upper-case a whole input in a mode that cannot fail.
+pub fn upcase_lossless(mode: LosslessMode, input: &[u8]) -> BytesMut {
+    let mut upcaser = LosslessUpcaser::new(mode);
+    let mut out = BytesMut::new();
+    if let Some(bound) = upcaser.max_output_len(input.len()) {
+        out.reserve(bound);
+    }
+    upcaser.push(input, &mut out);
+    upcaser.finish(&mut out);
+    out
+}
+
+/// The Unicode upper case of `text`, as text: what `str::to_uppercase`
+/// returns, through this crate's faster mapping.
+pub fn upcase_str(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    UnicodeUpper::default().push(text, &mut out);
+    String::from_utf8(out).expect("the upper case of text is text")
 }
 
 mod upper;

@@ -8,16 +8,16 @@ mod harness;
 #[path = "conform/ours.rs"]
 mod ours;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use broken_udp::{BrokenUdp, Bug};
-use harness::{Flavor, TestServer};
+use harness::{Flavor, Limit, TestServer};
 use ours::OurServer;
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
-use upcase_cli::conform::{self, Options, Outcome, Report, SelectError};
+use upcase_cli::conform::{self, CaseOutcome, Options, SelectError, SuiteReport};
 
 fn options(addr: SocketAddr, filters: &[&str]) -> Options {
     let mut options = Options::new(addr);
@@ -31,15 +31,15 @@ fn udp_options(addr: SocketAddr, filters: &[&str]) -> Options {
     options
 }
 
-fn skipped(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Skipped { .. }))
+fn skipped(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Skipped { .. }))
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-fn names(report: &Report, pick: impl Fn(&Outcome) -> bool) -> BTreeSet<String> {
+fn names(report: &SuiteReport, pick: impl Fn(&CaseOutcome) -> bool) -> BTreeSet<String> {
     report
         .results
         .iter()
@@ -48,30 +48,35 @@ fn names(report: &Report, pick: impl Fn(&Outcome) -> bool) -> BTreeSet<String> {
         .collect()
 }
 
-fn failed(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Failed(_)))
+fn failed(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Failed(_)))
 }
 
-fn passed(report: &Report) -> BTreeSet<String> {
-    names(report, |o| matches!(o, Outcome::Passed))
+fn passed(report: &SuiteReport) -> BTreeSet<String> {
+    names(report, |o| matches!(o, CaseOutcome::Passed))
 }
 
 /// Run the suite; the filters must match.
-fn run(options: &Options) -> Report {
+fn run(options: &Options) -> SuiteReport {
     conform::run(options).expect("filters match")
 }
 
-fn assert_all_passed(report: &Report) {
+fn assert_all_passed(report: &SuiteReport) {
     assert!(report.all_passed(), "failures:\n{}", explain(report));
 }
 
-fn assert_summary(report: &Report, summary: &str) {
+fn assert_summary(report: &SuiteReport, summary: &str) {
     assert_eq!(report.summary(), summary, "{}", explain(report));
 }
 
 /// Run `filters` (the UDP set when `udp`) against `addr`, told of the
 /// server's setting by `tell`, and require every case to pass.
-fn passes_told(addr: SocketAddr, filters: &[&str], udp: bool, tell: fn(&mut Options)) -> Report {
+fn passes_told(
+    addr: SocketAddr,
+    filters: &[&str],
+    udp: bool,
+    tell: fn(&mut Options),
+) -> SuiteReport {
     let mut options = options(addr, filters);
     options.udp = udp;
     tell(&mut options);
@@ -92,7 +97,7 @@ fn fails_untold(addr: SocketAddr, filter: &str) {
     );
 }
 
-fn explain(report: &Report) -> String {
+fn explain(report: &SuiteReport) -> String {
     report
         .results
         .iter()
@@ -104,7 +109,7 @@ fn explain(report: &Report) -> String {
 
 /// Require every case in `must_fail` to have failed and every case in
 /// `must_pass` to have passed.
-fn check_report(report: &Report, who: &str, must_fail: &[&str], must_pass: &[&str]) {
+fn check_report(report: &SuiteReport, who: &str, must_fail: &[&str], must_pass: &[&str]) {
     let failed = failed(report);
     let passed = passed(report);
     for name in must_fail {
@@ -146,10 +151,18 @@ fn our_server_passes_every_tcp_case() {
         "framed/2.2/framed-only-closes-raw",
         "raw/7.4/ascii-option",
         "framed/9.1/idle-timeout",
+        "framed/9.1/idle-timer-restarts-on-complete-frames-only",
         "raw/9.1/idle-timeout",
         "framed/9.3/busy-at-the-limit",
+        "framed/9.3/busy-for-any-version",
     ]);
     assert_eq!(skipped(&report), expected_skips);
+    // Our server lingers after BYE: no SHOULD NOT is broken.
+    assert!(
+        report.results.iter().all(|r| r.warnings.is_empty()),
+        "{}",
+        report.summary()
+    );
     assert!(report.results.iter().all(|r| !r.name.starts_with("udp/")));
 }
 
@@ -176,7 +189,7 @@ fn our_server_passes_the_idle_timeout_cases() {
     let server = OurServer::with(config, 1024);
     let mut options = options(server.addr, &["framed/9.1", "raw/9.1"]);
     options.idle_timeout = Some(Duration::from_secs(1));
-    assert_summary(&run(&options), "2 passed, 0 failed, 0 skipped");
+    assert_summary(&run(&options), "3 passed, 0 failed, 0 skipped");
 }
 
 #[test]
@@ -184,13 +197,19 @@ fn busy_case_passes_at_the_limit_and_fails_when_told_a_higher_one() {
     let server = OurServer::with(ServerConfig::default(), 2);
     let mut told = options(server.addr, &["framed/9.3"]);
     told.max_connections = Some(2);
-    assert_summary(&run(&told), "1 passed, 0 failed, 0 skipped");
+    assert_summary(&run(&told), "2 passed, 0 failed, 0 skipped");
 
     // Told a limit of 3, the suite's third connection gets BUSY where it
-    // expects a PONG: the case can fail.
+    // expects a PONG: the cases can fail (after their reruns for BUSY).
     told.max_connections = Some(3);
     let report = run(&told);
-    assert_eq!(failed(&report), set(&["framed/9.3/busy-at-the-limit"]));
+    assert_eq!(
+        failed(&report),
+        set(&[
+            "framed/9.3/busy-at-the-limit",
+            "framed/9.3/busy-for-any-version"
+        ])
+    );
 }
 
 #[test]
@@ -422,6 +441,407 @@ fn raw_upcasing_each_recv_is_caught_by_the_split_case() {
 }
 
 #[test]
+fn unexpected_type_before_malformed_is_caught() {
+    check_broken(
+        Flavor::UnexpectedBeforeMalformed,
+        &["framed/6"],
+        &["framed/6.3/more-on-pong-or-error-malformed"],
+        &[
+            "framed/6.5/unexpected-type-skipped",
+            "framed/6.2/malformed-more-on-control-frame",
+            "framed/6.5/non-fatal-error-keeps-open-message",
+        ],
+    );
+}
+
+#[test]
+fn abandoning_the_open_message_on_a_non_fatal_error_is_caught() {
+    check_broken(
+        Flavor::AbandonsMessageOnError,
+        &["framed/6.5", "framed/5.1/ping-between-fragments"],
+        &["framed/6.5/non-fatal-error-keeps-open-message"],
+        &[
+            "framed/6.5/unknown-type-skipped",
+            "framed/6.5/unexpected-type-skipped",
+            "framed/5.1/ping-between-fragments",
+        ],
+    );
+}
+
+#[test]
+fn answering_frames_behind_a_bye_is_caught() {
+    check_broken(
+        Flavor::AnswersFramesBehindBye,
+        &["framed/5.4"],
+        &["framed/5.4/frames-behind-bye-unanswered"],
+        &[
+            "framed/5.4/bye-then-linger",
+            "framed/5.4/bye-reason-not-echoed",
+            "framed/5.4/bye-between-fragments",
+        ],
+    );
+}
+
+#[test]
+fn an_idle_timer_restarted_by_every_byte_is_caught() {
+    let idle = Duration::from_secs(1);
+    let config = ServerConfig {
+        idle_timeout: idle,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(Flavor::IdleRestartsOnBytes, config);
+    let mut told = options(server.addr, &["framed/9.1"]);
+    told.idle_timeout = Some(idle);
+    check_report(
+        &run(&told),
+        "IdleRestartsOnBytes",
+        &["framed/9.1/idle-timer-restarts-on-complete-frames-only"],
+        // With no byte at all, it times out like any server.
+        &["framed/9.1/idle-timeout"],
+    );
+}
+
+#[test]
+fn busy_only_for_version_1_is_caught() {
+    let limit = Limit {
+        max: 2,
+        free_delay: Duration::ZERO,
+        free_after_close: false,
+    };
+    let server = TestServer::limited(
+        Flavor::BusyOnlyForVersion1,
+        ServerConfig::default(),
+        Some(limit),
+    );
+    let mut told = options(server.addr, &["framed/9.3"]);
+    told.max_connections = Some(2);
+    check_report(
+        &run(&told),
+        "BusyOnlyForVersion1",
+        &["framed/9.3/busy-for-any-version"],
+        &["framed/9.3/busy-at-the-limit"],
+    );
+}
+
+#[test]
+fn closing_at_once_after_bye_passes_with_a_warning() {
+    let server = TestServer::start(Flavor::NoLinger, ServerConfig::default());
+    let report = run(&options(server.addr, &["framed/5.4"]));
+    assert_all_passed(&report);
+    let linger = report
+        .results
+        .iter()
+        .find(|r| r.name == "framed/5.4/bye-then-linger")
+        .expect("selected");
+    assert_eq!(linger.warnings.len(), 1, "{:?}", linger.warnings);
+    assert!(
+        linger.warnings[0].contains("SHOULD NOT close first"),
+        "{}",
+        linger.warnings[0]
+    );
+    assert!(
+        report.summary().ends_with(", 1 with warnings"),
+        "{}",
+        report.summary()
+    );
+    assert!(
+        linger
+            .render(&report.unicode_version, false)
+            .contains("\n    warning: the server closed"),
+        "{}",
+        linger.render(&report.unicode_version, false)
+    );
+}
+
+/// Why a case was skipped, by name.
+fn skip_reasons(report: &SuiteReport) -> BTreeMap<String, String> {
+    report
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            CaseOutcome::Skipped { reason } => Some((r.name.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_small_frame_limit_skips_with_reasons_and_never_fails() {
+    let config = ServerConfig {
+        max_data_len: 16,
+        ..ServerConfig::default()
+    };
+    let server = OurServer::with(config, 1024);
+    let tell: fn(&mut Options) = |options| options.max_frame = 16;
+    let tcp = passes_told(server.addr, &[], false, tell);
+    let udp = passes_told(server.addr, &[], true, tell);
+    for report in [&tcp, &udp] {
+        let over_limit: Vec<_> = skip_reasons(report)
+            .into_iter()
+            .filter(|(_, reason)| reason.contains("(--max-frame)"))
+            .collect();
+        assert!(!over_limit.is_empty(), "{}", report.summary());
+        for (name, reason) in over_limit {
+            assert!(
+                reason.contains("limit") && reason.contains("16"),
+                "{name}: {reason}"
+            );
+        }
+    }
+    assert!(passed(&udp).contains("udp/8.2/text-upper-cased"));
+    let udp_skips = skip_reasons(&udp);
+    for name in [
+        "udp/8.4/text-reply-at-limit-sent",
+        "udp/8.4/text-reply-too-large",
+    ] {
+        assert!(
+            udp_skips[name].contains("at least"),
+            "{name}: {:?}",
+            udp_skips.get(name)
+        );
+    }
+    // Cases that fit their samples to the limit still run.
+    for name in [
+        "framed/5.1/utf8-classes-upper-cased",
+        "framed/5.2/every-byte-value",
+        "framed/5.6/pipelined-replies-in-order",
+        "framed/10/unicode-17-mappings",
+        "framed/3.5/frame-byte-by-byte",
+        "framed/5.3/pong-echoes-data",
+        "framed/5.6/many-clients-interleaved",
+        "framed/5.6/disconnect-mid-frame-others-served",
+        "framed/6.2/frame-too-large-from-header",
+        "framed/3.4/frame-at-limit-accepted",
+    ] {
+        assert!(passed(&tcp).contains(name), "{name}: {}", tcp.summary());
+    }
+    // Every frame the suite sent fits: the server never said FRAME_TOO_LARGE
+    // except where a case asked for it.
+    for result in tcp.results.iter().chain(&udp.results) {
+        let provoked = result.name.contains("too-large") || result.name.contains("checks-in-order");
+        if !provoked {
+            assert!(
+                !result
+                    .wire_log
+                    .iter()
+                    .any(|l| l.contains("FRAME_TOO_LARGE")),
+                "{}: {:#?}",
+                result.name,
+                result.wire_log
+            );
+        }
+    }
+}
+
+#[test]
+fn an_older_unicode_skips_exactly_the_unicode_cases_when_told() {
+    let server = TestServer::start(Flavor::Unicode14, ServerConfig::default());
+    let filters = ["framed/5.1", "framed/10", "raw/10", "raw/7.1"];
+    let untold = run(&options(server.addr, &filters));
+    assert_eq!(
+        failed(&untold),
+        set(&[
+            "framed/10/unicode-17-mappings",
+            "raw/10/unicode-17-mappings"
+        ]),
+        "{}",
+        explain(&untold)
+    );
+    assert!(
+        untold.verdict().starts_with("does not conform"),
+        "{}",
+        untold.verdict()
+    );
+
+    let mut told = options(server.addr, &filters);
+    told.unicode = Some("14.0".into());
+    let report = run(&told);
+    assert_all_passed(&report);
+    let skips = skip_reasons(&report);
+    assert_eq!(
+        skips.keys().cloned().collect::<BTreeSet<_>>(),
+        set(&[
+            "framed/10/unicode-17-mappings",
+            "raw/10/unicode-17-mappings"
+        ])
+    );
+    for reason in skips.values() {
+        assert!(reason.contains("Unicode 14.0 (--unicode)"), "{reason}");
+    }
+    assert!(
+        report
+            .verdict()
+            .starts_with("conforms to UPCASE/1 with Unicode 14.0"),
+        "{}",
+        report.verdict()
+    );
+
+    // Told the oracle's own version, the cases run.
+    told.unicode = Some(conform::unicode_version());
+    assert!(!run(&told).all_passed());
+}
+
+/// The cases that fill the connection limit or drop connections mid-way,
+/// plus a few that need a free slot right after them.
+const LIMIT_CASES: &[&str] = &[
+    "framed/5.6/many-clients-interleaved",
+    "framed/6.2/malformed-reserved-flag",
+    "framed/9.3",
+    "framed/2.1/preface-answered",
+];
+
+#[test]
+fn a_server_slow_to_free_slots_passes_100_runs_in_a_row() {
+    // Notices a close 10 ms late: frees the slot, then closes its side.
+    let limit = Limit {
+        max: 2,
+        free_delay: Duration::from_millis(10),
+        free_after_close: false,
+    };
+    let server = TestServer::limited(Flavor::Conforming, ServerConfig::default(), Some(limit));
+    let mut told = options(server.addr, LIMIT_CASES);
+    told.max_connections = Some(2);
+    for run_number in 1..=100 {
+        let report = run(&told);
+        assert!(
+            report.all_passed(),
+            "run {run_number}: failures:\n{}",
+            explain(&report)
+        );
+    }
+}
+
+#[test]
+fn a_case_that_meets_busy_under_the_limit_runs_again_and_says_so() {
+    // Closes at once but frees the slot 100 ms later: the next case's
+    // connection gets BUSY, and its case runs again after a wait (the
+    // reruns wait 50, 100, 200 and 400 ms: the slot is free in time).
+    let limit = Limit {
+        max: 1,
+        free_delay: Duration::from_millis(100),
+        free_after_close: true,
+    };
+    let server = TestServer::limited(Flavor::Conforming, ServerConfig::default(), Some(limit));
+    let mut told = options(
+        server.addr,
+        &[
+            "framed/2.1/preface-answered",
+            "framed/5.1/ascii",
+            "framed/5.3",
+        ],
+    );
+    told.max_connections = Some(1);
+    let report = run(&told);
+    assert_all_passed(&report);
+    let reran = report
+        .results
+        .iter()
+        .filter(|r| {
+            r.wire_log
+                .iter()
+                .any(|l| l.contains("running the case again"))
+        })
+        .count();
+    assert!(reran >= 1, "no case ran again:\n{:#?}", report.results);
+}
+
+#[test]
+fn html_report_is_well_formed_and_has_a_row_per_case() {
+    let server = TestServer::start(Flavor::NoSwap, ServerConfig::default());
+    let mut report = run(&options(
+        server.addr,
+        &[
+            "framed/5.5/explicit-swapped",
+            "framed/5.1/ascii",
+            "framed/9.3/busy-at-the-limit",
+        ],
+    ));
+    // Text that must be escaped, wherever it can come from the server.
+    report.results[1]
+        .wire_log
+        .push("c9 ← \"<script>alert(1)</script>\" & <b>".into());
+    let html = report.to_html();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(!html.contains("<script"), "unescaped: {html}");
+    // Written as well-formed XML, so a strict parser checks every tag.
+    let strict = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&html, strict).expect("well-formed");
+    let has_class = |node: &roxmltree::Node, class: &str| {
+        node.attribute("class")
+            .is_some_and(|c| c.split(' ').any(|c| c == class))
+    };
+    assert!(
+        doc.descendants()
+            .all(|n| !matches!(n.tag_name().name(), "script" | "link" | "img"))
+    );
+    let style = doc
+        .descendants()
+        .find(|n| n.has_tag_name("style"))
+        .and_then(|n| n.text())
+        .expect("inline style");
+    assert!(!style.contains("url("), "no external asset: {style}");
+
+    let rows: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("tr") && has_class(n, "case"))
+        .collect();
+    assert_eq!(rows.len(), 3);
+    let cells = |row: &roxmltree::Node| -> Vec<String> {
+        row.children()
+            .filter(|n| n.has_tag_name("td"))
+            .map(|td| {
+                td.descendants()
+                    .filter(|n| n.is_text())
+                    .filter_map(|n| n.text())
+                    .collect()
+            })
+            .collect()
+    };
+    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    assert_eq!(table[0][0], "framed/5.1/ascii");
+    assert_eq!(table[0][1..3], ["§5.1", "pass"]);
+    assert_eq!(table[1][0], "framed/5.5/explicit-swapped");
+    assert_eq!(table[1][1..3], ["§5.5", "fail"]);
+    assert_eq!(table[2][2], "skip");
+
+    // Each case's details: rule, expected vs actual, the wire log.
+    let sections: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("section"))
+        .collect();
+    assert_eq!(sections.len(), 3);
+    let text_of = |node: &roxmltree::Node| -> String {
+        node.descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect()
+    };
+    let failed = text_of(&sections[1]);
+    assert!(failed.contains("SPEC.md §5.5: "), "{failed}");
+    assert!(
+        failed.contains("expected") && failed.contains("TEXT src=198.51.100.7:80"),
+        "{failed}"
+    );
+    let escaped = text_of(&sections[1]);
+    assert!(
+        escaped.contains("c9 ← \"<script>alert(1)</script>\" & <b>"),
+        "the wire log reads back as it was: {escaped}"
+    );
+    assert!(text_of(&sections[2]).contains("Skipped: needs the server's connection limit"));
+    let verdict = doc
+        .descendants()
+        .find(|n| n.has_tag_name("p") && has_class(n, "verdict"))
+        .expect("verdict");
+    assert_eq!(
+        text_of(&verdict),
+        "does not conform to UPCASE/1: 1 case failed"
+    );
+}
+
+#[test]
 fn a_lost_datagram_is_sent_once_more_and_the_log_says_so() {
     let responder = BrokenUdp::start(Bug::LosesFirstDatagram);
     let mut options = udp_options(responder.addr, &["udp/8.3/raw-empty", "udp/8.2/ping-pong"]);
@@ -582,6 +1002,54 @@ fn cli_exit_codes_and_reports() {
     let listing = String::from_utf8_lossy(&list.stdout);
     assert_eq!(list.status.code(), Some(0), "{listing}");
     assert!(listing.ends_with("4 cases\n"), "{listing}");
+}
+
+#[test]
+fn cli_writes_html_and_takes_the_server_unicode_version() {
+    let server = TestServer::start(Flavor::Unicode14, ServerConfig::default());
+    let addr = server.addr.to_string();
+    let html = std::env::temp_dir().join(format!("upcase-conform-{}.html", std::process::id()));
+    let out = upcase()
+        .args([
+            "conform",
+            &addr,
+            "framed/10",
+            "framed/5.1/ascii",
+            "--unicode",
+            "14.0.0",
+            "--html",
+        ])
+        .arg(&html)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("the server's: Unicode 14.0"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "- framed/10/unicode-17-mappings (skipped: expects the case mappings of Unicode"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("conforms to UPCASE/1 with Unicode 14.0 (in the 1 cases that ran)\n"),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    std::fs::remove_file(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("framed/10/unicode-17-mappings"), "{page}");
+
+    let bad = upcase()
+        .args(["conform", &addr, "--unicode", "fourteen"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("expected a Unicode version such as 14.0"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]

@@ -16,6 +16,8 @@ const SPEC: &str = include_str!("../SPEC.md");
 #[derive(Debug)]
 enum Line {
     Client(Vec<u8>),
+    /// `C: <eof>`: the client closes its sending side (FIN).
+    ClientEof,
     Server(Vec<u8>),
     Close,
     Drop,
@@ -67,8 +69,11 @@ fn blocks() -> Vec<Block> {
         if content.is_empty() {
             continue;
         }
-        let parsed = if let Some(hex) = content.strip_prefix("C:") {
-            Line::Client(parse_hex(hex, line_no))
+        let parsed = if let Some(rest) = content.strip_prefix("C:") {
+            match rest.trim() {
+                "<eof>" => Line::ClientEof,
+                hex => Line::Client(parse_hex(hex, line_no)),
+            }
         } else if let Some(rest) = content.strip_prefix("S:") {
             match rest.trim() {
                 "<close>" => Line::Close,
@@ -91,8 +96,15 @@ fn peer() -> SocketAddr {
     "127.0.0.1:50000".parse().unwrap()
 }
 
+/// What the client does in one step.
+#[derive(Debug)]
+enum Input {
+    Bytes(Vec<u8>),
+    Eof,
+}
+
 /// One client input and the server output expected for it.
-type Step = (Vec<u8>, Vec<u8>);
+type Step = (Input, Vec<u8>);
 
 /// Group lines into steps; also whether the block ends with `<close>`.
 fn steps(block: &Block) -> (Vec<Step>, bool) {
@@ -102,11 +114,17 @@ fn steps(block: &Block) -> (Vec<Step>, bool) {
     for line in &block.lines {
         match line {
             Line::Client(bytes) => {
-                if !last_was_client {
-                    steps.push((Vec::new(), Vec::new()));
+                match steps.last_mut() {
+                    Some((Input::Bytes(input), _)) if last_was_client => {
+                        input.extend_from_slice(bytes)
+                    }
+                    _ => steps.push((Input::Bytes(bytes.clone()), Vec::new())),
                 }
-                steps.last_mut().unwrap().0.extend_from_slice(bytes);
                 last_was_client = true;
+            }
+            Line::ClientEof => {
+                steps.push((Input::Eof, Vec::new()));
+                last_was_client = false;
             }
             Line::Server(bytes) => {
                 steps
@@ -128,8 +146,15 @@ fn replay_transcript(block: &Block) {
     let now = Instant::now();
     let mut conn = ServerConnection::new(ServerConfig::default(), local(), peer(), now);
     for (number, (input, expected)) in steps.iter().enumerate() {
-        let output = common::feed(&mut conn, now, input)
-            .unwrap_or_else(|e| panic!("block at line {}: input refused: {e}", block.first_line));
+        let output = match input {
+            Input::Bytes(bytes) => common::feed(&mut conn, now, bytes).unwrap_or_else(|e| {
+                panic!("block at line {}: input refused: {e}", block.first_line)
+            }),
+            Input::Eof => {
+                conn.handle_eof(now);
+                common::drain(&mut conn, now)
+            }
+        };
         assert_eq!(
             hex(&output),
             hex(expected),
@@ -156,6 +181,7 @@ fn replay_datagram(block: &Block) {
             Line::Server(bytes) => expected.extend_from_slice(bytes),
             Line::Drop => dropped = true,
             Line::Close => panic!("<close> in a datagram block (line {})", block.first_line),
+            Line::ClientEof => panic!("<eof> in a datagram block (line {})", block.first_line),
         }
     }
     let reply = respond_to_datagram(&datagram, local(), peer(), &DatagramConfig::default());

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use upcase::net::{Client, ClientError, Server, ServerHandle, UdpClient};
-use upcase::wire::{ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{
+    ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
+    encode_framed_datagram,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -39,9 +42,7 @@ fn counted(counter: &AtomicU64, expected: u64) -> u64 {
 }
 
 fn datagram(frame: &FrameRepr) -> Vec<u8> {
-    let mut out = BytesMut::from(&PREFACE[..]);
-    frame.encode(&mut out);
-    out.to_vec()
+    encode_framed_datagram(frame).to_vec()
 }
 
 /// The ERROR code of a reply datagram, which must be preface + one ERROR frame.

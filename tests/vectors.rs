@@ -436,6 +436,34 @@ fn vectors_come_from_a_unicode_version_no_newer_than_std() {
     }
 }
 
+/// README.md promises that names are unique within a list, so that a
+/// failure report names one vector.
+#[test]
+fn vector_names_are_unique_within_each_list() {
+    for file in ["frames.json", "transform.json", "transcripts.json"] {
+        let content: serde_json::Map<String, serde_json::Value> = load(file);
+        let mut lists = 0;
+        for (key, value) in &content {
+            let Some(list) = value.as_array() else {
+                continue;
+            };
+            lists += 1;
+            let mut seen = std::collections::HashSet::new();
+            let repeated: Vec<&str> = list
+                .iter()
+                .map(|vector| vector["name"].as_str().expect("every vector has a name"))
+                .filter(|name| !seen.insert(*name))
+                .collect();
+            assert!(
+                repeated.is_empty(),
+                "{file} {key}: {} names repeated: {repeated:?}",
+                repeated.len()
+            );
+        }
+        assert!(lists > 0, "{file} holds no lists");
+    }
+}
+
 #[test]
 fn json_files_are_what_generate_py_produces() {
     let script = vectors_dir().join("generate.py");

@@ -8,3 +8,4 @@
 
 pub mod conform;
 pub mod loadgen;
+pub mod metrics;

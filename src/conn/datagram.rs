@@ -8,18 +8,11 @@ use super::config::{RawCase, ServerMode};
 use super::error::ProtocolViolation;
 use super::framed::FramedSession;
 use super::reply::{ReplyAddresses, write_error};
-use crate::transform::upcase_all;
+use crate::transform::upcase_lossless;
 use crate::wire::{
-    Address, DEFAULT_MAX_DATA_LEN, Frame, FrameDecoder, FrameRepr, HEADER_LEN, PREFACE,
-    PREFACE_LEN, PREFACE_MAGIC, VERSION,
+    Address, DEFAULT_MAX_DATA_LEN, Frame, FrameRepr, HEADER_LEN, MAX_REPLY_DATA, MAX_UDP_PAYLOAD,
+    PREFACE, PREFACE_LEN, PREFACE_MAGIC, VERSION, parse_header,
 };
-
-/// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
-pub const MAX_UDP_PAYLOAD: usize = 65_507;
-
-/// The most data a framed reply can carry: the payload limit less the
-/// preface and the header (SPEC.md §8.4).
-pub const MAX_REPLY_DATA: usize = MAX_UDP_PAYLOAD - PREFACE_LEN - HEADER_LEN;
 
 /// Settings of the datagram service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +80,7 @@ pub fn respond_to_datagram(
 }
 
 fn respond_raw(datagram: &[u8], raw_case: RawCase) -> DatagramReply {
-    let out = upcase_all(raw_case.case_mode(), datagram).expect("raw modes never fail");
+    let out = upcase_lossless(raw_case.lossless_mode(), datagram);
     if out.len() > MAX_UDP_PAYLOAD {
         DatagramReply::Drop {
             reply_len: out.len(),
@@ -133,7 +126,7 @@ fn reply_to_frame(
         ));
     }
     let frame_bytes = &datagram[PREFACE_LEN..];
-    let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
+    let Some(header) = parse_header(frame_bytes) else {
         return Err((unaddressed, ProtocolViolation::DatagramHeaderTruncated));
     };
     let addresses = ReplyAddresses::for_request(header.src, header.dst, local, peer);
@@ -163,8 +156,9 @@ fn reply_to_frame(
     let _ = FramedSession::default().handle_frame(&frame, local, peer, out);
     let reply_data_len = out.len() - PREFACE_LEN - HEADER_LEN;
     if reply_data_len > MAX_REPLY_DATA {
-        let violation = ProtocolViolation::FrameTooLarge {
-            len: reply_data_len as u64,
+        let violation = ProtocolViolation::DatagramReplyTooLarge {
+            request_len: header.data_len,
+            reply_len: reply_data_len as u64,
             limit: MAX_REPLY_DATA as u64,
         };
         return Err((addresses, violation));

@@ -37,12 +37,20 @@ pub enum CloseReason {
     /// Nothing arrived within the idle timeout (raw mode; framed mode sends
     /// IDLE_TIMEOUT and reports [`CloseReason::Fatal`]).
     IdleTimeout,
+    /// The server had stopped reading because the client did not take its
+    /// replies, and the client took no output within the idle timeout
+    /// (SPEC.md §9.1): closed without sending more.
+    ClientNotReading,
     /// The server is shutting down.
     Shutdown,
     /// A framed-only server got a connection without the preface.
     NotFramed,
     /// The server is at its connection limit and this connection is raw.
     Busy,
+    /// The server was full and closed this connection, the longest idle of
+    /// the address holding the most, to make room (framed connections get
+    /// ERROR(BUSY) and report [`CloseReason::Fatal`]).
+    Evicted,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -53,9 +61,13 @@ impl std::fmt::Display for CloseReason {
             CloseReason::PeerClosedMidFrame => f.write_str("client closed mid-frame"),
             CloseReason::Fatal(code) => write!(f, "fatal error {code}"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::ClientNotReading => {
+                f.write_str("client took no output within the idle timeout")
+            }
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
             CloseReason::Busy => f.write_str("server busy"),
+            CloseReason::Evicted => f.write_str("evicted: the server is full"),
         }
     }
 }
@@ -71,6 +83,56 @@ pub struct ConnectionStats {
     pub bytes_in: u64,
     /// Bytes the peer accepted (marked sent).
     pub bytes_out: u64,
+    /// [`frames_in`](Self::frames_in) by type, for metrics.
+    pub frames_in_by_type: FrameCounts,
+    /// [`frames_out`](Self::frames_out) by type, for metrics.
+    pub frames_out_by_type: FrameCounts,
+}
+
+/// Frames counted by type: one counter for each type SPEC.md defines and
+/// one for all unknown codes together (so the set stays small and fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameCounts([u64; FrameCounts::TYPES.len()]);
+
+impl FrameCounts {
+    /// The types counted, in the order of [`iter`](Self::iter);
+    /// `Unknown(0)` stands for every unknown code.
+    pub const TYPES: [FrameType; 7] = [
+        FrameType::Text,
+        FrameType::Bytes,
+        FrameType::Ping,
+        FrameType::Pong,
+        FrameType::Bye,
+        FrameType::Error,
+        FrameType::Unknown(0),
+    ];
+
+    fn index(frame_type: FrameType) -> usize {
+        match frame_type {
+            FrameType::Text => 0,
+            FrameType::Bytes => 1,
+            FrameType::Ping => 2,
+            FrameType::Pong => 3,
+            FrameType::Bye => 4,
+            FrameType::Error => 5,
+            FrameType::Unknown(_) => 6,
+        }
+    }
+
+    /// Count one frame of `frame_type`.
+    pub fn add(&mut self, frame_type: FrameType) {
+        self.0[Self::index(frame_type)] += 1;
+    }
+
+    /// Frames of `frame_type` (of any unknown code, for `Unknown`).
+    pub fn get(&self, frame_type: FrameType) -> u64 {
+        self.0[Self::index(frame_type)]
+    }
+
+    /// The counts in [`TYPES`](Self::TYPES) order.
+    pub fn counts(&self) -> &[u64; FrameCounts::TYPES.len()] {
+        &self.0
+    }
 }
 
 /// Something the program driving a [`ServerConnection`](super::ServerConnection) may log or act on.

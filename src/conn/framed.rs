@@ -21,6 +21,18 @@ pub enum FrameOutcome {
     Bye,
 }
 
+impl FrameOutcome {
+    /// The type of the one reply written for a request of `request` type.
+    pub fn reply_type(&self, request: FrameType) -> FrameType {
+        match (self, request) {
+            (FrameOutcome::NonFatal(_) | FrameOutcome::Fatal(_), _) => FrameType::Error,
+            (FrameOutcome::Bye, _) => FrameType::Bye,
+            (FrameOutcome::Continue, FrameType::Ping) => FrameType::Pong,
+            (FrameOutcome::Continue, request) => request,
+        }
+    }
+}
+
 /// A fragmented message in progress: its type and its transform.
 #[derive(Debug, Clone)]
 struct OpenMessage {
@@ -121,7 +133,9 @@ impl FramedSession {
         };
         let more = frame.flags.more();
         let writer = FrameWriter::begin(out);
-        out.reserve(message.upcaser.max_output_len(frame.data.len()));
+        if let Some(bound) = message.upcaser.max_output_len(frame.data.len()) {
+            out.reserve(bound);
+        }
         let mut result = message.upcaser.push(&frame.data, out);
         if result.is_ok() && !more {
             result = message.upcaser.finish(out);

@@ -11,7 +11,7 @@ use super::error::{ProtocolViolation, UsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
-use crate::transform::Upcaser;
+use crate::transform::LosslessUpcaser;
 use crate::wire::{
     Address, Flags, FrameDecoder, FrameType, HEADER_LEN, PREFACE, PREFACE_LEN, PrefaceMatch,
     match_preface,
@@ -23,14 +23,17 @@ enum Phase {
     /// Auto mode, fewer than 8 bytes seen, all matching the preface so far.
     Sniffing,
     /// A byte stream, upper-cased as it comes.
-    Raw(Upcaser),
+    Raw(LosslessUpcaser),
     /// Frames, after the preface exchange.
     Framed(FramedSession),
-    /// No more input is processed; the last output is flushed, and the
-    /// client gets until `deadline` to close first.
+    /// No more input is processed (it is read and discarded). The last
+    /// output is written first, however short the linger: while some is
+    /// pending, only the write timer (`idle_deadline`) can cut it short.
+    /// Once it is all written, the client gets until `linger_until` to close
+    /// first (SPEC.md §9.2).
     Ending {
         reason: CloseReason,
-        deadline: Instant,
+        linger_until: Option<Instant>,
     },
     /// Over: the socket should be closed.
     Closed,
@@ -62,6 +65,10 @@ pub struct ServerConnection {
     input: BytesMut,
     output: BytesMut,
     events: VecDeque<ServerEvent>,
+    /// The idle timer while the server reads; the write timer (the client
+    /// must take some output within the idle timeout) while it does not,
+    /// because output is over its bound or the connection is ending with
+    /// output pending (SPEC.md §9.1).
     idle_deadline: Instant,
     stats: ConnectionStats,
 }
@@ -75,7 +82,7 @@ impl ServerConnection {
         now: Instant,
     ) -> ServerConnection {
         let phase = match config.mode {
-            ServerMode::Raw => Phase::Raw(Upcaser::new(config.raw_case.case_mode())),
+            ServerMode::Raw => Phase::Raw(LosslessUpcaser::new(config.raw_case.lossless_mode())),
             ServerMode::Auto | ServerMode::Framed => Phase::Sniffing,
         };
         let mut connection = ServerConnection {
@@ -170,7 +177,9 @@ impl ServerConnection {
         if matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
             return Ok(());
         }
-        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() {
+        // A busy connection's wait for its preface is one deadline from
+        // its accept: trickled bytes do not extend it (SPEC.md §9.3).
+        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() && self.busy.is_none() {
             self.idle_deadline = now + self.config.idle_timeout;
         }
         self.input.extend_from_slice(data);
@@ -186,7 +195,7 @@ impl ServerConnection {
         }
         self.eof = true;
         if let Phase::Ending { .. } = self.phase {
-            self.close_if_done(now);
+            self.after_output_written(now);
             return;
         }
         if matches!(self.phase, Phase::Closed) {
@@ -226,8 +235,27 @@ impl ServerConnection {
                 b"server shutting down",
             );
             self.stats.frames_out += 1;
+            self.stats.frames_out_by_type.add(FrameType::Bye);
         }
         self.end(CloseReason::Shutdown, now);
+    }
+
+    /// The server is full and evicts this connection to make room for a
+    /// newcomer (SPEC.md §9.3): framed, it sends ERROR(BUSY) and closes per
+    /// §6.5; raw, what was received is answered and flushed, then it
+    /// closes; undetected, it closes without reply. Nothing happens once
+    /// the connection has ended.
+    pub fn evict(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ending { .. } | Phase::Closed => {}
+            Phase::Sniffing => self.end(CloseReason::Evicted, now),
+            Phase::Framed(_) => self.fatal_without_frame(ProtocolViolation::Evicted, now),
+            Phase::Raw(_) => {
+                if self.answer_everything_received(now) {
+                    self.end(CloseReason::Evicted, now);
+                }
+            }
+        }
     }
 
     /// No more input will come or be taken (end of stream, shutdown, raw
@@ -241,11 +269,31 @@ impl ServerConnection {
         }
         self.process(now, true);
         if let Phase::Raw(upcaser) = &mut self.phase {
-            upcaser
-                .finish(&mut self.output)
-                .expect("raw modes never fail");
+            upcaser.finish(&mut self.output);
         }
         !self.has_ended()
+    }
+
+    /// Bytes held: unprocessed input plus output not yet sent, what a
+    /// server's memory budget counts (SPEC.md §11).
+    pub fn buffered_len(&self) -> usize {
+        self.input.len() + self.output.len()
+    }
+
+    /// Give back the memory of empty buffers. A shell calls this when it
+    /// has nothing to write and the socket has nothing to read, so that a
+    /// connection waiting for its client holds no buffer however large its
+    /// last frame was; the next input allocates again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() {
+            self.output = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// The bytes to write to the socket next.
@@ -265,10 +313,15 @@ impl ServerConnection {
                 pending: self.output.len(),
             });
         }
+        // Progress restarts the write timer; the first progress after the
+        // server stopped reading also restarts the idle timer as it reads again.
+        if sent > 0 && !self.reading() {
+            self.idle_deadline = now + self.config.idle_timeout;
+        }
         self.output.advance(sent);
         self.stats.bytes_out += sent as u64;
         match self.phase {
-            Phase::Ending { .. } => self.close_if_done(now),
+            Phase::Ending { .. } => self.after_output_written(now),
             Phase::Closed => {}
             _ => self.process(now, false),
         }
@@ -280,19 +333,38 @@ impl ServerConnection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Ending { deadline, .. } => Some(deadline),
+            Phase::Ending {
+                linger_until: Some(deadline),
+                ..
+            } => Some(deadline),
             _ => Some(self.idle_deadline),
         }
     }
 
     /// The clock reached (or passed) [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        let due = match self.phase {
+            Phase::Closed => return,
+            Phase::Ending {
+                linger_until: Some(deadline),
+                ..
+            } => deadline,
+            _ => self.idle_deadline,
+        };
+        if now < due {
+            return;
+        }
         match self.phase {
-            Phase::Closed => {}
-            Phase::Ending { deadline, .. } if now >= deadline => self.close(now),
-            Phase::Ending { .. } => {}
-            _ if now >= self.idle_deadline => self.idle_timeout(now),
-            _ => {}
+            // The linger passed, or the client took none of the last output
+            // within the idle timeout.
+            Phase::Ending { .. } => self.close(),
+            // Stopped reading for a client that does not read: no ERROR it
+            // would not read either (SPEC.md §9.1).
+            _ if !self.reading() => {
+                self.end(CloseReason::ClientNotReading, now);
+                self.close();
+            }
+            _ => self.idle_timeout(now),
         }
     }
 
@@ -320,6 +392,12 @@ impl ServerConnection {
         matches!(self.phase, Phase::Ending { .. })
             && self.output.is_empty()
             && self.detected != Some(WireMode::Framed)
+    }
+
+    /// Whether the connection still takes input to process: not ended, and
+    /// its output under the bound (otherwise the write timer runs).
+    fn reading(&self) -> bool {
+        !self.has_ended() && self.output.len() < self.config.max_pending_output
     }
 
     /// Whether the connection is over and the socket should be closed.
@@ -396,7 +474,7 @@ impl ServerConnection {
     }
 
     fn start_raw(&mut self) {
-        self.phase = Phase::Raw(Upcaser::new(self.config.raw_case.case_mode()));
+        self.phase = Phase::Raw(LosslessUpcaser::new(self.config.raw_case.lossless_mode()));
         self.detect(WireMode::Raw);
     }
 
@@ -415,11 +493,10 @@ impl ServerConnection {
         }
         // Upper-case straight from the input buffer and keep its allocation
         // for the next read.
-        self.output
-            .reserve(upcaser.max_output_len(self.input.len()));
-        upcaser
-            .push(&self.input, &mut self.output)
-            .expect("raw mode is lossless and never fails");
+        if let Some(bound) = upcaser.max_output_len(self.input.len()) {
+            self.output.reserve(bound);
+        }
+        upcaser.push(&self.input, &mut self.output);
         self.input.clear();
         true
     }
@@ -442,6 +519,7 @@ impl ServerConnection {
             }
         };
         self.stats.frames_in += 1;
+        self.stats.frames_in_by_type.add(frame.frame_type);
         self.idle_deadline = now + self.config.idle_timeout;
         if self.config.report_messages {
             self.events.push_back(ServerEvent::Message {
@@ -454,6 +532,9 @@ impl ServerConnection {
         };
         let outcome = session.handle_frame(&frame, self.local, self.peer, &mut self.output);
         self.stats.frames_out += 1;
+        self.stats
+            .frames_out_by_type
+            .add(outcome.reply_type(frame.frame_type));
         match outcome {
             FrameOutcome::Continue => {}
             FrameOutcome::NonFatal(violation) => {
@@ -482,30 +563,39 @@ impl ServerConnection {
     fn fatal(&mut self, addresses: ReplyAddresses, violation: ProtocolViolation, now: Instant) {
         write_error(&mut self.output, addresses, &violation);
         self.stats.frames_out += 1;
+        self.stats.frames_out_by_type.add(FrameType::Error);
         let reason = CloseReason::Fatal(violation.code());
         self.events.push_back(ServerEvent::ProtocolError(violation));
         self.end(reason, now);
     }
 
-    /// Stop processing input; flush, and give the client until the linger
-    /// deadline to close first.
+    /// Stop processing input; write what is pending (the write timer
+    /// starts now), then give the client the linger to close first.
     fn end(&mut self, reason: CloseReason, now: Instant) {
         self.input = BytesMut::new();
+        self.idle_deadline = now + self.config.idle_timeout;
         self.phase = Phase::Ending {
             reason,
-            deadline: now + self.config.linger,
+            linger_until: None,
         };
-        self.close_if_done(now);
+        self.after_output_written(now);
     }
 
-    /// Close once the output is flushed and the client has closed its side.
-    fn close_if_done(&mut self, now: Instant) {
-        if self.eof && self.output.is_empty() {
-            self.close(now);
+    /// Once the last output is all written: close if the client has closed
+    /// its side, else start the linger (once).
+    fn after_output_written(&mut self, now: Instant) {
+        if !self.output.is_empty() {
+            return;
+        }
+        if self.eof {
+            return self.close();
+        }
+        if let Phase::Ending { linger_until, .. } = &mut self.phase {
+            linger_until.get_or_insert(now + self.config.linger);
         }
     }
 
-    fn close(&mut self, _now: Instant) {
+    fn close(&mut self) {
         let reason = match self.phase {
             Phase::Ending { reason, .. } => reason,
             _ => return,

@@ -6,11 +6,10 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
-use bytes::BytesMut;
-
 use super::client::ClientError;
-use crate::conn::MAX_UDP_PAYLOAD;
-use crate::wire::{ErrorPayload, FrameRepr, FrameType, PREFACE, framed_datagram};
+use crate::wire::{
+    ErrorPayload, FrameRepr, FrameType, MAX_UDP_PAYLOAD, encode_framed_datagram, framed_datagram,
+};
 
 /// A UDP socket "connected" to one UPCASE server.
 #[derive(Debug)]
@@ -94,8 +93,7 @@ impl UdpClient {
     /// [`ClientError::Server`] for an ERROR reply; [`ClientError::Protocol`]
     /// style failures when the reply is not a preface and one frame.
     pub fn request(&mut self, frame: &FrameRepr) -> Result<FrameRepr, ClientError> {
-        let mut datagram = BytesMut::from(&PREFACE[..]);
-        frame.encode(&mut datagram);
+        let datagram = encode_framed_datagram(frame);
         let reply = self.exchange(&datagram)?;
         let malformed = |what: String| {
             ClientError::Io(io::Error::new(

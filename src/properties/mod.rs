@@ -5,9 +5,10 @@
 
 use bytes::BytesMut;
 
+pub mod client_ops;
 pub mod server_ops;
 
-use crate::transform::{CaseMode, InvalidUtf8, Upcaser};
+use crate::transform::{CaseMode, InvalidUtf8, LosslessMode, LosslessUpcaser, Upcaser};
 use crate::wire::{FrameDecoder, FrameRepr, HEADER_LEN};
 
 /// Cut `input` into chunks at `cuts` (taken modulo `input.len() + 1`, sorted;
@@ -52,17 +53,48 @@ pub fn transform_chunks(mode: CaseMode, chunks: &[&[u8]]) -> Result<Vec<u8>, Inv
     let mut upcaser = Upcaser::new(mode);
     let mut out = BytesMut::new();
     for chunk in chunks {
-        let bound = upcaser.max_output_len(chunk.len());
+        let bound = upcaser
+            .max_output_len(chunk.len())
+            .expect("test inputs are small");
         let before = out.len();
         upcaser.push(chunk, &mut out)?;
         assert!(out.len() - before <= bound, "push wrote past its bound");
         assert!(upcaser.carried().len() < 4, "carried a whole code point");
     }
-    let bound = upcaser.max_output_len(0);
+    let bound = upcaser
+        .max_output_len(0)
+        .expect("a carry is at most 3 bytes");
     let before = out.len();
     upcaser.finish(&mut out)?;
     assert!(out.len() - before <= bound, "finish wrote past its bound");
+    if let Some(lossless) = lossless_mode(mode) {
+        assert_eq!(
+            transform_lossless_chunks(lossless, chunks),
+            out,
+            "LosslessUpcaser into a Vec differs from Upcaser into BytesMut"
+        );
+    }
     Ok(out.to_vec())
+}
+
+/// The [`LosslessMode`] equal to `mode`, if it cannot fail.
+fn lossless_mode(mode: CaseMode) -> Option<LosslessMode> {
+    match mode {
+        CaseMode::UnicodeStrict => None,
+        CaseMode::UnicodeLossless => Some(LosslessMode::Unicode),
+        CaseMode::Ascii => Some(LosslessMode::Ascii),
+    }
+}
+
+/// Stream `chunks` through one [`LosslessUpcaser`] into a `Vec`.
+fn transform_lossless_chunks(mode: LosslessMode, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut upcaser = LosslessUpcaser::new(mode);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        upcaser.push(chunk, &mut out);
+    }
+    upcaser.finish(&mut out);
+    out
 }
 
 /// Any split of any input gives the std oracle's output (or its error).

@@ -22,13 +22,13 @@ use bytes::{Bytes, BytesMut};
 
 use super::{chunks_at, transform_oracle};
 use crate::conn::{
-    CloseReason, DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, RawCase, ServerConfig,
-    ServerConnection, ServerEvent, ServerMode, WireMode, respond_to_datagram,
+    CloseReason, DatagramConfig, DatagramReply, RawCase, ServerConfig, ServerConnection,
+    ServerEvent, ServerMode, WireMode, respond_to_datagram,
 };
 use crate::transform::CaseMode;
 use crate::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType,
-    HEADER_LEN, PREFACE, PREFACE_LEN, PREFACE_MAGIC,
+    HEADER_LEN, MAX_UDP_PAYLOAD, PREFACE, PREFACE_LEN, PREFACE_MAGIC, parse_header,
 };
 
 /// The server's socket address in every run (the SPEC examples' address).
@@ -871,6 +871,16 @@ impl Run {
         }
         let expected = transform_oracle(raw_case_mode(self.server.raw_case), &self.fed)
             .expect("raw never fails");
+        if reason == CloseReason::ClientNotReading {
+            // Cut short where the client stopped taking output (SPEC.md §9.1).
+            assert!(self.timed_out, "closed for not reading, without the clock");
+            assert!(
+                expected.starts_with(&self.emitted),
+                "raw output of {:x?}",
+                self.fed
+            );
+            return;
+        }
         assert_eq!(self.emitted, expected, "raw output of {:x?}", self.fed);
     }
 
@@ -940,6 +950,13 @@ impl Run {
                 Expected::Frame { .. } => CloseReason::PeerBye,
             };
             assert_eq!(reason, expected_reason);
+            return;
+        }
+        if reason == CloseReason::ClientNotReading {
+            // Closed without more output behind replies the client did not
+            // take within the idle timeout (SPEC.md §9.1).
+            assert!(self.timed_out, "closed for not reading, without the clock");
+            assert!(!server_initiated, "a frame behind unread replies");
             return;
         }
         let Some(last) = last.filter(|_| server_initiated) else {
@@ -1071,7 +1088,7 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         error(ErrorCode::UNSUPPORTED_VERSION);
         return assert_addressed(&reply, local, peer);
     }
-    let Some(header) = FrameDecoder::peek_header(frame_bytes) else {
+    let Some(header) = parse_header(frame_bytes) else {
         error(ErrorCode::MALFORMED);
         return assert_addressed(&reply, local, peer);
     };
@@ -1295,5 +1312,30 @@ mod tests {
         check_server_ops(&config, &[Op::Preface(0), Op::FireTimeout]);
         check_server_ops(&config, &[Op::Preface(0), Op::Shutdown]);
         check_server_ops(&config, &[Op::Input(b"hello \xce".to_vec()), Op::Shutdown]);
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_is_a_checked_ending() {
+        let config = ServerOpsConfig {
+            max_pending_output: 10,
+            ..default_config()
+        };
+        let frame = |data: &[u8]| {
+            Op::Frame(FrameOp {
+                kind: FrameKind::Text,
+                more: false,
+                addresses: 0,
+                data: data.to_vec(),
+                deliver_now: None,
+            })
+        };
+        let ops = [
+            Op::Preface(0),
+            frame(&[b'a'; 40]),
+            frame(b"not read"),
+            Op::FireTimeout,
+        ];
+        check_server_ops(&config, &ops);
+        check_server_ops(&config, &[Op::Input(vec![b'a'; 40]), Op::FireTimeout]);
     }
 }

@@ -181,6 +181,47 @@ fn unchanged_runs_and_changed_code_points_interleave() {
     assert_eq!(&out[..], "\u{100}\u{3a1}\u{100}\u{3a1}\u{3a1}".as_bytes());
 }
 
+#[test]
+fn lossless_upcaser_needs_no_result_and_writes_into_a_vec() {
+    let mut upcaser = LosslessUpcaser::new(LosslessMode::Unicode);
+    let mut out = Vec::new();
+    upcaser.push(b"h\xc3", &mut out);
+    assert_eq!(upcaser.carried(), b"\xc3");
+    upcaser.push(b"\xa9\xff", &mut out);
+    upcaser.push(b"\xe2\x82", &mut out);
+    upcaser.finish(&mut out);
+    assert_eq!(out, b"H\xc3\x89\xff\xe2\x82");
+    assert!(upcaser.carried().is_empty(), "finish resets");
+    assert_eq!(
+        upcase_lossless(LosslessMode::Ascii, "aé".as_bytes()),
+        "Aé".as_bytes()
+    );
+}
+
+#[test]
+fn max_output_len_is_none_when_it_overflows() {
+    let mut upcaser = Upcaser::new(CaseMode::UnicodeStrict);
+    assert_eq!(
+        upcaser.max_output_len(usize::MAX / 3),
+        Some(usize::MAX / 3 * 3)
+    );
+    assert_eq!(upcaser.max_output_len(usize::MAX / 3 + 1), None);
+    upcaser.push(b"\xce", &mut Vec::new()).unwrap();
+    assert_eq!(
+        upcaser.max_output_len(0),
+        Some(3),
+        "the carried byte counts"
+    );
+    assert_eq!(upcaser.max_output_len(usize::MAX), None);
+}
+
+#[test]
+fn upcase_str_equals_std() {
+    for text in ["", "hello", "straße ΐ 中文 ﬃ", "ǅ ǆ ɐ ⱥ"] {
+        assert_eq!(upcase_str(text), text.to_uppercase());
+    }
+}
+
 /// Strings weighted toward code points whose upper case is longer or shorter
 /// than themselves, or multi-byte, so carries and expansions are common.
 fn interesting_text() -> impl Strategy<Value = String> {

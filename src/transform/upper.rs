@@ -3,13 +3,11 @@
 //! points that are their own upper case (CJK, digits, punctuation), and
 //! small alphabets whose few letters repeat.
 
-use bytes::BytesMut;
+use super::output::Buffer;
 
 /// Append the ASCII upper case of `input` (Python's `bytes.upper()`).
-pub fn push_ascii_upper(input: &[u8], out: &mut BytesMut) {
-    let start = out.len();
-    out.resize(start + input.len(), 0);
-    for (upper, byte) in out[start..].iter_mut().zip(input) {
+pub fn push_ascii_upper(input: &[u8], out: &mut impl Buffer) {
+    for (upper, byte) in out.grow_zeroed(input.len()).iter_mut().zip(input) {
         *upper = byte.to_ascii_uppercase();
     }
 }
@@ -20,11 +18,10 @@ pub fn push_ascii_upper(input: &[u8], out: &mut BytesMut) {
 /// never occur inside a multi-byte UTF-8 sequence). It writes into zeroed
 /// room: std writes uninitialised memory in a single pass, which
 /// `forbid(unsafe_code)` rules out, and a `memset` is cheaper than a copy.
-pub fn push_if_ascii_upper(input: &[u8], out: &mut BytesMut) -> bool {
+pub fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
     let start = out.len();
-    out.resize(start + input.len(), 0);
     let mut any_high_bit = 0u8;
-    for (upper, byte) in out[start..].iter_mut().zip(input) {
+    for (upper, byte) in out.grow_zeroed(input.len()).iter_mut().zip(input) {
         any_high_bit |= *byte;
         *upper = byte.to_ascii_uppercase();
     }
@@ -76,7 +73,7 @@ impl UnicodeUpper {
     /// and the other code points that change are overwritten in place. At
     /// the first mapping that changes the length (ΐ → 3 code points, ɐ,
     /// ⱥ) the rest is appended instead.
-    pub fn push(&mut self, text: &str, out: &mut BytesMut) {
+    pub fn push(&mut self, text: &str, out: &mut impl Buffer) {
         let bytes = text.as_bytes();
         let start = out.len();
         push_ascii_upper(bytes, out);
@@ -89,7 +86,7 @@ impl UnicodeUpper {
             let (width, change) = self.change_at(text, index);
             match change {
                 Some(upper) if upper.len() == width => {
-                    out[start + index..start + index + width].copy_from_slice(upper);
+                    out.as_mut_slice()[start + index..start + index + width].copy_from_slice(upper);
                 }
                 Some(_) => {
                     out.truncate(start + index);
@@ -103,7 +100,7 @@ impl UnicodeUpper {
 
     /// Append the upper case of `text` code point by code point. Code points
     /// that do not change are copied as one run up to the next one that does.
-    fn append(&mut self, text: &str, out: &mut BytesMut) {
+    fn append(&mut self, text: &str, out: &mut impl Buffer) {
         let bytes = text.as_bytes();
         out.reserve(bytes.len());
         let mut unchanged_from = 0;

@@ -1,8 +1,18 @@
 //! A framed datagram (SPEC.md §8.2): the preface, then exactly one frame that
-//! ends where the datagram ends. What a UDP client checks a reply against.
+//! ends where the datagram ends; and the sizes a datagram can have (§8.4).
 
-use super::frame::{Frame, HEADER_LEN};
-use super::preface::{PREFACE_LEN, PrefaceMatch, VERSION, match_preface};
+use bytes::{BufMut, BytesMut};
+
+use super::frame::{Frame, FrameRepr, HEADER_LEN};
+use super::preface::{PREFACE, PREFACE_LEN, PrefaceMatch, VERSION, match_preface};
+
+/// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header)
+/// (SPEC.md §8.4).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// The most data a framed datagram can carry: the payload limit less the
+/// preface and the header (SPEC.md §8.4).
+pub const MAX_REPLY_DATA: usize = MAX_UDP_PAYLOAD - PREFACE_LEN - HEADER_LEN;
 
 /// Why a datagram is not a well-formed framed datagram of version 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,15 +64,32 @@ pub fn framed_datagram(datagram: &[u8]) -> Result<Frame<&[u8]>, FramedDatagramEr
     Ok(frame)
 }
 
+/// The framed datagram that carries `frame`: the preface, then the frame
+/// (what [`framed_datagram`] parses). Nothing checks that it fits
+/// [`MAX_UDP_PAYLOAD`]: tests send oversized ones on purpose.
+pub fn encode_framed_datagram(frame: &FrameRepr) -> BytesMut {
+    let mut out = BytesMut::with_capacity(PREFACE_LEN + frame.buffer_len());
+    out.put_slice(&PREFACE);
+    frame.encode(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{FrameRepr, FrameType, PREFACE};
+    use crate::wire::FrameType;
 
-    fn datagram(data: &'static [u8]) -> Vec<u8> {
-        let mut out = PREFACE.to_vec();
-        out.extend_from_slice(&FrameRepr::new(FrameType::Text, data).to_bytes());
-        out
+    fn datagram(data: &'static [u8]) -> BytesMut {
+        encode_framed_datagram(&FrameRepr::new(FrameType::Text, data))
+    }
+
+    #[test]
+    fn encoding_is_the_preface_then_the_frame() {
+        let frame = FrameRepr::new(FrameType::Ping, &b"p"[..]);
+        let bytes = encode_framed_datagram(&frame);
+        assert_eq!(bytes[..PREFACE_LEN], PREFACE);
+        assert_eq!(bytes[PREFACE_LEN..], frame.to_bytes()[..]);
+        assert_eq!(MAX_REPLY_DATA, 65_457, "SPEC.md §8.4's number");
     }
 
     #[test]
@@ -93,7 +120,7 @@ mod tests {
             FramedDatagramError::LengthMismatch { len: 2, actual: 1 }
         );
         let mut long = whole.clone();
-        long.push(0);
+        long.extend_from_slice(&[0]);
         assert_eq!(
             framed_datagram(&long).unwrap_err(),
             FramedDatagramError::LengthMismatch { len: 2, actual: 3 }

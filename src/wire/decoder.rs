@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::frame::{Frame, FrameHeader, FrameRepr, HEADER_LEN};
+use super::frame::{FrameHeader, FrameRepr, HEADER_LEN, parse_header};
 
 /// The default receive limit on a frame's data: 1 MiB (SPEC.md §3.4).
 pub const DEFAULT_MAX_DATA_LEN: u32 = 1024 * 1024;
@@ -45,15 +45,10 @@ impl FrameDecoder {
         self.max_data_len
     }
 
-    /// Peek at the header at the front of `buf`, if all 42 bytes are there.
-    pub fn peek_header(buf: &[u8]) -> Option<FrameHeader> {
-        (buf.len() >= HEADER_LEN).then(|| FrameHeader::read(&Frame::new_unchecked(buf)))
-    }
-
     /// How many more bytes `buf` needs before [`FrameDecoder::decode`] can
     /// return a frame (0 when one is complete or the header is over the limit).
     pub fn bytes_needed(&self, buf: &[u8]) -> usize {
-        match Self::peek_header(buf) {
+        match parse_header(buf) {
             None => HEADER_LEN - buf.len(),
             Some(header) if header.data_len > self.max_data_len => 0,
             Some(header) => (HEADER_LEN + header.data_len as usize).saturating_sub(buf.len()),
@@ -69,7 +64,7 @@ impl FrameDecoder {
     /// # Errors
     /// [`FrameTooLarge`] when the header announces more data than the limit.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<FrameRepr>, FrameTooLarge> {
-        let Some(header) = Self::peek_header(buf) else {
+        let Some(header) = parse_header(buf) else {
             return Ok(None);
         };
         if header.data_len > self.max_data_len {

@@ -158,15 +158,19 @@ impl<T: AsRef<[u8]>> Frame<T> {
         HEADER_LEN + self.data_len() as usize
     }
 
-    /// Return the data.
-    pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::DATA..self.total_len()]
-    }
-
     fn array(&self, range: field::Field) -> &[u8; ADDRESS_LEN] {
         self.buffer.as_ref()[range]
             .try_into()
             .expect("address fields are ADDRESS_LEN bytes")
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
+    /// Return the data. It borrows the buffer, not the view, so it outlives
+    /// a view made on the spot (as smoltcp's `Packet<&'a T>::payload`).
+    pub fn data(&self) -> &'a [u8] {
+        let buffer: &'a [u8] = self.buffer.as_ref();
+        &buffer[field::DATA..self.total_len()]
     }
 }
 
@@ -284,10 +288,8 @@ impl FrameRepr {
     pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<FrameRepr, Truncated> {
         frame.check_len()?;
         let header = FrameHeader::read(frame);
-        Ok(FrameRepr::from_header(
-            header,
-            Bytes::copy_from_slice(frame.data()),
-        ))
+        let data = &frame.buffer.as_ref()[field::DATA..frame.total_len()];
+        Ok(FrameRepr::from_header(header, Bytes::copy_from_slice(data)))
     }
 
     /// Join a header and its data.
@@ -344,6 +346,12 @@ impl FrameRepr {
     }
 }
 
+/// The header at the front of `buf`, if all 42 bytes are there (the data
+/// need not be).
+pub fn parse_header(buf: &[u8]) -> Option<FrameHeader> {
+    (buf.len() >= HEADER_LEN).then(|| FrameHeader::read(&Frame::new_unchecked(buf)))
+}
+
 /// Append the 42 header bytes of `header` to `out`; the data is the caller's to append.
 pub fn encode_header(header: &FrameHeader, out: &mut BytesMut) {
     let mut bytes = [0u8; HEADER_LEN];
@@ -387,6 +395,20 @@ mod tests {
         assert_eq!(frame.flags().reserved(), 0);
         assert_eq!(frame.data_len(), 2);
         assert_eq!(frame.data(), b"hi");
+    }
+
+    #[test]
+    fn data_borrows_the_buffer_not_the_view() {
+        // The view is a temporary: `data` outlives it.
+        let data = Frame::new_checked(&TEXT_HI[..]).unwrap().data();
+        assert_eq!(data, b"hi");
+    }
+
+    #[test]
+    fn parse_header_needs_the_42_header_bytes_only() {
+        assert_eq!(parse_header(&TEXT_HI[..HEADER_LEN - 1]), None);
+        let header = parse_header(&TEXT_HI[..HEADER_LEN]).unwrap();
+        assert_eq!(header, text_hi_repr().header());
     }
 
     #[test]

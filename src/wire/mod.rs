@@ -11,11 +11,13 @@ mod frame_type;
 mod preface;
 
 pub use address::{ADDRESS_LEN, Address};
-pub use datagram::{FramedDatagramError, framed_datagram};
+pub use datagram::{
+    FramedDatagramError, MAX_REPLY_DATA, MAX_UDP_PAYLOAD, encode_framed_datagram, framed_datagram,
+};
 pub use decoder::{DEFAULT_MAX_DATA_LEN, FrameDecoder, FrameTooLarge};
 pub use error_code::{ErrorCode, ErrorPayload, ShortErrorPayload};
 pub use frame::{
-    Flags, Frame, FrameHeader, FrameRepr, HEADER_LEN, Truncated, encode_header, field,
+    Flags, Frame, FrameHeader, FrameRepr, HEADER_LEN, Truncated, encode_header, field, parse_header,
 };
 pub use frame_type::FrameType;
 pub use preface::{PREFACE, PREFACE_LEN, PREFACE_MAGIC, PrefaceMatch, VERSION, match_preface};

@@ -403,12 +403,14 @@ COMBINATION_BYTES = bytes.fromhex("41 80 a0 bf c2 e0 ed f0 f4")
 
 def combination_inputs():
     """Every 3-byte string over COMBINATION_BYTES, and every 4-byte sequence prefix plus one of
-    them, each pushed one byte at a time: the streaming carry in all its states."""
+    them, each pushed one byte at a time: the streaming carry in all its states. The 3-byte
+    prefixes `e0 a0` and `ed 80` plus one byte are among the 3-byte strings already; each
+    input appears once, so that vector names stay unique."""
     inputs = [bytes([a, b, c]) for a in COMBINATION_BYTES for b in COMBINATION_BYTES
               for c in COMBINATION_BYTES]
     for prefix in (b"\xf0\xa0\x80", b"\xf4\x80\x80", b"\xe0\xa0", b"\xed\x80"):
         inputs += [prefix + bytes([x]) for x in COMBINATION_BYTES]
-    return inputs
+    return list(dict.fromkeys(inputs))
 
 
 def transform_json():
@@ -747,7 +749,13 @@ def main(argv):
     check = "--check" in argv[1:]
     stale = []
     for filename, build in FILES.items():
-        text = render(build())
+        content = build()
+        for key, value in content.items():
+            if isinstance(value, list):
+                names = [vector["name"] for vector in value]
+                repeated = sorted({name for name in names if names.count(name) > 1})
+                assert not repeated, f"{filename} {key}: names not unique: {repeated[:5]}"
+        text = render(content)
         path = HERE / filename
         if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -191,33 +191,25 @@ fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
 /// Each client holds one socket, one descriptor: raise the soft limit on
 /// open files to the hard limit (saying so on stderr), then fail early with
 /// the fix if that is still too few, instead of halfway through the
-/// connections. `rlimit` wraps getrlimit/setrlimit safely (this crate
-/// forbids `unsafe`).
+/// connections.
 fn fit_file_limit(clients: usize) -> Result<(), String> {
-    use rlimit::Resource;
     let needed = clients as u64 + 32;
-    let Ok((soft, hard)) = Resource::NOFILE.get() else {
-        return Ok(());
-    };
-    let mut limit = soft;
-    if soft < hard && soft != rlimit::INFINITY {
-        match Resource::NOFILE.set(hard, hard) {
-            Ok(()) => {
-                eprintln!(
-                    "upcase bench: raised the open-file limit from {soft} to its hard limit {hard}"
-                );
-                limit = hard;
+    let limit = match upcase::net::raise_descriptor_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                eprintln!("upcase bench: raised the open-file limit from {before} to {after}");
             }
-            Err(error) => eprintln!(
-                "upcase bench: cannot raise the open-file limit from {soft} to {hard}: {error}"
-            ),
+            after
         }
-    }
+        Err(error) => {
+            eprintln!("upcase bench: cannot raise the open-file limit: {error}");
+            return Ok(());
+        }
+    };
     if needed > limit {
         return Err(format!(
-            "{clients} clients need about {needed} open files but the limit is {limit} \
-             (hard limit {hard}): raise it with `ulimit -Hn {needed}` as root, \
-             or use fewer --clients"
+            "{clients} clients need about {needed} open files but the limit is {limit}: \
+             raise the hard limit with `ulimit -Hn {needed}` as root, or use fewer --clients"
         ));
     }
     Ok(())

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use upcase::conn::ServerMode;
 use upcase::net::UdpClient;
-use upcase::wire::{FrameRepr, FrameType, PREFACE};
+use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
 use upcase_cli::conform::{self, Options};
 
 /// Arguments of `upcase conform`.
@@ -19,6 +18,8 @@ Examples:
   upcase conform 127.0.0.1:9999 --udp            every UDP case (SPEC.md §8)
   upcase conform 127.0.0.1:9999 framed/5.1 -v    §5.1 only, with a wire log
   upcase conform 127.0.0.1:9999 --list           the cases and what they need
+  upcase conform 127.0.0.1:9999 --unicode 14.0 --html report.html
+                                                 a server on Unicode 14.0; an HTML report
   # a server started with `serve --max-connections 4 --mode framed`:
   upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
 
@@ -42,6 +43,10 @@ pub struct ConformArgs {
     /// Also write a JSON report to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Also write a self-contained HTML report to PATH (summary table, then
+    /// each case's section, rule, outcome, expected vs actual and wire log).
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
     /// Print a wire log (what was sent and received) under each case.
     #[arg(long, short)]
     verbose: bool,
@@ -68,6 +73,27 @@ pub struct ConformArgs {
     /// the BUSY case, which opens N connections and then one more.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_connections: Option<u32>,
+    /// The Unicode version the server's case mapping follows (e.g. `14.0`
+    /// for Python 3.11), when not the suite's: the Unicode-dependent cases
+    /// are skipped, and a clean run "conforms to UPCASE/1 with Unicode X.Y"
+    /// (SPEC.md §10).
+    #[arg(long, value_name = "X.Y", value_parser = unicode_version)]
+    unicode: Option<String>,
+}
+
+/// `--unicode`'s value: `X.Y` or `X.Y.Z` (numbers), kept as `X.Y`.
+fn unicode_version(value: &str) -> Result<String, String> {
+    let parts: Vec<&str> = value.split('.').collect();
+    let numbers = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    if !numbers || !(2..=3).contains(&parts.len()) {
+        return Err(format!(
+            "expected a Unicode version such as 14.0 or 15.1.0, not {value:?}"
+        ));
+    }
+    let number = |p: &str| p.parse::<u16>().unwrap_or_default();
+    Ok(format!("{}.{}", number(parts[0]), number(parts[1])))
 }
 
 /// `--server-mode`'s values.
@@ -105,8 +131,16 @@ pub fn run(args: ConformArgs) -> ExitCode {
         eprintln!("upcase conform: {message}");
         return ExitCode::from(2);
     }
+    let server_unicode = match &options.unicode {
+        Some(version) if *version != conform::unicode_version() => {
+            format!(
+                " (the server's: Unicode {version}, so the Unicode-dependent cases are skipped)"
+            )
+        }
+        _ => String::new(),
+    };
     println!(
-        "upcase conform {} — expected case mapping: Unicode {}",
+        "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
         options.addr,
         conform::unicode_version()
     );
@@ -122,9 +156,11 @@ pub fn run(args: ConformArgs) -> ExitCode {
         }
     };
     println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
+    println!("{}", report.verdict());
     for (path, text) in [
         (&args.junit, report.to_junit()),
         (&args.json, report.to_json()),
+        (&args.html, report.to_html()),
     ] {
         if let Some(path) = path
             && let Err(error) = std::fs::write(path, text)
@@ -199,6 +235,7 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
         ServerModeArg::Framed => ServerMode::Framed,
     };
     options.max_connections = args.max_connections.map(|n| n as usize);
+    options.unicode = args.unicode.clone();
     Ok(options)
 }
 
@@ -209,14 +246,20 @@ fn reach(options: &Options) -> Result<(), String> {
     if options.udp {
         // A PING datagram gets an answer from any UPCASE server: PONG when
         // framed, the bytes back when raw-only. Silence means nobody is there.
-        let mut ping = BytesMut::from(&PREFACE[..]);
-        FrameRepr::new(FrameType::Ping, &b"conform"[..]).encode(&mut ping);
+        let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
         return UdpClient::connect(options.addr, options.timeout)
             .and_then(|mut client| client.exchange(&ping))
             .map(drop)
             .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
     }
-    TcpStream::connect_timeout(&options.addr, options.timeout)
-        .map(drop)
-        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))
+    let stream = TcpStream::connect_timeout(&options.addr, options.timeout)
+        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))?;
+    if options.max_connections.is_some() {
+        // This connection takes a slot: give it back before the first case,
+        // which may need every one (the server closes at our end of input).
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(options.timeout));
+        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use super::Options;
 use upcase::conn::ServerMode;
 
 /// What a case's check returns: `Err` at the first difference from SPEC.md.
-pub type Check = Result<(), Failure>;
+pub type CheckResult = Result<(), Failure>;
 
 /// What a server must be set up with for a case to run. Independently of
 /// this, a case named `framed/…` is skipped against a raw-only server and one
@@ -70,7 +70,7 @@ pub struct Case {
     /// What the server must be set up with.
     pub needs: Needs,
     /// The check.
-    pub check: fn(&mut super::Ctx) -> Check,
+    pub check: fn(&mut super::Ctx) -> CheckResult,
 }
 
 impl Case {
@@ -83,6 +83,11 @@ impl Case {
         }
     }
 
+    /// The SPEC.md section it checks: `5.1` for `framed/5.1/ascii`.
+    pub fn section(&self) -> &'static str {
+        self.name.split('/').nth(1).unwrap_or_default()
+    }
+
     /// Why this case cannot run against a server set up as `options` say, if so.
     pub fn skip_reason(&self, options: &Options) -> Option<String> {
         let mode = options.server_mode;
@@ -92,6 +97,15 @@ impl Case {
         }
         if self.name.starts_with("raw/") && mode == ServerMode::Framed {
             return only("framed mode");
+        }
+        let oracle = super::unicode_version();
+        if self.unicode_dependent
+            && let Some(claimed) = &options.unicode
+            && *claimed != oracle
+        {
+            return Some(format!(
+                "expects the case mappings of Unicode {oracle}; the server uses Unicode {claimed} (--unicode), which SPEC.md §10 allows to differ exactly here"
+            ));
         }
         match self.needs {
             Needs::Nothing => None,
@@ -173,6 +187,11 @@ pub struct Failure {
     pub expected: Option<String>,
     /// What the server did.
     pub actual: Option<String>,
+    /// The case stopped before sending something the server was said not to
+    /// take (e.g. a frame over `--max-frame`): it is reported as skipped,
+    /// with `message` as the reason, not as failed.
+    #[serde(skip)]
+    pub cannot_run: bool,
 }
 
 impl Failure {
@@ -182,6 +201,16 @@ impl Failure {
             message: message.into(),
             expected: None,
             actual: None,
+            cannot_run: false,
+        }
+    }
+
+    /// The case cannot go on against a server set up as the options say
+    /// (`reason` says why and how to run it): it is skipped, not failed.
+    pub fn cannot_run(reason: impl Into<String>) -> Failure {
+        Failure {
+            cannot_run: true,
+            ..Failure::new(reason)
         }
     }
 
@@ -195,6 +224,7 @@ impl Failure {
             message: message.into(),
             expected: Some(expected.to_string()),
             actual: Some(actual.to_string()),
+            cannot_run: false,
         }
     }
 

@@ -2,18 +2,22 @@
 //! wire types for encoding and decoding, a read timeout on every read, and a
 //! wire log of everything sent and received.
 
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::Options;
-use super::case::{Check, Failure};
+use super::case::{CheckResult, Failure};
 use super::datagram::Dgram;
 use super::show;
 use super::tap::{self, Tap, WireLog};
-use upcase::wire::{Address, ErrorCode, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{
+    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
+};
 
 /// Everything a case's check gets: the options and a way to open connections.
 pub struct Ctx<'a> {
@@ -22,6 +26,23 @@ pub struct Ctx<'a> {
     log: WireLog,
     started: Instant,
     connections: usize,
+    warnings: Vec<String>,
+    busy_seen: Rc<Cell<bool>>,
+    leftovers: Option<Leftovers>,
+}
+
+/// Connections a case dropped before the server closed them, with their
+/// labels: the suite half-closed them and waits for the server's close.
+type Leftovers = Rc<RefCell<Vec<(String, TcpStream)>>>;
+
+/// What a case left behind when its check returned.
+pub(super) struct Aftermath {
+    /// Its wire log.
+    pub log: Vec<String>,
+    /// What it found that SPEC.md recommends against but does not forbid.
+    pub warnings: Vec<String>,
+    /// Whether any of its connections received ERROR(BUSY).
+    pub busy_seen: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -31,11 +52,40 @@ impl<'a> Ctx<'a> {
             log: WireLog::default(),
             started: Instant::now(),
             connections: 0,
+            warnings: Vec::new(),
+            busy_seen: Rc::default(),
+            // Under a known connection limit, every connection must be seen
+            // to end before the next case, which may need every slot.
+            leftovers: options.max_connections.map(|_| Leftovers::default()),
         }
     }
 
-    pub(super) fn into_log(self) -> Vec<String> {
-        self.log.take()
+    /// Wait (at most the read timeout in all) until the server has closed
+    /// every connection the case dropped, then hand over what the case left.
+    pub(super) fn finish(self) -> Aftermath {
+        let deadline = Instant::now() + self.options.timeout;
+        let leftovers = self.leftovers.map(|l| l.take()).unwrap_or_default();
+        for (label, mut stream) in leftovers {
+            if !wait_for_close(&mut stream, deadline) {
+                Tap::new(label, self.log.clone(), self.started).note(format!(
+                    "(the server had not closed this connection {:.1} s after the case ended; the next case may meet a full server)",
+                    self.options.timeout.as_secs_f64()
+                ));
+            }
+        }
+        Aftermath {
+            log: self.log.take(),
+            warnings: self.warnings,
+            busy_seen: self.busy_seen.get(),
+        }
+    }
+
+    /// Record something the server did that SPEC.md recommends against
+    /// (SHOULD NOT) without forbidding it: the case still passes.
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        let warning = warning.into();
+        Tap::new("--".into(), self.log.clone(), self.started).note(format!("warning: {warning}"));
+        self.warnings.push(warning);
     }
 
     /// The next connection's or socket's place in the wire log, labelled
@@ -71,6 +121,10 @@ impl<'a> Ctx<'a> {
             tap,
             input: BytesMut::new(),
             timeout: self.options.timeout,
+            max_frame: self.options.max_frame,
+            busy_seen: self.busy_seen.clone(),
+            leftovers: self.leftovers.clone(),
+            ended: false,
             server,
             client,
         };
@@ -84,7 +138,12 @@ impl<'a> Ctx<'a> {
     /// A [`Failure`] when the socket cannot be set up.
     pub fn datagram(&mut self) -> Result<Dgram, Failure> {
         let tap = self.tap("u");
-        Dgram::open(self.options.addr, self.options.timeout, tap)
+        Dgram::open(
+            self.options.addr,
+            self.options.timeout,
+            self.options.max_frame,
+            tap,
+        )
     }
 
     /// Open a connection and exchange prefaces (SPEC.md §2).
@@ -106,12 +165,40 @@ enum Read1 {
     TimedOut,
 }
 
+/// Read from `stream` until the server closes it (end of input or reset)
+/// or `deadline` passes; whether it closed.
+fn wait_for_close(stream: &mut TcpStream, deadline: Instant) -> bool {
+    let mut sink = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 /// One connection to the server under test.
 pub struct Conn {
     stream: TcpStream,
     tap: Tap,
     input: BytesMut,
     timeout: Duration,
+    /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
+    max_frame: u32,
+    busy_seen: Rc<Cell<bool>>,
+    /// Where a dropped connection goes to be waited for, when the limit is known.
+    leftovers: Option<Leftovers>,
+    /// The server has closed the connection (the suite read its close).
+    ended: bool,
     /// The address the suite connected to: the server's local address.
     pub server: Address,
     /// The suite's own address: the server's peer address.
@@ -134,7 +221,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the write fails.
-    pub fn write(&mut self, bytes: &[u8]) -> Check {
+    pub fn write(&mut self, bytes: &[u8]) -> CheckResult {
         self.note(format!("→ {}", show::data(bytes)));
         self.write_quiet(bytes)
     }
@@ -142,26 +229,40 @@ impl Conn {
     /// Send one frame.
     ///
     /// # Errors
-    /// A [`Failure`] when the write fails.
-    pub fn send(&mut self, frame: &FrameRepr) -> Check {
-        self.note(format!("→ {}", show::frame(frame)));
-        self.write_quiet(&frame.to_bytes())
+    /// A [`Failure`] when the write fails; a [`Failure::cannot_run`] for a
+    /// frame over the server's limit.
+    pub fn send(&mut self, frame: &FrameRepr) -> CheckResult {
+        self.send_all(std::slice::from_ref(frame))
     }
 
     /// Send several frames in one write (pipelining).
     ///
     /// # Errors
-    /// A [`Failure`] when the write fails.
-    pub fn send_all(&mut self, frames: &[FrameRepr]) -> Check {
+    /// As [`send`](Self::send).
+    pub fn send_all(&mut self, frames: &[FrameRepr]) -> CheckResult {
         let mut bytes = BytesMut::new();
         for frame in frames {
+            within_limit(frame, self.max_frame)?;
             self.note(format!("→ {}", show::frame(frame)));
             frame.encode(&mut bytes);
         }
         self.write_quiet(&bytes)
     }
 
-    fn write_quiet(&mut self, bytes: &[u8]) -> Check {
+    /// Send one frame and ignore a failed write: for frames the server may
+    /// already have stopped reading (after its BYE or a fatal ERROR).
+    pub fn send_regardless(&mut self, frame: &FrameRepr) {
+        self.note(format!("→ {}", show::frame(frame)));
+        let _ = self.stream.write_all(&frame.to_bytes());
+    }
+
+    /// Write raw bytes and ignore a failed write (the server may have closed).
+    pub fn write_regardless(&mut self, bytes: &[u8]) {
+        self.note(format!("→ {}", show::data(bytes)));
+        let _ = self.stream.write_all(bytes);
+    }
+
+    fn write_quiet(&mut self, bytes: &[u8]) -> CheckResult {
         self.stream
             .write_all(bytes)
             .map_err(|e| self.tap.failure(format_args!("write failed: {e}")))
@@ -178,7 +279,7 @@ impl Conn {
         let mut chunk = [0u8; 64 * 1024];
         let result = self.stream.read(&mut chunk);
         let _ = self.stream.set_read_timeout(Some(self.timeout));
-        match result {
+        let read = match result {
             Ok(0) => Read1::Closed("closed (FIN)"),
             Ok(n) => {
                 self.input.extend_from_slice(&chunk[..n]);
@@ -189,7 +290,9 @@ impl Conn {
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Data,
             Err(_) => Read1::Closed("reset"),
-        }
+        };
+        self.ended |= matches!(read, Read1::Closed(_));
+        read
     }
 
     fn nothing_within(&self) -> String {
@@ -202,6 +305,11 @@ impl Conn {
         loop {
             if let Ok(Some(frame)) = decoder.decode(&mut self.input) {
                 self.note(format!("← {}", show::frame(&frame)));
+                if frame.frame_type == FrameType::Error
+                    && ErrorPayload::parse(&frame.data).is_ok_and(|p| p.code == ErrorCode::BUSY)
+                {
+                    self.busy_seen.set(true);
+                }
                 return Ok(frame);
             }
             match self.read_more(self.timeout) {
@@ -223,6 +331,34 @@ impl Conn {
             what
         } else {
             format!("{what}, after a partial frame [{}]", show::hex(&self.input))
+        }
+    }
+
+    /// Wait at most `wait` for the next frame: `None` when none came.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the connection closes.
+    pub fn poll_frame(&mut self, wait: Duration) -> Result<Option<FrameRepr>, Failure> {
+        let deadline = Instant::now() + wait;
+        let decoder = FrameDecoder::new(u32::MAX);
+        loop {
+            if let Ok(Some(frame)) = decoder.decode(&mut self.input) {
+                self.note(format!("← {}", show::frame(&frame)));
+                return Ok(Some(frame));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.read_more(left) {
+                Read1::Data => {}
+                Read1::TimedOut => return Ok(None),
+                Read1::Closed(how) => {
+                    self.note(format!("← connection {how}"));
+                    let actual = self.with_leftover(format!("connection {how}"));
+                    return Err(self.tap.mismatch("no frame", "a frame", actual));
+                }
+            }
         }
     }
 
@@ -259,7 +395,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] showing both frames when they differ.
-    pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> Check {
+    pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> CheckResult {
         match self.recv() {
             Ok(frame) => self.tap.check(
                 frame == *expected,
@@ -287,7 +423,7 @@ impl Conn {
         src: Address,
         dst: Address,
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let (reply_src, reply_dst) = self.reply_addresses(src, dst);
         let expected = tap::expected_error(code, reply_src, reply_dst);
         let frame = self.recv().map_err(|actual| {
@@ -306,7 +442,7 @@ impl Conn {
     ///
     /// # Errors
     /// As [`expect_error`](Self::expect_error).
-    pub fn expect_error_code(&mut self, code: ErrorCode, what: &str) -> Check {
+    pub fn expect_error_code(&mut self, code: ErrorCode, what: &str) -> CheckResult {
         self.expect_error(code, Address::UNSPECIFIED, Address::UNSPECIFIED, what)
     }
 
@@ -316,7 +452,7 @@ impl Conn {
     ///
     /// # Errors
     /// As the two checks.
-    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> Check {
+    pub fn expect_fatal_error(&mut self, code: ErrorCode, what: &str) -> CheckResult {
         self.expect_error_code(code, what)?;
         self.expect_closed_after_fatal()
             .map_err(|f| f.context(what))
@@ -328,7 +464,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when anything arrives or the connection stays open.
-    pub fn expect_closed_after_fatal(&mut self) -> Check {
+    pub fn expect_closed_after_fatal(&mut self) -> CheckResult {
         let ping = FrameRepr::new(FrameType::Ping, &b"after a fatal error"[..]);
         self.note(format!("→ {}", show::frame(&ping)));
         let _ = self.stream.write_all(&ping.to_bytes());
@@ -340,7 +476,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when bytes arrive or nothing happens in time.
-    pub fn expect_eof(&mut self, after: &str) -> Check {
+    pub fn expect_eof(&mut self, after: &str) -> CheckResult {
         let expected = "the server closes the connection, sending nothing more";
         loop {
             if !self.input.is_empty() {
@@ -377,7 +513,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the PONG does not come.
-    pub fn expect_alive(&mut self, after: &str) -> Check {
+    pub fn expect_alive(&mut self, after: &str) -> CheckResult {
         let ping = FrameRepr::new(FrameType::Ping, &b"still there?"[..]);
         self.send(&ping)?;
         let pong = self.reply_to(&ping, FrameType::Pong, false, ping.data.clone());
@@ -388,16 +524,36 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when bytes arrive or the connection closes.
-    pub fn expect_silence(&mut self, quiet: Duration, why: &str) -> Check {
+    pub fn expect_silence(&mut self, quiet: Duration, why: &str) -> CheckResult {
+        match self.expect_nothing_sent(quiet, why)? {
+            None => Ok(()),
+            Some(how) => Err(self.tap.mismatch(
+                format_args!("the server closed while {why}"),
+                format!("the connection open and quiet for {} ms", quiet.as_millis()),
+                format!("connection {how}"),
+            )),
+        }
+    }
+
+    /// Require the server to send nothing for `quiet`; `Some(how)` when it
+    /// closed the connection (FIN or reset) within that time, sending nothing.
+    ///
+    /// # Errors
+    /// A [`Failure`] when bytes arrive.
+    pub fn expect_nothing_sent(
+        &mut self,
+        quiet: Duration,
+        why: &str,
+    ) -> Result<Option<&'static str>, Failure> {
         let deadline = Instant::now() + quiet;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(());
+                return Ok(None);
             }
             let before = self.input.len();
             match self.read_more(left) {
-                Read1::TimedOut => return Ok(()),
+                Read1::TimedOut => return Ok(None),
                 Read1::Data if self.input.len() == before => {}
                 Read1::Data => {
                     let actual = format!("bytes [{}]", show::hex(&self.input[before..]));
@@ -410,11 +566,7 @@ impl Conn {
                 }
                 Read1::Closed(how) => {
                     self.note(format!("← connection {how}"));
-                    return Err(self.tap.mismatch(
-                        format_args!("the server closed while {why}"),
-                        format!("the connection open and quiet for {} ms", quiet.as_millis()),
-                        format!("connection {how}"),
-                    ));
+                    return Ok(Some(how));
                 }
             }
         }
@@ -424,7 +576,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] showing both in hex when they differ.
-    pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> CheckResult {
         while self.input.len() < expected.len() {
             match self.read_more(self.timeout) {
                 Read1::Data => {}
@@ -446,7 +598,7 @@ impl Conn {
         self.check_raw(&got, expected, what)
     }
 
-    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> Check {
+    fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> CheckResult {
         self.tap.check(
             got == expected,
             format_args!("wrong {what}"),
@@ -470,7 +622,7 @@ impl Conn {
     ///
     /// # Errors
     /// A [`Failure`] when the bytes differ or the server does not close.
-    pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> CheckResult {
         self.shutdown_write();
         loop {
             match self.read_more(self.timeout) {
@@ -486,4 +638,33 @@ impl Conn {
         self.note(format!("← {} then close", show::data(&got)));
         self.check_raw(&got, expected, what)
     }
+}
+
+impl Drop for Conn {
+    /// Under a known connection limit, half-close and leave the connection
+    /// for the end of the case to see the server close it; otherwise just close.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Some(leftovers) = &self.leftovers
+            && let Ok(clone) = self.stream.try_clone()
+        {
+            let _ = self.stream.shutdown(Shutdown::Write);
+            leftovers.borrow_mut().push((self.tap.label.clone(), clone));
+        }
+    }
+}
+
+/// `Ok` when `frame`'s data fits the server's limit; otherwise the case
+/// cannot run against that server.
+pub(super) fn within_limit(frame: &FrameRepr, max_frame: u32) -> CheckResult {
+    let len = frame.data.len();
+    if len <= max_frame as usize {
+        return Ok(());
+    }
+    Err(Failure::cannot_run(format!(
+        "sends a {} frame of {len} bytes, over the server's limit of {max_frame} (--max-frame); run it against a server that takes at least {len}",
+        frame.frame_type
+    )))
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::case::{Check, Failure};
+use super::case::{CheckResult, Failure};
 use super::show;
 use super::tap::{self, Tap};
-use upcase::wire::{Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE};
+use upcase::wire::{
+    Address, ErrorCode, FrameDecoder, FrameRepr, FrameType, PREFACE, encode_framed_datagram,
+};
 
 /// Large enough for any datagram, so an oversized reply shows as too long
 /// instead of being cut.
@@ -30,6 +32,8 @@ pub struct Dgram {
     socket: UdpSocket,
     tap: Tap,
     timeout: Duration,
+    /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
+    max_frame: u32,
     /// The address the suite sends to: the server's local address (§8.5).
     pub server: Address,
     /// The socket's own address: the server's peer address.
@@ -37,7 +41,12 @@ pub struct Dgram {
 }
 
 impl Dgram {
-    pub(super) fn open(server: SocketAddr, timeout: Duration, tap: Tap) -> Result<Dgram, Failure> {
+    pub(super) fn open(
+        server: SocketAddr,
+        timeout: Duration,
+        max_frame: u32,
+        tap: Tap,
+    ) -> Result<Dgram, Failure> {
         let any: SocketAddr = if server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -58,6 +67,7 @@ impl Dgram {
             socket,
             tap,
             timeout,
+            max_frame,
             server: server.into(),
             client: local.into(),
         };
@@ -70,7 +80,7 @@ impl Dgram {
         self.tap.note(line);
     }
 
-    fn send(&self, datagram: &[u8]) -> Check {
+    fn send(&self, datagram: &[u8]) -> CheckResult {
         self.note(format!("→ datagram {}", show::datagram(datagram)));
         self.socket
             .send(datagram)
@@ -130,7 +140,7 @@ impl Dgram {
     ///
     /// # Errors
     /// A [`Failure`] showing both in hex when they differ.
-    pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> Check {
+    pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> CheckResult {
         let reply = self.exchange(datagram, what)?;
         self.tap.check(
             reply == expected,
@@ -145,7 +155,7 @@ impl Dgram {
     ///
     /// # Errors
     /// A [`Failure`] when a datagram arrives.
-    pub fn expect_no_reply(&self, datagram: &[u8], quiet: Duration, what: &str) -> Check {
+    pub fn expect_no_reply(&self, datagram: &[u8], quiet: Duration, what: &str) -> CheckResult {
         self.send(datagram)?;
         match self.receive(quiet) {
             Received::Nothing => {
@@ -170,9 +180,7 @@ impl Dgram {
 
     /// Preface + `frame`, as a client sends it.
     pub fn framed(frame: &FrameRepr) -> Vec<u8> {
-        let mut out = BytesMut::from(&PREFACE[..]);
-        frame.encode(&mut out);
-        out.to_vec()
+        encode_framed_datagram(frame).to_vec()
     }
 
     /// Send `datagram` and return the one frame of the reply, which must be
@@ -255,8 +263,15 @@ impl Dgram {
     /// Send preface + `request` and require preface + `expected` back.
     ///
     /// # Errors
-    /// A [`Failure`] showing both frames when they differ.
-    pub fn expect_frame(&self, request: &FrameRepr, expected: &FrameRepr, what: &str) -> Check {
+    /// A [`Failure`] showing both frames when they differ; a
+    /// [`Failure::cannot_run`] for a request over the server's limit.
+    pub fn expect_frame(
+        &self,
+        request: &FrameRepr,
+        expected: &FrameRepr,
+        what: &str,
+    ) -> CheckResult {
+        super::client::within_limit(request, self.max_frame)?;
         let frame = self.request(&Dgram::framed(request), &show::frame(expected), what)?;
         self.tap.check(
             self.same_reply(expected, &frame),
@@ -277,7 +292,7 @@ impl Dgram {
         code: ErrorCode,
         (src, dst): (Address, Address),
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let expected = tap::expected_error(code, src, dst);
         let frame = self.request(datagram, &expected, what)?;
         self.tap.check(
@@ -299,7 +314,7 @@ impl Dgram {
         request: (Address, Address),
         code: ErrorCode,
         what: &str,
-    ) -> Check {
+    ) -> CheckResult {
         let addresses = self.reply_addresses(request.0, request.1);
         self.expect_error(datagram, code, addresses, what)
     }
@@ -309,7 +324,12 @@ impl Dgram {
     ///
     /// # Errors
     /// As [`expect_error`](Self::expect_error).
-    pub fn expect_unaddressed_error(&self, datagram: &[u8], code: ErrorCode, what: &str) -> Check {
+    pub fn expect_unaddressed_error(
+        &self,
+        datagram: &[u8],
+        code: ErrorCode,
+        what: &str,
+    ) -> CheckResult {
         self.expect_error(datagram, code, (self.server, self.client), what)
     }
 }

@@ -9,7 +9,7 @@ use super::case::Failure;
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum CaseOutcome {
     /// The server did what SPEC.md requires.
     Passed,
     /// It did not.
@@ -28,10 +28,15 @@ pub struct CaseResult {
     pub name: String,
     /// The rule it checks.
     pub description: String,
+    /// The SPEC.md section it checks (`5.1`).
+    pub section: String,
     /// Whether the expected output depends on the Unicode version.
     pub unicode_dependent: bool,
     /// Passed, failed or skipped.
-    pub outcome: Outcome,
+    pub outcome: CaseOutcome,
+    /// What the server did that SPEC.md recommends against (SHOULD NOT)
+    /// without forbidding it; a case with warnings still passes.
+    pub warnings: Vec<String>,
     /// How long it took.
     pub elapsed_ms: f64,
     /// What was sent and received, one line per event.
@@ -40,11 +45,14 @@ pub struct CaseResult {
 
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct SuiteReport {
     /// The server under test.
     pub addr: String,
     /// The Unicode version of the oracle.
     pub unicode_version: String,
+    /// The Unicode version the server follows: the oracle's unless the
+    /// suite was told another (`--unicode`).
+    pub server_unicode: String,
     /// How long the whole run took.
     pub elapsed_ms: f64,
     /// One result per selected case, in run order.
@@ -54,7 +62,7 @@ pub struct Report {
 impl CaseResult {
     /// Whether the case failed.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed(_))
+        matches!(self.outcome, CaseOutcome::Failed(_))
     }
 
     /// The result as people read it: `✔ name`, or `✘ name` with expected
@@ -66,15 +74,21 @@ impl CaseResult {
             String::new()
         };
         let mut out = match &self.outcome {
-            Outcome::Passed => format!("✔ {}{unicode}", self.name),
-            Outcome::Failed(failure) => {
+            CaseOutcome::Passed => {
+                let mut text = format!("✔ {}{unicode}", self.name);
+                for warning in &self.warnings {
+                    let _ = write!(text, "\n    warning: {warning}");
+                }
+                text
+            }
+            CaseOutcome::Failed(failure) => {
                 let mut text = format!("✘ {}{unicode} — {}", self.name, self.description);
                 for line in failure.to_string().lines() {
                     let _ = write!(text, "\n    {line}");
                 }
                 text
             }
-            Outcome::Skipped { reason } => format!("- {} (skipped: {reason})", self.name),
+            CaseOutcome::Skipped { reason } => format!("- {} (skipped: {reason})", self.name),
         };
         if verbose && !self.wire_log.is_empty() {
             for line in &self.wire_log {
@@ -85,15 +99,15 @@ impl CaseResult {
     }
 }
 
-impl Report {
+impl SuiteReport {
     /// (passed, failed, skipped).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for result in &self.results {
             match result.outcome {
-                Outcome::Passed => counts.0 += 1,
-                Outcome::Failed(_) => counts.1 += 1,
-                Outcome::Skipped { .. } => counts.2 += 1,
+                CaseOutcome::Passed => counts.0 += 1,
+                CaseOutcome::Failed(_) => counts.1 += 1,
+                CaseOutcome::Skipped { .. } => counts.2 += 1,
             }
         }
         counts
@@ -104,10 +118,33 @@ impl Report {
         self.counts().1 == 0
     }
 
-    /// `N passed, M failed, K skipped`.
+    /// `N passed, M failed, K skipped` (and `, W with warnings` when any).
     pub fn summary(&self) -> String {
         let (passed, failed, skipped) = self.counts();
-        format!("{passed} passed, {failed} failed, {skipped} skipped")
+        let warned = self.results.iter().filter(|r| !r.warnings.is_empty());
+        match warned.count() {
+            0 => format!("{passed} passed, {failed} failed, {skipped} skipped"),
+            warned => {
+                format!(
+                    "{passed} passed, {failed} failed, {skipped} skipped, {warned} with warnings"
+                )
+            }
+        }
+    }
+
+    /// The claim the run supports: "conforms to UPCASE/1 with Unicode 17.0"
+    /// when no case failed (the version is the server's, `--unicode`), or
+    /// "does not conform to UPCASE/1: N cases failed".
+    pub fn verdict(&self) -> String {
+        match self.counts().1 {
+            0 => format!(
+                "conforms to UPCASE/1 with Unicode {} (in the {} cases that ran)",
+                self.server_unicode,
+                self.counts().0
+            ),
+            1 => "does not conform to UPCASE/1: 1 case failed".to_string(),
+            failed => format!("does not conform to UPCASE/1: {failed} cases failed"),
+        }
     }
 
     /// The report as pretty-printed JSON.
@@ -139,8 +176,8 @@ impl Report {
                 result.elapsed_ms / 1000.0
             );
             match &result.outcome {
-                Outcome::Passed => {}
-                Outcome::Failed(failure) => {
+                CaseOutcome::Passed => {}
+                CaseOutcome::Failed(failure) => {
                     let _ = write!(
                         out,
                         "<failure message=\"{}\">{}</failure>",
@@ -148,15 +185,17 @@ impl Report {
                         xml(&failure.to_string())
                     );
                 }
-                Outcome::Skipped { reason } => {
+                CaseOutcome::Skipped { reason } => {
                     let _ = write!(out, "<skipped message=\"{}\"/>", xml(reason));
                 }
             }
-            if !result.wire_log.is_empty() {
+            let warnings = result.warnings.iter().map(|w| format!("warning: {w}"));
+            let system_out: Vec<String> = warnings.chain(result.wire_log.clone()).collect();
+            if !system_out.is_empty() {
                 let _ = write!(
                     out,
                     "<system-out>{}</system-out>",
-                    xml(&result.wire_log.join("\n"))
+                    xml(&system_out.join("\n"))
                 );
             }
             out.push_str("</testcase>\n");
@@ -167,7 +206,7 @@ impl Report {
 }
 
 /// Escape text for XML content and attributes; drop characters XML 1.0 forbids.
-fn xml(text: &str) -> String {
+pub(super) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -187,28 +226,31 @@ fn xml(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn report() -> Report {
+    fn report() -> SuiteReport {
         let result = |name: &str, outcome| CaseResult {
             name: name.into(),
             description: "a rule".into(),
+            section: "2".into(),
             unicode_dependent: false,
             outcome,
+            warnings: Vec::new(),
             elapsed_ms: 1.0,
             wire_log: vec!["c1 → <x> & \"y\"".into()],
         };
-        Report {
+        SuiteReport {
             addr: "127.0.0.1:1".into(),
             unicode_version: "17.0".into(),
+            server_unicode: "17.0".into(),
             elapsed_ms: 3.0,
             results: vec![
-                result("framed/2/a", Outcome::Passed),
+                result("framed/2/a", CaseOutcome::Passed),
                 result(
                     "framed/2/b",
-                    Outcome::Failed(Failure::mismatch("wrong", "A", "a")),
+                    CaseOutcome::Failed(Failure::mismatch("wrong", "A", "a")),
                 ),
                 result(
                     "framed/9/c",
-                    Outcome::Skipped {
+                    CaseOutcome::Skipped {
                         reason: "needs x".into(),
                     },
                 ),

@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::case::{Check, Failure};
+use super::case::{CheckResult, Failure};
 use bytes::Bytes;
 
 use upcase::wire::{Address, ErrorCode, ErrorPayload, Flags, FrameRepr, FrameType};
@@ -63,7 +63,7 @@ impl Tap {
         message: impl Display,
         expected: impl Display,
         actual: impl Display,
-    ) -> Check {
+    ) -> CheckResult {
         if right {
             Ok(())
         } else {

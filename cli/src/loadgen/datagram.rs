@@ -13,10 +13,10 @@
 //!   framed:  preface │ header (TEXT, N) │ 00000042 the quick brown fox…
 //! ```
 
-use upcase::conn::{MAX_REPLY_DATA, MAX_UDP_PAYLOAD};
 use upcase::wire::{
-    FrameRepr, FrameType, FramedDatagramError, HEADER_LEN, PREFACE, PREFACE_LEN, framed_datagram,
+    FrameRepr, FrameType, FramedDatagramError, HEADER_LEN, PREFACE_LEN, framed_datagram,
 };
+use upcase::wire::{MAX_REPLY_DATA, MAX_UDP_PAYLOAD, encode_framed_datagram};
 
 use super::check::{ReplyCheck, compare, frame_problem};
 use super::workload::{RequestMode, Workload};
@@ -109,10 +109,10 @@ impl Datagrams {
         }
         let mut request = Vec::with_capacity(overhead + workload.payload.len());
         if workload.mode == RequestMode::Framed {
-            request.extend_from_slice(&PREFACE);
-            request.extend_from_slice(
-                &FrameRepr::new(workload.frame_type, workload.payload.clone()).to_bytes(),
-            );
+            request.extend_from_slice(&encode_framed_datagram(&FrameRepr::new(
+                workload.frame_type,
+                workload.payload.clone(),
+            )));
         } else {
             request.extend_from_slice(&workload.payload);
         }
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
     use crate::loadgen::workload::{Expect, PayloadType};
     use upcase::wire::ErrorPayload;
-    use upcase::wire::FrameDecoder;
+    use upcase::wire::{PREFACE, parse_header};
 
     fn datagrams(mode: RequestMode, kind: PayloadType, size: usize) -> Datagrams {
         Datagrams::new(&Workload::new(mode, kind, size, Expect::Upper).unwrap()).unwrap()
@@ -228,7 +228,7 @@ mod tests {
         let request = d.request(12_345_678).to_vec();
         assert_eq!(request.len(), PREFACE_LEN + HEADER_LEN + 100);
         assert_eq!(request[..PREFACE_LEN], PREFACE);
-        let header = FrameDecoder::peek_header(&request[PREFACE_LEN..]).unwrap();
+        let header = parse_header(&request[PREFACE_LEN..]).unwrap();
         assert_eq!(
             (header.frame_type, header.data_len),
             (FrameType::Bytes, 100)

@@ -1,7 +1,8 @@
 //! The stateless datagram responder.
 
 use super::harness::*;
-use crate::conn::{DatagramConfig, DatagramReply, MAX_UDP_PAYLOAD, RawCase, respond_to_datagram};
+use crate::conn::{DatagramConfig, DatagramReply, RawCase, respond_to_datagram};
+use crate::wire::MAX_UDP_PAYLOAD;
 use crate::wire::{ErrorCode, Flags, FrameType, PREFACE};
 
 fn respond(datagram: &[u8]) -> DatagramReply {
@@ -101,6 +102,11 @@ fn a_reply_too_large_for_udp_becomes_frame_too_large() {
         text.as_bytes(),
     )));
     assert_eq!(error_code(&reply), ErrorCode::FRAME_TOO_LARGE);
+    assert_eq!(
+        error_message(&reply),
+        "the upper case of this 60000-byte TEXT is 180000 bytes, over the 65457 a reply datagram can carry",
+        "the message names what the client sent (SPEC.md §8.4)"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod client;
 mod datagram;
+mod ending;
 mod harness;
 mod model;
 mod server;

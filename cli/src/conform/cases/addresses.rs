@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use super::{addr, frame, round_trip};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use upcase::wire::{Address, ErrorCode, FrameRepr, FrameType};
 
@@ -52,7 +52,7 @@ fn with(mut request: FrameRepr, src: Address, dst: Address) -> FrameRepr {
     request
 }
 
-fn unspecified_filled_in(ctx: &mut Ctx) -> Check {
+fn unspecified_filled_in(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let request = frame(FrameType::Text, false, b"who am i");
     conn.send(&request)?;
@@ -69,7 +69,7 @@ fn unspecified_filled_in(ctx: &mut Ctx) -> Check {
     }
 }
 
-fn explicit_swapped(ctx: &mut Ctx) -> Check {
+fn explicit_swapped(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let src = addr("[2001:db8::1]:1234");
     let dst = addr("198.51.100.7:80");
@@ -90,7 +90,7 @@ fn explicit_swapped(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn one_side_unspecified(ctx: &mut Ctx) -> Check {
+fn one_side_unspecified(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let explicit = addr("192.0.2.1:4000");
     for (src, dst) in [
@@ -109,7 +109,7 @@ fn one_side_unspecified(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn zero_ip_with_port(ctx: &mut Ctx) -> Check {
+fn zero_ip_with_port(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let port = |port| Address {
         ip: Ipv6Addr::UNSPECIFIED,
@@ -125,7 +125,7 @@ fn zero_ip_with_port(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn error_reply_swapped(ctx: &mut Ctx) -> Check {
+fn error_reply_swapped(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let src = addr("[2001:db8::2]:5");
     let dst = addr("203.0.113.9:6");

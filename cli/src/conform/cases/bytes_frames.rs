@@ -1,7 +1,7 @@
 //! SPEC.md §5.2: BYTES frames — ASCII upper case only, same length, no carry.
 
-use super::{frame, round_trip};
-use crate::conform::case::{Case, Check, Needs};
+use super::{frame, round_trip, round_trip_pieces};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle;
 use upcase::wire::FrameType;
@@ -30,31 +30,27 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn every_byte_value(ctx: &mut Ctx) -> Check {
+fn every_byte_value(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let all: Vec<u8> = (0..=255).collect();
-    round_trip(
-        &mut conn,
-        &frame(FrameType::Bytes, false, &all),
-        FrameType::Bytes,
-        &oracle::ascii_upper(&all),
-        "BYTES 00..ff",
-    )
+    let max = ctx.options.max_frame;
+    round_trip_pieces(&mut conn, FrameType::Bytes, &all, max, "BYTES 00..ff")
 }
 
-fn utf8_not_unicode_cased(ctx: &mut Ctx) -> Check {
+fn utf8_not_unicode_cased(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let data = "stra\u{df}e \u{e9}t\u{e9} \u{1c6} \u{fb03} \u{3c3}".as_bytes();
-    round_trip(
+    let max = ctx.options.max_frame;
+    round_trip_pieces(
         &mut conn,
-        &frame(FrameType::Bytes, false, data),
         FrameType::Bytes,
-        &oracle::ascii_upper(data),
+        data,
+        max,
         "BYTES holding UTF-8",
     )
 }
 
-fn fragments_split_anywhere(ctx: &mut Ctx) -> Check {
+fn fragments_split_anywhere(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let data = "a\u{e9}\u{20ac}z".as_bytes();
     for cut in 1..data.len() {

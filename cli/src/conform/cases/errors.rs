@@ -2,7 +2,7 @@
 //! fatal (the connection ends) or not (the connection still answers a PING).
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use upcase::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameHeader, FrameType, encode_header,
@@ -22,6 +22,13 @@ pub const CASES: &[Case] = &[
         unicode_dependent: false,
         needs: Needs::Nothing,
         check: more_on_control,
+    },
+    Case {
+        name: "framed/6.3/more-on-pong-or-error-malformed",
+        description: "PONG or ERROR with MORE gets ERROR(MALFORMED), fatal: MORE on a control type is checked before the type is unexpected",
+        unicode_dependent: false,
+        needs: Needs::Nothing,
+        check: more_on_unexpected,
     },
     Case {
         name: "framed/6.2/frame-too-large-from-header",
@@ -66,6 +73,13 @@ pub const CASES: &[Case] = &[
         check: unexpected_type,
     },
     Case {
+        name: "framed/6.5/non-fatal-error-keeps-open-message",
+        description: "an unknown type and a PONG inside an open TEXT message get their ERRORs, and the message goes on with its carried bytes: \"caf\" + c3 … a9 \"!\" gives \"CAF\" then \"É!\"",
+        unicode_dependent: false,
+        needs: Needs::Nothing,
+        check: non_fatal_inside_message,
+    },
+    Case {
         name: "framed/6.2/type-mismatch-fatal",
         description: "BYTES while a TEXT message is open (and TEXT inside BYTES) gets ERROR(TYPE_MISMATCH), fatal",
         unicode_dependent: false,
@@ -74,7 +88,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn reserved_flag(ctx: &mut Ctx) -> Check {
+fn reserved_flag(ctx: &mut Ctx) -> CheckResult {
     for flags in [0x02, 0x80, 0xfe] {
         let mut conn = ctx.framed()?;
         let mut request = text(b"flags", false);
@@ -86,7 +100,7 @@ fn reserved_flag(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn more_on_control(ctx: &mut Ctx) -> Check {
+fn more_on_control(ctx: &mut Ctx) -> CheckResult {
     for frame_type in [FrameType::Ping, FrameType::Bye, FrameType::Unknown(0x07)] {
         let mut conn = ctx.framed()?;
         conn.send(&frame(frame_type, true, b""))?;
@@ -94,6 +108,45 @@ fn more_on_control(ctx: &mut Ctx) -> Check {
         conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
     }
     Ok(())
+}
+
+fn more_on_unexpected(ctx: &mut Ctx) -> CheckResult {
+    let error_data = ErrorPayload::new(ErrorCode::BUSY, "from a client").to_bytes();
+    for (frame_type, data) in [
+        (FrameType::Pong, &b"pong"[..]),
+        (FrameType::Error, &error_data[..]),
+    ] {
+        let mut conn = ctx.framed()?;
+        conn.send(&frame(frame_type, true, data))?;
+        let what = format!("{frame_type} with MORE (MALFORMED comes before UNEXPECTED_TYPE)");
+        conn.expect_fatal_error(ErrorCode::MALFORMED, &what)?;
+    }
+    Ok(())
+}
+
+fn non_fatal_inside_message(ctx: &mut Ctx) -> CheckResult {
+    let mut conn = ctx.framed()?;
+    round_trip(
+        &mut conn,
+        &text(b"caf\xc3", true),
+        FrameType::Text,
+        b"CAF",
+        "TEXT+MORE \"caf\" c3 (the c3 is carried)",
+    )?;
+    conn.send(&frame(FrameType::Unknown(0x42), false, b"skip me"))?;
+    conn.expect_error_code(
+        ErrorCode::UNKNOWN_TYPE,
+        "a frame of unknown type 0x42 inside an open message",
+    )?;
+    conn.send(&frame(FrameType::Pong, false, b"pong"))?;
+    conn.expect_error_code(ErrorCode::UNEXPECTED_TYPE, "a PONG inside an open message")?;
+    round_trip(
+        &mut conn,
+        &text(b"\xa9!", false),
+        FrameType::Text,
+        "\u{c9}!".as_bytes(),
+        "the last fragment a9 \"!\" (completing the carried c3 into \u{e9})",
+    )
 }
 
 fn over_limit_header(
@@ -115,7 +168,7 @@ fn over_limit_header(
     out
 }
 
-fn too_large(ctx: &mut Ctx) -> Check {
+fn too_large(ctx: &mut Ctx) -> CheckResult {
     let src = Address::from(
         "[2001:db8::3]:33"
             .parse::<std::net::SocketAddr>()
@@ -140,7 +193,7 @@ fn too_large(ctx: &mut Ctx) -> Check {
         .map_err(|f| f.context(&what))
 }
 
-fn too_large_first(ctx: &mut Ctx) -> Check {
+fn too_large_first(ctx: &mut Ctx) -> CheckResult {
     let header = over_limit_header(
         ctx,
         FrameType::Unknown(0x42),
@@ -154,7 +207,7 @@ fn too_large_first(ctx: &mut Ctx) -> Check {
     conn.expect_fatal_error(ErrorCode::FRAME_TOO_LARGE, what)
 }
 
-fn at_limit(ctx: &mut Ctx) -> Check {
+fn at_limit(ctx: &mut Ctx) -> CheckResult {
     let len = ctx.options.max_frame as usize;
     let mut conn = ctx.framed()?;
     let data: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz "
@@ -173,14 +226,14 @@ fn at_limit(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn invalid_utf8(ctx: &mut Ctx) -> Check {
+fn invalid_utf8(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     conn.send(&text(b"caf\xe9", false))?;
     conn.expect_error_code(ErrorCode::INVALID_UTF8, "TEXT \"caf\\xe9\" (Latin-1)")?;
     conn.expect_closed_after_fatal()
 }
 
-fn unknown_type(ctx: &mut Ctx) -> Check {
+fn unknown_type(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for code in [0x00, 0x07, 0x7f, 0xff] {
         conn.send(&frame(FrameType::Unknown(code), false, b"skip me"))?;
@@ -191,7 +244,7 @@ fn unknown_type(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn unexpected_type(ctx: &mut Ctx) -> Check {
+fn unexpected_type(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let error_data = ErrorPayload::new(ErrorCode::BUSY, "from a client").to_bytes();
     for (frame_type, data) in [
@@ -206,7 +259,7 @@ fn unexpected_type(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn type_mismatch(ctx: &mut Ctx) -> Check {
+fn type_mismatch(ctx: &mut Ctx) -> CheckResult {
     for (open, other) in [
         (FrameType::Text, FrameType::Bytes),
         (FrameType::Bytes, FrameType::Text),

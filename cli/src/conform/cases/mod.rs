@@ -17,8 +17,9 @@ mod unicode;
 
 use bytes::Bytes;
 
-use super::case::{Case, Check};
+use super::case::{Case, CheckResult};
 use super::client::Conn;
+use super::oracle;
 use upcase::wire::{Address, Flags, FrameRepr, FrameType};
 
 /// Every case in SPEC.md section order.
@@ -76,7 +77,7 @@ fn round_trip(
     reply_type: FrameType,
     data: &[u8],
     what: &str,
-) -> Check {
+) -> CheckResult {
     conn.send(request)?;
     let expected = conn.reply_to(
         request,
@@ -87,9 +88,94 @@ fn round_trip(
     conn.expect(&expected, what)
 }
 
+/// Send `data` as complete messages of `frame_type` (TEXT or BYTES), each
+/// within the server's limit `max` (one message when it fits), and require
+/// each reply to hold its piece upper-cased. TEXT is cut only between code
+/// points, so each piece is a valid message of its own: a server with a
+/// small `--max-frame` still gets every sample.
+fn round_trip_pieces(
+    conn: &mut Conn,
+    frame_type: FrameType,
+    data: &[u8],
+    max: u32,
+    what: &str,
+) -> CheckResult {
+    let pieces = pieces(frame_type, data, max as usize);
+    let count = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let upper = if frame_type == FrameType::Text {
+            oracle::text_upper(piece)
+        } else {
+            oracle::ascii_upper(piece)
+        };
+        let what = match count {
+            1 => what.to_string(),
+            _ => format!("{what}, piece {} of {count} (--max-frame {max})", i + 1),
+        };
+        round_trip(
+            conn,
+            &frame(frame_type, false, piece),
+            frame_type,
+            &upper,
+            &what,
+        )?;
+    }
+    Ok(())
+}
+
+/// `data` cut into pieces of at most `max` bytes (TEXT only between code
+/// points); uncut when it fits, or when a code point alone is over `max`
+/// (sending it then stops the case as one that cannot run).
+fn pieces(frame_type: FrameType, data: &[u8], max: usize) -> Vec<&[u8]> {
+    if data.len() <= max || max == 0 {
+        return vec![data];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let mut end = (start + max).min(data.len());
+        if frame_type == FrameType::Text {
+            while end > start && end < data.len() && data[end] & 0xc0 == 0x80 {
+                end -= 1;
+            }
+            if end == start {
+                return vec![data];
+            }
+        }
+        out.push(&data[start..end]);
+        start = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+
+    use upcase::wire::FrameType;
+
+    #[test]
+    fn pieces_fit_the_limit_and_cut_text_between_code_points() {
+        let text = "a\u{e9}\u{20ac}\u{1f600}z".as_bytes();
+        assert_eq!(super::pieces(FrameType::Text, text, 64), [text]);
+        let cut = super::pieces(FrameType::Text, text, 4);
+        assert_eq!(cut.concat(), text);
+        for piece in &cut {
+            assert!(
+                piece.len() <= 4 && std::str::from_utf8(piece).is_ok(),
+                "{piece:?}"
+            );
+        }
+        assert_eq!(
+            super::pieces(FrameType::Bytes, text, 4),
+            text.chunks(4).collect::<Vec<_>>()
+        );
+        // A code point over the limit is left whole: the case cannot run.
+        assert_eq!(
+            super::pieces(FrameType::Text, "\u{1f600}".as_bytes(), 3).len(),
+            1
+        );
+    }
 
     #[test]
     fn names_are_unique_and_well_formed() {

@@ -1,7 +1,7 @@
 //! SPEC.md §5.6: one reply per frame, in order; clients independent.
 
 use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle;
 use upcase::conn::ServerMode;
@@ -31,29 +31,30 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn pipelined(ctx: &mut Ctx) -> Check {
+fn pipelined(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     let mut requests: Vec<(FrameRepr, FrameType, Vec<u8>)> = Vec::new();
+    // Every frame at most 15 bytes: within a server's `--max-frame 16`.
     for i in 0..50 {
-        let message = format!("message {i}: stra\u{df}e");
+        let message = format!("m{i}: stra\u{df}e");
         requests.push((
             text(message.as_bytes(), false),
             FrameType::Text,
             oracle::text_upper(message.as_bytes()),
         ));
-        let data = format!("bytes {i} \u{e9}");
+        let data = format!("b{i} \u{e9}");
         requests.push((
             frame(FrameType::Bytes, false, data.as_bytes()),
             FrameType::Bytes,
             oracle::ascii_upper(data.as_bytes()),
         ));
-        let ping = format!("ping {i}");
+        let ping = format!("p{i}");
         requests.push((
             frame(FrameType::Ping, false, ping.as_bytes()),
             FrameType::Pong,
             ping.clone().into_bytes(),
         ));
-        let head = format!("fragment {i} \u{20ac}");
+        let head = format!("f{i} \u{20ac}");
         let head = &head.as_bytes()[..head.len() - 1];
         requests.push((
             text(head, true),
@@ -85,7 +86,7 @@ fn pipelined(ctx: &mut Ctx) -> Check {
 /// server with a lower connection limit).
 const MANY: usize = 16;
 
-fn many_clients(ctx: &mut Ctx) -> Check {
+fn many_clients(ctx: &mut Ctx) -> CheckResult {
     let ascii_raw = ctx.options.raw_ascii;
     // Raw clients too, unless the server is framed-only.
     let with_raw = ctx.options.server_mode == ServerMode::Auto;
@@ -105,7 +106,8 @@ fn many_clients(ctx: &mut Ctx) -> Check {
     }
     for round in 0..4 {
         for (k, (framed, conn)) in conns.iter_mut().enumerate() {
-            let message = format!("round {round} client {k} \u{df}\n");
+            // At most 15 bytes: within a server's `--max-frame 16`.
+            let message = format!("r{round} c{k} \u{df}\n");
             let upper = if *framed || !ascii_raw {
                 oracle::text_upper(message.as_bytes())
             } else {
@@ -129,7 +131,7 @@ fn many_clients(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn disconnect_mid_frame(ctx: &mut Ctx) -> Check {
+fn disconnect_mid_frame(ctx: &mut Ctx) -> CheckResult {
     let mut survivor = ctx.framed()?;
     round_trip(
         &mut survivor,
@@ -141,6 +143,8 @@ fn disconnect_mid_frame(ctx: &mut Ctx) -> Check {
 
     let mut mid_frame = ctx.framed()?;
     let whole = text(b"0123456789", false).to_bytes();
+    // The frame the client vanishes in the middle of must be one the server takes.
+    crate::conform::client::within_limit(&text(b"0123456789", false), ctx.options.max_frame)?;
     mid_frame.write(&whole[..whole.len() - 6])?;
     let mut mid_preface = ctx.connect()?;
     mid_preface.write(&PREFACE[..3])?;
@@ -156,9 +160,9 @@ fn disconnect_mid_frame(ctx: &mut Ctx) -> Check {
 
     round_trip(
         &mut survivor,
-        &text(b"others are half-way", false),
+        &text(b"others half-way", false),
         FrameType::Text,
-        b"OTHERS ARE HALF-WAY",
+        b"OTHERS HALF-WAY",
         "TEXT",
     )?;
     drop((mid_frame, mid_preface, mid_code_point));

@@ -2,7 +2,7 @@
 
 use super::{frame, round_trip};
 use crate::conform::Dgram;
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle;
 use upcase::conn::ServerMode;
@@ -67,7 +67,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn ping_pong(conn: &mut crate::conform::Conn) -> Check {
+fn ping_pong(conn: &mut crate::conform::Conn) -> CheckResult {
     let ping = frame(FrameType::Ping, false, b"first frame");
     round_trip(
         conn,
@@ -78,12 +78,12 @@ fn ping_pong(conn: &mut crate::conform::Conn) -> Check {
     )
 }
 
-fn preface_answered(ctx: &mut Ctx) -> Check {
+fn preface_answered(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     ping_pong(&mut conn)
 }
 
-fn preface_byte_by_byte(ctx: &mut Ctx) -> Check {
+fn preface_byte_by_byte(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     for byte in PREFACE {
         conn.write(&[byte])?;
@@ -92,7 +92,7 @@ fn preface_byte_by_byte(ctx: &mut Ctx) -> Check {
     ping_pong(&mut conn)
 }
 
-fn unsupported_version(ctx: &mut Ctx) -> Check {
+fn unsupported_version(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     let mut v2 = PREFACE;
     v2[7] = 2;
@@ -102,19 +102,19 @@ fn unsupported_version(ctx: &mut Ctx) -> Check {
     conn.expect_closed_after_fatal()
 }
 
-fn first_byte_raw(ctx: &mut Ctx) -> Check {
+fn first_byte_raw(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     conn.write(b"hi\n")?;
     conn.expect_raw(b"HI\n", "raw reply (before the client closes)")
 }
 
-fn prefix_then_mismatch(ctx: &mut Ctx) -> Check {
+fn prefix_then_mismatch(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     conn.write(b"\xc0UPx y")?;
     conn.expect_raw_then_eof(b"\xc0UPX Y", "raw reply")
 }
 
-fn short_input_then_eof(ctx: &mut Ctx) -> Check {
+fn short_input_then_eof(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     conn.write(b"\xc0")?;
     conn.expect_raw_then_eof(b"\xc0", "raw reply to a lone 0xC0")?;
@@ -123,7 +123,7 @@ fn short_input_then_eof(ctx: &mut Ctx) -> Check {
     conn.expect_raw_then_eof(b"OK", "raw reply")
 }
 
-fn raw_only_preface_echoed(ctx: &mut Ctx) -> Check {
+fn raw_only_preface_echoed(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     let stream = Dgram::framed(&frame(FrameType::Ping, false, b"ping"));
     conn.write(&stream)?;
@@ -133,7 +133,7 @@ fn raw_only_preface_echoed(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn framed_only_closes_raw(ctx: &mut Ctx) -> Check {
+fn framed_only_closes_raw(ctx: &mut Ctx) -> CheckResult {
     let streams: [(&[u8], &str); 2] = [
         (b"hello\n", "\"hello\\n\""),
         (b"\xc0UPx", "0xC0 \"UP\" then a differing byte"),

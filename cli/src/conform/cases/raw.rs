@@ -1,7 +1,7 @@
 //! SPEC.md §7: raw mode — lossless Unicode upper case of a byte stream,
 //! independent of how TCP split it; the ASCII option.
 
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle::{self, INVALID, Sample, TRUNCATED, VALID};
 use upcase::wire::PREFACE;
@@ -58,7 +58,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn interactive(ctx: &mut Ctx) -> Check {
+fn interactive(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     for line in ["hello\n", "stra\u{df}e\n", "again\n"] {
         conn.write(line.as_bytes())?;
@@ -70,7 +70,7 @@ fn interactive(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn valid_classes(ctx: &mut Ctx) -> Check {
+fn valid_classes(ctx: &mut Ctx) -> CheckResult {
     for sample in VALID {
         let mut conn = ctx.connect()?;
         conn.write(sample.bytes)?;
@@ -80,7 +80,7 @@ fn valid_classes(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn invalid_bytes_kept(ctx: &mut Ctx) -> Check {
+fn invalid_bytes_kept(ctx: &mut Ctx) -> CheckResult {
     for sample in INVALID {
         let mut conn = ctx.connect()?;
         conn.write(sample.bytes)?;
@@ -90,7 +90,7 @@ fn invalid_bytes_kept(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn incomplete_at_eof(ctx: &mut Ctx) -> Check {
+fn incomplete_at_eof(ctx: &mut Ctx) -> CheckResult {
     for sample in TRUNCATED {
         let mut conn = ctx.connect()?;
         conn.write(sample.bytes)?;
@@ -114,7 +114,7 @@ fn framed_sample(sample: &Sample, truncated: bool) -> Vec<u8> {
     stream
 }
 
-fn split_every_offset(ctx: &mut Ctx) -> Check {
+fn split_every_offset(ctx: &mut Ctx) -> CheckResult {
     let samples = VALID
         .iter()
         .map(|s| (s, false))
@@ -148,7 +148,7 @@ fn split_every_offset(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn preface_after_start(ctx: &mut Ctx) -> Check {
+fn preface_after_start(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     let mut stream = b"ab".to_vec();
     stream.extend_from_slice(&PREFACE);
@@ -156,7 +156,7 @@ fn preface_after_start(ctx: &mut Ctx) -> Check {
     conn.expect_raw_then_eof(&oracle::lossless_upper(&stream), "raw reply")
 }
 
-fn ascii_option(ctx: &mut Ctx) -> Check {
+fn ascii_option(ctx: &mut Ctx) -> CheckResult {
     let stream = "stra\u{df}e \u{e9}t\u{e9} \u{1c6} \u{3c3} \u{ff} abc\n".as_bytes();
     for cut in [0, 5, 6, stream.len() - 1] {
         let mut conn = ctx.connect()?;

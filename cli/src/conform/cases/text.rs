@@ -1,8 +1,8 @@
 //! SPEC.md §5.1: TEXT frames — Unicode upper case, fragments, carried code
 //! points, and fail-fast rejection of invalid UTF-8.
 
-use super::{frame, round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use super::{frame, round_trip, round_trip_pieces, text};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::{Conn, Ctx};
 use crate::conform::oracle::{self, INVALID, TRUNCATED, VALID};
 use upcase::wire::{ErrorCode, FrameType};
@@ -66,7 +66,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn ascii(ctx: &mut Ctx) -> Check {
+fn ascii(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     round_trip(
         &mut conn,
@@ -91,24 +91,19 @@ fn ascii(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn valid_classes(ctx: &mut Ctx) -> Check {
+fn valid_classes(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for sample in VALID {
         let what = format!("TEXT ({})", sample.name);
-        round_trip(
-            &mut conn,
-            &text(sample.bytes, false),
-            FrameType::Text,
-            &oracle::text_upper(sample.bytes),
-            &what,
-        )?;
+        let max = ctx.options.max_frame;
+        round_trip_pieces(&mut conn, FrameType::Text, sample.bytes, max, &what)?;
     }
     Ok(())
 }
 
 /// Send `message` as fragments ending at `cuts` (the last one without MORE),
 /// reading each reply before sending the next fragment.
-fn send_fragments(conn: &mut Conn, message: &[u8], cuts: &[usize], name: &str) -> Check {
+fn send_fragments(conn: &mut Conn, message: &[u8], cuts: &[usize], name: &str) -> CheckResult {
     let mut answered = 0;
     let mut start = 0;
     for (i, &end) in cuts.iter().chain([message.len()].iter()).enumerate() {
@@ -136,7 +131,7 @@ fn send_fragments(conn: &mut Conn, message: &[u8], cuts: &[usize], name: &str) -
     Ok(())
 }
 
-fn split_every_offset(ctx: &mut Ctx) -> Check {
+fn split_every_offset(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for sample in VALID.iter().filter(|s| !s.bytes.is_ascii()) {
         for cut in 1..sample.bytes.len() {
@@ -146,7 +141,7 @@ fn split_every_offset(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn one_byte_fragments(ctx: &mut Ctx) -> Check {
+fn one_byte_fragments(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     for sample in VALID.iter().filter(|s| !s.bytes.is_ascii()) {
         let cuts: Vec<usize> = (1..sample.bytes.len()).collect();
@@ -155,7 +150,7 @@ fn one_byte_fragments(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn ping_between_fragments(ctx: &mut Ctx) -> Check {
+fn ping_between_fragments(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
     round_trip(
         &mut conn,
@@ -180,7 +175,7 @@ fn ping_between_fragments(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn invalid_classes(ctx: &mut Ctx) -> Check {
+fn invalid_classes(ctx: &mut Ctx) -> CheckResult {
     for sample in INVALID {
         let mut conn = ctx.framed()?;
         conn.send(&text(sample.bytes, false))?;
@@ -190,7 +185,7 @@ fn invalid_classes(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn fails_fast(ctx: &mut Ctx) -> Check {
+fn fails_fast(ctx: &mut Ctx) -> CheckResult {
     for sample in INVALID {
         let visible = oracle::first_visible_invalid(sample.bytes).expect("invalid sample");
         let mut conn = ctx.framed()?;
@@ -216,7 +211,7 @@ fn fails_fast(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn truncated_last_fragment(ctx: &mut Ctx) -> Check {
+fn truncated_last_fragment(ctx: &mut Ctx) -> CheckResult {
     for sample in TRUNCATED {
         let mut conn = ctx.framed()?;
         let complete = oracle::complete_prefix_len(sample.bytes);

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::{frame, round_trip};
-use crate::conform::case::{Case, Check, Needs};
+use super::{frame, round_trip, text};
+use crate::conform::case::{Case, CheckResult, Failure, Needs};
 use crate::conform::client::Conn;
 use crate::conform::client::Ctx;
 use upcase::wire::{ErrorCode, ErrorPayload, FrameType, PREFACE};
@@ -17,6 +17,13 @@ pub const CASES: &[Case] = &[
         unicode_dependent: false,
         needs: Needs::IdleTimeout,
         check: framed_idle,
+    },
+    Case {
+        name: "framed/9.1/idle-timer-restarts-on-complete-frames-only",
+        description: "a frame trickled one byte at a time, with gaps shorter than the idle timeout, does not keep the connection alive: ERROR(IDLE_TIMEOUT) comes one timeout after the last complete frame",
+        unicode_dependent: false,
+        needs: Needs::IdleTimeout,
+        check: trickle_does_not_restart_idle,
     },
     Case {
         name: "raw/9.1/idle-timeout",
@@ -32,6 +39,13 @@ pub const CASES: &[Case] = &[
         needs: Needs::MaxConnections,
         check: busy_at_the_limit,
     },
+    Case {
+        name: "framed/9.3/busy-for-any-version",
+        description: "at the connection limit a preface of version 2 also gets the server's preface and ERROR(BUSY), then close",
+        unicode_dependent: false,
+        needs: Needs::MaxConnections,
+        check: busy_for_any_version,
+    },
 ];
 
 /// How long after the server's idle timeout the raw case sends its late input.
@@ -42,7 +56,7 @@ fn idle_wait(ctx: &Ctx) -> Duration {
     ctx.options.idle_timeout.unwrap_or_default() + ctx.options.timeout
 }
 
-fn framed_idle(ctx: &mut Ctx) -> Check {
+fn framed_idle(ctx: &mut Ctx) -> CheckResult {
     let wait = idle_wait(ctx);
     let mut conn = ctx.framed()?;
     conn.set_timeout(wait);
@@ -50,7 +64,71 @@ fn framed_idle(ctx: &mut Ctx) -> Check {
     conn.expect_closed_after_fatal()
 }
 
-fn raw_idle(ctx: &mut Ctx) -> Check {
+/// How long the trickle case goes on sending bytes, in idle timeouts after
+/// the last complete frame: a server that restarts its timer at each byte
+/// cannot time out before it ends plus one timeout.
+const TRICKLE_FOR: u32 = 2;
+
+/// How many bytes the trickle case sends per idle timeout (gaps of a quarter
+/// of the timeout), never completing the frame.
+const TRICKLE_BYTES_PER_TIMEOUT: u32 = 4;
+
+fn trickle_does_not_restart_idle(ctx: &mut Ctx) -> CheckResult {
+    let idle = ctx.options.idle_timeout.unwrap_or_default();
+    let gap = idle / TRICKLE_BYTES_PER_TIMEOUT;
+    let mut conn = ctx.framed()?;
+    let ping = frame(FrameType::Ping, false, b"last complete frame");
+    // The timer restarts when the server has the PING, after this instant.
+    let last_complete = std::time::Instant::now();
+    conn.send(&ping)?;
+    let pong = conn.reply_to(&ping, FrameType::Pong, false, ping.data.clone());
+    conn.expect(&pong, "the last complete frame, a PING")?;
+    let deadline = last_complete + idle * TRICKLE_FOR;
+    let trickled = text(b"trickled", false).to_bytes();
+    conn.note(format!(
+        "(sending a TEXT frame one byte every {} ms, never completing it, until {} ms after the PING)",
+        gap.as_millis(),
+        (idle * TRICKLE_FOR).as_millis()
+    ));
+    let mut sent = 0;
+    let error = loop {
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        // A failed write means the server closed: the read below says how.
+        conn.write_regardless(&trickled[sent..sent + 1]);
+        sent = (sent + 1).min(trickled.len() - 1);
+        if let Some(frame) = conn.poll_frame(gap)? {
+            break Some(frame);
+        }
+    };
+    let expected = format!(
+        "ERROR(IDLE_TIMEOUT) within {} ms of the last complete frame",
+        (idle * TRICKLE_FOR).as_millis()
+    );
+    let Some(error) = error else {
+        return Err(Failure::mismatch(
+            "bytes of an incomplete frame kept the connection from timing out (the idle timer restarts only at complete frames, SPEC.md §9.1)",
+            expected,
+            format!(
+                "nothing after {} ms of trickled bytes",
+                (idle * TRICKLE_FOR).as_millis()
+            ),
+        ));
+    };
+    let is_idle = error.frame_type == FrameType::Error
+        && ErrorPayload::parse(&error.data).is_ok_and(|p| p.code == ErrorCode::IDLE_TIMEOUT);
+    if !is_idle {
+        return Err(Failure::mismatch(
+            "wrong frame while a frame was trickled",
+            expected,
+            crate::conform::show::frame(&error),
+        ));
+    }
+    conn.expect_closed_after_fatal()
+}
+
+fn raw_idle(ctx: &mut Ctx) -> CheckResult {
     let idle = ctx.options.idle_timeout.unwrap_or_default();
     let mut conn = ctx.connect()?;
     conn.write(b"idle")?;
@@ -72,12 +150,12 @@ fn raw_idle(ctx: &mut Ctx) -> Check {
 /// How often the BUSY case asks again while the server frees a slot.
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 
-fn ping(conn: &mut Conn, what: &str) -> Check {
+fn ping(conn: &mut Conn, what: &str) -> CheckResult {
     let request = frame(FrameType::Ping, false, b"here");
     round_trip(conn, &request, FrameType::Pong, b"here", what)
 }
 
-fn busy_at_the_limit(ctx: &mut Ctx) -> Check {
+fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
     let limit = ctx.options.max_connections.unwrap_or_default();
     let mut open = Vec::with_capacity(limit);
     for n in 1..=limit {
@@ -105,6 +183,30 @@ fn busy_at_the_limit(ctx: &mut Ctx) -> Check {
         conn.expect_eof("the client's end of input")?;
     }
     served_when_a_slot_frees(ctx).map(drop)
+}
+
+fn busy_for_any_version(ctx: &mut Ctx) -> CheckResult {
+    let limit = ctx.options.max_connections.unwrap_or_default();
+    let mut open = Vec::with_capacity(limit);
+    for n in 1..=limit {
+        let what = format!("connection {n} of the limit of {limit}");
+        let mut conn = ctx.framed().map_err(|f| f.context(&what))?;
+        ping(&mut conn, &format!("a PING on {what}"))?;
+        open.push(conn);
+    }
+    let mut over = ctx.connect()?;
+    let mut v2 = PREFACE;
+    v2[7] = 2;
+    over.write(&v2)?;
+    over.expect_raw(
+        &PREFACE,
+        "the server's preface (version 1), before ERROR(BUSY)",
+    )?;
+    over.expect_error_code(
+        ErrorCode::BUSY,
+        "a version-2 preface over the connection limit",
+    )?;
+    over.expect_closed_after_fatal()
 }
 
 /// Connect until a connection is served (a PING answered) instead of told

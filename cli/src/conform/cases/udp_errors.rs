@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use super::{addr, frame};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle::{INVALID, TRUNCATED};
 use upcase::wire::{
@@ -125,18 +125,23 @@ fn datagram_of(frame_type: FrameType, flags: u8, data: &[u8]) -> Vec<u8> {
 }
 
 /// Send `datagram`; require ERROR(`code`) addressed as the reply to the frame.
-fn rejected(ctx: &mut Ctx, datagram: &[u8], code: ErrorCode, what: &str) -> Check {
+fn rejected(ctx: &mut Ctx, datagram: &[u8], code: ErrorCode, what: &str) -> CheckResult {
     ctx.datagram()?
         .expect_error_reply(datagram, request_addresses(), code, what)
 }
 
 /// Send `datagram`; require ERROR(`code`) from the server to the client.
-fn rejected_unaddressed(ctx: &mut Ctx, datagram: &[u8], code: ErrorCode, what: &str) -> Check {
+fn rejected_unaddressed(
+    ctx: &mut Ctx,
+    datagram: &[u8],
+    code: ErrorCode,
+    what: &str,
+) -> CheckResult {
     ctx.datagram()?
         .expect_unaddressed_error(datagram, code, what)
 }
 
-fn unsupported_version(ctx: &mut Ctx) -> Check {
+fn unsupported_version(ctx: &mut Ctx) -> CheckResult {
     let text = header(FrameType::Text, 0, 2);
     for version in [0, 2, 0xff] {
         let what = format!("version {version} with a TEXT frame");
@@ -153,7 +158,7 @@ fn unsupported_version(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn short_header(ctx: &mut Ctx) -> Check {
+fn short_header(ctx: &mut Ctx) -> CheckResult {
     let whole = datagram_of(FrameType::Text, 0, b"");
     for after in [0, 1, HEADER_LEN - 1] {
         let what = format!("a preface and {after} header bytes");
@@ -163,7 +168,7 @@ fn short_header(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn length_mismatch(ctx: &mut Ctx) -> Check {
+fn length_mismatch(ctx: &mut Ctx) -> CheckResult {
     let longer = datagram(1, header(FrameType::Text, 0, 3), b"hi");
     rejected(
         ctx,
@@ -189,7 +194,7 @@ fn length_mismatch(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn too_large(ctx: &mut Ctx) -> Check {
+fn too_large(ctx: &mut Ctx) -> CheckResult {
     let over = ctx.options.max_frame as usize + 1;
     let bytes = datagram(1, header(FrameType::Text, 0, over), b"");
     let what = format!("a header announcing {over} bytes (the limit + 1), no data");
@@ -199,7 +204,7 @@ fn too_large(ctx: &mut Ctx) -> Check {
     rejected(ctx, &bytes, ErrorCode::FRAME_TOO_LARGE, what)
 }
 
-fn more_set(ctx: &mut Ctx) -> Check {
+fn more_set(ctx: &mut Ctx) -> CheckResult {
     // SPEC.md §12.10's example, addressed.
     rejected(
         ctx,
@@ -217,7 +222,7 @@ fn more_set(ctx: &mut Ctx) -> Check {
     rejected(ctx, &empty, ErrorCode::MALFORMED, "an empty TEXT with MORE")
 }
 
-fn reserved_flag(ctx: &mut Ctx) -> Check {
+fn reserved_flag(ctx: &mut Ctx) -> CheckResult {
     let cases = [
         (FrameType::Text, 0x02),
         (FrameType::Text, 0x80),
@@ -236,7 +241,7 @@ fn reserved_flag(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn more_on_control(ctx: &mut Ctx) -> Check {
+fn more_on_control(ctx: &mut Ctx) -> CheckResult {
     for frame_type in [
         FrameType::Ping,
         FrameType::Bye,
@@ -254,7 +259,7 @@ fn more_on_control(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn unknown_type(ctx: &mut Ctx) -> Check {
+fn unknown_type(ctx: &mut Ctx) -> CheckResult {
     for code in [0x00, 0x07, 0x7f, 0xff] {
         let what = format!("type 0x{code:02x}");
         let bytes = datagram_of(FrameType::Unknown(code), 0, b"xyz");
@@ -263,14 +268,14 @@ fn unknown_type(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn unexpected_type(ctx: &mut Ctx) -> Check {
+fn unexpected_type(ctx: &mut Ctx) -> CheckResult {
     let pong = datagram_of(FrameType::Pong, 0, b"");
     rejected(ctx, &pong, ErrorCode::UNEXPECTED_TYPE, "a PONG")?;
     let error = datagram_of(FrameType::Error, 0, b"\x00\x01oops");
     rejected(ctx, &error, ErrorCode::UNEXPECTED_TYPE, "an ERROR")
 }
 
-fn invalid_utf8(ctx: &mut Ctx) -> Check {
+fn invalid_utf8(ctx: &mut Ctx) -> CheckResult {
     for sample in INVALID.iter().chain(TRUNCATED) {
         let what = format!("TEXT ({})", sample.name);
         let bytes = datagram_of(FrameType::Text, 0, sample.bytes);
@@ -279,7 +284,7 @@ fn invalid_utf8(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn checks_in_order(ctx: &mut Ctx) -> Check {
+fn checks_in_order(ctx: &mut Ctx) -> CheckResult {
     let mut v2_short = PREFACE.to_vec();
     v2_short[7] = 2;
     v2_short.extend_from_slice(&[0; 10]);

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{addr, frame};
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle::{self, VALID};
 use upcase::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType};
@@ -78,13 +78,13 @@ fn round_trip(
     reply_type: FrameType,
     data: &[u8],
     what: &str,
-) -> Check {
+) -> CheckResult {
     let socket = ctx.datagram()?;
     let expected = socket.reply_to(request, reply_type, Bytes::copy_from_slice(data));
     socket.expect_frame(request, &expected, what)
 }
 
-fn text_round_trip(ctx: &mut Ctx) -> Check {
+fn text_round_trip(ctx: &mut Ctx) -> CheckResult {
     round_trip(
         ctx,
         &frame(FrameType::Text, false, b""),
@@ -92,40 +92,47 @@ fn text_round_trip(ctx: &mut Ctx) -> Check {
         b"",
         "an empty TEXT",
     )?;
+    let max = ctx.options.max_frame as usize;
     for sample in VALID {
-        let request = frame(FrameType::Text, false, sample.bytes);
-        let what = format!("TEXT ({})", sample.name);
-        round_trip(
-            ctx,
-            &request,
-            FrameType::Text,
-            &oracle::text_upper(sample.bytes),
-            &what,
-        )?;
+        // In pieces within a small `--max-frame`, each a datagram of its own.
+        for piece in super::pieces(FrameType::Text, sample.bytes, max) {
+            let request = frame(FrameType::Text, false, piece);
+            let what = format!("TEXT ({})", sample.name);
+            round_trip(
+                ctx,
+                &request,
+                FrameType::Text,
+                &oracle::text_upper(piece),
+                &what,
+            )?;
+        }
     }
     Ok(())
 }
 
-fn bytes_round_trip(ctx: &mut Ctx) -> Check {
+fn bytes_round_trip(ctx: &mut Ctx) -> CheckResult {
     let every: Vec<u8> = (0..=255).collect();
     let utf8 = "stra\u{df}e \u{e9}t\u{e9} \u{3c3}".as_bytes();
+    let max = ctx.options.max_frame as usize;
     for (data, what) in [
         (&every[..], "BYTES 00..ff"),
         (utf8, "BYTES holding UTF-8 text"),
     ] {
-        let request = frame(FrameType::Bytes, false, data);
-        round_trip(
-            ctx,
-            &request,
-            FrameType::Bytes,
-            &oracle::ascii_upper(data),
-            what,
-        )?;
+        for piece in super::pieces(FrameType::Bytes, data, max) {
+            let request = frame(FrameType::Bytes, false, piece);
+            round_trip(
+                ctx,
+                &request,
+                FrameType::Bytes,
+                &oracle::ascii_upper(piece),
+                what,
+            )?;
+        }
     }
     Ok(())
 }
 
-fn ping_pong(ctx: &mut Ctx) -> Check {
+fn ping_pong(ctx: &mut Ctx) -> CheckResult {
     for data in [&b"ping \xff\xc3 me"[..], b""] {
         let request = frame(FrameType::Ping, false, data);
         round_trip(ctx, &request, FrameType::Pong, data, "PING")?;
@@ -133,7 +140,7 @@ fn ping_pong(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn bye(ctx: &mut Ctx) -> Check {
+fn bye(ctx: &mut Ctx) -> CheckResult {
     for reason in [&b"done"[..], b"\xff not UTF-8"] {
         let request = frame(FrameType::Bye, false, reason);
         round_trip(ctx, &request, FrameType::Bye, b"", "BYE with a reason")?;
@@ -141,7 +148,7 @@ fn bye(ctx: &mut Ctx) -> Check {
     Ok(())
 }
 
-fn filled_in(ctx: &mut Ctx) -> Check {
+fn filled_in(ctx: &mut Ctx) -> CheckResult {
     let socket = ctx.datagram()?;
     let request = frame(FrameType::Text, false, b"hi"); // SPEC.md §12.10
     let expected = FrameRepr {
@@ -154,7 +161,7 @@ fn filled_in(ctx: &mut Ctx) -> Check {
     socket.expect_frame(&request, &expected, "TEXT with unspecified addresses")
 }
 
-fn swapped(ctx: &mut Ctx) -> Check {
+fn swapped(ctx: &mut Ctx) -> CheckResult {
     let a = addr("[2001:db8::1]:1234");
     let b = addr("198.51.100.7:80");
     let zero_ip = addr("[::]:7");
@@ -189,11 +196,12 @@ fn fits(ctx: &Ctx, len: usize) -> bool {
     len <= ctx.options.max_frame as usize
 }
 
-fn at_limit(ctx: &mut Ctx) -> Check {
+fn at_limit(ctx: &mut Ctx) -> CheckResult {
     let data = growing(MAX_REPLY_DATA);
     if !fits(ctx, MAX_REPLY_DATA) {
-        return Err(crate::conform::Failure::new(format!(
-            "cannot run: needs a receive limit (--max-frame) of at least {MAX_REPLY_DATA} bytes"
+        return Err(crate::conform::Failure::cannot_run(format!(
+            "needs a server whose receive limit (--max-frame) is at least {MAX_REPLY_DATA} bytes; it is {}",
+            ctx.options.max_frame
         )));
     }
     let request = frame(FrameType::Text, false, &data);
@@ -220,12 +228,13 @@ fn at_limit(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn too_large(ctx: &mut Ctx) -> Check {
+fn too_large(ctx: &mut Ctx) -> CheckResult {
     let data = growing(MAX_REPLY_DATA + 1);
     if !fits(ctx, data.len()) {
-        return Err(crate::conform::Failure::new(format!(
-            "cannot run: needs a receive limit (--max-frame) of at least {} bytes",
-            data.len()
+        return Err(crate::conform::Failure::cannot_run(format!(
+            "needs a server whose receive limit (--max-frame) is at least {} bytes; it is {}",
+            data.len(),
+            ctx.options.max_frame
         )));
     }
     let socket = ctx.datagram()?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::frame;
-use crate::conform::case::{Case, Check, Needs};
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::datagram::Dgram;
 use crate::conform::oracle::{self, INVALID, Sample, TRUNCATED, VALID};
@@ -97,7 +97,7 @@ fn raw_oracle(ctx: &Ctx, datagram: &[u8]) -> Vec<u8> {
     }
 }
 
-fn each_sample(ctx: &mut Ctx, samples: &[Sample]) -> Check {
+fn each_sample(ctx: &mut Ctx, samples: &[Sample]) -> CheckResult {
     for sample in samples {
         let expected = raw_oracle(ctx, sample.bytes);
         ctx.datagram()?.expect_raw(
@@ -109,15 +109,15 @@ fn each_sample(ctx: &mut Ctx, samples: &[Sample]) -> Check {
     Ok(())
 }
 
-fn raw_valid(ctx: &mut Ctx) -> Check {
+fn raw_valid(ctx: &mut Ctx) -> CheckResult {
     each_sample(ctx, VALID)
 }
 
-fn raw_invalid(ctx: &mut Ctx) -> Check {
+fn raw_invalid(ctx: &mut Ctx) -> CheckResult {
     each_sample(ctx, INVALID)
 }
 
-fn raw_truncated(ctx: &mut Ctx) -> Check {
+fn raw_truncated(ctx: &mut Ctx) -> CheckResult {
     let example = b"hello \xc3"; // SPEC.md §12.10
     let expected = raw_oracle(ctx, example);
     ctx.datagram()?
@@ -125,11 +125,11 @@ fn raw_truncated(ctx: &mut Ctx) -> Check {
     each_sample(ctx, TRUNCATED)
 }
 
-fn raw_empty(ctx: &mut Ctx) -> Check {
+fn raw_empty(ctx: &mut Ctx) -> CheckResult {
     ctx.datagram()?.expect_raw(b"", b"", "an empty datagram")
 }
 
-fn not_the_magic(ctx: &mut Ctx) -> Check {
+fn not_the_magic(ctx: &mut Ctx) -> CheckResult {
     let lower_magic: &[u8] = b"\xc0upcase\x01";
     let datagrams: [(&[u8], &str); 4] = [
         (b"\xc0", "a lone 0xC0"),
@@ -152,7 +152,7 @@ fn growing(reply_len: usize) -> Vec<u8> {
     datagram
 }
 
-fn raw_at_limit(ctx: &mut Ctx) -> Check {
+fn raw_at_limit(ctx: &mut Ctx) -> CheckResult {
     let datagram = growing(MAX_PAYLOAD);
     let expected = oracle::lossless_upper(&datagram);
     debug_assert_eq!(expected.len(), MAX_PAYLOAD);
@@ -163,7 +163,7 @@ fn raw_at_limit(ctx: &mut Ctx) -> Check {
     ctx.datagram()?.expect_raw(&datagram, &expected, &what)
 }
 
-fn raw_over_limit(ctx: &mut Ctx) -> Check {
+fn raw_over_limit(ctx: &mut Ctx) -> CheckResult {
     let datagram = growing(MAX_PAYLOAD + 1);
     let socket = ctx.datagram()?;
     let what = format!(
@@ -179,7 +179,7 @@ fn raw_over_limit(ctx: &mut Ctx) -> Check {
     )
 }
 
-fn framed_only_drops_raw(ctx: &mut Ctx) -> Check {
+fn framed_only_drops_raw(ctx: &mut Ctx) -> CheckResult {
     let socket = ctx.datagram()?;
     socket.expect_no_reply(
         b"hello",
@@ -191,7 +191,7 @@ fn framed_only_drops_raw(ctx: &mut Ctx) -> Check {
     socket.expect_frame(&ping, &pong, "a framed PING after the raw datagram")
 }
 
-fn raw_only_preface(ctx: &mut Ctx) -> Check {
+fn raw_only_preface(ctx: &mut Ctx) -> CheckResult {
     let datagram = Dgram::framed(&frame(FrameType::Text, false, b"hi"));
     let expected = raw_oracle(ctx, &datagram);
     ctx.datagram()?.expect_raw(

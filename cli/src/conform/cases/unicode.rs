@@ -4,8 +4,8 @@
 //! implementation on another version fails exactly these. Every other
 //! case's samples use code points whose mapping is the same in 14.0 and 17.0.
 
-use super::{round_trip, text};
-use crate::conform::case::{Case, Check, Needs};
+use super::round_trip_pieces;
+use crate::conform::case::{Case, CheckResult, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle;
 use upcase::wire::FrameType;
@@ -30,19 +30,18 @@ pub const CASES: &[Case] = &[
 /// Lower-case letters whose upper case is new since Unicode 14.0 (SPEC.md §10 table).
 const NEWER: &str = "\u{19b}\u{264}\u{a7d3}\u{a7d5}\u{1c8a}\u{a7cd}\u{10d70}\u{16ebb}";
 
-fn framed_mappings(ctx: &mut Ctx) -> Check {
+fn framed_mappings(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
-    let data = NEWER.as_bytes();
-    round_trip(
+    round_trip_pieces(
         &mut conn,
-        &text(data, false),
         FrameType::Text,
-        &oracle::text_upper(data),
+        NEWER.as_bytes(),
+        ctx.options.max_frame,
         "TEXT with code points mapped since Unicode 14.0",
     )
 }
 
-fn raw_mappings(ctx: &mut Ctx) -> Check {
+fn raw_mappings(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.connect()?;
     conn.write(NEWER.as_bytes())?;
     conn.expect_raw(&oracle::text_upper(NEWER.as_bytes()), "raw reply")
