@@ -479,7 +479,10 @@ mod tests {
         // The next request may reach the closed socket first: then the
         // kernel answers it with a reset instead of the end of the stream.
         let error = &report.errors[0].message;
-        assert!(error.contains("closed") || error.contains("reset"), "{report}");
+        assert!(
+            error.contains("closed") || error.contains("reset"),
+            "{report}"
+        );
     }
 
     #[test]
