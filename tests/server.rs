@@ -1,14 +1,16 @@
 //! The TCP server over real loopback sockets: concurrency, limits,
-//! misbehaving clients, backpressure, restart and shutdown.
+//! eviction, misbehaving clients, backpressure, the memory budget, the send
+//! timeout, restart and shutdown. Other loopback addresses (127.0.0.2)
+//! play other clients.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use upcase::conn::{ClientConnection, ClientEvent, ServerConfig};
-use upcase::net::{Client, ClientError, Server, ServerHandle};
-use upcase::wire::{ErrorCode, Frame, FrameRepr, FrameType, PREFACE};
+use upcase::conn::{ClientConfig, ClientConnection, ClientEvent, PeerError, ServerConfig};
+use upcase::net::{Client, ClientError, Server, ServerBuilder, ServerHandle};
+use upcase::wire::{ErrorCode, ErrorPayload, Frame, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -19,6 +21,19 @@ fn start(config: ServerConfig, max_connections: usize) -> (ServerHandle, SocketA
         .max_connections(max_connections)
         .bind()
         .unwrap();
+    let addr = server.local_addrs()[0];
+    (server.spawn().unwrap(), addr)
+}
+
+/// A server on one event loop (so that limits are exact and eviction
+/// choices are predictable), as `configure` sets it up.
+fn start_with(
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> (ServerHandle, SocketAddr) {
+    let builder = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(1);
+    let server = configure(builder).bind().unwrap();
     let addr = server.local_addrs()[0];
     (server.spawn().unwrap(), addr)
 }
@@ -37,6 +52,105 @@ fn socket(addr: SocketAddr) -> TcpStream {
     stream.set_write_timeout(Some(TIMEOUT)).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
+}
+
+/// A socket connected from the loopback address `source`: another client
+/// address on the same machine.
+fn socket_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
+    socket.connect_timeout(&addr.into(), TIMEOUT).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A framed client from a chosen loopback address, driving the sans-IO
+/// client core by hand.
+struct Framed {
+    stream: TcpStream,
+    conn: ClientConnection,
+}
+
+impl Framed {
+    /// Connect from `source` and send the preface and a PING; the reply is
+    /// read by [`Framed::reply`] or [`Framed::error`].
+    fn connect(source: [u8; 4], addr: SocketAddr) -> Framed {
+        let mut framed = Framed {
+            stream: socket_from(source, addr),
+            conn: ClientConnection::new(Instant::now(), ClientConfig::default()),
+        };
+        framed.conn.ping(b"hello").unwrap();
+        framed.write();
+        framed
+    }
+
+    fn write(&mut self) {
+        self.stream.write_all(self.conn.pending_output()).unwrap();
+        let len = self.conn.pending_output().len();
+        self.conn.mark_sent(Instant::now(), len).unwrap();
+    }
+
+    /// The data of the next reply.
+    fn reply(&mut self) -> Vec<u8> {
+        match self.next() {
+            ClientEvent::Reply { frame, .. } => frame.data.to_vec(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    /// Send TEXT `text` and return the reply's text.
+    fn upcase(&mut self, text: &str) -> String {
+        self.conn.send_text(text).unwrap();
+        self.write();
+        String::from_utf8(self.reply()).unwrap()
+    }
+
+    /// The next thing the server says must be an ERROR.
+    fn error(&mut self) -> ErrorPayload {
+        match self.next() {
+            ClientEvent::Error { error, .. }
+            | ClientEvent::ConnectionLost {
+                error: PeerError::Server(error),
+                ..
+            } => error,
+            other => panic!("expected an ERROR, got {other:?}"),
+        }
+    }
+
+    /// Read until the client core reports an event.
+    fn next(&mut self) -> ClientEvent {
+        let mut buffer = [0; 4096];
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                return event;
+            }
+            let read = self.stream.read(&mut buffer).unwrap();
+            assert!(read > 0, "the server closed without a reply");
+            self.conn.handle_input(Instant::now(), &buffer[..read]);
+        }
+    }
+}
+
+/// Write `frame` until the server stops reading (a write blocks for 2 s).
+/// Returns the bytes written.
+fn write_until_blocked(stream: &mut TcpStream, frame: &[u8]) -> usize {
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0usize;
+    loop {
+        assert!(sent < 512 << 20, "the server never stopped reading");
+        match stream.write(frame) {
+            Ok(n) => sent += n,
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return sent;
+            }
+            Err(error) => panic!("write failed: {error}"),
+        }
+    }
 }
 
 /// Read exactly `len` bytes (raw replies have no framing).
@@ -102,7 +216,7 @@ fn read_events(
         if read == 0 {
             break;
         }
-        let _ = conn.handle_input(&buffer[..read]);
+        conn.handle_input(Instant::now(), &buffer[..read]);
         while let Some(event) = conn.poll_event() {
             events.push(event);
         }
@@ -216,13 +330,13 @@ fn a_client_writing_byte_by_byte_gets_the_same_replies() {
 
     let mut whole = socket(addr);
     whole.write_all(&request).unwrap();
-    let mut whole_conn = ClientConnection::default();
+    let mut whole_conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     queue(&mut whole_conn);
     let expected = replies(read_events(&mut whole, &mut whole_conn, 3));
 
     let mut slow = socket(addr);
     write_byte_by_byte(&mut slow, &request);
-    let mut slow_conn = ClientConnection::default();
+    let mut slow_conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     queue(&mut slow_conn);
     let got = replies(read_events(&mut slow, &mut slow_conn, 3));
     assert_eq!(got, expected);
@@ -423,11 +537,11 @@ fn a_client_that_never_reads_is_held_back_with_bounded_memory() {
 fn shutdown_answers_every_frame_received_then_says_bye() {
     let (handle, addr) = start_default();
     let mut stream = socket(addr);
-    let mut conn = ClientConnection::default();
+    let mut conn = ClientConnection::new(Instant::now(), ClientConfig::default());
     conn.ping(b"ready").unwrap();
     stream.write_all(conn.pending_output()).unwrap();
     let len = conn.pending_output().len();
-    conn.mark_sent(len).unwrap();
+    conn.mark_sent(Instant::now(), len).unwrap();
     assert_eq!(read_events(&mut stream, &mut conn, 1).len(), 1);
 
     for i in 0..50 {
@@ -451,6 +565,186 @@ fn shutdown_answers_every_frame_received_then_says_bye() {
         other => panic!("expected BYE, got {other:?}"),
     }
     drop(stream);
+    assert!(handle.wait(Some(TIMEOUT)));
+    handle.shutdown();
+}
+
+#[test]
+fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
+    let (handle, addr) = start_with(|builder| builder.max_connections(3));
+    let mut first = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(first.reply(), b"hello");
+    let mut idle = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(idle.reply(), b"hello");
+    let mut third = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(third.reply(), b"hello");
+    // `first` is active again, so `idle` is 127.0.0.1's longest idle.
+    assert_eq!(first.upcase("again"), "AGAIN");
+
+    // Full: a newcomer from another address is served in `idle`'s place.
+    let mut other = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(other.reply(), b"hello");
+    let evicted = idle.error();
+    assert_eq!(evicted.code, ErrorCode::BUSY);
+    assert!(evicted.message.contains("evicted"), "{}", evicted.message);
+
+    // The others are still served.
+    assert_eq!(first.upcase("first"), "FIRST");
+    assert_eq!(third.upcase("third"), "THIRD");
+    assert_eq!(other.upcase("other"), "OTHER");
+
+    // 127.0.0.1 holds the most (2 of 3): its newcomers cannot evict its
+    // own connections or 127.0.0.2's; they are refused.
+    let mut refused = Framed::connect([127, 0, 0, 1], addr);
+    let busy = refused.error();
+    assert_eq!(busy.code, ErrorCode::BUSY);
+    assert!(busy.message.contains("limit of 3"), "{}", busy.message);
+    drop((first, idle, third, other, refused));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_busy_clients_trickled_preface_does_not_extend_its_deadline() {
+    // Over the limit, a connection has 2 s (the linger here) from its
+    // accept to complete its preface, however its bytes trickle in.
+    let config = ServerConfig {
+        linger: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).max_connections(1));
+    let mut holder = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(holder.reply(), b"hello");
+
+    let mut trickle = socket_from([127, 0, 0, 1], addr);
+    trickle
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // One byte every 0.5 s: 7 bytes take 3.5 s, so the server must close
+    // before the last one (a deadline restarted by each byte never would).
+    let mut closed_after = None;
+    for (sent, byte) in PREFACE[..7].iter().enumerate() {
+        if trickle.write_all(&[*byte]).is_err() {
+            closed_after = Some(sent);
+            break;
+        }
+        match trickle.read(&mut [0; 64]) {
+            Ok(0) => {
+                closed_after = Some(sent + 1);
+                break;
+            }
+            Ok(read) => panic!("unexpected {read} bytes before the preface was complete"),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed_after = Some(sent + 1);
+                break;
+            }
+        }
+    }
+    let closed_after = closed_after.expect("the server waited past its deadline");
+    assert!(closed_after < 7, "closed after {closed_after} bytes");
+    assert_eq!(holder.upcase("still served"), "STILL SERVED");
+    drop((holder, trickle));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
+    let budget = 256 * 1024;
+    // The core alone would buffer up to 64 MiB of output per connection:
+    // here only the budget holds the greedy clients back.
+    let config = ServerConfig {
+        max_pending_output: 64 << 20,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).memory_budget(budget));
+    // "ΐ" is 2 bytes in and 6 out: the worst expansion.
+    let frame = FrameRepr::new(FrameType::Text, "ΐ".repeat(2048).into_bytes()).to_bytes();
+    let reply_len = 3 * frame.len();
+    let mut greedy: Vec<TcpStream> = (0..2).map(|_| socket(addr)).collect();
+    for stream in &mut greedy {
+        stream.write_all(&PREFACE).unwrap();
+        write_until_blocked(stream, &frame);
+    }
+    let used = handle.budget_used_bytes();
+    assert!(used > 0, "the greedy clients should be charged");
+    // Each connection may pass the budget by about one frame's reply
+    // (a frame it had partly buffered completes) and its small reserve.
+    eprintln!("{used} bytes charged to a budget of {budget}");
+    assert!(
+        used <= budget + 2 * (64 * 1024 + reply_len),
+        "{used} bytes charged"
+    );
+
+    // A client with small requests is still served from its own reserve.
+    let mut polite = client(addr);
+    for i in 0..20 {
+        assert_eq!(
+            polite.upcase(&format!("polite {i}")).unwrap(),
+            format!("POLITE {i}")
+        );
+    }
+    polite.bye().unwrap();
+    drop(greedy);
+    assert_no_connections_left(&handle);
+    assert_eq!(handle.budget_used_bytes(), 0);
+    assert_eq!(handle.pending_output_bytes(), 0);
+    handle.shutdown();
+}
+
+#[test]
+fn output_that_makes_no_progress_for_the_send_timeout_closes_the_connection() {
+    let (handle, addr) = start_with(|builder| builder.send_timeout(Duration::from_secs(1)));
+    let mut greedy = socket(addr);
+    greedy.write_all(&PREFACE).unwrap();
+    let frame = FrameRepr::new(FrameType::Text, vec![b'a'; 4096]).to_bytes();
+    // Write and never read, until the server stops reading or gives up.
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0usize;
+    while greedy.write_all(&frame).is_ok() {
+        sent += frame.len();
+        assert!(sent < 512 << 20, "the server never stopped reading");
+    }
+    // Within the 1 s timeout (and our generous bound) the server gives up
+    // on it and frees what it held.
+    assert_no_connections_left(&handle);
+    assert_eq!(handle.pending_output_bytes(), 0);
+    // A client that reads is untouched by the timeout.
+    let mut reader = client(addr);
+    assert_eq!(reader.upcase("fine").unwrap(), "FINE");
+    reader.bye().unwrap();
+    drop(greedy);
+    handle.shutdown();
+}
+
+#[test]
+fn shutdown_answers_every_frame_received_on_every_loop() {
+    // Two loops, so that each shuts down its own connections.
+    let (handle, addr) = start_with(|builder| builder.threads(2));
+    let mut clients: Vec<Framed> = (0..8)
+        .map(|n| Framed::connect([127, 0, 0, 1 + (n % 2)], addr))
+        .collect();
+    for client in &mut clients {
+        assert_eq!(client.reply(), b"hello");
+        for i in 0..20 {
+            client.conn.send_text(&format!("request {i}")).unwrap();
+        }
+        client.write();
+    }
+    handle.begin_shutdown();
+    for client in &mut clients {
+        for i in 0..20 {
+            assert_eq!(client.reply(), format!("REQUEST {i}").as_bytes());
+        }
+        match client.next() {
+            ClientEvent::ServerBye { unanswered, .. } => assert!(unanswered.is_empty()),
+            other => panic!("expected BYE, got {other:?}"),
+        }
+    }
+    drop(clients);
     assert!(handle.wait(Some(TIMEOUT)));
     handle.shutdown();
 }

@@ -1,9 +1,14 @@
-//! Errors of the connection state machines, split by blame: the peer's bad
-//! input ([`PeerError`]) versus the caller's misuse ([`UsageError`]).
+//! Errors of the connection state machines, split by blame and side: the
+//! peer's bad input ([`ProtocolViolation`] for a server, [`PeerError`] for a
+//! client) versus the caller's misuse ([`UsageError`] of a server,
+//! [`ClientUsageError`] of a client).
+
+use std::time::Duration;
 
 use crate::wire::{ErrorCode, ErrorPayload, FrameType};
 
-/// The caller used a state machine wrongly; the peer did nothing wrong.
+/// The program drove a [`ServerConnection`](super::ServerConnection)
+/// wrongly; the peer did nothing wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
     /// More input was offered than [`read_capacity`](super::ServerConnection::read_capacity) allowed.
@@ -24,11 +29,25 @@ pub enum UsageError {
         /// Bytes that were pending.
         pending: usize,
     },
+}
+
+/// The program drove a [`ClientConnection`](super::ClientConnection)
+/// wrongly; the server did nothing wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientUsageError {
+    /// More output was marked sent than was pending.
+    #[error("marked {sent} bytes sent but only {pending} were pending")]
+    SentMoreThanPending {
+        /// Bytes marked sent.
+        sent: usize,
+        /// Bytes that were pending.
+        pending: usize,
+    },
     /// A request was made after BYE was sent or the connection ended.
     #[error("the connection is closing; no more requests can be sent")]
     Closing,
-    /// A request's data does not fit the server's frame limit.
-    #[error("request data is {len} bytes; the limit is {limit} bytes")]
+    /// A frame's data does not fit the length field.
+    #[error("frame data is {len} bytes; a frame holds at most {limit}")]
     TooLong {
         /// Data length.
         len: usize,
@@ -51,13 +70,36 @@ pub enum PeerError {
     /// The server's preface names another version.
     #[error("the server speaks version {0}, not 1")]
     UnsupportedVersion(u8),
-    /// The server sent a frame over this client's limit.
-    #[error("the server sent a frame of {len} bytes, over the limit of {limit}")]
+    /// The server sent a frame longer than its request allows (or, for
+    /// ERROR and BYE, than the client's limit).
+    #[error(
+        "the server sent a {frame_type} frame of {len} bytes, over the limit of {limit} for it"
+    )]
     FrameTooLarge {
+        /// The frame's type.
+        frame_type: FrameType,
         /// Announced data length.
         len: u32,
-        /// The client's limit.
+        /// The limit for that frame.
         limit: u32,
+    },
+    /// A frame's flags are not what SPEC.md §3.3 allows: a reserved bit,
+    /// MORE on a control type, or a reply's MORE that is not its request's.
+    #[error("the server's reply has flags 0x{got:02x} where 0x{expected:02x} was due")]
+    BadFlags {
+        /// The flags due.
+        expected: u8,
+        /// The flags received.
+        got: u8,
+    },
+    /// The server closed the connection while replies were due.
+    #[error("the server closed the connection before answering")]
+    Closed,
+    /// The server said nothing for the reply timeout while it owed a reply.
+    #[error("no answer from the server within {timeout:?}")]
+    Timeout {
+        /// The reply timeout.
+        timeout: Duration,
     },
     /// A reply's type does not fit the request it answers.
     #[error("expected a {expected} reply, got {got}")]
@@ -66,17 +108,6 @@ pub enum PeerError {
         expected: FrameType,
         /// What arrived.
         got: FrameType,
-    },
-    /// A frame with a reserved flag bit set, or MORE on a type other than
-    /// TEXT or BYTES (SPEC.md §3.3): the server is broken.
-    #[error(
-        "the server sent a {frame_type} frame with flags 0x{flags:02x} (reserved bits, or MORE on a type that cannot have it)"
-    )]
-    BadFlags {
-        /// The frame's type.
-        frame_type: FrameType,
-        /// Its whole flags byte.
-        flags: u8,
     },
     /// A reply arrived with no request waiting for it.
     #[error("the server sent a {0} frame that answers no request")]
@@ -186,6 +217,10 @@ pub enum ProtocolViolation {
         /// The connection limit.
         limit: usize,
     },
+    /// The server is full and closed this connection to make room for
+    /// another address's (SPEC.md §9.3).
+    #[error("server full: evicted the longest-idle connection; reconnect later")]
+    Evicted,
 }
 
 impl ProtocolViolation {
@@ -205,7 +240,7 @@ impl ProtocolViolation {
             UnexpectedType { .. } => ErrorCode::UNEXPECTED_TYPE,
             TypeMismatch { .. } => ErrorCode::TYPE_MISMATCH,
             IdleTimeout { .. } => ErrorCode::IDLE_TIMEOUT,
-            Busy { .. } => ErrorCode::BUSY,
+            Busy { .. } | Evicted => ErrorCode::BUSY,
         }
     }
 }
@@ -218,7 +253,7 @@ mod tests {
     /// Every message text and code of SPEC.md §6.4, written out by hand.
     #[test]
     fn messages_and_codes_match_the_spec_table() {
-        let table: [(ProtocolViolation, u16, &str); 15] = [
+        let table: [(ProtocolViolation, u16, &str); 16] = [
             (ReservedFlags, 1, "reserved flag bits set"),
             (
                 MoreOnControlFrame,
@@ -295,6 +330,11 @@ mod tests {
                 Busy { limit: 1024 },
                 9,
                 "server is at its connection limit of 1024; try again later",
+            ),
+            (
+                Evicted,
+                9,
+                "server full: evicted the longest-idle connection; reconnect later",
             ),
         ];
         for (violation, code, message) in table {

@@ -177,7 +177,9 @@ impl ServerConnection {
         if matches!(self.phase, Phase::Ending { .. } | Phase::Closed) {
             return Ok(());
         }
-        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() {
+        // A busy connection's wait for its preface is one deadline from
+        // its accept: trickled bytes do not extend it (SPEC.md §9.3).
+        if !matches!(self.phase, Phase::Framed(_)) && !data.is_empty() && self.busy.is_none() {
             self.idle_deadline = now + self.config.idle_timeout;
         }
         self.input.extend_from_slice(data);
@@ -238,6 +240,24 @@ impl ServerConnection {
         self.end(CloseReason::Shutdown, now);
     }
 
+    /// The server is full and evicts this connection to make room for a
+    /// newcomer (SPEC.md §9.3): framed, it sends ERROR(BUSY) and closes per
+    /// §6.5; raw, what was received is answered and flushed, then it
+    /// closes; undetected, it closes without reply. Nothing happens once
+    /// the connection has ended.
+    pub fn evict(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ending { .. } | Phase::Closed => {}
+            Phase::Sniffing => self.end(CloseReason::Evicted, now),
+            Phase::Framed(_) => self.fatal_without_frame(ProtocolViolation::Evicted, now),
+            Phase::Raw(_) => {
+                if self.answer_everything_received(now) {
+                    self.end(CloseReason::Evicted, now);
+                }
+            }
+        }
+    }
+
     /// No more input will come or be taken (end of stream, shutdown, raw
     /// idle timeout): answer everything buffered, ignoring the output bound;
     /// undecided bytes are raw input (SPEC.md §2.1) and raw mode copies its
@@ -252,6 +272,28 @@ impl ServerConnection {
             upcaser.finish(&mut self.output);
         }
         !self.has_ended()
+    }
+
+    /// Bytes held: unprocessed input plus output not yet sent, what a
+    /// server's memory budget counts (SPEC.md §11).
+    pub fn buffered_len(&self) -> usize {
+        self.input.len() + self.output.len()
+    }
+
+    /// Give back the memory of empty buffers. A shell calls this when it
+    /// has nothing to write and the socket has nothing to read, so that a
+    /// connection waiting for its client holds no buffer however large its
+    /// last frame was; the next input allocates again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() {
+            self.output = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// The bytes to write to the socket next.
@@ -315,12 +357,12 @@ impl ServerConnection {
         match self.phase {
             // The linger passed, or the client took none of the last output
             // within the idle timeout.
-            Phase::Ending { .. } => self.close(now),
+            Phase::Ending { .. } => self.close(),
             // Stopped reading for a client that does not read: no ERROR it
             // would not read either (SPEC.md §9.1).
             _ if !self.reading() => {
                 self.end(CloseReason::ClientNotReading, now);
-                self.close(now);
+                self.close();
             }
             _ => self.idle_timeout(now),
         }
@@ -546,14 +588,14 @@ impl ServerConnection {
             return;
         }
         if self.eof {
-            return self.close(now);
+            return self.close();
         }
         if let Phase::Ending { linger_until, .. } = &mut self.phase {
             linger_until.get_or_insert(now + self.config.linger);
         }
     }
 
-    fn close(&mut self, _now: Instant) {
+    fn close(&mut self) {
         let reason = match self.phase {
             Phase::Ending { reason, .. } => reason,
             _ => return,

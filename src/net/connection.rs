@@ -1,218 +1,334 @@
-//! One thread's run loop for one accepted TCP connection.
+//! One accepted TCP connection inside an event loop: its non-blocking
+//! socket, its sans-IO core, and the few facts the shell keeps beside them.
 //!
-//! All protocol decisions are made by [`ServerConnection`]; this loop only
-//! moves bytes and time between it and a blocking socket. Blocking sockets
-//! (instead of an event loop) keep the shell tiny and make one connection's
-//! trouble stay on its own thread; the price is that a thread cannot wait for
-//! "readable or writable" at once, so both waits are sliced with socket
-//! timeouts:
-//!
-//! - a read waits at most until the core's next deadline, and at most
-//!   [`POLL_INTERVAL`], so shutdown is noticed even on an idle connection;
-//! - a write to a peer that does not read waits at most one slice too, so
-//!   the thread still meets its idle/linger deadlines and notices shutdown
-//!   instead of hanging in `write` forever;
-//! - while output is stuck and the core still accepts input, reads and writes
-//!   alternate in short [`BLOCKED_SLICE`]s. Once the core's output bound is
-//!   reached, `read_capacity()` is 0 and the loop stops reading: TCP flow
-//!   control then pushes back on the client, and memory stays bounded.
+//! All protocol decisions are made by [`ServerConnection`]; [`Connection::drive`]
+//! only moves bytes and time between it and the socket, until the socket
+//! would block. Readiness is edge-triggered (mio), so the connection
+//! remembers that its socket may still hold input (`read_ready`) when it
+//! stops reading for its own reasons: the core's `read_capacity()` is 0
+//! (backpressure: TCP flow control then slows the client), the memory
+//! budget is spent, or it has read its share of one turn.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
+use mio::net::TcpStream;
 
-use super::server::Shared;
+use super::budget::{BudgetShare, MemoryBudget};
+use super::log_escape::escape_for_log;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
 
-/// The longest a thread sleeps in a socket call without checking for shutdown.
-/// 1000 idle connections wake 5000 times a second at 200 ms: cheap, and a
-/// shutdown starts within 0.2 s.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Reads one connection may make in one turn before the loop serves the
+/// others (it is then revisited before the loop sleeps again).
+const READS_PER_TURN: usize = 16;
 
-/// The read/write alternation period while the peer is not taking output.
-const BLOCKED_SLICE: Duration = Duration::from_millis(20);
-
-/// The first read buffer: small, so an idle connection costs little memory.
-const FIRST_READ_BUFFER: usize = 512;
-
-/// The read buffer grows (×4) up to this when reads fill it.
-const MAX_READ_BUFFER: usize = 32 * 1024;
-
-/// Drive `conn` over `stream` until it closes, the peer vanishes, or the
-/// socket fails. Logs the connection's end either way.
-pub(crate) fn run(stream: TcpStream, conn: ServerConnection, peer: SocketAddr, shared: &Shared) {
-    let mut driver = Driver {
-        stream,
-        conn,
-        peer,
-        shared,
-        buffer: vec![0; FIRST_READ_BUFFER],
-        write_shut: false,
-        read_timeout: None,
-        write_timeout: None,
-        shutting_down: false,
-        reported_pending: 0,
-    };
-    let end = driver.run();
-    driver.report_pending(0);
-    let stats = driver.conn.stats();
-    let mode = driver.conn.mode();
-    let mode_name = mode.map_or("undetected".to_string(), |m| m.to_string());
-    let why = match end {
-        Ok((reason, 0)) => reason.to_string(),
-        Ok((reason, unsent)) => format!("{reason}, {unsent} bytes never read by the client"),
-        Err(error) => format!("socket error: {error}"),
-    };
-    match mode {
-        Some(WireMode::Framed) => info!(
-            "{peer} closed ({why}): framed, in {} frames/{} bytes, out {} frames/{} bytes",
-            stats.frames_in, stats.bytes_in, stats.frames_out, stats.bytes_out
-        ),
-        _ => info!(
-            "{peer} closed ({why}): {mode_name}, in {} bytes, out {} bytes",
-            stats.bytes_in, stats.bytes_out
-        ),
-    }
+/// What [`Connection::drive`] left the connection waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The socket, a timer or the budget; nothing to do until an event.
+    Wait,
+    /// It still has input to read but used up its turn: drive it again soon.
+    MoreToRead,
+    /// Input is waiting but the memory budget is spent: retry when it frees.
+    BudgetBlocked,
+    /// Over; the close is logged. Drop the connection.
+    Closed,
 }
 
-struct Driver<'a> {
+/// The settings every connection of a server shares.
+#[derive(Debug, Clone)]
+pub(crate) struct DriveLimits {
+    /// Output that makes no progress for this long closes the connection.
+    pub(crate) send_timeout: Duration,
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
     stream: TcpStream,
-    conn: ServerConnection,
+    core: ServerConnection,
     peer: SocketAddr,
-    shared: &'a Shared,
-    buffer: Vec<u8>,
+    /// Over the connection limit: its only reply is BUSY.
+    refusing: bool,
+    /// The socket may hold input not yet read (edge-triggered readiness).
+    read_ready: bool,
     /// Our writing side is shut down (raw connections that ended).
     write_shut: bool,
-    /// The socket timeouts last set, to skip setting them again.
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    shutting_down: bool,
-    /// This connection's share of [`Shared`]'s pending-output total.
-    reported_pending: usize,
+    /// Since when output has been waiting without any byte taken.
+    stalled_since: Option<Instant>,
+    /// The deadline this connection has in the loop's timer heap, if any.
+    pub(crate) armed: Option<Instant>,
+    /// Its bytes charged to the server's memory budget and pending-output total.
+    share: BudgetShare,
+    /// Whether it received a complete frame (framed) or any byte (raw or
+    /// before detection) since [`take_activity`](Self::take_activity) was
+    /// last called: what resets "idle" for eviction.
+    active: bool,
 }
 
-impl Driver<'_> {
-    /// The str0m-style loop: write, drain events, check shutdown and
-    /// deadlines, read, feed; until the core says closed.
-    fn run(&mut self) -> io::Result<(CloseReason, usize)> {
-        loop {
-            self.flush()?;
-            if self.conn.wants_write_shutdown() && !self.write_shut {
-                // Ignore failure: the peer may already be gone.
-                let _ = self.stream.shutdown(std::net::Shutdown::Write);
-                self.write_shut = true;
-            }
-            if let Some(closed) = self.drain_events() {
-                return Ok(closed);
-            }
-            self.report_pending(self.conn.pending_output().len());
-            if !self.shutting_down && self.shared.is_shutting_down() {
-                self.shutting_down = true;
-                self.drain_socket()?;
-                self.conn.begin_shutdown(Instant::now());
-                continue;
-            }
-            let now = Instant::now();
-            let deadline = self.conn.poll_timeout();
-            if deadline.is_some_and(|deadline| deadline <= now) {
-                self.conn.handle_timeout(now);
-                continue;
-            }
-            let wait = deadline.map_or(POLL_INTERVAL, |d| (d - now).min(POLL_INTERVAL));
-            let capacity = self.conn.read_capacity();
-            let output_stuck = !self.conn.pending_output().is_empty();
-            match (capacity, output_stuck) {
-                (0, true) => {} // flush() waits for the peer
-                (0, false) => std::thread::sleep(wait),
-                (_, true) => _ = self.read(capacity, wait.min(BLOCKED_SLICE))?,
-                (_, false) => _ = self.read(capacity, wait)?,
-            }
+impl Connection {
+    /// Wrap an accepted socket and its core.
+    pub(crate) fn new(
+        stream: TcpStream,
+        core: ServerConnection,
+        peer: SocketAddr,
+        refusing: bool,
+    ) -> Connection {
+        Connection {
+            stream,
+            core,
+            peer,
+            refusing,
+            read_ready: false,
+            write_shut: false,
+            stalled_since: None,
+            armed: None,
+            share: BudgetShare::default(),
+            active: false,
         }
     }
 
-    /// Write pending output until it is all written or one wait slice passes.
-    fn flush(&mut self) -> io::Result<()> {
-        while !self.conn.pending_output().is_empty() {
-            let now = Instant::now();
-            let until_deadline = self
-                .conn
-                .poll_timeout()
-                .map_or(POLL_INTERVAL, |d| d.saturating_duration_since(now));
-            let mut slice = until_deadline.min(POLL_INTERVAL);
-            if self.conn.read_capacity() > 0 {
-                slice = slice.min(BLOCKED_SLICE);
+    /// The socket, to register it with the loop's poll.
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether this is a connection over the limit, being refused.
+    pub(crate) fn is_refusing(&self) -> bool {
+        self.refusing
+    }
+
+    /// Whether the core has ended it (BYE, error, shutdown): it only
+    /// flushes and lingers now, and is no candidate for eviction.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.core.has_ended()
+    }
+
+    /// Whether it was active since the last call (see `active`).
+    pub(crate) fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.active)
+    }
+
+    /// Evict it to make room (SPEC.md §9.3): from now on it counts as a
+    /// refused connection, and the core says BUSY (framed) or finishes.
+    pub(crate) fn evict(&mut self, now: Instant) {
+        self.refusing = true;
+        self.core.evict(now);
+    }
+
+    /// The poll reported the socket readable (or closed, or in error).
+    pub(crate) fn set_read_ready(&mut self) {
+        self.read_ready = true;
+    }
+
+    /// The earliest moment this connection needs [`drive`](Self::drive)
+    /// for time alone: the core's deadline or the send timeout.
+    pub(crate) fn deadline(&self, limits: &DriveLimits) -> Option<Instant> {
+        let send = self.stalled_since.map(|since| since + limits.send_timeout);
+        match (self.core.poll_timeout(), send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Move bytes until the socket would block, the connection has read
+    /// its turn, or it is over. Logs how it ended.
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        scratch: &mut [u8],
+        limits: &DriveLimits,
+        budget: &MemoryBudget,
+    ) -> Step {
+        let step = match self.run(now, scratch, limits, budget) {
+            Ok(Ok(step)) => step,
+            Ok(Err(end)) => {
+                self.log_close(&end);
+                Step::Closed
             }
-            if slice.is_zero() {
-                return Ok(()); // the deadline is due: let the loop handle it
+            Err(error) => {
+                self.log_close(&End::Socket(error));
+                Step::Closed
             }
-            self.set_write_timeout(slice)?;
-            match self.stream.write(self.conn.pending_output()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(sent) => self.conn.mark_sent(Instant::now(), sent).map_err(usage)?,
-                Err(error) if is_timeout(&error) => return Ok(()),
+        };
+        if step == Step::Closed {
+            self.share.release(budget);
+        } else {
+            self.share.update(
+                budget,
+                self.core.buffered_len(),
+                self.core.pending_output().len(),
+            );
+        }
+        step
+    }
+
+    fn update_share(&mut self, budget: &MemoryBudget) {
+        let buffered = self.core.buffered_len();
+        let pending = self.core.pending_output().len();
+        self.share.update(budget, buffered, pending);
+    }
+
+    /// Shutdown: feed what the socket already holds (without waiting for
+    /// more), so every frame that reached the server is answered, then tell
+    /// the core to finish (answer, BYE or flush, close).
+    pub(crate) fn begin_shutdown(&mut self, now: Instant, scratch: &mut [u8]) -> io::Result<()> {
+        loop {
+            let capacity = self.core.read_capacity().min(scratch.len());
+            if capacity == 0 {
+                break;
+            }
+            match self.stream.read(&mut scratch[..capacity]) {
+                Ok(0) => {
+                    self.core.handle_eof(now);
+                    break;
+                }
+                Ok(read) => self.feed(now, &scratch[..read])?,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
         }
+        self.read_ready = false;
+        self.core.begin_shutdown(now);
         Ok(())
     }
 
-    /// Read at most `capacity` bytes, waiting at most `wait`, and feed them.
-    /// Whether anything (data or end of stream) arrived.
-    fn read(&mut self, capacity: usize, wait: Duration) -> io::Result<bool> {
-        self.set_read_timeout(wait.max(Duration::from_millis(1)))?;
-        let len = capacity.min(self.buffer.len());
-        match self.stream.read(&mut self.buffer[..len]) {
-            Ok(0) => {
-                self.conn.handle_eof(Instant::now());
-                Ok(true)
+    /// Close at once (eviction of a connection that cannot be told BUSY,
+    /// the server giving up at shutdown): logs and releases its budget.
+    pub(crate) fn close_now(&mut self, why: &str, budget: &MemoryBudget) {
+        self.log_close(&End::Dropped(why.to_string()));
+        self.share.release(budget);
+    }
+
+    /// The loop of [`drive`](Self::drive): `Err` is a socket error, `Ok(Err)`
+    /// another end.
+    fn run(
+        &mut self,
+        now: Instant,
+        scratch: &mut [u8],
+        limits: &DriveLimits,
+        budget: &MemoryBudget,
+    ) -> io::Result<Result<Step, End>> {
+        let mut reads = 0;
+        loop {
+            self.flush(now)?;
+            if self.core.wants_write_shutdown() && !self.write_shut {
+                // Ignore failure: the peer may already be gone.
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.write_shut = true;
             }
-            Ok(read) => {
-                self.conn
-                    .handle_input(Instant::now(), &self.buffer[..read])
-                    .map_err(usage)?;
-                if read == self.buffer.len() && self.buffer.len() < MAX_READ_BUFFER {
-                    self.buffer.resize(self.buffer.len() * 4, 0);
+            if let Some((reason, unsent)) = self.drain_events() {
+                return Ok(Err(End::Core(reason, unsent)));
+            }
+            if let Some(since) = self.stalled_since
+                && now >= since + limits.send_timeout
+            {
+                return Ok(Err(End::SendTimeout(limits.send_timeout)));
+            }
+            if self.core.poll_timeout().is_some_and(|due| due <= now) {
+                self.core.handle_timeout(now);
+                continue;
+            }
+            if !self.read_ready {
+                return Ok(Ok(Step::Wait));
+            }
+            let buffered = self.core.buffered_len();
+            let capacity = self
+                .core
+                .read_capacity()
+                .min(scratch.len())
+                .min(budget.own_room(buffered));
+            if capacity == 0 {
+                // Backpressure: the client must take output first.
+                return Ok(Ok(Step::Wait));
+            }
+            let allowed = budget.may_read(buffered, capacity);
+            if allowed == 0 {
+                return Ok(Ok(Step::BudgetBlocked));
+            }
+            if reads == READS_PER_TURN {
+                return Ok(Ok(Step::MoreToRead));
+            }
+            reads += 1;
+            match self.stream.read(&mut scratch[..allowed]) {
+                Ok(0) => {
+                    self.read_ready = false;
+                    self.core.handle_eof(now);
                 }
-                Ok(true)
+                Ok(read) => {
+                    self.feed(now, &scratch[..read])?;
+                    // Charge at once, so the next read sees the budget as it is.
+                    self.update_share(budget);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.read_ready = false;
+                    if self.core.pending_output().is_empty() {
+                        // Waiting for the client: hold no buffer meanwhile.
+                        self.core.release_idle_buffers();
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
             }
-            Err(error) if is_timeout(&error) => Ok(false),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(false),
-            Err(error) => Err(error),
         }
     }
 
-    /// Before shutting down, feed what the socket already holds (without
-    /// waiting for more), so every frame the client sent before the shutdown
-    /// and that reached us is answered.
-    fn drain_socket(&mut self) -> io::Result<()> {
-        self.stream.set_nonblocking(true)?;
-        let result = loop {
-            let capacity = self.conn.read_capacity();
-            if capacity == 0 {
-                break Ok(());
-            }
-            match self.read(capacity, Duration::ZERO) {
-                Ok(true) => {}
-                Ok(false) => break Ok(()),
-                Err(error) => break Err(error),
-            }
+    /// Hand input to the core and note whether it made the connection
+    /// active (a complete frame, or raw bytes).
+    fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+        let before = self.core.stats();
+        self.core.handle_input(now, data).map_err(usage)?;
+        let after = self.core.stats();
+        let active = match self.core.mode() {
+            Some(WireMode::Framed) => after.frames_in > before.frames_in,
+            _ => true,
         };
-        self.stream.set_nonblocking(false)?;
-        result
+        self.active |= active;
+        Ok(())
+    }
+
+    /// Write pending output until it is all written or the socket is full.
+    fn flush(&mut self, now: Instant) -> io::Result<()> {
+        let mut progressed = false;
+        while !self.core.pending_output().is_empty() {
+            match self.stream.write(self.core.pending_output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(sent) => {
+                    progressed = true;
+                    self.core.mark_sent(now, sent).map_err(usage)?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.stalled_since = if self.core.pending_output().is_empty() {
+            None
+        } else if progressed {
+            Some(now)
+        } else {
+            Some(self.stalled_since.unwrap_or(now))
+        };
+        Ok(())
     }
 
     /// Log the core's events; the close reason once it has closed.
     fn drain_events(&mut self) -> Option<(CloseReason, usize)> {
         let mut closed = None;
-        while let Some(event) = self.conn.poll_event() {
+        while let Some(event) = self.core.poll_event() {
             let peer = self.peer;
             match event {
                 ServerEvent::ModeDetected(mode) => debug!("{peer}: {mode} mode"),
                 ServerEvent::Message { frame_type, data } => {
-                    let text = String::from_utf8_lossy(&data);
+                    let text = escape_for_log(&data);
                     match frame_type {
                         Some(frame_type) => {
                             info!("{peer}: from connected user ({frame_type}): {text}")
@@ -230,50 +346,53 @@ impl Driver<'_> {
         closed
     }
 
-    /// Keep the server-wide pending-output total up to date.
-    fn report_pending(&mut self, now_pending: usize) {
-        self.shared
-            .adjust_pending(self.reported_pending, now_pending);
-        self.reported_pending = now_pending;
-    }
-}
-
-impl Driver<'_> {
-    /// Set the socket's read timeout, skipping the system call when it is
-    /// already (within a millisecond) what is asked: a busy connection would
-    /// otherwise make one extra call per read.
-    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        if !close_enough(self.read_timeout, timeout) {
-            self.stream.set_read_timeout(Some(timeout))?;
-            self.read_timeout = Some(timeout);
+    /// The one log line of a connection's end, with its counters.
+    fn log_close(&self, end: &End) {
+        let peer = self.peer;
+        let why = match end {
+            End::Core(reason, 0) => reason.to_string(),
+            End::Core(reason, unsent) => {
+                format!("{reason}, {unsent} bytes never read by the client")
+            }
+            End::SendTimeout(timeout) => format!(
+                "send timeout: {} bytes not taken by the client in {} s",
+                self.core.pending_output().len(),
+                timeout.as_secs_f64()
+            ),
+            End::Socket(error) => format!("socket error: {error}"),
+            End::Dropped(why) => why.clone(),
+        };
+        let stats = self.core.stats();
+        match self.core.mode() {
+            Some(WireMode::Framed) => info!(
+                "{peer} closed ({why}): framed, in {} frames/{} bytes, out {} frames/{} bytes",
+                stats.frames_in, stats.bytes_in, stats.frames_out, stats.bytes_out
+            ),
+            mode => info!(
+                "{peer} closed ({why}): {}, in {} bytes, out {} bytes",
+                mode.map_or("undetected".to_string(), |m| m.to_string()),
+                stats.bytes_in,
+                stats.bytes_out
+            ),
         }
-        Ok(())
-    }
-
-    /// The write-side twin of [`set_read_timeout`](Self::set_read_timeout).
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        if !close_enough(self.write_timeout, timeout) {
-            self.stream.set_write_timeout(Some(timeout))?;
-            self.write_timeout = Some(timeout);
-        }
-        Ok(())
     }
 }
 
-/// Whether a socket timeout already set is within 1 ms of `wanted`.
-fn close_enough(set: Option<Duration>, wanted: Duration) -> bool {
-    set.is_some_and(|set| set.abs_diff(wanted) < Duration::from_millis(1))
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The core closed it: a reason and the output the client never took.
+    Core(CloseReason, usize),
+    /// Its output made no progress for the send timeout.
+    SendTimeout(Duration),
+    /// The socket failed.
+    Socket(io::Error),
+    /// The server closed it for its own reasons.
+    Dropped(String),
 }
 
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// A core usage error is a bug in this loop; it ends the connection as an
-/// I/O error rather than panicking the thread.
+/// A core usage error is a bug in this shell; it ends the connection as an
+/// I/O error rather than panicking the loop.
 fn usage(error: UsageError) -> io::Error {
     io::Error::other(format!("internal error driving the connection: {error}"))
 }

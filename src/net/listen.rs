@@ -17,33 +17,67 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// # Errors
 /// The socket, option, bind or listen call's error, with the address added.
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = new_socket(addr)?;
+    socket
+        .bind(&addr.into())
+        .and_then(|()| socket.listen(backlog))
+        .map_err(|error| in_context(addr, error))?;
+    Ok(socket.into())
+}
+
+/// Bind `count` TCP listeners on the same address and port, one per event
+/// loop, so that the kernel spreads new connections over the loops
+/// (`SO_REUSEPORT`) and no loop hands a connection to another.
+///
+/// A first, plain socket is bound and dropped before the group: it picks the
+/// port when `addr`'s is 0, and it fails with "address in use" when another
+/// process listens there, even one that set `SO_REUSEPORT` itself (which
+/// would otherwise silently share the port with this server).
+///
+/// # Errors
+/// As [`bind_tcp`].
+pub(crate) fn bind_tcp_group(
+    addr: SocketAddr,
+    backlog: i32,
+    count: usize,
+) -> io::Result<Vec<TcpListener>> {
+    if count <= 1 {
+        return Ok(vec![bind_tcp(addr, backlog)?]);
+    }
+    let probe = new_socket(addr)?;
+    probe
+        .bind(&addr.into())
+        .map_err(|error| in_context(addr, error))?;
+    let port = probe.local_addr()?.as_socket().map_or(0, |a| a.port());
+    drop(probe);
+    let mut addr = addr;
+    addr.set_port(port);
+    (0..count)
+        .map(|_| {
+            let socket = new_socket(addr)?;
+            socket.set_reuse_port(true)?;
+            socket
+                .bind(&addr.into())
+                .and_then(|()| socket.listen(backlog))
+                .map_err(|error| in_context(addr, error))?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
+/// A TCP socket for `addr` with the options every listener gets.
+fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    socket
-        .bind(&addr.into())
-        .and_then(|()| socket.listen(backlog))
-        .map_err(|error| {
-            io::Error::new(
-                error.kind(),
-                format!("cannot listen on tcp {addr}: {error}"),
-            )
-        })?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
-/// The address a local client can connect to in order to reach a listener on
-/// `addr`: the loopback address when `addr` is a wildcard. Used to wake an
-/// accept loop blocked in `accept`.
-pub(crate) fn connectable(addr: SocketAddr) -> SocketAddr {
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        match addr {
-            SocketAddr::V4(ref mut v4) => v4.set_ip(std::net::Ipv4Addr::LOCALHOST),
-            SocketAddr::V6(ref mut v6) => v6.set_ip(std::net::Ipv6Addr::LOCALHOST),
-        }
-    }
-    addr
+fn in_context(addr: SocketAddr, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("cannot listen on tcp {addr}: {error}"),
+    )
 }

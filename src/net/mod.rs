@@ -1,38 +1,46 @@
-//! The `std::net` shell around the sans-IO core: a threaded TCP server and a
-//! blocking client.
+//! The `std::net` shell around the sans-IO core: an event-loop TCP server
+//! (with UDP beside it) and a blocking client.
 //!
-//! Why threads and blocking sockets: the core ([`crate::conn`]) makes every
-//! protocol decision, so the shell's only jobs are moving bytes and time.
-//! A thread per connection does that in a loop of some thirty lines with no
-//! runtime and no `unsafe`; a client that is slow, silent, malformed or
-//! gone ties up only its own thread. Threads get a 64 KiB stack and a read
-//! buffer that starts at 512 bytes, so idle connections are cheap (see the
-//! measured cost below); a server meant for many
-//! thousands of connections would swap this shell for an event loop and keep
-//! the core unchanged.
+//! Why an event loop: the core ([`crate::conn`]) makes every protocol
+//! decision, so the shell's only jobs are moving bytes and time. One loop
+//! per core (`mio` readiness over non-blocking sockets) does that for
+//! thousands of connections, and an idle connection costs its socket, its
+//! core state and a few words of bookkeeping: no thread, no stack, no read
+//! buffer (each loop reads into one scratch buffer, and the core gives its
+//! buffers back while the connection waits).
 //!
 //! What the shell adds to the core:
-//! - **time**: socket timeouts derived from `poll_timeout()`, sliced so that
-//!   shutdown is noticed and a blocked write still meets its deadlines;
+//! - **time**: a heap of deadlines from each connection's `poll_timeout()`;
+//!   `poll` sleeps until the first, so an idle server never wakes;
 //! - **backpressure**: it reads at most `read_capacity()` bytes, and nothing
 //!   when that is 0, so a client that never reads its replies is held back
 //!   by TCP flow control instead of growing the server's memory
 //!   ([`ServerHandle::pending_output_bytes`] shows the bounded figure);
 //! - **limits**: the connection limit (over it, `ServerConnection::new_busy`
-//!   says BUSY or closes, with a short life of its own);
-//! - **shutdown**: [`ServerHandle::begin_shutdown`] makes each connection
-//!   read what its socket already holds, answer it, say BYE, and close.
+//!   says BUSY or closes, within one short deadline), a memory budget for
+//!   buffered bytes over all connections, a bound per connection, and a
+//!   send timeout for output the client does not take;
+//! - **shutdown**: [`ServerHandle::begin_shutdown`] wakes every loop, and
+//!   each connection reads what its socket already holds, answers it, says
+//!   BYE, and closes.
 
+mod budget;
 mod client;
 mod connection;
+mod event_loop;
+mod fd_limit;
 mod listen;
+mod log_escape;
 mod metrics;
 mod proxy;
 mod server;
+mod slots;
+mod timers;
 mod udp;
 mod udp_client;
 
 pub use client::{Client, ClientError, connect_stream};
+pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use metrics::{
     ConnectionMeter, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
@@ -42,6 +50,9 @@ pub use proxy::{
     Cidr, CidrParseError, MAX_V1_HEADER, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader,
     ProxyHeaderError, ProxyHeaderReader, ProxyHeaderStatus, parse_proxy_header,
 };
-pub use server::{DEFAULT_LISTEN, Server, ServerBuilder, ServerHandle};
+pub use server::{
+    DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
+    DEFAULT_SEND_TIMEOUT, Server, ServerBuilder, ServerHandle,
+};
 pub use udp::{UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

@@ -1,31 +1,42 @@
-//! The TCP server: listeners, an accept loop per listener, a thread per
-//! connection, the connection limit, and shutdown from another thread.
+//! The server: listeners, one event loop per core, the UDP threads, and
+//! shutdown from another thread.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::error;
+use mio::Waker;
 
-use super::connection::{self, POLL_INTERVAL};
-use super::listen::{bind_tcp, connectable};
+use super::budget::MemoryBudget;
+use super::connection::DriveLimits;
+use super::event_loop::{EventLoop, LoopSettings};
+use super::listen::bind_tcp_group;
+use super::slots::ConnectionLimit;
 use super::udp::{UdpStats, bind_udp, serve_udp};
-use crate::conn::{DatagramConfig, ServerConfig, ServerConnection};
+use crate::conn::{DatagramConfig, ServerConfig};
+use crate::wire::HEADER_LEN;
 
 /// Where `upcase serve` listens when told nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
 
-/// The stack of a connection thread. The loop keeps its buffers on the heap
-/// and never recurses, so 64 KiB is plenty, and 1000 connections reserve
-/// 64 MiB of address space instead of 2 GiB.
-const CONNECTION_STACK: usize = 64 * 1024;
+/// The default connection limit (`upcase serve` lowers it to what the
+/// descriptor limit allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
-/// The longest a connection over the limit may take to say which mode it
-/// speaks (it gets BUSY or is closed right after).
-const BUSY_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default memory budget for buffered input and output beyond each
+/// connection's small reserve, over all connections.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+/// The default bound on what one connection buffers before it stops reading.
+pub const DEFAULT_MAX_BUFFER: usize = 2 << 20;
+
+/// The default time output may make no progress before the connection is closed.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often [`ServerBuilder::bind`] picks a new port when port 0's TCP
 /// port is taken for UDP.
@@ -39,6 +50,10 @@ pub struct ServerBuilder {
     max_connections: usize,
     backlog: i32,
     udp: bool,
+    threads: Option<usize>,
+    memory_budget: usize,
+    max_buffer: usize,
+    send_timeout: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -46,9 +61,13 @@ impl Default for ServerBuilder {
         ServerBuilder {
             config: ServerConfig::default(),
             listen: Vec::new(),
-            max_connections: 1024,
-            backlog: 128,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            backlog: 1024,
             udp: true,
+            threads: None,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_buffer: DEFAULT_MAX_BUFFER,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -67,13 +86,15 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections served at once; more get BUSY (framed) or are closed (raw).
+    /// Connections served at once, over all event loops (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]); more get BUSY (framed) or are closed
+    /// (raw), SPEC.md §9.3.
     pub fn max_connections(mut self, max: usize) -> ServerBuilder {
         self.max_connections = max;
         self
     }
 
-    /// The kernel's queue of connections not yet accepted.
+    /// The kernel's queue of connections not yet accepted, per loop.
     pub fn backlog(mut self, backlog: i32) -> ServerBuilder {
         self.backlog = backlog;
         self
@@ -83,6 +104,35 @@ impl ServerBuilder {
     /// too (SPEC.md §8). On by default.
     pub fn udp(mut self, udp: bool) -> ServerBuilder {
         self.udp = udp;
+        self
+    }
+
+    /// Event loops (threads) serving TCP; default: one per available core.
+    /// Never more than `max_connections`.
+    pub fn threads(mut self, threads: usize) -> ServerBuilder {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Bytes of buffered input and output, over all connections, beyond the
+    /// small reserve each connection has (default [`DEFAULT_MEMORY_BUDGET`]).
+    /// Once spent, connections over their reserve stop reading.
+    pub fn memory_budget(mut self, bytes: usize) -> ServerBuilder {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Bytes one connection may buffer before it stops reading (default
+    /// [`DEFAULT_MAX_BUFFER`]; never less than one maximum-size frame).
+    pub fn max_buffer(mut self, bytes: usize) -> ServerBuilder {
+        self.max_buffer = bytes;
+        self
+    }
+
+    /// How long output may make no progress (the client reads nothing)
+    /// before the connection is closed (default [`DEFAULT_SEND_TIMEOUT`]).
+    pub fn send_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.send_timeout = timeout;
         self
     }
 
@@ -114,14 +164,25 @@ impl ServerBuilder {
         }
     }
 
+    /// How many event loops to run.
+    fn thread_count(&self) -> usize {
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        self.threads
+            .unwrap_or(cores)
+            .min(self.max_connections)
+            .max(1)
+    }
+
     fn bind_once(&self, addrs: &[SocketAddr]) -> io::Result<Server> {
-        let listeners = addrs
+        let threads = self.thread_count();
+        // groups[a][t]: address a's listener for loop t.
+        let groups = addrs
             .iter()
-            .map(|&addr| bind_tcp(addr, self.backlog))
+            .map(|&addr| bind_tcp_group(addr, self.backlog, threads))
             .collect::<io::Result<Vec<_>>>()?;
-        let local_addrs = listeners
+        let local_addrs = groups
             .iter()
-            .map(TcpListener::local_addr)
+            .map(|group| group[0].local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         // UDP on the port TCP actually got, so port 0 means one port for both.
         let udp_sockets = if self.udp {
@@ -136,27 +197,39 @@ impl ServerBuilder {
             .iter()
             .map(UdpSocket::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
+        let mut per_loop: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        for group in groups {
+            for (listeners, listener) in per_loop.iter_mut().zip(group) {
+                listeners.push(listener);
+            }
+        }
+        // Never stop reading below one whole frame (or raw read), or it
+        // could never complete.
+        let max_frame = (HEADER_LEN + self.config.max_data_len as usize).max(64 * 1024);
         Ok(Server {
-            listeners,
+            per_loop,
             local_addrs,
             udp_sockets,
             udp_addrs,
-            settings: Arc::new(Settings {
+            max_connections: self.max_connections,
+            settings: Arc::new(LoopSettings {
                 config: self.config.clone(),
-                max_connections: self.max_connections,
+                limits: DriveLimits {
+                    send_timeout: self.send_timeout,
+                },
             }),
+            budget: MemoryBudget::new(self.memory_budget, self.max_buffer.max(max_frame)),
         })
     }
 }
 
-/// A bound UPCASE/1 TCP server, raw and framed on the same port.
+/// A bound UPCASE/1 server, raw and framed on the same port, over TCP and
+/// (unless turned off) UDP.
 ///
-/// Each listener gets an accept thread and each connection a thread of its
-/// own (with a small stack): a slow, silent or misbehaving client only ever
-/// holds its own thread. The seam for UDP is [`ServerBuilder::bind`] and
-/// [`Server::spawn`]: a datagram socket bound on each listener's address
-/// gets its own thread next to the accept loops, and joins
-/// [`listening_line`](Self::listening_line).
+/// TCP is served by one event loop per core (see
+/// [`ServerBuilder::threads`]), each with its own listening socket on the
+/// same port, so the kernel spreads connections over them. Each listener's
+/// address also gets a UDP socket with a thread of its own.
 ///
 /// ```
 /// use upcase::net::{Client, Server};
@@ -175,17 +248,14 @@ impl ServerBuilder {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    /// The listeners of each loop, one per listen address.
+    per_loop: Vec<Vec<TcpListener>>,
     local_addrs: Vec<SocketAddr>,
     udp_sockets: Vec<UdpSocket>,
     udp_addrs: Vec<SocketAddr>,
-    settings: Arc<Settings>,
-}
-
-#[derive(Debug)]
-struct Settings {
-    config: ServerConfig,
     max_connections: usize,
+    settings: Arc<LoopSettings>,
+    budget: MemoryBudget,
 }
 
 impl Server {
@@ -204,6 +274,11 @@ impl Server {
         &self.udp_addrs
     }
 
+    /// The event loops that will serve TCP.
+    pub fn threads(&self) -> usize {
+        self.per_loop.len()
+    }
+
     /// The line `upcase serve` prints first, naming every socket listened on:
     /// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
     /// find the port by splitting after `listening on ` at `, ` and then at
@@ -215,13 +290,38 @@ impl Server {
         format!("upcase listening on {}", sockets.join(", "))
     }
 
-    /// Start accepting on background threads.
+    /// Start serving on background threads.
     ///
     /// # Errors
-    /// When a thread cannot be started.
+    /// When a loop or a thread cannot be started.
     pub fn spawn(self) -> io::Result<ServerHandle> {
-        let shared = Arc::new(Shared::default());
-        let mut accept_threads = Vec::new();
+        let shared = Arc::new(Shared {
+            shutdown: AtomicBool::new(false),
+            live: Mutex::new(0),
+            all_closed: Condvar::new(),
+            budget: self.budget,
+            limit: ConnectionLimit::new(self.max_connections),
+            udp: UdpStats::default(),
+        });
+        let mut handle = ServerHandle {
+            local_addrs: self.local_addrs,
+            shared: Arc::clone(&shared),
+            wakers: Vec::new(),
+            threads: Vec::new(),
+        };
+        let loops = self.per_loop.len();
+        let mut loops_built = Vec::with_capacity(loops);
+        for listeners in self.per_loop {
+            let (event_loop, waker) = EventLoop::new(
+                listeners,
+                loops,
+                self.max_connections,
+                Arc::clone(&self.settings),
+                Arc::clone(&shared),
+            )?;
+            handle.wakers.push(waker);
+            loops_built.push(event_loop);
+        }
         let datagram_config = DatagramConfig {
             mode: self.settings.config.mode,
             raw_case: self.settings.config.raw_case,
@@ -230,7 +330,7 @@ impl Server {
         for socket in self.udp_sockets {
             let thread_shared = Arc::clone(&shared);
             let addr = socket.local_addr()?;
-            let thread = thread::Builder::new()
+            let spawned = thread::Builder::new()
                 .name(format!("udp {addr}"))
                 .spawn(move || {
                     let stats = &thread_shared.udp;
@@ -239,33 +339,28 @@ impl Server {
                     {
                         error!("udp {addr} stopped: {error}");
                     }
-                })?;
-            accept_threads.push(thread);
-        }
-        for (listener, addr) in self.listeners.into_iter().zip(&self.local_addrs) {
-            let thread_shared = Arc::clone(&shared);
-            let settings = Arc::clone(&self.settings);
-            let thread = thread::Builder::new()
-                .name(format!("accept {addr}"))
-                .spawn(move || accept_loop(&listener, &thread_shared, &settings));
-            match thread {
-                Ok(thread) => accept_threads.push(thread),
+                });
+            match spawned {
+                Ok(thread) => handle.threads.push(thread),
                 Err(error) => {
-                    let handle = ServerHandle {
-                        local_addrs: self.local_addrs,
-                        shared,
-                        accept_threads,
-                    };
                     handle.shutdown();
                     return Err(error);
                 }
             }
         }
-        Ok(ServerHandle {
-            local_addrs: self.local_addrs,
-            shared,
-            accept_threads,
-        })
+        for (index, event_loop) in loops_built.into_iter().enumerate() {
+            let spawned = thread::Builder::new()
+                .name(format!("loop {index}"))
+                .spawn(move || event_loop.run());
+            match spawned {
+                Ok(thread) => handle.threads.push(thread),
+                Err(error) => {
+                    handle.shutdown();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(handle)
     }
 }
 
@@ -274,7 +369,8 @@ impl Server {
 pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
-    accept_threads: Vec<JoinHandle<()>>,
+    wakers: Vec<Waker>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -283,14 +379,9 @@ impl ServerHandle {
         &self.local_addrs
     }
 
-    /// Connections whose thread is still running, those over the limit
-    /// (being told BUSY) included.
+    /// Open TCP connections, those over the limit (being told BUSY) included.
     pub fn live_connections(&self) -> usize {
-        *self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *self.shared.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counters of the UDP service.
@@ -302,7 +393,13 @@ impl ServerHandle {
     /// over every connection. Bounded by about `max_pending_output` per
     /// connection however little the clients read: the backpressure figure.
     pub fn pending_output_bytes(&self) -> usize {
-        self.shared.pending_output.load(Ordering::Relaxed)
+        self.shared.budget.pending_output()
+    }
+
+    /// Bytes buffered (input and output) beyond the connections' reserves:
+    /// what is charged to the memory budget now.
+    pub fn budget_used_bytes(&self) -> usize {
+        self.shared.budget.charged()
     }
 
     /// Stop accepting and tell every connection to finish: answer what it
@@ -312,9 +409,10 @@ impl ServerHandle {
         if self.shared.shutdown.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake each accept loop blocked in accept() with a connection of our own.
-        for &addr in &self.local_addrs {
-            let _ = TcpStream::connect_timeout(&connectable(addr), Duration::from_secs(1));
+        for waker in &self.wakers {
+            if let Err(error) = waker.wake() {
+                error!("cannot wake an event loop for shutdown: {error}");
+            }
         }
     }
 
@@ -322,52 +420,51 @@ impl ServerHandle {
     /// no limit). Whether they all did.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let mut threads = self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while *threads > 0 {
-            let wait = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return false,
-                },
-                None => POLL_INTERVAL,
+        let mut live = self.shared.live.lock().unwrap_or_else(|e| e.into_inner());
+        while *live > 0 {
+            live = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.shared
+                        .all_closed
+                        .wait_timeout(live, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self
+                    .shared
+                    .all_closed
+                    .wait(live)
+                    .unwrap_or_else(|e| e.into_inner()),
             };
-            threads = self
-                .shared
-                .threads_done
-                .wait_timeout(threads, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
         true
     }
 
     /// Shut down gracefully and wait for every thread. Takes at most about
-    /// the linger time plus the 0.2 s poll interval when clients cooperate.
+    /// the linger time when clients cooperate.
     pub fn shutdown(mut self) {
         self.begin_shutdown();
-        for thread in std::mem::take(&mut self.accept_threads) {
+        for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
-        self.wait(None);
     }
 }
 
-/// State every thread of one server shares.
-#[derive(Debug, Default)]
+/// State every thread of one server shares. Loops touch it only when a
+/// connection opens or closes, and (the budget) when a connection's
+/// buffered bytes change.
+#[derive(Debug)]
 pub(crate) struct Shared {
     shutdown: AtomicBool,
-    /// Connections within the limit.
-    served: AtomicUsize,
-    /// Connections over the limit, being refused.
-    refusing: AtomicUsize,
-    /// Connection threads alive (both kinds), guarded for [`ServerHandle::wait`].
-    threads: Mutex<usize>,
-    threads_done: Condvar,
-    pending_output: AtomicUsize,
+    /// Open connections, guarded for [`ServerHandle::wait`].
+    live: Mutex<usize>,
+    all_closed: Condvar,
+    budget: MemoryBudget,
+    limit: ConnectionLimit,
     udp: UdpStats,
 }
 
@@ -376,121 +473,23 @@ impl Shared {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// One connection's pending output went from `before` to `after` bytes.
-    pub(crate) fn adjust_pending(&self, before: usize, after: usize) {
-        if after > before {
-            self.pending_output
-                .fetch_add(after - before, Ordering::Relaxed);
-        } else {
-            self.pending_output
-                .fetch_sub(before - after, Ordering::Relaxed);
-        }
+    pub(crate) fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
-}
 
-/// Whether a connection is served or refused (over the limit).
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Served,
-    Refusing,
-}
-
-impl Shared {
-    fn counter(&self, kind: Kind) -> &AtomicUsize {
-        match kind {
-            Kind::Served => &self.served,
-            Kind::Refusing => &self.refusing,
-        }
+    pub(crate) fn limit(&self) -> &ConnectionLimit {
+        &self.limit
     }
-}
 
-/// Counts a connection thread for its whole life, even if it panics.
-struct ThreadGuard {
-    shared: Arc<Shared>,
-    kind: Kind,
-}
-
-impl Drop for ThreadGuard {
-    fn drop(&mut self) {
-        self.shared
-            .counter(self.kind)
-            .fetch_sub(1, Ordering::SeqCst);
-        let mut threads = self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *threads -= 1;
-        self.shared.threads_done.notify_all();
+    pub(crate) fn connection_opened(&self) {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
-}
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, settings: &Arc<Settings>) {
-    loop {
-        let accepted = listener.accept();
-        if shared.is_shutting_down() {
-            return;
+    pub(crate) fn connection_closed(&self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        *live -= 1;
+        if *live == 0 {
+            self.all_closed.notify_all();
         }
-        match accepted {
-            Ok((stream, peer)) => start_connection(stream, peer, shared, settings),
-            Err(error) => {
-                // Out of file descriptors and the like: do not spin.
-                warn!("accept failed: {error}");
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// Give an accepted socket its thread: a normal connection within the limit,
-/// a refusing one (BUSY) over it, or none at all when even the refusers are
-/// too many.
-fn start_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    settings: &Arc<Settings>,
-) {
-    let local = match stream.local_addr() {
-        Ok(local) => local,
-        Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
-    };
-    let _ = stream.set_nodelay(true);
-    let now = Instant::now();
-    let max = settings.max_connections;
-    let over_limit = shared.served.fetch_add(1, Ordering::SeqCst) >= max;
-    let (conn, kind) = if over_limit {
-        shared.served.fetch_sub(1, Ordering::SeqCst);
-        // Refusing costs a thread too; bound those threads and their life.
-        if shared.refusing.fetch_add(1, Ordering::SeqCst) >= max / 8 + 16 {
-            shared.refusing.fetch_sub(1, Ordering::SeqCst);
-            return info!("{peer} dropped: over the connection limit of {max}");
-        }
-        info!("{peer} connected over the connection limit of {max}");
-        let mut config = settings.config.clone();
-        config.idle_timeout = config.idle_timeout.min(BUSY_IDLE_TIMEOUT);
-        config.linger = config.linger.min(BUSY_IDLE_TIMEOUT);
-        let conn = ServerConnection::new_busy(config, local, peer, now, max);
-        (conn, Kind::Refusing)
-    } else {
-        info!("{peer} connected to {local}");
-        let conn = ServerConnection::new(settings.config.clone(), local, peer, now);
-        (conn, Kind::Served)
-    };
-    *shared.threads.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    let guard = ThreadGuard {
-        shared: Arc::clone(shared),
-        kind,
-    };
-    let spawned = thread::Builder::new()
-        .name(format!("conn {peer}"))
-        .stack_size(CONNECTION_STACK)
-        .spawn(move || {
-            let guard = guard;
-            connection::run(stream, conn, peer, &guard.shared);
-        });
-    if let Err(error) = spawned {
-        // The closure (and with it the guard and the socket) was dropped.
-        error!("{peer}: cannot start a connection thread: {error}");
     }
 }

@@ -11,7 +11,10 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
-use upcase::net::{DEFAULT_LISTEN, Server};
+use upcase::net::{
+    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, connections_for_descriptors,
+    raise_descriptor_limit,
+};
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
@@ -25,9 +28,26 @@ pub struct ServeArgs {
     /// Raw mode upper-cases ASCII letters only (byte-exact with the Python tutorial server).
     #[arg(long)]
     raw_ascii: bool,
-    /// Connections served at once; more get ERROR(BUSY) or are closed.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    /// Connections served at once (lowered to fit the descriptor limit). When
+    /// full, a client from another address evicts the longest-idle connection
+    /// of the address holding the most; else ERROR(BUSY) or close.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     max_connections: usize,
+    /// Event loops (threads) serving TCP [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Buffered input and output allowed over all connections beyond a
+    /// 16 KiB reserve each; past it, those connections stop reading.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
+    memory_budget: usize,
+    /// Bytes one connection may buffer before it stops reading (at least one
+    /// maximum-size frame).
+    #[arg(long, default_value = "2M", value_name = "SIZE", value_parser = parse_size)]
+    max_buffer: usize,
+    /// Seconds output may wait with no byte taken by the client before the
+    /// connection is closed.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    send_timeout: u64,
     /// Largest frame data accepted, in bytes.
     #[arg(long, default_value_t = upcase::wire::DEFAULT_MAX_DATA_LEN, value_name = "BYTES")]
     max_frame: u32,
@@ -40,8 +60,8 @@ pub struct ServeArgs {
     /// Serve TCP only: do not answer UDP datagrams on the same port.
     #[arg(long)]
     no_udp: bool,
-    /// Length of the kernel's queue of connections not yet accepted.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    /// Length of the kernel's queue of connections not yet accepted (per loop).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     backlog: i32,
     /// Also log every message received (RUST_LOG overrides).
     #[arg(short, long, conflicts_with = "quiet")]
@@ -56,6 +76,29 @@ enum Mode {
     Auto,
     Raw,
     Framed,
+}
+
+/// A size in bytes: a number with an optional binary suffix K, M or G
+/// (`KiB`, `MiB`, `GiB` and lower case also accepted).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: write e.g. 65536, 64K, 256M or 1G"))?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return Err(format!("unknown size suffix {suffix:?}: use K, M or G")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 /// How long shutdown may take beyond the linger time before the server
@@ -90,6 +133,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let linger = config.linger;
+    let max_connections = fit_max_connections(&args);
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(error) => {
@@ -97,10 +141,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let builder = match args.threads {
+        Some(threads) => Server::builder().threads(threads.into()),
+        None => Server::builder(),
+    };
     let builder = args.listen.iter().fold(
-        Server::builder()
+        builder
             .config(config)
-            .max_connections(args.max_connections)
+            .max_connections(max_connections)
+            .memory_budget(args.memory_budget)
+            .max_buffer(args.max_buffer)
+            .send_timeout(Duration::from_secs(args.send_timeout))
             .backlog(args.backlog)
             .udp(!args.no_udp),
         |builder, &addr| builder.listen(addr),
@@ -135,9 +186,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     );
     handle.begin_shutdown();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if let Some(signal) = signals.forever().next() {
             eprintln!("second signal: exiting without waiting for connections");
-            std::process::exit(130);
+            // The shell's convention for death by a signal: 128 + its number.
+            std::process::exit(128 + signal);
         }
     });
     if !handle.wait(Some(linger + SHUTDOWN_SLACK)) {
@@ -147,4 +199,61 @@ pub fn run(args: ServeArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Raise the descriptor limit and lower `--max-connections` to what it
+/// allows, logging both (as Redis does with `maxclients`).
+fn fit_max_connections(args: &ServeArgs) -> usize {
+    let descriptors = match raise_descriptor_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                info!("raised the descriptor limit from {before} to {after}");
+            }
+            after
+        }
+        Err(error) => {
+            warn!("cannot read or raise the descriptor limit: {error}");
+            return args.max_connections;
+        }
+    };
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let fit = connections_for_descriptors(descriptors, threads, args.listen.len());
+    if args.max_connections > fit {
+        warn!(
+            "--max-connections {} lowered to {fit}: the process may open {descriptors} \
+             descriptors (raise the hard limit, e.g. ulimit -Hn, to serve more)",
+            args.max_connections
+        );
+        fit
+    } else {
+        info!(
+            "serving up to {} connections (the process may open {descriptors} descriptors)",
+            args.max_connections
+        );
+        args.max_connections
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2m"), Ok(2 << 20));
+    }
+
+    #[test]
+    fn bad_sizes_say_how_to_write_one() {
+        assert!(parse_size("lots").unwrap_err().contains("256M"));
+        assert!(parse_size("3T").unwrap_err().contains("K, M or G"));
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
 }

@@ -1,41 +1,62 @@
 //! The client state machine against the server state machine, in memory.
 
+use std::time::Duration;
+
 use super::harness::*;
-use crate::conn::{ClientConnection, ClientEvent, PeerError, ServerConfig, UsageError};
-use crate::wire::{ErrorCode, FrameRepr, FrameType};
+use crate::conn::{
+    ClientConfig, ClientConnection, ClientEvent, ClientUsageError, PeerError, ServerConfig,
+};
+use crate::wire::{ErrorCode, ErrorPayload, Flags, FrameRepr, FrameType, PREFACE};
 
 /// Move bytes between a client and a server until neither has output.
-fn exchange(client: &mut ClientConnection, server: &mut Harness) -> Result<(), PeerError> {
+fn exchange(client: &mut ClientConnection, server: &mut Harness) {
     loop {
         let to_server = client.pending_output().to_vec();
-        client.mark_sent(to_server.len()).unwrap();
+        client.mark_sent(server.now, to_server.len()).unwrap();
         if !to_server.is_empty() {
             server.feed(&to_server);
         }
         let to_client = server.take_sent();
         if to_client.is_empty() && to_server.is_empty() {
-            return Ok(());
+            return;
         }
-        client.handle_input(&to_client)?;
+        client.handle_input(server.now, &to_client);
     }
+}
+
+fn client() -> ClientConnection {
+    ClientConnection::new(std::time::Instant::now(), ClientConfig::default())
 }
 
 fn events(client: &mut ClientConnection) -> Vec<ClientEvent> {
     std::iter::from_fn(|| client.poll_event()).collect()
 }
 
+/// The server's preface, then `frames`.
+fn server_bytes(frames: &[FrameRepr]) -> Vec<u8> {
+    let mut out = PREFACE.to_vec();
+    for frame in frames {
+        out.extend_from_slice(&frame.to_bytes());
+    }
+    out
+}
+
 #[test]
 fn requests_are_matched_to_replies_in_order() {
     let mut server = Harness::new(ServerConfig::default());
-    let mut client = ClientConnection::default();
+    let mut client = client();
     let text = client.send_text("straße").unwrap();
     let ping = client.ping(b"p").unwrap();
     let bytes = client.send_bytes(b"ok").unwrap();
-    exchange(&mut client, &mut server).unwrap();
+    exchange(&mut client, &mut server);
     let replies: Vec<_> = events(&mut client)
         .into_iter()
         .map(|event| match event {
-            ClientEvent::Reply { request, frame } => (request, frame.frame_type, frame.data),
+            ClientEvent::Reply {
+                request,
+                frame,
+                last: true,
+            } => (request, frame.frame_type, frame.data),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -46,51 +67,60 @@ fn requests_are_matched_to_replies_in_order() {
 }
 
 #[test]
-fn non_fatal_errors_are_events_and_fatal_ones_are_errors() {
+fn a_fatal_error_is_reported_once_as_the_connection_lost() {
     let mut server = Harness::new(ServerConfig::default());
-    let mut client = ClientConnection::default();
+    let mut client = client();
     let unknown = client
         .send(FrameRepr::new(FrameType::Unknown(9), ""))
         .unwrap();
-    client
+    let bad = client
         .send(FrameRepr::new(FrameType::Text, &b"\xff"[..]))
         .unwrap();
-    let error = exchange(&mut client, &mut server).unwrap_err();
-    assert_eq!(error.code(), Some(ErrorCode::INVALID_UTF8));
+    let after = client.send_text("never answered").unwrap();
+    exchange(&mut client, &mut server);
     let events = events(&mut client);
+    assert_eq!(events.len(), 2, "{events:?}");
     assert!(matches!(
         &events[0],
-        ClientEvent::Error { request: Some(id), error } if *id == unknown && error.code() == Some(ErrorCode::UNKNOWN_TYPE)
+        ClientEvent::Error { request, error } if *request == unknown && error.code == ErrorCode::UNKNOWN_TYPE
     ));
-    assert_eq!(
-        client.handle_input(b"").unwrap_err(),
-        error,
-        "fatal stays fatal"
-    );
-    assert!(client.is_finished());
+    assert!(matches!(
+        &events[1],
+        ClientEvent::ConnectionLost { error, request: Some(request), unanswered }
+            if error.code() == Some(ErrorCode::INVALID_UTF8) && *request == bad && *unanswered == [after]
+    ));
+    assert!(client.is_closed());
+    client.handle_input(server.now, b"more bytes");
+    client.handle_eof(server.now);
+    assert_eq!(client.poll_event(), None, "reported once");
+    assert_eq!(client.send_text("late"), Err(ClientUsageError::Closing));
 }
 
 #[test]
-fn bye_finishes_and_forbids_more_requests() {
+fn bye_closes_and_forbids_more_requests() {
     let mut server = Harness::new(ServerConfig::default());
-    let mut client = ClientConnection::default();
+    let mut client = client();
     client.bye().unwrap();
-    assert_eq!(client.send_text("late"), Err(UsageError::Closing));
-    exchange(&mut client, &mut server).unwrap();
-    assert!(client.is_finished());
+    assert_eq!(client.send_text("late"), Err(ClientUsageError::Closing));
+    exchange(&mut client, &mut server);
+    assert!(
+        matches!(&events(&mut client)[..], [ClientEvent::Reply { frame, last: true, .. }] if frame.frame_type == FrameType::Bye)
+    );
+    assert!(client.is_closed());
+    assert_eq!(client.poll_timeout(), None);
 }
 
 #[test]
 fn server_bye_on_shutdown_reports_unanswered_requests() {
     let mut server = Harness::new(ServerConfig::default());
-    let mut client = ClientConnection::default();
+    let mut client = client();
     client.send_text("a").unwrap();
-    exchange(&mut client, &mut server).unwrap();
+    exchange(&mut client, &mut server);
     events(&mut client);
     server.conn.begin_shutdown(server.now);
     server.flush();
     let late = client.send_text("b").unwrap();
-    client.handle_input(&server.take_sent()).unwrap();
+    client.handle_input(server.now, &server.take_sent());
     assert_eq!(
         events(&mut client),
         [ClientEvent::ServerBye {
@@ -98,97 +128,319 @@ fn server_bye_on_shutdown_reports_unanswered_requests() {
             unanswered: vec![late]
         }]
     );
+    assert!(client.is_closed());
 }
 
 #[test]
 fn a_server_that_is_not_upcase_is_reported() {
-    let mut client = ClientConnection::default();
-    assert_eq!(
-        client.handle_input(b"HTTP/1.1 400"),
-        Err(PeerError::BadPreface)
-    );
-    let mut client = ClientConnection::default();
-    assert_eq!(
-        client.handle_input(b"\xc0UPCASE\x07"),
-        Err(PeerError::UnsupportedVersion(7))
-    );
-}
-
-#[test]
-fn a_reply_of_the_wrong_type_is_reported() {
-    let mut client = ClientConnection::default();
-    client.send_text("x").unwrap();
-    let mut input = crate::wire::PREFACE.to_vec();
-    input.extend_from_slice(&FrameRepr::new(FrameType::Bytes, "X").to_bytes());
-    assert_eq!(
-        client.handle_input(&input),
-        Err(PeerError::UnexpectedReply {
-            expected: FrameType::Text,
-            got: FrameType::Bytes
-        })
-    );
-}
-
-#[test]
-fn server_frames_with_bad_flags_or_over_the_limit_fail_the_connection() {
-    let with_flags = |frame_type: FrameType, flags: u8| {
-        let mut frame = FrameRepr::new(frame_type, "");
-        frame.flags = crate::wire::Flags(flags);
-        let mut input = crate::wire::PREFACE.to_vec();
-        input.extend_from_slice(&frame.to_bytes());
-        input
-    };
-    for (frame_type, flags) in [
-        (FrameType::Text, 0x02),
-        (FrameType::Pong, 0x01),
-        (FrameType::Bye, 0x01),
-        (FrameType::Error, 0x01),
+    for (input, expected) in [
+        (&b"HTTP/1.1 400"[..], PeerError::BadPreface),
+        (b"\xc0UPCASE\x07", PeerError::UnsupportedVersion(7)),
     ] {
-        let mut client = ClientConnection::default();
-        client.ping(b"").unwrap();
-        client.send_text("x").unwrap();
-        assert_eq!(
-            client.handle_input(&with_flags(frame_type, flags)),
-            Err(PeerError::BadFlags { frame_type, flags }),
-            "{frame_type} with flags {flags:02x}"
-        );
-        assert!(client.handle_input(b"").is_err(), "nothing more is decoded");
+        let mut client = client();
+        client.handle_input(std::time::Instant::now(), input);
+        assert!(matches!(
+            &events(&mut client)[..],
+            [ClientEvent::ConnectionLost { error, .. }] if *error == expected
+        ));
     }
-    let mut client = ClientConnection::new(4);
+}
+
+#[test]
+fn a_reply_of_the_wrong_type_is_reported_from_its_header() {
+    let mut client = client();
     client.send_text("x").unwrap();
-    let mut input = crate::wire::PREFACE.to_vec();
-    input.extend_from_slice(&FrameRepr::new(FrameType::Text, "ABCDE").to_bytes()[..42]);
-    assert_eq!(
-        client.handle_input(&input),
-        Err(PeerError::FrameTooLarge { len: 5, limit: 4 })
-    );
+    let reply = server_bytes(&[FrameRepr::new(FrameType::Bytes, "X")]);
+    // The header alone decides: no need to wait for the data.
+    client.handle_input(std::time::Instant::now(), &reply[..PREFACE.len() + 42]);
+    assert!(matches!(
+        &events(&mut client)[..],
+        [ClientEvent::ConnectionLost {
+            error: PeerError::UnexpectedReply {
+                expected: FrameType::Text,
+                got: FrameType::Bytes
+            },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_reply_whose_more_flag_is_not_its_requests_is_reported() {
+    let mut client = client();
+    let id = client.send_text("x").unwrap();
+    let mut reply = FrameRepr::new(FrameType::Text, "X");
+    reply.flags = Flags::more_if(true);
+    client.handle_input(std::time::Instant::now(), &server_bytes(&[reply]));
+    assert!(matches!(
+        &events(&mut client)[..],
+        [ClientEvent::ConnectionLost { error: PeerError::BadFlags { expected: 0, got: 1 }, request: Some(request), .. }] if *request == id
+    ));
+}
+
+#[test]
+fn server_frames_with_reserved_bits_or_more_on_a_control_type_fail_the_connection() {
+    for (frame_type, flags, expected) in [
+        (FrameType::Text, 0x02, 0x00),
+        (FrameType::Text, 0x03, 0x01),
+        (FrameType::Pong, 0x01, 0x00),
+        (FrameType::Bye, 0x01, 0x00),
+        (FrameType::Error, 0x01, 0x00),
+    ] {
+        let mut client = client();
+        // A request the frame's type could answer, so only its flags are wrong.
+        if frame_type == FrameType::Text {
+            client.send_text("x").unwrap();
+        } else {
+            client.ping(b"").unwrap();
+        }
+        let mut frame = FrameRepr::new(frame_type, "");
+        frame.flags = Flags(flags);
+        client.handle_input(std::time::Instant::now(), &server_bytes(&[frame]));
+        let events = events(&mut client);
+        assert!(
+            matches!(
+                &events[..],
+                [ClientEvent::ConnectionLost { error: PeerError::BadFlags { expected: e, got: g }, .. }]
+                    if *e == expected && *g == flags
+            ),
+            "{frame_type} with flags {flags:02x}: {events:?}"
+        );
+        assert!(client.is_closed(), "nothing more is decoded");
+    }
 }
 
 #[test]
 fn busy_answers_no_request_and_unknown_codes_are_not_fatal() {
-    let mut client = ClientConnection::default();
+    let now = std::time::Instant::now();
+    let mut client = client();
     let first = client.send_text("a").unwrap();
-    let mut input = crate::wire::PREFACE.to_vec();
-    let unknown = crate::wire::ErrorPayload::new(ErrorCode(4242), "new in version 1.1");
-    input.extend_from_slice(&FrameRepr::new(FrameType::Error, unknown.to_bytes()).to_bytes());
-    client.handle_input(&input).unwrap();
+    let unknown = ErrorPayload::new(ErrorCode(4242), "new in version 1.1");
+    client.handle_input(
+        now,
+        &server_bytes(&[FrameRepr::new(FrameType::Error, unknown.to_bytes())]),
+    );
     assert_eq!(
         events(&mut client),
         [ClientEvent::Error {
-            request: Some(first),
-            error: PeerError::Server(unknown)
+            request: first,
+            error: unknown
         }]
     );
-    client.send_text("b").unwrap();
-    let busy = crate::wire::ErrorPayload::new(ErrorCode::BUSY, "full");
-    let frame = FrameRepr::new(FrameType::Error, busy.to_bytes()).to_bytes();
-    assert_eq!(
-        client.handle_input(&frame).unwrap_err().code(),
-        Some(ErrorCode::BUSY)
+    let second = client.send_text("b").unwrap();
+    let busy = ErrorPayload::new(ErrorCode::BUSY, "full");
+    client.handle_input(
+        now,
+        &FrameRepr::new(FrameType::Error, busy.to_bytes()).to_bytes(),
     );
+    assert_eq!(
+        events(&mut client),
+        [ClientEvent::ConnectionLost {
+            error: PeerError::Server(busy),
+            request: None,
+            unanswered: vec![second],
+        }],
+        "BUSY answered no request"
+    );
+}
+
+/// SPEC.md §3.4: a TEXT request of N bytes may get a reply of 3 × (N + 3),
+/// whatever the client's own limit.
+#[test]
+fn a_text_reply_three_times_the_request_is_accepted_over_the_configured_limit() {
+    let config = ClientConfig {
+        max_data_len: 16,
+        max_fragment_len: 1000,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    let text = "ΐ".repeat(100);
+    client.send_text(&text).unwrap();
+    let mut server = Harness::new(ServerConfig::default());
+    exchange(&mut client, &mut server);
+    let events = events(&mut client);
+    assert!(
+        matches!(&events[..], [ClientEvent::Reply { frame, last: true, .. }] if frame.data.len() == 600 && frame.data == text.to_uppercase().as_bytes()),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_reply_longer_than_its_request_allows_is_rejected_from_its_header() {
+    let mut client = client();
+    client.send_bytes(b"abc").unwrap();
+    let reply = server_bytes(&[FrameRepr::new(FrameType::Bytes, "ABCD")]);
+    client.handle_input(std::time::Instant::now(), &reply[..PREFACE.len() + 42]);
     assert!(matches!(
-        &events(&mut client)[0],
-        ClientEvent::Error { request: None, .. }
+        &events(&mut client)[..],
+        [ClientEvent::ConnectionLost {
+            error: PeerError::FrameTooLarge {
+                frame_type: FrameType::Bytes,
+                len: 4,
+                limit: 3
+            },
+            ..
+        }]
     ));
-    assert_eq!(client.waiting(), 1, "BUSY answered no request");
+}
+
+#[test]
+fn long_text_goes_as_fragments_cut_at_code_points_and_each_gets_a_reply() {
+    let config = ClientConfig {
+        max_fragment_len: 5,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    let id = client.send_text("aaaaéé€b").unwrap();
+    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    let fragments: Vec<(&[u8], bool)> =
+        sent.iter().map(|f| (&f.data[..], f.flags.more())).collect();
+    assert_eq!(
+        fragments,
+        [
+            ("aaaa".as_bytes(), true),
+            ("éé".as_bytes(), true),
+            ("€b".as_bytes(), false)
+        ]
+    );
+    let mut server = Harness::new(ServerConfig::default());
+    exchange(&mut client, &mut server);
+    let replies: Vec<(String, bool)> = events(&mut client)
+        .into_iter()
+        .map(|event| match event {
+            ClientEvent::Reply {
+                request,
+                frame,
+                last,
+            } => {
+                assert_eq!(request, id);
+                (String::from_utf8(frame.data.to_vec()).unwrap(), last)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("AAAA".into(), false),
+            ("ÉÉ".into(), false),
+            ("€B".into(), true)
+        ]
+    );
+    assert_eq!(client.waiting(), 0);
+}
+
+#[test]
+fn empty_text_and_bytes_are_one_empty_frame() {
+    let mut client = client();
+    client.send_text("").unwrap();
+    client.send_bytes(b"").unwrap();
+    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    assert_eq!(
+        sent,
+        [
+            FrameRepr::new(FrameType::Text, ""),
+            FrameRepr::new(FrameType::Bytes, "")
+        ]
+    );
+}
+
+#[test]
+fn requests_beyond_the_window_are_held_until_replies_come() {
+    let config = ClientConfig {
+        max_fragment_len: 4,
+        max_in_flight: 8,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    client.send_bytes(b"0123456789ab").unwrap();
+    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    assert_eq!(sent.len(), 2, "8 bytes in flight, the third fragment held");
+    assert!(client.has_held_requests());
+    let mut server = Harness::new(ServerConfig::default());
+    exchange(&mut client, &mut server);
+    assert!(!client.has_held_requests());
+    let data: Vec<u8> = events(&mut client)
+        .into_iter()
+        .flat_map(|event| match event {
+            ClientEvent::Reply { frame, .. } => frame.data.to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(data, b"0123456789AB");
+}
+
+#[test]
+fn a_silent_server_times_out_once_and_an_idle_client_has_no_timer() {
+    let start = std::time::Instant::now();
+    let config = ClientConfig {
+        reply_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(start, config);
+    let id = client.send_text("x").unwrap();
+    let len = client.pending_output().len();
+    let sent_at = start + Duration::from_secs(1);
+    client.mark_sent(sent_at, len).unwrap();
+    assert_eq!(
+        client.poll_timeout(),
+        Some(sent_at + Duration::from_secs(5))
+    );
+    client.handle_timeout(sent_at + Duration::from_secs(4));
+    assert_eq!(client.poll_event(), None, "not due yet");
+    client.handle_timeout(sent_at + Duration::from_secs(5));
+    assert_eq!(
+        events(&mut client),
+        [ClientEvent::ConnectionLost {
+            error: PeerError::Timeout {
+                timeout: Duration::from_secs(5)
+            },
+            request: None,
+            unanswered: vec![id],
+        }]
+    );
+    assert_eq!(client.poll_timeout(), None);
+
+    let mut idle = ClientConnection::new(start, ClientConfig::default());
+    idle.handle_input(start, &PREFACE);
+    assert_eq!(idle.poll_timeout(), None, "nothing is due");
+}
+
+#[test]
+fn end_of_stream_before_the_replies_loses_the_connection() {
+    let mut client = client();
+    let id = client.ping(b"p").unwrap();
+    client.handle_input(std::time::Instant::now(), &PREFACE);
+    client.handle_eof(std::time::Instant::now());
+    assert_eq!(
+        events(&mut client),
+        [ClientEvent::ConnectionLost {
+            error: PeerError::Closed,
+            request: None,
+            unanswered: vec![id],
+        }]
+    );
+}
+
+#[test]
+fn a_fragment_limit_shorter_than_a_code_point_cuts_inside_it() {
+    let config = ClientConfig {
+        max_fragment_len: 1,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    client.send_text("中ß").unwrap();
+    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    assert_eq!(sent.len(), 5, "one byte per fragment");
+    assert!(sent.iter().all(|frame| frame.data.len() == 1));
+    let mut server = Harness::new(ServerConfig::default());
+    exchange(&mut client, &mut server);
+    let joined: Vec<u8> = events(&mut client)
+        .into_iter()
+        .flat_map(|event| match event {
+            ClientEvent::Reply { frame, .. } => frame.data.to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(joined, "中SS".as_bytes());
 }

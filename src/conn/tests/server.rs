@@ -570,3 +570,60 @@ fn stats_count_frames_by_type_in_and_by_reply_type_out() {
     assert_eq!(frames_out.get(FrameType::Bye), 1);
     assert_eq!(frames_out.counts().iter().sum::<u64>(), stats.frames_out);
 }
+
+#[test]
+fn a_busy_connections_wait_for_its_preface_is_one_deadline_from_accept() {
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let mut harness = Harness::new_busy(config, 3);
+    let deadline = harness.conn.poll_timeout().unwrap();
+    // A byte of the preface every second does not push the deadline back.
+    for byte in &PREFACE[..3] {
+        harness.advance(Duration::from_millis(600));
+        harness.feed(&[*byte]);
+        assert_eq!(harness.conn.poll_timeout(), Some(deadline));
+    }
+    harness.advance(Duration::from_millis(300));
+    assert!(harness.conn.has_ended(), "the deadline from accept passed");
+    assert!(harness.sent.is_empty(), "undecided: closed without reply");
+}
+
+#[test]
+fn an_evicted_framed_connection_gets_busy_then_closes() {
+    let mut harness = framed(&[frame(FrameType::Text, false, b"a")]);
+    harness.flush();
+    harness.take_sent();
+    harness.conn.evict(harness.now);
+    harness.flush();
+    let replies = decode_all(&harness.take_sent());
+    assert_eq!(replies.len(), 1);
+    assert_eq!(error_code(&replies[0]), ErrorCode::BUSY);
+    assert_eq!(
+        error_message(&replies[0]),
+        "server full: evicted the longest-idle connection; reconnect later"
+    );
+    assert!(harness.conn.has_ended());
+}
+
+#[test]
+fn an_evicted_raw_connection_flushes_what_it_received_and_ends() {
+    let mut harness = Harness::new(ServerConfig::default());
+    harness.feed(b"ab\xc3");
+    harness.conn.evict(harness.now);
+    harness.flush();
+    assert_eq!(harness.sent, b"AB\xc3", "the held byte is copied too");
+    harness.eof();
+    assert_eq!(closed_reason(&harness), Some(CloseReason::Evicted));
+}
+
+#[test]
+fn an_evicted_undetected_connection_closes_without_reply() {
+    let mut harness = Harness::new(ServerConfig::default());
+    harness.feed(&PREFACE[..4]);
+    harness.conn.evict(harness.now);
+    harness.eof();
+    assert!(harness.sent.is_empty());
+    assert_eq!(closed_reason(&harness), Some(CloseReason::Evicted));
+}
