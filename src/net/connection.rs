@@ -18,6 +18,7 @@ use mio::net::TcpStream;
 
 use super::budget::{BudgetShare, MemoryBudget};
 use super::log_escape::escape_for_log;
+use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
 
 /// Reads one connection may make in one turn before the loop serves the
@@ -66,6 +67,8 @@ pub(crate) struct Connection {
     /// before detection) since [`take_activity`](Self::take_activity) was
     /// last called: what resets "idle" for eviction.
     active: bool,
+    /// Its reporter to the server's metrics (`--metrics`).
+    meter: Option<ConnectionMeter>,
 }
 
 impl Connection {
@@ -87,7 +90,13 @@ impl Connection {
             armed: None,
             share: BudgetShare::default(),
             active: false,
+            meter: None,
         }
+    }
+
+    /// Report to the server's metrics from now on.
+    pub(crate) fn set_meter(&mut self, meter: ConnectionMeter) {
+        self.meter = Some(meter);
     }
 
     /// The socket, to register it with the loop's poll.
@@ -121,6 +130,9 @@ impl Connection {
     pub(crate) fn evict(&mut self, now: Instant) {
         self.refusing = true;
         self.core.evict(now);
+        if let Some(meter) = &mut self.meter {
+            meter.evicted();
+        }
     }
 
     /// The poll reported the socket readable (or closed, or in error).
@@ -158,8 +170,14 @@ impl Connection {
                 Step::Closed
             }
         };
+        if let Some(meter) = &mut self.meter {
+            meter.report(&self.core);
+        }
         if step == Step::Closed {
             self.share.release(budget);
+            if let Some(meter) = self.meter.take() {
+                meter.closed(&self.core);
+            }
         } else {
             self.share.update(
                 budget,
@@ -206,6 +224,9 @@ impl Connection {
     pub(crate) fn close_now(&mut self, why: &str, budget: &MemoryBudget) {
         self.log_close(&End::Dropped(why.to_string()));
         self.share.release(budget);
+        if let Some(meter) = self.meter.take() {
+            meter.closed(&self.core);
+        }
     }
 
     /// The loop of [`drive`](Self::drive): `Err` is a socket error, `Ok(Err)`
@@ -284,6 +305,9 @@ impl Connection {
     /// Hand input to the core and note whether it made the connection
     /// active (a complete frame, or raw bytes).
     fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+        if let Some(meter) = &mut self.meter {
+            meter.read_at(now);
+        }
         let before = self.core.stats();
         self.core.handle_input(now, data).map_err(usage)?;
         let after = self.core.stats();
@@ -338,6 +362,9 @@ impl Connection {
                 }
                 ServerEvent::ProtocolError(violation) => {
                     let code = violation.code();
+                    if let Some(meter) = &self.meter {
+                        meter.error_sent(code);
+                    }
                     warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),
