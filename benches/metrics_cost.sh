@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# What `serve --metrics` costs: round trips against two `upcase serve`
-# instances started the same way, one with `--metrics` and one without,
-# measured by `upcase bench` in one run, taking turns (A B, then B A, …) so
-# that a change of load on the machine hits both alike.
+# What `serve --metrics` costs: round trips against three `upcase serve`
+# instances started the same way, one with `--metrics` ("with") and two
+# without ("without", and "control"), each driven by its own `upcase bench`
+# at the same time, so that whatever else loads the machine hits all alike
+# (taking turns was tried first: on this shared machine the load changed
+# more between two turns than the metrics cost).
 #
-# Prints, per case, the median round trips per second of each side and
-# their ratio, and the server's CPU time per round trip: each server's
-# user + system time (/proc/PID/stat) read around every run, summed over
-# all runs of a side, divided by the requests answered. Throughput on a
-# shared 2-core machine swings by 2× from run to run; CPU per round trip is
-# what the metrics cost the server, and far less disturbed by other load.
-# Target: at most 3 % more CPU per round trip, at least 0.97 of the round
-# trips. The metrics side is scraped at the end, to show it counted.
+# Prints, per case, the median round trips per second of each side, and the
+# server's CPU time per round trip: each server's user + system time
+# (/proc/PID/stat) read around every run, summed over all runs of a side,
+# divided by the requests answered. The control is a second server without
+# metrics: how far control/without is from 1 is how far two identical
+# servers differ in this run, i.e. the resolution of with/without.
+# Target: with/without at most 3 % more CPU per round trip and at least
+# 0.97 of the round trips (when control/without is closer to 1 than that).
+# The metrics side is scraped at the end, to show it counted.
 #
 #   benches/metrics_cost.sh             # 5 rounds of 4 s per case and side
 #   ROUNDS=3 DURATION=2 benches/metrics_cost.sh
@@ -63,20 +66,29 @@ cpu_ticks() {
 }
 
 read -r plain_pid plain_addr < <(start plain)
+read -r control_pid control_addr < <(start control)
 read -r metered_pid metered_addr metrics_addr < <(start metered --metrics 127.0.0.1:0)
-pids+=("$plain_pid" "$metered_pid")
-echo "without: $plain_addr, with: $metered_addr (metrics at $metrics_addr); $ROUNDS rounds of $DURATION s" >&2
+pids+=("$plain_pid" "$control_pid" "$metered_pid")
+echo "without: $plain_addr, control: $control_addr, with: $metered_addr (metrics at $metrics_addr); $ROUNDS rounds of $DURATION s" >&2
 echo "load before: $(uptime)" >&2
 
-# run CASE SIDE PID ADDR [bench args...]: one measurement, appended to $RESULTS.
+# run CASE [bench args...]: every side at once, appended to $RESULTS.
 run() {
-    local case=$1 side=$2 pid=$3 addr=$4; shift 4
-    local before after
-    before=$(cpu_ticks "$pid")
-    "$UPCASE" bench "$addr" --json --duration "$DURATION" "$@" > "$OUT/bench.json"
-    after=$(cpu_ticks "$pid")
-    printf '{"case":"%s","side":"%s","cpu_us":%s,"report":%s}\n' \
-        "$case" "$side" "$(( (after - before) * TICK_US ))" "$(cat "$OUT/bench.json")" >> "$RESULTS"
+    local case=$1; shift
+    local sides=(without control with) side
+    local -A pid_of=([without]=$plain_pid [control]=$control_pid [with]=$metered_pid)
+    local -A addr_of=([without]=$plain_addr [control]=$control_addr [with]=$metered_addr)
+    local -A before benches
+    for side in "${sides[@]}"; do before[$side]=$(cpu_ticks "${pid_of[$side]}"); done
+    for side in "${sides[@]}"; do
+        "$UPCASE" bench "${addr_of[$side]}" --json --duration "$DURATION" "$@" > "$OUT/$side.json" &
+        benches[$side]=$!
+    done
+    for side in "${sides[@]}"; do wait "${benches[$side]}"; done
+    for side in "${sides[@]}"; do
+        printf '{"case":"%s","side":"%s","cpu_us":%s,"report":%s}\n' "$case" "$side" \
+            "$(( ($(cpu_ticks "${pid_of[$side]}") - before[$side]) * TICK_US ))" "$(cat "$OUT/$side.json")" >> "$RESULTS"
+    done
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -87,14 +99,7 @@ for round in $(seq "$ROUNDS"); do
             "framed 64 B, 64 clients") args=(--size 64 --mode framed --clients 64) ;;
             "raw 64 B, 64 clients") args=(--size 64 --clients 64) ;;
         esac
-        # Which side goes first alternates from round to round.
-        if [ $((round % 2)) -eq 1 ]; then
-            run "$case" without "$plain_pid" "$plain_addr" "${args[@]}"
-            run "$case" with "$metered_pid" "$metered_addr" "${args[@]}"
-        else
-            run "$case" with "$metered_pid" "$metered_addr" "${args[@]}"
-            run "$case" without "$plain_pid" "$plain_addr" "${args[@]}"
-        fi
+        run "$case" "${args[@]}"
     done
 done
 echo "load after: $(uptime)" >&2
@@ -113,13 +118,18 @@ for row in rows:
     side["cpu_us"] += row["cpu_us"]
     side["requests"] += row["report"]["requests"]
 print()
-print(f"{'case':<24} {'req/s without':>13} {'with':>9} {'ratio':>6}   {'CPU µs/req without':>18} {'with':>6} {'ratio':>6}")
+print(f"{'case':<24} {'req/s: without':>14} {'control':>8} {'with':>8} {'ctl/w/o':>8} {'with/w/o':>9}"
+      f"   {'CPU µs/req: without':>19} {'control':>7} {'with':>6} {'ctl/w/o':>8} {'with/w/o':>9}")
 for case, sides in cases.items():
-    w, m = sides["without"], sides["with"]
-    rps_w, rps_m = statistics.median(w["rps"]), statistics.median(m["rps"])
-    cpu_w, cpu_m = w["cpu_us"] / w["requests"], m["cpu_us"] / m["requests"]
-    print(f"{case:<24} {rps_w:>13,.0f} {rps_m:>9,.0f} {rps_m / rps_w:>6.3f}   {cpu_w:>18.2f} {cpu_m:>6.2f} {cpu_m / cpu_w:>6.3f}")
-    print(f"{'':<24} runs (req/s) without: {', '.join(f'{x:,.0f}' for x in w['rps'])}; with: {', '.join(f'{x:,.0f}' for x in m['rps'])}")
+    rps = {side: statistics.median(sides[side]["rps"]) for side in sides}
+    cpu = {side: sides[side]["cpu_us"] / sides[side]["requests"] for side in sides}
+    print(f"{case:<24} {rps['without']:>14,.0f} {rps['control']:>8,.0f} {rps['with']:>8,.0f}"
+          f" {rps['control'] / rps['without']:>8.3f} {rps['with'] / rps['without']:>9.3f}"
+          f"   {cpu['without']:>19.2f} {cpu['control']:>7.2f} {cpu['with']:>6.2f}"
+          f" {cpu['control'] / cpu['without']:>8.3f} {cpu['with'] / cpu['without']:>9.3f}")
+    for side in ("without", "control", "with"):
+        print(f"{'':<24} runs (req/s) {side}: {', '.join(f'{x:,.0f}' for x in sides[side]['rps'])}")
 print("\n(req/s: median of the runs; CPU µs/req: the server's user + system time over all runs of a side,"
-      " divided by the requests answered. Target: with/without CPU ≤ 1.03, req/s ≥ 0.97)")
+      " divided by the requests answered. control/without shows how far two identical servers differ;"
+      " target: with/without CPU ≤ 1.03 and req/s ≥ 0.97, read against that)")
 PY
