@@ -72,6 +72,11 @@ impl MemoryBudget {
         self.charged.load(Ordering::Relaxed) < self.limit
     }
 
+    /// Bytes beyond the reserves that may be buffered, over all connections.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes charged beyond the reserves now.
     pub(crate) fn charged(&self) -> usize {
         self.charged.load(Ordering::Relaxed)

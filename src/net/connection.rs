@@ -18,6 +18,7 @@ use mio::net::TcpStream;
 
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
+use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
 
 /// Reads one connection may make in one turn before the loop serves the
@@ -70,6 +71,8 @@ pub(crate) struct Connection {
     /// before detection) since [`take_activity`](Self::take_activity) was
     /// last called: what resets "idle" for eviction.
     active: bool,
+    /// Its reporter to the server's metrics (`--metrics`).
+    meter: Option<ConnectionMeter>,
 }
 
 impl Connection {
@@ -93,7 +96,13 @@ impl Connection {
             queued_for_budget: false,
             share: BudgetShare::default(),
             active: false,
+            meter: None,
         }
+    }
+
+    /// Report to the server's metrics from now on.
+    pub(crate) fn set_meter(&mut self, meter: ConnectionMeter) {
+        self.meter = Some(meter);
     }
 
     /// The socket, to register it with the loop's poll.
@@ -127,6 +136,9 @@ impl Connection {
     pub(crate) fn evict(&mut self, now: Instant) {
         self.refusing = true;
         self.core.evict(now);
+        if let Some(meter) = &mut self.meter {
+            meter.evicted();
+        }
     }
 
     /// The poll reported the socket readable (or closed, or in error).
@@ -164,8 +176,14 @@ impl Connection {
                 Step::Closed
             }
         };
+        if let Some(meter) = &mut self.meter {
+            meter.report(&self.core);
+        }
         if step == Step::Closed {
             self.share.release(budget);
+            if let Some(meter) = self.meter.take() {
+                meter.closed(&self.core);
+            }
         } else {
             self.update_share(budget);
         }
@@ -208,6 +226,9 @@ impl Connection {
     pub(crate) fn close_now(&mut self, why: &str, budget: &MemoryBudget) {
         self.log_close(&End::Dropped(why.to_string()));
         self.share.release(budget);
+        if let Some(meter) = self.meter.take() {
+            meter.closed(&self.core);
+        }
     }
 
     /// The loop of [`drive`](Self::drive): `Err` is a socket error, `Ok(Err)`
@@ -287,6 +308,9 @@ impl Connection {
     /// Hand input to the core and note whether it made the connection
     /// active (a complete frame, or raw bytes).
     fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+        if let Some(meter) = &mut self.meter {
+            meter.read_at(now);
+        }
         let before = self.core.stats();
         self.core.handle_input(now, data).map_err(usage)?;
         let after = self.core.stats();
@@ -341,6 +365,9 @@ impl Connection {
                 }
                 ServerEvent::ProtocolError(violation) => {
                     let code = violation.code();
+                    if let Some(meter) = &self.meter {
+                        meter.error_sent(code);
+                    }
                     warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),

@@ -23,6 +23,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, DriveLimits, Step};
+use super::metrics::{ConnectionMeter, ServerMetrics, ShardHandle};
+use super::proxy::Cidr;
+use super::proxy_stage::{HeaderDone, HeaderStage};
 use super::server::Shared;
 use super::slots::{Admission, Slots};
 use super::timers::{TimerKey, Timers};
@@ -52,6 +55,10 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 pub(crate) struct LoopSettings {
     pub(crate) config: ServerConfig,
     pub(crate) limits: DriveLimits,
+    /// `Some(trusted peers, header timeout)` when the PROXY protocol is on.
+    pub(crate) proxy_protocol: Option<(Vec<Cidr>, Duration)>,
+    /// The counters of `--metrics`, when on.
+    pub(crate) metrics: Option<Arc<ServerMetrics>>,
 }
 
 /// One loop's state. Built on the spawning thread, run on its own.
@@ -80,6 +87,10 @@ pub(crate) struct EventLoop {
     settings: Arc<LoopSettings>,
     shared: Arc<Shared>,
     shutting_down: bool,
+    /// Sockets waiting for their PROXY header (PROXY protocol on).
+    headers: Option<HeaderStage>,
+    /// This loop's shard of the metrics (metrics on).
+    metrics: Option<ShardHandle>,
 }
 
 /// A connection slot and its generation (bumped at every reuse, so stale
@@ -111,7 +122,18 @@ impl EventLoop {
                 .register(&mut listener, Token(1 + index), Interest::READABLE)?;
             mio_listeners.push(listener);
         }
+        // The server makes one shard per loop, so each loop gets its own.
+        let metrics = settings
+            .metrics
+            .as_ref()
+            .and_then(ServerMetrics::claim_shard);
+        let headers = settings
+            .proxy_protocol
+            .clone()
+            .map(|(trusted, timeout)| HeaderStage::new(trusted, timeout, metrics.clone()));
         let event_loop = EventLoop {
+            headers,
+            metrics,
             poll,
             first_connection_token: 1 + mio_listeners.len(),
             listeners: mio_listeners,
@@ -162,6 +184,10 @@ impl EventLoop {
                 if token == WAKER.0 {
                     continue;
                 }
+                if HeaderStage::owns(event.token()) {
+                    self.header_readable(event.token(), now);
+                    continue;
+                }
                 if token < self.first_connection_token() {
                     self.accept(token - 1, now);
                     continue;
@@ -177,6 +203,9 @@ impl EventLoop {
             self.run_turn_queue(now);
             self.run_timers(now);
             self.retry_budget_blocked(now);
+            if let Some(headers) = &mut self.headers {
+                headers.expire(self.poll.registry(), now);
+            }
         }
     }
 
@@ -190,6 +219,7 @@ impl EventLoop {
             self.timers.next_deadline(),
             self.budget_retry_at,
             self.accept_paused_until,
+            self.headers.as_ref().and_then(HeaderStage::next_deadline),
         ];
         let first = deadlines.into_iter().flatten().min()?;
         Some(first.saturating_duration_since(Instant::now()))
@@ -310,6 +340,49 @@ impl EventLoop {
             Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
         };
         let _ = stream.set_nodelay(true);
+        match &mut self.headers {
+            // The connection's addresses are the PROXY header's: wait for it.
+            Some(headers) => headers.accept(self.poll.registry(), stream, local, peer, now),
+            None => _ = self.open(stream, local, peer, now, ""),
+        }
+    }
+
+    /// A socket's PROXY header may have arrived: once it has, serve the
+    /// connection with the header's addresses, from the bytes after it.
+    fn header_readable(&mut self, token: Token, now: Instant) {
+        let Some(headers) = &mut self.headers else {
+            return;
+        };
+        let Some(HeaderDone {
+            stream,
+            local,
+            peer,
+            via,
+        }) = headers.readable(self.poll.registry(), token, &mut self.scratch)
+        else {
+            return;
+        };
+        if let Some(slot) = self.open(stream, local, peer, now, &via) {
+            // What followed the header may be in the socket already, and
+            // edge-triggered readiness will not say so again.
+            if let Some(connection) = self.connection_mut(slot) {
+                connection.set_read_ready();
+            }
+            self.drive(slot, now);
+        }
+    }
+
+    /// Serve, refuse (BUSY) or drop a connection from `peer` to `local`;
+    /// `via` ends its log line (` via …`: how a PROXY header named these
+    /// addresses). Its slot, unless dropped.
+    fn open(
+        &mut self,
+        stream: TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+        now: Instant,
+        via: &str,
+    ) -> Option<usize> {
         let settings = Arc::clone(&self.settings);
         let config = &settings.config;
         let (core, refusing) = match self.slots.admit(peer.ip(), self.shared.limit()) {
@@ -317,12 +390,12 @@ impl EventLoop {
                 if let Admission::Evict { victim } = admission {
                     self.evict(victim, peer, now);
                 }
-                info!("{peer} connected to {local}");
+                info!("{peer} connected to {local}{via}");
                 let core = ServerConnection::new(config.clone(), local, peer, now);
                 (core, false)
             }
             Admission::Refuse { limit } => {
-                info!("{peer} connected over the connection limit of {limit}");
+                info!("{peer} connected{via} over the connection limit of {limit}");
                 let mut config = config.clone();
                 config.idle_timeout = config.idle_timeout.min(BUSY_DEADLINE);
                 config.linger = config.linger.min(BUSY_DEADLINE);
@@ -330,7 +403,11 @@ impl EventLoop {
                 (core, true)
             }
             Admission::Drop { limit } => {
-                return info!("{peer} dropped: over the connection limit of {limit}");
+                if let Some(shard) = &self.metrics {
+                    shard.connection_dropped();
+                }
+                info!("{peer} dropped: over the connection limit of {limit}");
+                return None;
             }
         };
         let slot = match self.free.pop() {
@@ -349,7 +426,11 @@ impl EventLoop {
         ) {
             self.slots.release(None, refusing, self.shared.limit());
             self.free.push(slot);
-            return warn!("{peer}: cannot register the connection: {error}");
+            warn!("{peer}: cannot register the connection: {error}");
+            return None;
+        }
+        if let Some(shard) = &self.metrics {
+            connection.set_meter(ConnectionMeter::accepted(shard, refusing));
         }
         self.connections[slot].connection = Some(connection);
         if !refusing {
@@ -359,6 +440,7 @@ impl EventLoop {
         self.shared.connection_opened();
         // A client usually sends right away; the readable event will say so.
         self.after_drive(slot, Step::Wait);
+        Some(slot)
     }
 
     /// Make room for `newcomer`: the connection in `victim` is told BUSY
@@ -522,6 +604,9 @@ impl EventLoop {
         self.shutting_down = true;
         for mut listener in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(headers) = &mut self.headers {
+            headers.close_all(self.poll.registry());
         }
         let now = Instant::now();
         for slot in 0..self.connections.len() {
