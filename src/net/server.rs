@@ -15,9 +15,10 @@ use mio::Waker;
 use super::budget::MemoryBudget;
 use super::connection::DriveLimits;
 use super::event_loop::{EventLoop, LoopSettings};
+use super::fd_limit::connection_descriptors;
 use super::listen::bind_tcp_group;
 use super::slots::ConnectionLimit;
-use super::udp::{UdpStats, bind_udp, serve_udp};
+use super::udp::{UdpRateLimit, UdpStats, bind_udp, serve_udp};
 use crate::conn::{DatagramConfig, ServerConfig};
 use crate::wire::HEADER_LEN;
 
@@ -50,6 +51,7 @@ pub struct ServerBuilder {
     max_connections: usize,
     backlog: i32,
     udp: bool,
+    udp_rate_limit: UdpRateLimit,
     threads: Option<usize>,
     memory_budget: usize,
     max_buffer: usize,
@@ -64,6 +66,7 @@ impl Default for ServerBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             backlog: 1024,
             udp: true,
+            udp_rate_limit: UdpRateLimit::default(),
             threads: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_buffer: DEFAULT_MAX_BUFFER,
@@ -104,6 +107,13 @@ impl ServerBuilder {
     /// too (SPEC.md §8). On by default.
     pub fn udp(mut self, udp: bool) -> ServerBuilder {
         self.udp = udp;
+        self
+    }
+
+    /// How many datagrams a second each source address may send
+    /// (SPEC.md §8.6); [`UdpRateLimit::default`] unless told.
+    pub fn udp_rate_limit(mut self, limit: UdpRateLimit) -> ServerBuilder {
+        self.udp_rate_limit = limit;
         self
     }
 
@@ -211,6 +221,7 @@ impl ServerBuilder {
             local_addrs,
             udp_sockets,
             udp_addrs,
+            udp_rate_limit: self.udp_rate_limit,
             max_connections: self.max_connections,
             settings: Arc::new(LoopSettings {
                 config: self.config.clone(),
@@ -253,6 +264,7 @@ pub struct Server {
     local_addrs: Vec<SocketAddr>,
     udp_sockets: Vec<UdpSocket>,
     udp_addrs: Vec<SocketAddr>,
+    udp_rate_limit: UdpRateLimit,
     max_connections: usize,
     settings: Arc<LoopSettings>,
     budget: MemoryBudget,
@@ -301,6 +313,7 @@ impl Server {
             all_closed: Condvar::new(),
             budget: self.budget,
             limit: ConnectionLimit::new(self.max_connections),
+            descriptor_cap: connection_descriptors(self.per_loop.len(), self.local_addrs.len()),
             udp: UdpStats::default(),
         });
         let mut handle = ServerHandle {
@@ -327,6 +340,7 @@ impl Server {
             raw_case: self.settings.config.raw_case,
             max_data_len: self.settings.config.max_data_len,
         };
+        let udp_rate_limit = self.udp_rate_limit;
         for socket in self.udp_sockets {
             let thread_shared = Arc::clone(&shared);
             let addr = socket.local_addr()?;
@@ -334,8 +348,9 @@ impl Server {
                 .name(format!("udp {addr}"))
                 .spawn(move || {
                     let stats = &thread_shared.udp;
+                    let stop = &thread_shared.shutdown;
                     if let Err(error) =
-                        serve_udp(&socket, &datagram_config, &thread_shared.shutdown, stats)
+                        serve_udp(&socket, &datagram_config, udp_rate_limit, stop, stats)
                     {
                         error!("udp {addr} stopped: {error}");
                     }
@@ -465,6 +480,9 @@ pub(crate) struct Shared {
     all_closed: Condvar,
     budget: MemoryBudget,
     limit: ConnectionLimit,
+    /// Open connections the descriptor limit allows (see
+    /// [`connection_descriptors`]).
+    descriptor_cap: usize,
     udp: UdpStats,
 }
 
@@ -479,6 +497,11 @@ impl Shared {
 
     pub(crate) fn limit(&self) -> &ConnectionLimit {
         &self.limit
+    }
+
+    /// Whether the process has a descriptor left for another connection.
+    pub(crate) fn has_descriptor_for_another(&self) -> bool {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) < self.descriptor_cap
     }
 
     pub(crate) fn connection_opened(&self) {
