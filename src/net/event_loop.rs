@@ -135,10 +135,6 @@ impl EventLoop {
         Ok((event_loop, waker))
     }
 
-    fn first_connection_token(&self) -> usize {
-        self.first_connection_token
-    }
-
     /// Serve until shutdown has been asked and every connection is gone.
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
@@ -162,11 +158,11 @@ impl EventLoop {
                 if token == WAKER.0 {
                     continue;
                 }
-                if token < self.first_connection_token() {
+                if token < self.first_connection_token {
                     self.accept(token - 1, now);
                     continue;
                 }
-                let slot = token - self.first_connection_token();
+                let slot = token - self.first_connection_token;
                 if let Some(connection) = self.connection_mut(slot) {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         connection.set_read_ready();
@@ -340,7 +336,7 @@ impl EventLoop {
                 self.connections.len() - 1
             }
         };
-        let token = Token(self.first_connection_token() + slot);
+        let token = Token(self.first_connection_token + slot);
         let mut connection = Connection::new(stream, core, peer, refusing);
         if let Err(error) = self.poll.registry().register(
             connection.stream_mut(),
