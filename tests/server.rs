@@ -710,3 +710,19 @@ fn shutdown_answers_every_frame_received_on_every_loop() {
     assert!(handle.wait(Some(TIMEOUT)));
     handle.shutdown();
 }
+
+#[test]
+fn a_second_server_cannot_take_a_port_in_use_despite_reuseport() {
+    // The loops of one server share their port (SO_REUSEPORT); another
+    // server asking for it must still be told it is in use.
+    let (handle, addr) = start_with(|builder| builder.threads(2));
+    let second = Server::builder().listen(addr).threads(2).bind();
+    match second {
+        Err(error) => assert_eq!(error.kind(), ErrorKind::AddrInUse, "{error}"),
+        Ok(server) => panic!("bound {:?} a second time", server.local_addrs()),
+    }
+    let mut client = client(addr);
+    assert_eq!(client.upcase("still mine").unwrap(), "STILL MINE");
+    client.bye().unwrap();
+    handle.shutdown();
+}
