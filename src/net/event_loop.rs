@@ -349,12 +349,12 @@ impl EventLoop {
         }
         self.connections[slot].connection = Some(connection);
         if !refusing {
-            self.slots.enqueue(slot, peer.ip());
+            self.slots.enqueue(slot, peer.ip(), now);
         }
         self.live += 1;
         self.shared.connection_opened();
         // A client usually sends right away; the readable event will say so.
-        self.after_drive(slot, Step::Wait);
+        self.after_drive(slot, Step::Wait, now);
     }
 
     /// Make room for `newcomer`: the connection in `victim` is told BUSY
@@ -386,10 +386,10 @@ impl EventLoop {
             &settings.limits,
             self.shared.budget(),
         );
-        self.after_drive(slot, step);
+        self.after_drive(slot, step, now);
     }
 
-    fn after_drive(&mut self, slot: usize, step: Step) {
+    fn after_drive(&mut self, slot: usize, step: Step, now: Instant) {
         if step == Step::Closed {
             return self.remove(slot);
         }
@@ -400,7 +400,7 @@ impl EventLoop {
         if connection.has_ended() {
             self.slots.dequeue(slot);
         } else if connection.take_activity() {
-            self.slots.touch(slot);
+            self.slots.touch(slot, now);
         }
         match step {
             Step::MoreToRead if !connection.queued_for_turn => {
@@ -411,7 +411,7 @@ impl EventLoop {
                 connection.queued_for_budget = true;
                 self.budget_blocked.push(key);
                 if self.budget_retry_at.is_none() {
-                    self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY);
+                    self.budget_retry_at = Some(now + BUDGET_RETRY);
                 }
             }
             _ => {}
