@@ -95,7 +95,7 @@ pub struct ConnectionStats {
 pub struct FrameCounts([u64; FrameCounts::TYPES.len()]);
 
 impl FrameCounts {
-    /// The types counted, in the order of [`iter`](Self::iter);
+    /// The types counted, in the order of [`counts`](Self::counts);
     /// `Unknown(0)` stands for every unknown code.
     pub const TYPES: [FrameType; 7] = [
         FrameType::Text,

@@ -31,8 +31,10 @@ mod event_loop;
 mod fd_limit;
 mod listen;
 mod log_escape;
+mod log_throttle;
 mod metrics;
 mod proxy;
+mod proxy_stage;
 mod server;
 mod slots;
 mod timers;
@@ -43,16 +45,17 @@ pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use metrics::{
-    ConnectionMeter, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
-    REPLY_DELAY_BUCKETS_MICROS, ServerMetrics,
+    ConnectionMeter, GaugeSource, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
+    REPLY_DELAY_BUCKETS_MICROS, ServerGauges, ServerMetrics, ShardHandle,
 };
 pub use proxy::{
     Cidr, CidrParseError, MAX_V1_HEADER, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader,
     ProxyHeaderError, ProxyHeaderReader, ProxyHeaderStatus, parse_proxy_header,
 };
+pub use proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
     DEFAULT_SEND_TIMEOUT, Server, ServerBuilder, ServerHandle,
 };
-pub use udp::{UdpStats, bind_udp, serve_udp};
+pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

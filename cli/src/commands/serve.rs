@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -12,9 +13,10 @@ use signal_hook::iterator::Signals;
 
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
 use upcase::net::{
-    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, connections_for_descriptors,
-    raise_descriptor_limit,
+    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
+    connections_for_descriptors, raise_descriptor_limit,
 };
+use upcase_cli::metrics::MetricsEndpoint;
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
@@ -60,9 +62,28 @@ pub struct ServeArgs {
     /// Serve TCP only: do not answer UDP datagrams on the same port.
     #[arg(long)]
     no_udp: bool,
+    /// UDP datagrams a second each source address may send (an IPv6 source is its /64); 0: no limit.
+    #[arg(long, default_value_t = UdpRateLimit::default().per_second, value_name = "N")]
+    udp_rate: u32,
+    /// UDP datagrams a source may send at once after a quiet spell (the bucket of --udp-rate).
+    #[arg(long, default_value_t = UdpRateLimit::default().burst, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    udp_burst: u32,
     /// Length of the kernel's queue of connections not yet accepted (per loop).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     backlog: i32,
+    /// Expect HAProxy's PROXY protocol header (v1 or v2) on every TCP
+    /// connection, from a --trusted-proxy peer, and use its client address
+    /// (see README, "Running behind a load balancer").
+    #[arg(long, requires = "trusted_proxy")]
+    proxy_protocol: bool,
+    /// A peer allowed to send a PROXY header: a network (10.0.0.0/8) or an
+    /// address; repeat for several. Other peers are closed.
+    #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
+    trusted_proxy: Vec<Cidr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Also log every message received (RUST_LOG overrides).
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -153,9 +174,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .max_buffer(args.max_buffer)
             .send_timeout(Duration::from_secs(args.send_timeout))
             .backlog(args.backlog)
-            .udp(!args.no_udp),
+            .udp(!args.no_udp)
+            .udp_rate_limit(UdpRateLimit {
+                per_second: args.udp_rate,
+                burst: args.udp_burst,
+            })
+            .metrics(args.metrics.is_some()),
         |builder, &addr| builder.listen(addr),
     );
+    let builder = if args.proxy_protocol {
+        builder.proxy_protocol(args.trusted_proxy.clone())
+    } else {
+        builder
+    };
     let server = match builder.bind() {
         Ok(server) => server,
         Err(error) => {
@@ -163,7 +194,24 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let line = server.listening_line();
+    let mut lines = vec![server.listening_line()];
+    // Kept until the process exits: dropping it stops answering scrapes.
+    let _metrics = match (args.metrics, server.metrics()) {
+        (Some(addr), Some(metrics)) => match MetricsEndpoint::start(addr, Arc::clone(metrics)) {
+            Ok(endpoint) => {
+                lines.push(format!(
+                    "upcase metrics on http://{}/metrics",
+                    endpoint.local_addr()
+                ));
+                Some(endpoint)
+            }
+            Err(error) => {
+                error!("{error}; pick another address with --metrics (port 0 picks a free port)");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let handle = match server.spawn() {
         Ok(handle) => handle,
         Err(error) => {
@@ -172,7 +220,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    if writeln!(stdout, "{line}")
+    if writeln!(stdout, "{}", lines.join("\n"))
         .and_then(|()| stdout.flush())
         .is_err()
     {
