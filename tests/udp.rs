@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use upcase::net::{Client, ClientError, Server, ServerHandle, UdpClient};
+use upcase::net::{
+    Client, ClientError, Server, ServerBuilder, ServerHandle, UdpClient, UdpRateLimit,
+};
 use upcase::wire::{
     ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
     encode_framed_datagram,
@@ -16,7 +18,11 @@ use upcase::wire::{
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn start() -> (ServerHandle, SocketAddr) {
-    let server = Server::builder()
+    start_with(Server::builder())
+}
+
+fn start_with(builder: ServerBuilder) -> (ServerHandle, SocketAddr) {
+    let server = builder
         .listen("127.0.0.1:0".parse().unwrap())
         .bind()
         .unwrap();
@@ -235,5 +241,78 @@ fn a_burst_from_several_sockets_is_answered_in_full() {
     assert_eq!(counted(&stats.answered, all), all);
     assert_eq!(stats.received.load(Ordering::Relaxed), all);
     assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    handle.shutdown();
+}
+
+/// A socket at `ip` (any port) that waits at most `wait` for a reply.
+fn socket_at(ip: &str, wait: Duration) -> UdpSocket {
+    let socket = UdpSocket::bind((ip, 0)).unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket
+}
+
+#[test]
+fn no_reply_is_over_three_times_its_datagram() {
+    let (handle, addr) = start();
+    let socket = socket_at("127.0.0.1", Duration::from_millis(300));
+    let mut buf = [0u8; 1024];
+    // The 8 bytes that drew a 105-byte ERROR, and a bare preface (89).
+    let version_ff = [0xc0, 0x55, 0x50, 0x43, 0x41, 0x53, 0x45, 0xff];
+    for silent in [&version_ff[..], &PREFACE[..]] {
+        socket.send_to(silent, addr).unwrap();
+        assert!(
+            socket.recv_from(&mut buf).is_err(),
+            "{silent:02x?} got a reply"
+        );
+    }
+    assert_eq!(counted(&handle.udp_stats().dropped, 2), 2);
+    // 18 bytes: room for the ERROR with 2 bytes of its message, 54 in all.
+    let mut short = PREFACE.to_vec();
+    short[7] = 2;
+    short.resize(18, 0);
+    let patient = socket_at("127.0.0.1", TIMEOUT);
+    patient.send_to(&short, addr).unwrap();
+    let (len, _) = patient.recv_from(&mut buf).unwrap();
+    assert_eq!(len, 54);
+    assert_eq!(error_code_of(&buf[..len]), ErrorCode::UNSUPPORTED_VERSION);
+    handle.shutdown();
+}
+
+#[test]
+fn a_source_over_its_rate_limit_is_dropped_while_another_is_served() {
+    let limit = UdpRateLimit {
+        per_second: 1,
+        burst: 5,
+    };
+    let (handle, addr) = start_with(Server::builder().udp_rate_limit(limit));
+    let flood = socket_at("127.0.0.1", Duration::from_millis(300));
+    let started = Instant::now();
+    for n in 0..20 {
+        flood
+            .send_to(format!("flood {n}").as_bytes(), addr)
+            .unwrap();
+    }
+    let stats = handle.udp_stats();
+    assert_eq!(counted(&stats.received, 20), 20);
+    let refilled = started.elapsed().as_secs() + 1;
+    let mut buf = [0u8; 64];
+    let mut replies = 0;
+    while flood.recv_from(&mut buf).is_ok() {
+        replies += 1;
+    }
+    assert!(
+        (5..=5 + refilled).contains(&replies),
+        "{replies} replies: the burst of 5, and 1 a second"
+    );
+    assert_eq!(stats.rate_limited.load(Ordering::Relaxed), 20 - replies);
+    // Another address has a bucket of its own.
+    let other = socket_at("127.0.0.2", TIMEOUT);
+    for n in 0..5 {
+        other
+            .send_to(format!("other {n}").as_bytes(), addr)
+            .unwrap();
+        let (len, _) = other.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], format!("OTHER {n}").as_bytes());
+    }
     handle.shutdown();
 }

@@ -7,12 +7,23 @@ use bytes::BytesMut;
 use super::config::{RawCase, ServerMode};
 use super::error::ProtocolViolation;
 use super::framed::FramedSession;
-use super::reply::{ReplyAddresses, write_error};
+use super::reply::{ReplyAddresses, write_frame};
 use crate::transform::upcase_lossless;
 use crate::wire::{
-    Address, DEFAULT_MAX_DATA_LEN, Frame, FrameRepr, HEADER_LEN, MAX_REPLY_DATA, MAX_UDP_PAYLOAD,
-    PREFACE, PREFACE_LEN, PREFACE_MAGIC, VERSION, parse_header,
+    Address, DEFAULT_MAX_DATA_LEN, ErrorPayload, Flags, Frame, FrameRepr, FrameType, HEADER_LEN,
+    MAX_REPLY_DATA, MAX_UDP_PAYLOAD, PREFACE, PREFACE_LEN, PREFACE_MAGIC, VERSION, parse_header,
 };
+
+/// No reply is longer than this many times the datagram it answers
+/// (SPEC.md §8.4): QUIC's anti-amplification limit (RFC 9000 §8.1), so a
+/// datagram with a forged source cannot make the server send its victim
+/// more than it was sent. Upper case at most triples its input, so only an
+/// ERROR can exceed it.
+pub const AMPLIFICATION_LIMIT: usize = 3;
+
+/// The shortest ERROR reply: preface, header and the 2-byte code with no
+/// message. Datagrams under a third of it get no ERROR at all.
+pub const SHORTEST_ERROR_REPLY: usize = PREFACE_LEN + HEADER_LEN + 2;
 
 /// Settings of the datagram service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +59,12 @@ pub enum DatagramReply {
     },
     /// Send nothing: a framed-only server got a raw datagram.
     NotFramed,
+    /// Send nothing: the datagram is too short for even a message-less
+    /// ERROR to stay within [`AMPLIFICATION_LIMIT`] times its size.
+    OverAmplificationLimit {
+        /// The size the ERROR would have had with its whole message.
+        reply_len: usize,
+    },
 }
 
 impl DatagramReply {
@@ -55,7 +72,9 @@ impl DatagramReply {
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             DatagramReply::Send(bytes) => Some(bytes),
-            DatagramReply::Drop { .. } | DatagramReply::NotFramed => None,
+            DatagramReply::Drop { .. }
+            | DatagramReply::NotFramed
+            | DatagramReply::OverAmplificationLimit { .. } => None,
         }
     }
 }
@@ -71,7 +90,7 @@ pub fn respond_to_datagram(
         && datagram.len() >= PREFACE_LEN
         && datagram[..PREFACE_MAGIC.len()] == PREFACE_MAGIC;
     if framed {
-        DatagramReply::Send(respond_framed(datagram, local.into(), peer.into(), config))
+        respond_framed(datagram, local.into(), peer.into(), config)
     } else if config.mode == ServerMode::Framed {
         DatagramReply::NotFramed
     } else {
@@ -95,14 +114,41 @@ fn respond_framed(
     local: Address,
     peer: Address,
     config: &DatagramConfig,
-) -> BytesMut {
+) -> DatagramReply {
     let mut out = BytesMut::new();
     out.extend_from_slice(&PREFACE);
-    if let Err((addresses, violation)) = reply_to_frame(datagram, local, peer, config, &mut out) {
-        out.truncate(PREFACE_LEN);
-        write_error(&mut out, addresses, &violation);
+    let Err((addresses, violation)) = reply_to_frame(datagram, local, peer, config, &mut out)
+    else {
+        return DatagramReply::Send(out);
+    };
+    out.truncate(PREFACE_LEN);
+    let mut payload = ErrorPayload::new(violation.code(), violation.to_string());
+    let budget = AMPLIFICATION_LIMIT * datagram.len();
+    let Some(room) = budget.checked_sub(SHORTEST_ERROR_REPLY) else {
+        return DatagramReply::OverAmplificationLimit {
+            reply_len: SHORTEST_ERROR_REPLY + payload.message.len(),
+        };
+    };
+    shorten(&mut payload.message, room);
+    let data = payload.to_bytes();
+    write_frame(
+        &mut out,
+        addresses,
+        FrameType::Error,
+        Flags::default(),
+        &data,
+    );
+    DatagramReply::Send(out)
+}
+
+/// Cut `message` to its longest prefix of at most `max_len` bytes that ends
+/// on a character boundary, so a shortened ERROR still carries UTF-8.
+pub(super) fn shorten(message: &mut String, max_len: usize) {
+    let mut len = max_len.min(message.len());
+    while !message.is_char_boundary(len) {
+        len -= 1;
     }
-    out
+    message.truncate(len);
 }
 
 /// Append the reply frame, or say which ERROR replaces it, in the order of

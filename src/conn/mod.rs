@@ -14,7 +14,9 @@ mod server;
 
 pub use client::{ClientConnection, ClientEvent, RequestId};
 pub use config::{ClientConfig, DEFAULT_MAX_FRAGMENT_LEN, RawCase, ServerConfig, ServerMode};
-pub use datagram::{DatagramConfig, DatagramReply, respond_to_datagram};
+pub use datagram::{
+    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, SHORTEST_ERROR_REPLY, respond_to_datagram,
+};
 pub use error::{ClientUsageError, PeerError, ProtocolViolation, UsageError};
 pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;

@@ -31,6 +31,7 @@ mod event_loop;
 mod fd_limit;
 mod listen;
 mod log_escape;
+mod log_throttle;
 mod metrics;
 mod proxy;
 mod proxy_stage;
@@ -56,5 +57,5 @@ pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
     DEFAULT_SEND_TIMEOUT, Server, ServerBuilder, ServerHandle,
 };
-pub use udp::{UdpStats, bind_udp, serve_udp};
+pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

@@ -20,7 +20,7 @@ use super::metrics::{GaugeSource, ServerGauges, ServerMetrics};
 use super::proxy::Cidr;
 use super::proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 use super::slots::ConnectionLimit;
-use super::udp::{UdpStats, bind_udp, serve_udp};
+use super::udp::{UdpRateLimit, UdpStats, bind_udp, serve_udp};
 use crate::conn::{DatagramConfig, ServerConfig};
 use crate::wire::HEADER_LEN;
 
@@ -53,6 +53,7 @@ pub struct ServerBuilder {
     max_connections: usize,
     backlog: i32,
     udp: bool,
+    udp_rate_limit: UdpRateLimit,
     threads: Option<usize>,
     memory_budget: usize,
     max_buffer: usize,
@@ -70,6 +71,7 @@ impl Default for ServerBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             backlog: 1024,
             udp: true,
+            udp_rate_limit: UdpRateLimit::default(),
             threads: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_buffer: DEFAULT_MAX_BUFFER,
@@ -113,6 +115,13 @@ impl ServerBuilder {
     /// too (SPEC.md §8). On by default.
     pub fn udp(mut self, udp: bool) -> ServerBuilder {
         self.udp = udp;
+        self
+    }
+
+    /// How many datagrams a second each source address may send
+    /// (SPEC.md §8.6); [`UdpRateLimit::default`] unless told.
+    pub fn udp_rate_limit(mut self, limit: UdpRateLimit) -> ServerBuilder {
+        self.udp_rate_limit = limit;
         self
     }
 
@@ -244,6 +253,7 @@ impl ServerBuilder {
             local_addrs,
             udp_sockets,
             udp_addrs,
+            udp_rate_limit: self.udp_rate_limit,
             max_connections: self.max_connections,
             settings: Arc::new(LoopSettings {
                 config: self.config.clone(),
@@ -292,6 +302,7 @@ pub struct Server {
     local_addrs: Vec<SocketAddr>,
     udp_sockets: Vec<UdpSocket>,
     udp_addrs: Vec<SocketAddr>,
+    udp_rate_limit: UdpRateLimit,
     max_connections: usize,
     settings: Arc<LoopSettings>,
     budget: MemoryBudget,
@@ -376,6 +387,7 @@ impl Server {
             raw_case: self.settings.config.raw_case,
             max_data_len: self.settings.config.max_data_len,
         };
+        let udp_rate_limit = self.udp_rate_limit;
         for socket in self.udp_sockets {
             let thread_shared = Arc::clone(&shared);
             let addr = socket.local_addr()?;
@@ -383,8 +395,9 @@ impl Server {
                 .name(format!("udp {addr}"))
                 .spawn(move || {
                     let stats = &thread_shared.udp;
+                    let stop = &thread_shared.shutdown;
                     if let Err(error) =
-                        serve_udp(&socket, &datagram_config, &thread_shared.shutdown, stats)
+                        serve_udp(&socket, &datagram_config, udp_rate_limit, stop, stats)
                     {
                         error!("udp {addr} stopped: {error}");
                     }
@@ -528,6 +541,7 @@ impl GaugeSource for Shared {
             udp_received: load(&self.udp.received),
             udp_sent: load(&self.udp.answered),
             udp_dropped: load(&self.udp.dropped) + load(&self.udp.send_errors),
+            udp_rate_limited: load(&self.udp.rate_limited),
         }
     }
 }

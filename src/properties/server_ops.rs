@@ -22,8 +22,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::{chunks_at, transform_oracle};
 use crate::conn::{
-    CloseReason, DatagramConfig, DatagramReply, RawCase, ServerConfig, ServerConnection,
-    ServerEvent, ServerMode, WireMode, respond_to_datagram,
+    AMPLIFICATION_LIMIT, CloseReason, DatagramConfig, DatagramReply, RawCase, SHORTEST_ERROR_REPLY,
+    ServerConfig, ServerConnection, ServerEvent, ServerMode, WireMode, respond_to_datagram,
 };
 use crate::transform::CaseMode;
 use crate::wire::{
@@ -1029,7 +1029,8 @@ pub fn check_server_ops(config: &ServerOpsConfig, ops: &[Op]) {
 /// Answer one datagram and check the reply: never over 65,507 bytes; a
 /// datagram that starts with the preface (on a server that is not raw-only)
 /// gets the preface plus exactly one well-formed frame, the [`ReplyModel`]'s
-/// reply to a well-formed request frame; any other datagram gets its upper
+/// reply to a well-formed request frame, never more than three times its
+/// size (no reply at all when even a message-less ERROR would be); any other datagram gets its upper
 /// case (at most three times as long), dropped only when it would not fit,
 /// or nothing on a framed-only server.
 pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_data_len: u32) {
@@ -1064,11 +1065,27 @@ pub fn check_datagram(datagram: &[u8], mode: ServerMode, raw_case: RawCase, max_
         }
         return;
     }
-    let bytes = reply.bytes().expect("a framed datagram is always answered");
+    if let DatagramReply::OverAmplificationLimit { .. } = reply {
+        assert!(
+            AMPLIFICATION_LIMIT * datagram.len() < SHORTEST_ERROR_REPLY,
+            "a datagram of {} bytes has room for an ERROR",
+            datagram.len()
+        );
+        return;
+    }
+    let bytes = reply
+        .bytes()
+        .expect("a framed datagram with room for an ERROR is answered");
     assert!(
         bytes.len() <= MAX_UDP_PAYLOAD,
         "reply of {} bytes",
         bytes.len()
+    );
+    assert!(
+        bytes.len() <= AMPLIFICATION_LIMIT * datagram.len(),
+        "reply of {} bytes to {} bytes",
+        bytes.len(),
+        datagram.len()
     );
     assert_eq!(bytes[..PREFACE_LEN], PREFACE);
     let mut rest = BytesMut::from(&bytes[PREFACE_LEN..]);

@@ -23,4 +23,8 @@ pub use frame_type::FrameType;
 pub use preface::{PREFACE, PREFACE_LEN, PREFACE_MAGIC, PrefaceMatch, VERSION, match_preface};
 
 #[cfg(test)]
+mod boundaries;
+#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod readable;

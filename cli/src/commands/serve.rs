@@ -13,8 +13,8 @@ use signal_hook::iterator::Signals;
 
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
 use upcase::net::{
-    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, connections_for_descriptors,
-    raise_descriptor_limit,
+    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
+    connections_for_descriptors, raise_descriptor_limit,
 };
 use upcase_cli::metrics::MetricsEndpoint;
 
@@ -62,6 +62,13 @@ pub struct ServeArgs {
     /// Serve TCP only: do not answer UDP datagrams on the same port.
     #[arg(long)]
     no_udp: bool,
+    /// UDP datagrams a second each source address may send (an IPv6 source is its /64); 0: no limit.
+    #[arg(long, default_value_t = UdpRateLimit::default().per_second, value_name = "N")]
+    udp_rate: u32,
+    /// UDP datagrams a source may send at once after a quiet spell (the bucket of --udp-rate).
+    #[arg(long, default_value_t = UdpRateLimit::default().burst, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    udp_burst: u32,
     /// Length of the kernel's queue of connections not yet accepted (per loop).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     backlog: i32,
@@ -168,6 +175,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .send_timeout(Duration::from_secs(args.send_timeout))
             .backlog(args.backlog)
             .udp(!args.no_udp)
+            .udp_rate_limit(UdpRateLimit {
+                per_second: args.udp_rate,
+                burst: args.udp_burst,
+            })
             .metrics(args.metrics.is_some()),
         |builder, &addr| builder.listen(addr),
     );

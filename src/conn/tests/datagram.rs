@@ -1,9 +1,13 @@
 //! The stateless datagram responder.
 
 use super::harness::*;
-use crate::conn::{DatagramConfig, DatagramReply, RawCase, respond_to_datagram};
+use crate::conn::datagram::shorten;
+use crate::conn::{
+    AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, RawCase, SHORTEST_ERROR_REPLY,
+    respond_to_datagram,
+};
 use crate::wire::MAX_UDP_PAYLOAD;
-use crate::wire::{ErrorCode, Flags, FrameType, PREFACE};
+use crate::wire::{ErrorCode, ErrorPayload, Flags, FrameType, PREFACE};
 
 fn respond(datagram: &[u8]) -> DatagramReply {
     respond_to_datagram(datagram, local(), peer(), &DatagramConfig::default())
@@ -59,10 +63,12 @@ fn length_must_match_the_datagram() {
     assert_eq!(error_code(&framed_reply(&datagram)), ErrorCode::MALFORMED);
     datagram.truncate(datagram.len() - 2);
     assert_eq!(error_code(&framed_reply(&datagram)), ErrorCode::MALFORMED);
+    let mut short_header = PREFACE.to_vec();
+    short_header.resize(PREFACE.len() + 41, 0);
     assert_eq!(
-        error_code(&framed_reply(&PREFACE)),
+        error_code(&framed_reply(&short_header)),
         ErrorCode::MALFORMED,
-        "no header"
+        "a header one byte short"
     );
 }
 
@@ -84,7 +90,7 @@ fn other_errors_follow_the_stream_rules() {
         error_code(&framed_reply(&datagram_of(&unknown))),
         ErrorCode::UNKNOWN_TYPE
     );
-    let mut v9 = PREFACE.to_vec();
+    let mut v9 = datagram_of(&frame(FrameType::Text, false, b"a"));
     v9[7] = 9;
     assert_eq!(
         error_code(&framed_reply(&v9)),
@@ -127,4 +133,103 @@ fn a_raw_reply_too_large_for_udp_is_dropped() {
 fn bye_over_udp_is_answered_with_bye() {
     let reply = framed_reply(&datagram_of(&frame(FrameType::Bye, false, b"")));
     assert_eq!(reply.frame_type, FrameType::Bye);
+}
+
+/// The ERROR's message in a reply to `datagram`, checking the reply's size
+/// against the amplification limit on the way.
+fn error_reply_to(datagram: &[u8]) -> (ErrorCode, String, usize) {
+    let reply = respond(datagram);
+    let len = reply.bytes().expect("answered").len();
+    assert!(len <= AMPLIFICATION_LIMIT * datagram.len(), "{len} bytes");
+    let frame = framed_reply(datagram);
+    let payload = ErrorPayload::parse(&frame.data).unwrap();
+    (payload.code, payload.message, len)
+}
+
+#[test]
+fn a_datagram_too_short_for_any_error_within_three_times_gets_none() {
+    // The 8 bytes: version ff. The whole ERROR would be 105 bytes.
+    let version_ff = [0xc0, 0x55, 0x50, 0x43, 0x41, 0x53, 0x45, 0xff];
+    assert_eq!(
+        respond(&version_ff),
+        DatagramReply::OverAmplificationLimit { reply_len: 105 }
+    );
+    // A bare preface: "datagram ends inside the frame header" (37 bytes).
+    assert_eq!(
+        respond(&PREFACE),
+        DatagramReply::OverAmplificationLimit { reply_len: 89 }
+    );
+    // 17 bytes allow 51, one short of the 52 of a message-less ERROR.
+    let mut seventeen = PREFACE.to_vec();
+    seventeen.resize(17, 0);
+    assert_eq!(SHORTEST_ERROR_REPLY, 52);
+    assert_eq!(
+        respond(&seventeen),
+        DatagramReply::OverAmplificationLimit { reply_len: 89 }
+    );
+}
+
+#[test]
+fn an_error_over_three_times_its_datagram_is_shortened_to_fit_exactly() {
+    // 18 bytes allow 54: the code and two bytes of message.
+    let mut v2 = PREFACE.to_vec();
+    v2[7] = 2;
+    v2.resize(18, 0);
+    let (code, message, len) = error_reply_to(&v2);
+    assert_eq!(code, ErrorCode::UNSUPPORTED_VERSION);
+    assert_eq!((message.as_str(), len), ("un", 54));
+    // 29 bytes allow 87: the header message's first 35 of 37 bytes.
+    let mut short = PREFACE.to_vec();
+    short.resize(29, 0);
+    let (code, message, len) = error_reply_to(&short);
+    assert_eq!(code, ErrorCode::MALFORMED);
+    assert_eq!(
+        (message.as_str(), len),
+        ("datagram ends inside the frame head", 87)
+    );
+}
+
+#[test]
+fn an_error_within_three_times_its_datagram_keeps_its_whole_message() {
+    // 30 bytes allow 90, one more than the 89 the whole ERROR needs.
+    let mut short = PREFACE.to_vec();
+    short.resize(30, 0);
+    let (_, message, len) = error_reply_to(&short);
+    assert_eq!(
+        (message.as_str(), len),
+        ("datagram ends inside the frame header", 89)
+    );
+    let (_, message, _) = error_reply_to(&datagram_of(&frame(FrameType::Pong, false, b"")));
+    assert_eq!(message, "a client may not send PONG frames");
+}
+
+#[test]
+fn upper_case_replies_stay_within_three_times_their_datagram() {
+    // "ΐ" triples: 2 bytes in, 6 out, the most upper case can grow.
+    for count in [0, 1, 1000, 10_000] {
+        let text = "\u{390}".repeat(count);
+        let datagram = datagram_of(&frame(FrameType::Text, false, text.as_bytes()));
+        let reply = respond(&datagram);
+        let bytes = reply.bytes().expect("a TEXT reply is never dropped");
+        assert_eq!(bytes.len(), 50 + 6 * count);
+        assert!(bytes.len() <= AMPLIFICATION_LIMIT * datagram.len());
+        let raw = respond(text.as_bytes());
+        assert_eq!(raw.bytes().unwrap().len(), AMPLIFICATION_LIMIT * text.len());
+    }
+    let bye = datagram_of(&frame(FrameType::Bye, false, b""));
+    assert_eq!(respond(&bye).bytes().unwrap().len(), bye.len());
+}
+
+#[test]
+fn shortening_cuts_at_a_character_boundary() {
+    let cut = |text: &str, max_len| {
+        let mut message = text.to_string();
+        shorten(&mut message, max_len);
+        message
+    };
+    assert_eq!(cut("a€b", 3), "a", "€ is 3 bytes: 2 would split it");
+    assert_eq!(cut("a€b", 4), "a€");
+    assert_eq!(cut("a€b", 5), "a€b");
+    assert_eq!(cut("a€b", 99), "a€b");
+    assert_eq!(cut("a€b", 0), "");
 }

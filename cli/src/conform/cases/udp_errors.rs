@@ -2,6 +2,8 @@
 //! order §8.2 gives, answered with preface + the ERROR. Each datagram goes
 //! out on a socket of its own.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 
 use super::{addr, frame};
@@ -16,14 +18,14 @@ use upcase::wire::{
 pub const CASES: &[Case] = &[
     Case {
         name: "udp/8.2/unsupported-version",
-        description: "versions 0, 2 and 0xff get preface (version 1) + ERROR(UNSUPPORTED_VERSION) from the server to the client, even with no frame after",
+        description: "versions 0, 2 and 0xff get preface (version 1) + ERROR(UNSUPPORTED_VERSION) from the server to the client, even with only 10 bytes after; a preface alone gets nothing (§8.4: 3× limit)",
         unicode_dependent: false,
         needs: Needs::FramedDatagrams,
         check: unsupported_version,
     },
     Case {
         name: "udp/8.2/short-header-malformed",
-        description: "a preface followed by 0, 1 or 41 bytes gets ERROR(MALFORMED) from the server to the client",
+        description: "a preface followed by 10 or 41 bytes gets ERROR(MALFORMED) from the server to the client; by 0 or 1 byte, nothing (§8.4: 3× limit)",
         unicode_dependent: false,
         needs: Needs::FramedDatagrams,
         check: short_header,
@@ -148,19 +150,40 @@ fn unsupported_version(ctx: &mut Ctx) -> CheckResult {
         let bytes = datagram(version, text, b"hi");
         rejected_unaddressed(ctx, &bytes, ErrorCode::UNSUPPORTED_VERSION, &what)?;
     }
-    let mut alone = PREFACE;
-    alone[7] = 2;
+    // 18 bytes leave room (3 × 18 = 54) for the ERROR with 2 message bytes.
+    let mut short = PREFACE.to_vec();
+    short[7] = 2;
+    short.resize(18, 0);
     rejected_unaddressed(
         ctx,
-        &alone,
+        &short,
         ErrorCode::UNSUPPORTED_VERSION,
-        "a version 2 preface alone",
+        "a version 2 preface and 10 zero bytes (18 bytes: room for a shortened ERROR)",
+    )?;
+    let mut alone = PREFACE;
+    alone[7] = 2;
+    ctx.datagram()?.expect_no_reply(
+        &alone,
+        AMPLIFICATION_WAIT.min(ctx.options.timeout),
+        "a version 2 preface alone (8 bytes: any ERROR is over 3 × 8, SPEC.md §8.4)",
     )
 }
 
+/// How long a datagram whose ERROR would break the amplification limit
+/// (SPEC.md §8.4) must stay unanswered.
+const AMPLIFICATION_WAIT: Duration = Duration::from_millis(300);
+
 fn short_header(ctx: &mut Ctx) -> CheckResult {
     let whole = datagram_of(FrameType::Text, 0, b"");
-    for after in [0, 1, HEADER_LEN - 1] {
+    for after in [0, 1] {
+        let what = format!(
+            "a preface and {after} header bytes (any ERROR is over 3 × the datagram, SPEC.md §8.4)"
+        );
+        let bytes = &whole[..PREFACE.len() + after];
+        let wait = AMPLIFICATION_WAIT.min(ctx.options.timeout);
+        ctx.datagram()?.expect_no_reply(bytes, wait, &what)?;
+    }
+    for after in [10, HEADER_LEN - 1] {
         let what = format!("a preface and {after} header bytes");
         let bytes = &whole[..PREFACE.len() + after];
         rejected_unaddressed(ctx, bytes, ErrorCode::MALFORMED, &what)?;
