@@ -37,7 +37,9 @@
 #![doc = concat!("```no_run\n", include_str!("../examples/std_server.rs"), "```")]
 //!
 //! The real shell (`upcase::net`) adds a connection limit, backpressure on
-//! writes, and graceful shutdown.
+//! writes, and graceful shutdown. The same core driven by tokio is
+//! `examples/tokio_server.rs`, which passes the conformance suite's TCP
+//! cases (`tests/tokio_conform.rs`).
 //!
 //! ## Features
 //!
@@ -55,3 +57,6 @@ pub mod wire;
 #[cfg(any(test, feature = "arbitrary"))]
 #[doc(hidden)]
 pub mod properties;
+#[cfg(any(test, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod testing;

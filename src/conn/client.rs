@@ -486,10 +486,19 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// The receive limit for the frame whose header is `header`, decided
-    /// before its data is awaited: what the oldest request's reply can be,
-    /// or the configured limit for ERROR and BYE.
+    /// Check a frame's header and decide its receive limit before its data
+    /// is awaited: what the oldest request's reply can be, or the configured
+    /// limit for ERROR and BYE.
     fn limit_for(&self, header: &FrameHeader) -> Result<u32, PeerError> {
+        // The server obeys §3.3 as the client does; a frame that does not is
+        // a broken server, whatever its type (SPEC.md §2.4).
+        let flags = header.flags;
+        if flags.reserved() != 0 || (flags.more() && !header.frame_type.is_data()) {
+            return Err(PeerError::BadFlags {
+                frame_type: header.frame_type,
+                flags: flags.0,
+            });
+        }
         if matches!(header.frame_type, FrameType::Error | FrameType::Bye) {
             return Ok(self.config.max_data_len);
         }
@@ -501,6 +510,11 @@ impl ClientConnection {
             return Err(PeerError::UnexpectedReply {
                 expected,
                 got: header.frame_type,
+            });
+        }
+        if flags.more() != sent.more {
+            return Err(PeerError::MoreMismatch {
+                request_more: sent.more,
             });
         }
         Ok(sent.reply_limit())
@@ -517,17 +531,6 @@ impl ClientConnection {
     }
 
     fn handle_frame(&mut self, frame: FrameRepr) -> Result<(), (PeerError, Option<RequestId>)> {
-        // The server obeys §3.3 as the client does; a frame that does not is
-        // a broken server, whatever its type (SPEC.md §2.4).
-        let more_allowed = frame.frame_type.is_data();
-        if frame.flags.reserved() != 0 || (frame.flags.more() && !more_allowed) {
-            let expected = Flags::more_if(frame.flags.more() && more_allowed);
-            let error = PeerError::BadFlags {
-                expected: expected.0,
-                got: frame.flags.0,
-            };
-            return Err((error, None));
-        }
         match frame.frame_type {
             FrameType::Error => self.handle_error(&frame),
             FrameType::Bye if !matches!(self.waiting.front(), Some(sent) if sent.frame_type == FrameType::Bye) =>
@@ -542,16 +545,6 @@ impl ClientConnection {
             }
             _ => {
                 let sent = self.answered().expect("limit_for checked a request waits");
-                let expected = Flags::more_if(sent.more && frame.frame_type.is_data());
-                if frame.flags != expected {
-                    return Err((
-                        PeerError::BadFlags {
-                            expected: expected.0,
-                            got: frame.flags.0,
-                        },
-                        Some(sent.request),
-                    ));
-                }
                 let bye = frame.frame_type == FrameType::Bye;
                 self.events.push_back(ClientEvent::Reply {
                     request: sent.request,

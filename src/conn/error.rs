@@ -83,14 +83,11 @@ pub enum PeerError {
         /// The limit for that frame.
         limit: u32,
     },
-    /// A frame's flags are not what SPEC.md §3.3 allows: a reserved bit,
-    /// MORE on a control type, or a reply's MORE that is not its request's.
-    #[error("the server's reply has flags 0x{got:02x} where 0x{expected:02x} was due")]
-    BadFlags {
-        /// The flags due.
-        expected: u8,
-        /// The flags received.
-        got: u8,
+    /// A data reply's MORE flag is not its request's (SPEC.md §5.1, §5.2).
+    #[error("the server's reply has MORE {}, its request had MORE {}", if *.request_more { "clear" } else { "set" }, if *.request_more { "set" } else { "clear" })]
+    MoreMismatch {
+        /// The request's MORE flag.
+        request_more: bool,
     },
     /// The server closed the connection while replies were due.
     #[error("the server closed the connection before answering")]
@@ -108,6 +105,17 @@ pub enum PeerError {
         expected: FrameType,
         /// What arrived.
         got: FrameType,
+    },
+    /// A frame with a reserved flag bit set, or MORE on a type other than
+    /// TEXT or BYTES (SPEC.md §3.3): the server is broken.
+    #[error(
+        "the server sent a {frame_type} frame with flags 0x{flags:02x} (reserved bits, or MORE on a type that cannot have it)"
+    )]
+    BadFlags {
+        /// The frame's type.
+        frame_type: FrameType,
+        /// Its whole flags byte.
+        flags: u8,
     },
     /// A reply arrived with no request waiting for it.
     #[error("the server sent a {0} frame that answers no request")]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::TcpStream;
 
-use super::budget::{BudgetShare, MemoryBudget};
+use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
@@ -61,6 +61,10 @@ pub(crate) struct Connection {
     stalled_since: Option<Instant>,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
+    /// Whether it is in the loop's queue of connections with input left
+    /// from their turn, or waiting for the budget (each at most once).
+    pub(crate) queued_for_turn: bool,
+    pub(crate) queued_for_budget: bool,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
     /// Whether it received a complete frame (framed) or any byte (raw or
@@ -88,6 +92,8 @@ impl Connection {
             write_shut: false,
             stalled_since: None,
             armed: None,
+            queued_for_turn: false,
+            queued_for_budget: false,
             share: BudgetShare::default(),
             active: false,
             meter: None,
@@ -179,19 +185,15 @@ impl Connection {
                 meter.closed(&self.core);
             }
         } else {
-            self.share.update(
-                budget,
-                self.core.buffered_len(),
-                self.core.pending_output().len(),
-            );
+            self.update_share(budget);
         }
         step
     }
 
     fn update_share(&mut self, budget: &MemoryBudget) {
-        let buffered = self.core.buffered_len();
         let pending = self.core.pending_output().len();
-        self.share.update(budget, buffered, pending);
+        let input = self.core.buffered_len() - pending;
+        self.share.update(budget, input, pending);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
@@ -271,7 +273,8 @@ impl Connection {
                 // Backpressure: the client must take output first.
                 return Ok(Ok(Step::Wait));
             }
-            let allowed = budget.may_read(buffered, capacity);
+            let pending = self.core.pending_output().len();
+            let allowed = budget.may_read(weight(buffered - pending, pending), capacity);
             if allowed == 0 {
                 return Ok(Ok(Step::BudgetBlocked));
             }

@@ -80,7 +80,7 @@ pub(crate) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// A descriptor to give up when the process has none left.
     spare: Option<std::fs::File>,
-    dropped_for_descriptors: u64,
+    descriptor_drops: u64,
     /// Before this, a dropped connection is counted but not logged.
     descriptor_warning_at: Option<Instant>,
     scratch: Box<[u8]>,
@@ -147,7 +147,7 @@ impl EventLoop {
             budget_retry_at: None,
             accept_paused_until: None,
             spare: open_spare(),
-            dropped_for_descriptors: 0,
+            descriptor_drops: 0,
             descriptor_warning_at: None,
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             settings,
@@ -236,10 +236,13 @@ impl EventLoop {
         }
     }
 
-    fn is_current(&self, key: TimerKey) -> bool {
-        self.connections
-            .get(key.slot)
-            .is_some_and(|entry| entry.generation == key.generation && entry.connection.is_some())
+    /// The connection `key` names, if it is still the one in that slot.
+    fn current_mut(&mut self, key: TimerKey) -> Option<&mut Connection> {
+        let entry = self.connections.get_mut(key.slot)?;
+        if entry.generation != key.generation {
+            return None;
+        }
+        entry.connection.as_mut()
     }
 
     /// Accept every connection waiting on listener `index`.
@@ -256,8 +259,12 @@ impl EventLoop {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(error) if is_out_of_descriptors(&error) && self.spare.is_some() => {
-                    self.drop_one_waiting(index, now);
+                Err(error) if is_out_of_descriptors(&error) && self.has_spare() => {
+                    // EMFILE comes before the queue is looked at: stop once
+                    // it turns out to be empty.
+                    if !self.drop_one_waiting(index, now) {
+                        return;
+                    }
                 }
                 Err(error) => {
                     // Something else, or no spare left: pause instead of
@@ -273,32 +280,61 @@ impl EventLoop {
         }
     }
 
+    /// Whether the spare descriptor is there, opening it again if it could
+    /// not be after its last use (a descriptor may have been freed since).
+    fn has_spare(&mut self) -> bool {
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
+        self.spare.is_some()
+    }
+
     /// Out of descriptors: give up the spare one to accept a waiting
     /// connection and close it at once, so that its client learns it was
     /// not served instead of waiting in the queue (the nginx and libev
     /// trick). The limit fitted to the descriptors (`upcase serve`) makes
     /// this rare.
-    fn drop_one_waiting(&mut self, index: usize, now: Instant) {
+    ///
+    /// Whether a connection was waiting (and was dropped).
+    fn drop_one_waiting(&mut self, index: usize, now: Instant) -> bool {
         self.spare = None;
-        if let Some(listener) = self.listeners.get(index)
-            && let Ok((stream, peer)) = listener.accept()
-        {
-            drop(stream);
-            self.dropped_for_descriptors += 1;
-            if self.descriptor_warning_at.is_none_or(|at| now >= at) {
-                warn!(
-                    "{peer} dropped: the process is out of file descriptors \
-                     ({} dropped so far); lower --max-connections or raise the limit",
-                    self.dropped_for_descriptors
-                );
-                self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+        let dropped = match self.listeners.get(index).map(TcpListener::accept) {
+            // Closed at once: its descriptor becomes the spare again.
+            Some(Ok((stream, peer))) => {
+                drop(stream);
+                Some(peer)
             }
-        }
+            _ => None,
+        };
         self.spare = open_spare();
+        match dropped {
+            Some(peer) => {
+                self.dropped_for_descriptors(peer, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Count a connection closed at once for want of descriptors; log it,
+    /// at most once a second.
+    fn dropped_for_descriptors(&mut self, peer: SocketAddr, now: Instant) {
+        self.descriptor_drops += 1;
+        if self.descriptor_warning_at.is_none_or(|at| now >= at) {
+            warn!(
+                "{peer} dropped: no file descriptor left for it ({} dropped so far); \
+                 lower --max-connections or raise the descriptor limit",
+                self.descriptor_drops
+            );
+            self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+        }
     }
 
     /// Give an accepted socket a slot: served, refused (BUSY), or dropped.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.shared.has_descriptor_for_another() {
+            return self.dropped_for_descriptors(peer, now);
+        }
         let local = match stream.local_addr() {
             Ok(local) => local,
             Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
@@ -440,24 +476,31 @@ impl EventLoop {
     }
 
     fn after_drive(&mut self, slot: usize, step: Step) {
+        if step == Step::Closed {
+            return self.remove(slot);
+        }
         let key = self.key(slot);
-        if let Some(connection) = self.connections[slot].connection.as_mut() {
-            if connection.has_ended() {
-                self.slots.dequeue(slot);
-            } else if connection.take_activity() {
-                self.slots.touch(slot);
-            }
+        let Some(connection) = self.connections[slot].connection.as_mut() else {
+            return;
+        };
+        if connection.has_ended() {
+            self.slots.dequeue(slot);
+        } else if connection.take_activity() {
+            self.slots.touch(slot);
         }
         match step {
-            Step::Closed => return self.remove(slot),
-            Step::MoreToRead => self.more_to_read.push_back(key),
-            Step::BudgetBlocked => {
+            Step::MoreToRead if !connection.queued_for_turn => {
+                connection.queued_for_turn = true;
+                self.more_to_read.push_back(key);
+            }
+            Step::BudgetBlocked if !connection.queued_for_budget => {
+                connection.queued_for_budget = true;
                 self.budget_blocked.push(key);
                 if self.budget_retry_at.is_none() {
                     self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY);
                 }
             }
-            Step::Wait => {}
+            _ => {}
         }
         self.arm_timer(slot);
     }
@@ -498,7 +541,8 @@ impl EventLoop {
             let Some(key) = self.more_to_read.pop_front() else {
                 break;
             };
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_turn = false;
                 self.drive(key.slot, now);
             }
         }
@@ -507,10 +551,7 @@ impl EventLoop {
     /// Drive every connection whose armed deadline has come.
     fn run_timers(&mut self, now: Instant) {
         while let Some((when, key)) = self.timers.pop_due(now) {
-            if !self.is_current(key) {
-                continue;
-            }
-            let Some(connection) = self.connection_mut(key.slot) else {
+            let Some(connection) = self.current_mut(key) else {
                 continue;
             };
             if connection.armed != Some(when) {
@@ -550,7 +591,8 @@ impl EventLoop {
             return;
         }
         for key in std::mem::take(&mut self.budget_blocked) {
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_budget = false;
                 self.drive(key.slot, now);
             }
         }

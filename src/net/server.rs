@@ -15,6 +15,7 @@ use mio::Waker;
 use super::budget::MemoryBudget;
 use super::connection::DriveLimits;
 use super::event_loop::{EventLoop, LoopSettings};
+use super::fd_limit::connection_descriptors;
 use super::listen::bind_tcp_group;
 use super::metrics::{GaugeSource, ServerGauges, ServerMetrics};
 use super::proxy::Cidr;
@@ -358,6 +359,7 @@ impl Server {
             all_closed: Condvar::new(),
             budget: self.budget,
             limit: ConnectionLimit::new(self.max_connections),
+            descriptor_cap: connection_descriptors(self.per_loop.len(), self.local_addrs.len()),
             udp: UdpStats::default(),
         });
         if let Some(metrics) = &self.settings.metrics {
@@ -527,6 +529,9 @@ pub(crate) struct Shared {
     all_closed: Condvar,
     budget: MemoryBudget,
     limit: ConnectionLimit,
+    /// Open connections the descriptor limit allows (see
+    /// [`connection_descriptors`]).
+    descriptor_cap: usize,
     udp: UdpStats,
 }
 
@@ -557,6 +562,11 @@ impl Shared {
 
     pub(crate) fn limit(&self) -> &ConnectionLimit {
         &self.limit
+    }
+
+    /// Whether the process has a descriptor left for another connection.
+    pub(crate) fn has_descriptor_for_another(&self) -> bool {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) < self.descriptor_cap
     }
 
     pub(crate) fn connection_opened(&self) {

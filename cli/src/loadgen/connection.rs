@@ -476,7 +476,13 @@ mod tests {
         let report = run_against(addr, 1, 64);
         assert_eq!(report.requests, 1);
         assert_eq!(report.failed_connections, 1);
-        assert!(report.errors[0].message.contains("closed"), "{report}");
+        // The next request may reach the closed socket first: then the
+        // kernel answers it with a reset instead of the end of the stream.
+        let error = &report.errors[0].message;
+        assert!(
+            error.contains("closed") || error.contains("reset"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -274,9 +274,8 @@ mod tests {
     #[test]
     fn framed_errors_and_raw_replies_match_no_request() {
         let mut d = datagrams(RequestMode::Framed, PayloadType::Text, 64);
-        let mut error = PREFACE.to_vec();
         let payload = ErrorPayload::new(upcase::wire::ErrorCode(4), "bad").to_bytes();
-        error.extend_from_slice(&FrameRepr::new(FrameType::Error, payload).to_bytes());
+        let error = encode_framed_datagram(&FrameRepr::new(FrameType::Error, payload));
         let Reply::Unnumbered(what) = d.check(&error) else {
             panic!("an ERROR was matched");
         };

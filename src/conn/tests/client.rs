@@ -8,22 +8,6 @@ use crate::conn::{
 };
 use crate::wire::{ErrorCode, ErrorPayload, Flags, FrameRepr, FrameType, PREFACE};
 
-/// Move bytes between a client and a server until neither has output.
-fn exchange(client: &mut ClientConnection, server: &mut Harness) {
-    loop {
-        let to_server = client.pending_output().to_vec();
-        client.mark_sent(server.now, to_server.len()).unwrap();
-        if !to_server.is_empty() {
-            server.feed(&to_server);
-        }
-        let to_client = server.take_sent();
-        if to_client.is_empty() && to_server.is_empty() {
-            return;
-        }
-        client.handle_input(server.now, &to_client);
-    }
-}
-
 fn client() -> ClientConnection {
     ClientConnection::new(std::time::Instant::now(), ClientConfig::default())
 }
@@ -43,13 +27,13 @@ fn server_bytes(frames: &[FrameRepr]) -> Vec<u8> {
 
 #[test]
 fn requests_are_matched_to_replies_in_order() {
-    let mut server = Harness::new(ServerConfig::default());
-    let mut client = client();
-    let text = client.send_text("straße").unwrap();
-    let ping = client.ping(b"p").unwrap();
-    let bytes = client.send_bytes(b"ok").unwrap();
-    exchange(&mut client, &mut server);
-    let replies: Vec<_> = events(&mut client)
+    let mut pair = Pair::new(ServerConfig::default());
+    let text = pair.client.send_text("straße").unwrap();
+    let ping = pair.client.ping(b"p").unwrap();
+    let bytes = pair.client.send_bytes(b"ok").unwrap();
+    pair.exchange();
+    let replies: Vec<_> = pair
+        .take_client_events()
         .into_iter()
         .map(|event| match event {
             ClientEvent::Reply {
@@ -63,22 +47,23 @@ fn requests_are_matched_to_replies_in_order() {
     assert_eq!(replies[0], (text, FrameType::Text, "STRASSE".into()));
     assert_eq!(replies[1], (ping, FrameType::Pong, "p".into()));
     assert_eq!(replies[2], (bytes, FrameType::Bytes, "OK".into()));
-    assert_eq!(client.waiting(), 0);
+    assert_eq!(pair.client.waiting(), 0);
 }
 
 #[test]
 fn a_fatal_error_is_reported_once_as_the_connection_lost() {
-    let mut server = Harness::new(ServerConfig::default());
-    let mut client = client();
-    let unknown = client
+    let mut pair = Pair::new(ServerConfig::default());
+    let unknown = pair
+        .client
         .send(FrameRepr::new(FrameType::Unknown(9), ""))
         .unwrap();
-    let bad = client
+    let bad = pair
+        .client
         .send(FrameRepr::new(FrameType::Text, &b"\xff"[..]))
         .unwrap();
-    let after = client.send_text("never answered").unwrap();
-    exchange(&mut client, &mut server);
-    let events = events(&mut client);
+    let after = pair.client.send_text("never answered").unwrap();
+    pair.exchange();
+    let events = pair.take_client_events();
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(matches!(
         &events[0],
@@ -89,46 +74,50 @@ fn a_fatal_error_is_reported_once_as_the_connection_lost() {
         ClientEvent::ConnectionLost { error, request: Some(request), unanswered }
             if error.code() == Some(ErrorCode::INVALID_UTF8) && *request == bad && *unanswered == [after]
     ));
-    assert!(client.is_closed());
-    client.handle_input(server.now, b"more bytes");
-    client.handle_eof(server.now);
-    assert_eq!(client.poll_event(), None, "reported once");
-    assert_eq!(client.send_text("late"), Err(ClientUsageError::Closing));
+    assert!(pair.client.is_closed());
+    pair.client.handle_input(pair.now, b"more bytes");
+    pair.client.handle_eof(pair.now);
+    assert_eq!(pair.client.poll_event(), None, "reported once");
+    assert_eq!(
+        pair.client.send_text("late"),
+        Err(ClientUsageError::Closing)
+    );
 }
 
 #[test]
 fn bye_closes_and_forbids_more_requests() {
-    let mut server = Harness::new(ServerConfig::default());
-    let mut client = client();
-    client.bye().unwrap();
-    assert_eq!(client.send_text("late"), Err(ClientUsageError::Closing));
-    exchange(&mut client, &mut server);
-    assert!(
-        matches!(&events(&mut client)[..], [ClientEvent::Reply { frame, last: true, .. }] if frame.frame_type == FrameType::Bye)
+    let mut pair = Pair::new(ServerConfig::default());
+    pair.client.bye().unwrap();
+    assert_eq!(
+        pair.client.send_text("late"),
+        Err(ClientUsageError::Closing)
     );
-    assert!(client.is_closed());
-    assert_eq!(client.poll_timeout(), None);
+    pair.exchange();
+    assert!(
+        matches!(&pair.take_client_events()[..], [ClientEvent::Reply { frame, last: true, .. }] if frame.frame_type == FrameType::Bye)
+    );
+    assert!(pair.client.is_closed());
+    assert_eq!(pair.client.poll_timeout(), None);
 }
 
 #[test]
 fn server_bye_on_shutdown_reports_unanswered_requests() {
-    let mut server = Harness::new(ServerConfig::default());
-    let mut client = client();
-    client.send_text("a").unwrap();
-    exchange(&mut client, &mut server);
-    events(&mut client);
-    server.conn.begin_shutdown(server.now);
-    server.flush();
-    let late = client.send_text("b").unwrap();
-    client.handle_input(server.now, &server.take_sent());
+    let mut pair = Pair::new(ServerConfig::default());
+    pair.client.send_text("a").unwrap();
+    pair.exchange();
+    pair.take_client_events();
+    pair.server.begin_shutdown(pair.now);
+    pair.flush();
+    let late = pair.client.send_text("b").unwrap();
+    pair.exchange();
     assert_eq!(
-        events(&mut client),
+        pair.take_client_events(),
         [ClientEvent::ServerBye {
             reason: "server shutting down".into(),
             unanswered: vec![late]
         }]
     );
-    assert!(client.is_closed());
+    assert!(pair.client.is_closed());
 }
 
 #[test]
@@ -174,40 +163,57 @@ fn a_reply_whose_more_flag_is_not_its_requests_is_reported() {
     client.handle_input(std::time::Instant::now(), &server_bytes(&[reply]));
     assert!(matches!(
         &events(&mut client)[..],
-        [ClientEvent::ConnectionLost { error: PeerError::BadFlags { expected: 0, got: 1 }, request: Some(request), .. }] if *request == id
+        [ClientEvent::ConnectionLost { error: PeerError::MoreMismatch { request_more: false }, unanswered, .. }] if *unanswered == [id]
     ));
 }
 
 #[test]
-fn server_frames_with_reserved_bits_or_more_on_a_control_type_fail_the_connection() {
-    for (frame_type, flags, expected) in [
-        (FrameType::Text, 0x02, 0x00),
-        (FrameType::Text, 0x03, 0x01),
-        (FrameType::Pong, 0x01, 0x00),
-        (FrameType::Bye, 0x01, 0x00),
-        (FrameType::Error, 0x01, 0x00),
-    ] {
-        let mut client = client();
-        // A request the frame's type could answer, so only its flags are wrong.
-        if frame_type == FrameType::Text {
-            client.send_text("x").unwrap();
-        } else {
-            client.ping(b"").unwrap();
-        }
+fn server_frames_with_bad_flags_or_over_the_limit_fail_the_connection() {
+    let with_flags = |frame_type: FrameType, flags: u8| {
         let mut frame = FrameRepr::new(frame_type, "");
         frame.flags = Flags(flags);
-        client.handle_input(std::time::Instant::now(), &server_bytes(&[frame]));
-        let events = events(&mut client);
+        server_bytes(&[frame])
+    };
+    for (frame_type, flags) in [
+        (FrameType::Text, 0x02),
+        (FrameType::Pong, 0x01),
+        (FrameType::Bye, 0x01),
+        (FrameType::Error, 0x01),
+    ] {
+        let mut client = client();
+        client.ping(b"").unwrap();
+        client.send_text("x").unwrap();
+        client.handle_input(std::time::Instant::now(), &with_flags(frame_type, flags));
         assert!(
             matches!(
-                &events[..],
-                [ClientEvent::ConnectionLost { error: PeerError::BadFlags { expected: e, got: g }, .. }]
-                    if *e == expected && *g == flags
+                &events(&mut client)[..],
+                [ClientEvent::ConnectionLost { error: PeerError::BadFlags { frame_type: t, flags: f }, .. }]
+                    if *t == frame_type && *f == flags
             ),
-            "{frame_type} with flags {flags:02x}: {events:?}"
+            "{frame_type} with flags {flags:02x}"
         );
-        assert!(client.is_closed(), "nothing more is decoded");
+        client.handle_input(std::time::Instant::now(), &with_flags(FrameType::Pong, 0));
+        assert_eq!(client.poll_event(), None, "nothing more is decoded");
     }
+    let config = ClientConfig {
+        max_data_len: 4,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    client.ping(b"x").unwrap();
+    let input = server_bytes(&[FrameRepr::new(FrameType::Error, "ABCDE")]);
+    client.handle_input(std::time::Instant::now(), &input[..PREFACE.len() + 42]);
+    assert!(matches!(
+        &events(&mut client)[..],
+        [ClientEvent::ConnectionLost {
+            error: PeerError::FrameTooLarge {
+                frame_type: FrameType::Error,
+                len: 5,
+                limit: 4
+            },
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -253,12 +259,11 @@ fn a_text_reply_three_times_the_request_is_accepted_over_the_configured_limit() 
         max_fragment_len: 1000,
         ..ClientConfig::default()
     };
-    let mut client = ClientConnection::new(std::time::Instant::now(), config);
+    let mut pair = Pair::new(ServerConfig::default()).with_client(config);
     let text = "ΐ".repeat(100);
-    client.send_text(&text).unwrap();
-    let mut server = Harness::new(ServerConfig::default());
-    exchange(&mut client, &mut server);
-    let events = events(&mut client);
+    pair.client.send_text(&text).unwrap();
+    pair.exchange();
+    let events = pair.take_client_events();
     assert!(
         matches!(&events[..], [ClientEvent::Reply { frame, last: true, .. }] if frame.data.len() == 600 && frame.data == text.to_uppercase().as_bytes()),
         "{events:?}"
@@ -290,9 +295,9 @@ fn long_text_goes_as_fragments_cut_at_code_points_and_each_gets_a_reply() {
         max_fragment_len: 5,
         ..ClientConfig::default()
     };
-    let mut client = ClientConnection::new(std::time::Instant::now(), config);
-    let id = client.send_text("aaaaéé€b").unwrap();
-    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    let mut pair = Pair::new(ServerConfig::default()).with_client(config);
+    let id = pair.client.send_text("aaaaéé€b").unwrap();
+    let sent = decode_all(&pair.client.pending_output()[PREFACE.len()..]);
     let fragments: Vec<(&[u8], bool)> =
         sent.iter().map(|f| (&f.data[..], f.flags.more())).collect();
     assert_eq!(
@@ -303,9 +308,9 @@ fn long_text_goes_as_fragments_cut_at_code_points_and_each_gets_a_reply() {
             ("€b".as_bytes(), false)
         ]
     );
-    let mut server = Harness::new(ServerConfig::default());
-    exchange(&mut client, &mut server);
-    let replies: Vec<(String, bool)> = events(&mut client)
+    pair.exchange();
+    let replies: Vec<(String, bool)> = pair
+        .take_client_events()
         .into_iter()
         .map(|event| match event {
             ClientEvent::Reply {
@@ -327,7 +332,7 @@ fn long_text_goes_as_fragments_cut_at_code_points_and_each_gets_a_reply() {
             ("€B".into(), true)
         ]
     );
-    assert_eq!(client.waiting(), 0);
+    assert_eq!(pair.client.waiting(), 0);
 }
 
 #[test]
@@ -352,15 +357,15 @@ fn requests_beyond_the_window_are_held_until_replies_come() {
         max_in_flight: 8,
         ..ClientConfig::default()
     };
-    let mut client = ClientConnection::new(std::time::Instant::now(), config);
-    client.send_bytes(b"0123456789ab").unwrap();
-    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    let mut pair = Pair::new(ServerConfig::default()).with_client(config);
+    pair.client.send_bytes(b"0123456789ab").unwrap();
+    let sent = decode_all(&pair.client.pending_output()[PREFACE.len()..]);
     assert_eq!(sent.len(), 2, "8 bytes in flight, the third fragment held");
-    assert!(client.has_held_requests());
-    let mut server = Harness::new(ServerConfig::default());
-    exchange(&mut client, &mut server);
-    assert!(!client.has_held_requests());
-    let data: Vec<u8> = events(&mut client)
+    assert!(pair.client.has_held_requests());
+    pair.exchange();
+    assert!(!pair.client.has_held_requests());
+    let data: Vec<u8> = pair
+        .take_client_events()
         .into_iter()
         .flat_map(|event| match event {
             ClientEvent::Reply { frame, .. } => frame.data.to_vec(),
@@ -428,14 +433,14 @@ fn a_fragment_limit_shorter_than_a_code_point_cuts_inside_it() {
         max_fragment_len: 1,
         ..ClientConfig::default()
     };
-    let mut client = ClientConnection::new(std::time::Instant::now(), config);
-    client.send_text("中ß").unwrap();
-    let sent = decode_all(&client.pending_output()[PREFACE.len()..]);
+    let mut pair = Pair::new(ServerConfig::default()).with_client(config);
+    pair.client.send_text("中ß").unwrap();
+    let sent = decode_all(&pair.client.pending_output()[PREFACE.len()..]);
     assert_eq!(sent.len(), 5, "one byte per fragment");
     assert!(sent.iter().all(|frame| frame.data.len() == 1));
-    let mut server = Harness::new(ServerConfig::default());
-    exchange(&mut client, &mut server);
-    let joined: Vec<u8> = events(&mut client)
+    pair.exchange();
+    let joined: Vec<u8> = pair
+        .take_client_events()
         .into_iter()
         .flat_map(|event| match event {
             ClientEvent::Reply { frame, .. } => frame.data.to_vec(),

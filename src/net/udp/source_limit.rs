@@ -267,4 +267,19 @@ mod tests {
         );
         assert!(!limiter.admit(ip("10.0.0.7"), now), "the newest was kept");
     }
+
+    #[test]
+    fn a_full_table_forgets_an_eighth_of_its_sources_at_a_time() {
+        let start = Instant::now();
+        let mut limiter = SourceLimiter::new(limit(1, 1), 16);
+        for n in 0..16u64 {
+            let at = start + Duration::from_millis(n);
+            assert!(limiter.admit(ip(&format!("10.0.1.{n}")), at));
+        }
+        let now = start + Duration::from_millis(16);
+        assert!(limiter.admit(ip("10.0.2.0"), now));
+        assert_eq!(limiter.len(), 15, "the two least recently seen forgotten");
+        assert!(limiter.admit(ip("10.0.1.1"), now), "the second oldest went");
+        assert!(!limiter.admit(ip("10.0.1.2"), now), "the third stayed");
+    }
 }
