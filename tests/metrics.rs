@@ -277,3 +277,35 @@ fn the_readme_lists_every_series_the_server_serves() {
         );
     }
 }
+
+#[test]
+fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
+    let server = ServeProcess::start(&[
+        "--metrics",
+        "127.0.0.1:0",
+        "--udp-rate",
+        "1",
+        "--udp-burst",
+        "2",
+    ]);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10 {
+        udp.send_to(b"datagram", server.tcp).unwrap();
+    }
+    // The burst of 2 is answered; most of the rest is dropped unread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (limited, sent, scrape) = loop {
+        let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
+        let limited = sample(
+            &scrape,
+            "upcase_udp_datagrams_total{event=\"rate_limited\"}",
+        );
+        let sent = sample(&scrape, "upcase_udp_datagrams_total{event=\"sent\"}");
+        if limited + sent >= 10.0 || Instant::now() > deadline {
+            break (limited, sent, scrape);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(limited >= 7.0, "{scrape}");
+    assert_eq!(limited + sent, 10.0, "{scrape}");
+}

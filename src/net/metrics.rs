@@ -199,9 +199,12 @@ pub struct ServerGauges {
     pub udp_received: u64,
     /// UDP replies sent.
     pub udp_sent: u64,
-    /// UDP datagrams not answered (reply too large, framed-only server,
-    /// send error).
+    /// UDP datagrams not answered for what they hold (reply too large,
+    /// framed-only server, an ERROR over the amplification bound) or
+    /// because the reply could not be sent.
     pub udp_dropped: u64,
+    /// UDP datagrams dropped unread: their source was over its rate.
+    pub udp_rate_limited: u64,
 }
 
 /// Where a scrape reads [`ServerGauges`]: the running server.

@@ -197,6 +197,7 @@ fn gauges_come_from_the_attached_source_at_each_scrape() {
         udp_received: 3,
         udp_sent: 2,
         udp_dropped: 1,
+        udp_rate_limited: 4,
     };
     metrics.attach(Arc::new(FixedGauges(gauges)));
     assert_eq!(metrics.snapshot().gauges, gauges);
