@@ -29,55 +29,17 @@
 //!
 //! ## Driving a connection with `std::net`
 //!
-//! Write out everything pending, wait for input or the next deadline, feed
-//! what arrived, repeat until closed:
+//! Write out everything pending, wait for input until the next deadline,
+//! feed what arrived, repeat until closed. This is `examples/std_server.rs`,
+//! a whole server; `tests/std_server_example.rs` runs its `serve` against
+//! peers that stall mid-frame, so what you copy is what is tested:
 //!
-//! ```no_run
-//! use std::io::{ErrorKind, Read, Write};
-//! use std::net::TcpListener;
-//! use std::time::Instant;
-//! use upcase::conn::{ServerConfig, ServerConnection};
+#![doc = concat!("```no_run\n", include_str!("../examples/std_server.rs"), "```")]
 //!
-//! # fn main() -> std::io::Result<()> {
-//! let listener = TcpListener::bind("127.0.0.1:9999")?;
-//! let (mut socket, peer) = listener.accept()?;
-//! let mut conn = ServerConnection::new(
-//!     ServerConfig::default(), socket.local_addr()?, peer, Instant::now());
-//! let mut buf = vec![0; 64 * 1024];
-//! while !conn.is_closed() {
-//!     let pending = conn.pending_output().len();
-//!     if pending > 0 {
-//!         socket.write_all(conn.pending_output())?;
-//!         conn.mark_sent(Instant::now(), pending).expect("wrote what was pending");
-//!     }
-//!     while let Some(event) = conn.poll_event() {
-//!         eprintln!("{event:?}");
-//!     }
-//!     if conn.is_closed() {
-//!         break;
-//!     }
-//!     let deadline = conn.poll_timeout();
-//!     let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-//!     socket.set_read_timeout(wait.filter(|w| !w.is_zero()))?;
-//!     let room = conn.read_capacity().min(buf.len());
-//!     if room == 0 {
-//!         continue; // the peer has not taken our output yet: write before reading
-//!     }
-//!     match socket.read(&mut buf[..room]) {
-//!         Ok(0) => conn.handle_eof(Instant::now()),
-//!         Ok(n) => conn.handle_input(Instant::now(), &buf[..n]).expect("read at most read_capacity"),
-//!         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-//!             conn.handle_timeout(Instant::now())
-//!         }
-//!         Err(e) => return Err(e),
-//!     }
-//! }
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! The real shell (`upcase::net`) adds write timeouts, so a peer that never
-//! reads cannot block a thread past its deadlines, and notices shutdown.
+//! The real shell (`upcase::net`) adds a connection limit, backpressure on
+//! writes, and graceful shutdown. The same core driven by tokio is
+//! `examples/tokio_server.rs`, which passes the conformance suite's TCP
+//! cases (`tests/tokio_conform.rs`).
 //!
 //! ## Features
 //!
@@ -95,3 +57,6 @@ pub mod wire;
 #[cfg(any(test, feature = "arbitrary"))]
 #[doc(hidden)]
 pub mod properties;
+#[cfg(any(test, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod testing;

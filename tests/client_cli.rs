@@ -28,6 +28,8 @@ fn wait_with_timeout(child: &mut Child) -> ExitStatus {
 }
 
 /// Run `upcase client ARGS` with `input` on stdin: (status, stdout, stderr).
+/// Output is read while the client runs, so a reply longer than a pipe's
+/// buffer cannot stall it.
 fn run_client(args: &[&str], input: &[u8]) -> (ExitStatus, String, String) {
     let mut child = upcase()
         .arg("client")
@@ -37,24 +39,19 @@ fn run_client(args: &[&str], input: &[u8]) -> (ExitStatus, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
     // The client may exit (on an error) before reading its input: a broken pipe is fine.
     let _ = child.stdin.take().unwrap().write_all(input);
     let status = wait_with_timeout(&mut child);
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stdout, stderr)
+    (status, stdout.join().unwrap(), stderr.join().unwrap())
 }
 
 /// A running `upcase serve` on a free port, and the address it printed.
@@ -190,4 +187,57 @@ fn client_udp_without_an_answer_fails_and_says_why() {
         stderr.contains("--no-udp"),
         "says how a server may have UDP off: {stderr}"
     );
+}
+
+/// An in-process server (the library's, default settings) on a free port.
+fn library_server() -> (upcase::net::ServerHandle, String) {
+    let server = upcase::net::Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .bind()
+        .unwrap();
+    let addr = server.local_addrs()[0].to_string();
+    (server.spawn().unwrap(), addr)
+}
+
+/// SPEC.md §3.4: a client MUST accept a TEXT reply of up to 3 × (N + 3).
+/// 800 KB of ΐ (2 bytes each) upper-case to 2.4 MB, over the default
+/// 1 MiB receive limit.
+#[test]
+fn client_accepts_a_reply_three_times_its_line() {
+    let (handle, addr) = library_server();
+    let line = "ΐ".repeat(400_000);
+    let input = format!("{line}\n");
+    let (status, stdout, stderr) = run_client(&[&addr], input.as_bytes());
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.len(), 3 * line.len() + 1);
+    assert!(
+        stdout == format!("{}\n", line.to_uppercase()),
+        "wrong upper case"
+    );
+    handle.shutdown();
+}
+
+/// A line longer than the server's 1 MiB frame limit goes as MORE
+/// fragments instead of getting FRAME_TOO_LARGE.
+#[test]
+fn client_sends_a_line_over_the_frame_limit_as_fragments() {
+    let (handle, addr) = library_server();
+    // 14 bytes, code points of every UTF-8 length.
+    let line: String = "abcdé€𝔞 ".repeat(2_000_000 / 14 + 1);
+    assert!(line.len() > 2_000_000);
+    let input = format!("{line}\nafter\n");
+    let (status, stdout, stderr) = run_client(&[&addr], input.as_bytes());
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout == format!("{}\nAFTER\n", line.to_uppercase()),
+        "wrong reply of {} bytes",
+        stdout.len()
+    );
+    let (status, stdout, stderr) = run_client(&["--bytes", &addr], input.as_bytes());
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.as_bytes() == format!("{line}\nafter\n").to_ascii_uppercase().as_bytes(),
+        "wrong BYTES reply"
+    );
+    handle.shutdown();
 }

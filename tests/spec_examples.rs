@@ -2,14 +2,8 @@
 //! machines: the spec's hex is checked byte for byte, so the spec and the
 //! implementation cannot drift apart. Format: SPEC.md §12.1.
 
-use std::net::SocketAddr;
-use std::time::Instant;
-
-use upcase::conn::{
-    DatagramConfig, DatagramReply, ServerConfig, ServerConnection, respond_to_datagram,
-};
-
-mod common;
+use upcase::conn::{DatagramConfig, DatagramReply, ServerConfig, respond_to_datagram};
+use upcase::testing::{Pair, local, peer};
 
 const SPEC: &str = include_str!("../SPEC.md");
 
@@ -88,14 +82,6 @@ fn blocks() -> Vec<Block> {
     blocks
 }
 
-fn local() -> SocketAddr {
-    "127.0.0.1:9999".parse().unwrap()
-}
-
-fn peer() -> SocketAddr {
-    "127.0.0.1:50000".parse().unwrap()
-}
-
 /// What the client does in one step.
 #[derive(Debug)]
 enum Input {
@@ -143,16 +129,15 @@ fn steps(block: &Block) -> (Vec<Step>, bool) {
 
 fn replay_transcript(block: &Block) {
     let (steps, closes) = steps(block);
-    let now = Instant::now();
-    let mut conn = ServerConnection::new(ServerConfig::default(), local(), peer(), now);
+    let mut pair = Pair::new(ServerConfig::default());
     for (number, (input, expected)) in steps.iter().enumerate() {
         let output = match input {
-            Input::Bytes(bytes) => common::feed(&mut conn, now, bytes).unwrap_or_else(|e| {
+            Input::Bytes(bytes) => pair.try_feed(bytes).unwrap_or_else(|e| {
                 panic!("block at line {}: input refused: {e}", block.first_line)
             }),
             Input::Eof => {
-                conn.handle_eof(now);
-                common::drain(&mut conn, now)
+                pair.server.handle_eof(pair.now);
+                pair.flush()
             }
         };
         assert_eq!(
@@ -164,7 +149,7 @@ fn replay_transcript(block: &Block) {
         );
     }
     assert_eq!(
-        conn.has_ended(),
+        pair.server.has_ended(),
         closes,
         "SPEC.md block at line {}: <close> says the server ends the connection",
         block.first_line

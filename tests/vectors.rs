@@ -12,12 +12,11 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use upcase::conn::{RawCase, ServerConfig, ServerConnection, ServerEvent, ServerMode};
+use upcase::conn::{RawCase, ServerConfig, ServerEvent, ServerMode};
 use upcase::transform::{CaseMode, Upcaser};
 use upcase::wire::{Address, Flags, Frame, FrameDecoder, FrameRepr, FrameType};
 
-mod common;
-use common::{drain, feed};
+use upcase::testing::Pair;
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
@@ -338,25 +337,20 @@ fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
     let linger = config.linger;
     let local: SocketAddr = v.server.local.parse().expect("local address");
     let peer: SocketAddr = v.server.peer.parse().expect("peer address");
-    let mut connection = ServerConnection::new(config, local, peer, now);
+    let mut pair = Pair::between(config, local, peer, now);
     let mut problems = Vec::new();
     let mut total = Vec::new();
-    let mut codes = Vec::new();
     for (index, step) in v.steps.iter().enumerate() {
         let mut sent = Vec::new();
         if let Some(client_hex) = &step.client_hex {
-            sent = feed(&mut connection, now, &hex(client_hex))
+            sent = pair
+                .try_feed(&hex(client_hex))
                 .map_err(|e| format!("step {index}: {e}"))?;
         }
         if step.eof {
-            connection.handle_eof(now);
+            pair.server.handle_eof(pair.now);
         }
-        sent.extend(drain(&mut connection, now));
-        while let Some(event) = connection.poll_event() {
-            if let ServerEvent::ProtocolError(violation) = event {
-                codes.push(violation.code().0);
-            }
-        }
+        sent.extend(pair.flush());
         if show(&sent) != step.server_hex {
             problems.push(format!(
                 "step {index}: server sent {}, want {}",
@@ -368,9 +362,10 @@ fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
     }
     // A server that stopped reading (BYE, fatal ERROR) closes at the latest
     // when its linger expires; an active one does nothing at that time.
-    if !connection.is_closed() {
-        connection.handle_timeout(now + linger);
-        let late = drain(&mut connection, now + linger);
+    if !pair.server.is_closed() {
+        pair.now = now + linger;
+        pair.server.handle_timeout(pair.now);
+        let late = pair.flush();
         if !late.is_empty() {
             problems.push(format!("sent {} at the linger deadline", show(&late)));
         }
@@ -382,14 +377,22 @@ fn check_transcript(v: &Transcript, now: Instant) -> Result<(), String> {
             v.server_hex
         ));
     }
+    let codes: Vec<u16> = pair
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::ProtocolError(violation) => Some(violation.code().0),
+            _ => None,
+        })
+        .collect();
     let want_codes: Vec<u16> = v.errors.iter().map(|e| e.code).collect();
     if codes != want_codes {
         problems.push(format!("error codes {codes:?}, want {want_codes:?}"));
     }
-    if connection.is_closed() != v.closes {
+    if pair.server.is_closed() != v.closes {
         problems.push(format!(
             "closed: {}, want {}",
-            connection.is_closed(),
+            pair.server.is_closed(),
             v.closes
         ));
     }

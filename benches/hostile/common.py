@@ -29,6 +29,7 @@ PREFACE = b"\xc0UPCASE\x01"
 HEADER_LEN = 42
 TEXT, BYTES, ERROR = 1, 2, 6
 ERROR_NAMES = {1: "MALFORMED", 3: "FRAME_TOO_LARGE", 8: "IDLE_TIMEOUT", 9: "BUSY"}
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -206,10 +207,20 @@ class WellBehaved:
         self.sock.close()
 
 
-def connect_from(source, addr, timeout):
+def tcp_socket_from(source):
+    """A TCP socket bound to address `source` with its port left to connect():
+    bind() alone would take a port for this socket only, and runs out near
+    14,600 connections; IP_BIND_ADDRESS_NO_PORT lets connect() share ports
+    among different destinations, as an unbound socket does."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((source, 0))
+    return sock
+
+
+def connect_from(source, addr, timeout):
+    sock = tcp_socket_from(source)
     sock.settimeout(timeout)
     try:
         sock.connect(addr)
@@ -246,10 +257,8 @@ def open_many(addr, count, source, deadline, window=256):
     try:
         while len(connected) < count and time.monotonic() < deadline:
             while len(connecting) < window and len(connected) + len(connecting) < count:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock = tcp_socket_from(source)
                 sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.bind((source, 0))
                 sock.connect_ex(addr)
                 connecting[sock.fileno()] = sock
                 poller.register(sock.fileno(), select.EPOLLOUT)

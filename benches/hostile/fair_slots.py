@@ -32,10 +32,9 @@ def hold(addr, target, stop_at, held, reopened, refused):
     window = 256
 
     def open_one():
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = common.tcp_socket_from(common.ATTACKER)
         sock.setblocking(False)
         try:
-            sock.bind((common.ATTACKER, 0))
             sock.connect_ex(addr)
         except OSError:
             sock.close()

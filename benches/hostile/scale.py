@@ -9,7 +9,8 @@ the server's CPU over 10 s with all of them idle (utime + stime from
 connections, and the idle CPU with no connection.
 
 Goals: connect ≤ 5 s, answer ≤ 5 s, ≤ 4 KiB RSS per idle connection (the
-worse of silent and after one request), idle CPU ≤ 1 % of a core.
+worse of silent, over all connected, and after one request, over those
+answered; met only if all were answered), idle CPU ≤ 1 % of a core.
 
     python3 benches/hostile/scale.py [--addr 127.0.0.1:PORT --pid PID] [--json]
 
@@ -58,7 +59,7 @@ def main():
              big["connect_s"], small["connect_s"], "≤5 s", all_connected and big["connect_s"] <= 5),
             ("s to answer all", big["answer_s"], small["answer_s"], "≤5 s", all_answered and big["answer_s"] <= 5),
             ("KiB RSS per idle connection", per_conn, max(small["silent_kib_per_conn"], small["idle_kib_per_conn"]),
-             "≤4 KiB", per_conn <= 4),
+             "≤4 KiB", all_answered and per_conn <= 4),
             (f"idle CPU % over {args.idle:g} s (baseline: none open)", big["idle_cpu_pct"], cpu_empty, "≤1 %",
              big["idle_cpu_pct"] is not None and big["idle_cpu_pct"] <= 1),
         ]
@@ -90,7 +91,9 @@ def phase(server, count, idle_seconds):
         time.sleep(1.0)
         rss_idle = server.status_kib("VmRSS")
         cpu = idle_cpu(server, idle_seconds) if idle_seconds else None
-        per = lambda rss: round((rss - rss_empty) / max(len(socks), 1), 2)
+        # Per connection the server still holds: those it answered (a
+        # server at its limit closes the others).
+        per = lambda rss, held: round((rss - rss_empty) / max(held, 1), 2)
         return {
             "connected": len(socks),
             "connect_failures": failures,
@@ -98,8 +101,8 @@ def phase(server, count, idle_seconds):
             "answered": answered,
             "answer_s": answer_s,
             "why": why,
-            "silent_kib_per_conn": per(rss_silent),
-            "idle_kib_per_conn": per(rss_idle),
+            "silent_kib_per_conn": per(rss_silent, len(socks)),
+            "idle_kib_per_conn": per(rss_idle, answered),
             "idle_cpu_pct": cpu,
             "threads": threads,
             "rss_mib": round(rss_silent / 1024, 1),

@@ -193,31 +193,39 @@ impl Collector for SnapshotCollector {
             Some(&Unit::Bytes),
             s.bytes_out,
         )?;
+        let g = &s.gauges;
         gauge(
             e,
-            "buffered",
-            "Output bytes queued for clients and not yet sent.",
+            "memory_budget_used",
+            "Bytes buffered beyond the connections' small reserves: what is charged to the memory budget.",
             Some(&Unit::Bytes),
-            s.buffered_bytes,
+            clamp(g.memory_budget_used),
         )?;
         gauge(
             e,
             "memory_budget",
-            "The buffer budget for all connections together (0: none).",
+            "The memory budget for buffered input and output over all connections.",
             Some(&Unit::Bytes),
-            clamp(s.memory_budget_bytes),
+            clamp(g.memory_budget),
+        )?;
+        gauge(
+            e,
+            "pending_output",
+            "Output bytes queued for clients and not yet taken by them.",
+            Some(&Unit::Bytes),
+            clamp(g.pending_output),
         )?;
         counters(
             e,
             "udp_datagrams",
-            "UDP datagrams: received, sent (replies), dropped (no reply), rate_limited (no reply: source over its rate).",
+            "UDP datagrams: received, sent (replies), dropped (no reply: too large, framed-only server, over the amplification bound, send error), rate_limited (dropped unread: the source was over its rate).",
             None,
             "event",
             &[
-                ("received", s.udp_received),
-                ("sent", s.udp_sent),
-                ("dropped", s.udp_dropped),
-                ("rate_limited", s.udp_rate_limited),
+                ("received", g.udp_received),
+                ("sent", g.udp_sent),
+                ("dropped", g.udp_dropped),
+                ("rate_limited", g.udp_rate_limited),
             ],
         )?;
         let outcomes: Vec<_> = ProxyOutcome::ALL

@@ -275,9 +275,77 @@ def server_connection():
     seed("busy_framed", config(busy=True), [op_preface()])
 
 
+# client_connection: Input { config: ClientOpsConfig, ops: Vec<ClientOp> }.
+C_TEXT, C_BYTES, C_PING, C_BYE, C_SERVER_READS, C_CLIENT_READS, C_INJECT, C_ADVANCE, C_EOF = range(9)
+C_OPS = 9
+# Letters 3, 4, 7, 8 are ß, ΐ, 中, 😀 in client_ops::LETTERS.
+L_A, L_SHARP_S, L_IOTA, L_HAN, L_EMOJI = 0, 3, 4, 7, 8
+
+
+def client_config(max_data_len=255, max_fragment_len=255, max_in_flight=255, timeout_ms=255):
+    """ClientOpsConfig; the fragment limit and timeout are stored minus one."""
+    return u8(max_data_len) + u8(max_fragment_len) + u8(max_in_flight) + u8(timeout_ms)
+
+
+def c_op(kind, arg=b""):
+    return variant(kind, C_OPS) + arg
+
+
+def client_connection():
+    def seed(name, cfg, ops):
+        write("client_connection", name, cfg + vec(ops))
+
+    everything = [c_op(C_SERVER_READS, u16(0xFFFF)), c_op(C_CLIENT_READS, u16(0xFFFF))]
+    seed(
+        "text_ping_bytes_bye",
+        client_config(),
+        [
+            c_op(C_TEXT, byte_vec([L_A, L_SHARP_S])),
+            c_op(C_PING, byte_vec(b"p")),
+            c_op(C_BYTES, byte_vec(b"ab\xff")),
+            c_op(C_BYE),
+        ]
+        + everything,
+    )
+    # SPEC.md §3.4: a TEXT reply three times its request, over a 0-byte limit.
+    seed("tripled_reply", client_config(max_data_len=0), [c_op(C_TEXT, byte_vec([L_IOTA] * 40))] + everything)
+    seed(
+        "fragments_cut_inside_code_points",
+        client_config(max_fragment_len=0, max_in_flight=3),
+        [c_op(C_TEXT, byte_vec([L_HAN, L_EMOJI, L_A]))] + everything * 8,
+    )
+    seed(
+        "replies_delivered_byte_by_byte",
+        client_config(max_fragment_len=3),
+        [c_op(C_TEXT, byte_vec([L_A] * 10)), c_op(C_SERVER_READS, u16(0xFFFF))]
+        + [c_op(C_CLIENT_READS, u16(1))] * 200,
+    )
+    seed(
+        "silent_server_times_out",
+        client_config(timeout_ms=9),
+        [c_op(C_PING, byte_vec(b"x")), c_op(C_SERVER_READS, u16(0xFFFF)), c_op(C_ADVANCE, u16(11))],
+    )
+    seed(
+        "fatal_error_then_garbage",
+        client_config(),
+        [
+            c_op(C_TEXT, byte_vec([L_A])),
+            c_op(C_INJECT, byte_vec(frame(ERROR, b"\x00\x04bad"))),
+            c_op(C_INJECT, byte_vec(b"\xff" * 50)),
+            c_op(C_CLIENT_READS, u16(0xFFFF)),
+        ],
+    )
+    seed(
+        "server_closes_early",
+        client_config(),
+        [c_op(C_BYTES, byte_vec(b"abc")), c_op(C_CLIENT_READS, u16(0xFFFF)), c_op(C_EOF)],
+    )
+
+
 if __name__ == "__main__":
     frame_decode()
     frame_roundtrip()
     transform()
     datagram()
     server_connection()
+    client_connection()

@@ -1,9 +1,14 @@
-//! Settings of a server connection.
+//! Settings of a server and of a client connection.
 
 use std::time::Duration;
 
 use crate::transform::LosslessMode;
 use crate::wire::DEFAULT_MAX_DATA_LEN;
+
+/// The longest data frame a client sends by default: longer text goes as
+/// fragments of this size, whose replies (at most 3 × (64 KiB + 3)) stay
+/// under the default server's output bound.
+pub const DEFAULT_MAX_FRAGMENT_LEN: u32 = 64 * 1024;
 
 /// Which modes a server accepts (SPEC.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +77,34 @@ impl Default for ServerConfig {
             linger: Duration::from_secs(2),
             max_pending_output: 256 * 1024,
             report_messages: false,
+        }
+    }
+}
+
+/// Settings for a [`ClientConnection`](super::ClientConnection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The receive limit on frames no request bounds: ERROR and the server's
+    /// BYE. A reply's limit is what its request allows (SPEC.md §3.4: up to
+    /// 3 × (N + 3) for a TEXT request of N bytes), whatever this says.
+    pub max_data_len: u32,
+    /// The longest data frame sent: longer text and bytes go as MORE
+    /// fragments (SPEC.md §4.2). Keep it under the server's receive limit.
+    pub max_fragment_len: u32,
+    /// Request data sent ahead of its replies beyond which further frames
+    /// are held until replies come (one frame always goes, however long).
+    pub max_in_flight: usize,
+    /// How long the server may stay silent while it owes the preface or a reply.
+    pub reply_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            max_data_len: DEFAULT_MAX_DATA_LEN,
+            max_fragment_len: DEFAULT_MAX_FRAGMENT_LEN,
+            max_in_flight: 64 * 1024,
+            reply_timeout: Duration::from_secs(30),
         }
     }
 }

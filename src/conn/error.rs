@@ -1,9 +1,14 @@
-//! Errors of the connection state machines, split by blame: the peer's bad
-//! input ([`PeerError`]) versus the caller's misuse ([`UsageError`]).
+//! Errors of the connection state machines, split by blame and side: the
+//! peer's bad input ([`ProtocolViolation`] for a server, [`PeerError`] for a
+//! client) versus the caller's misuse ([`UsageError`] of a server,
+//! [`ClientUsageError`] of a client).
+
+use std::time::Duration;
 
 use crate::wire::{ErrorCode, ErrorPayload, FrameType};
 
-/// The caller used a state machine wrongly; the peer did nothing wrong.
+/// The program drove a [`ServerConnection`](super::ServerConnection)
+/// wrongly; the peer did nothing wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
     /// More input was offered than [`read_capacity`](super::ServerConnection::read_capacity) allowed.
@@ -24,11 +29,25 @@ pub enum UsageError {
         /// Bytes that were pending.
         pending: usize,
     },
+}
+
+/// The program drove a [`ClientConnection`](super::ClientConnection)
+/// wrongly; the server did nothing wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientUsageError {
+    /// More output was marked sent than was pending.
+    #[error("marked {sent} bytes sent but only {pending} were pending")]
+    SentMoreThanPending {
+        /// Bytes marked sent.
+        sent: usize,
+        /// Bytes that were pending.
+        pending: usize,
+    },
     /// A request was made after BYE was sent or the connection ended.
     #[error("the connection is closing; no more requests can be sent")]
     Closing,
-    /// A request's data does not fit the server's frame limit.
-    #[error("request data is {len} bytes; the limit is {limit} bytes")]
+    /// A frame's data does not fit the length field.
+    #[error("frame data is {len} bytes; a frame holds at most {limit}")]
     TooLong {
         /// Data length.
         len: usize,
@@ -51,13 +70,33 @@ pub enum PeerError {
     /// The server's preface names another version.
     #[error("the server speaks version {0}, not 1")]
     UnsupportedVersion(u8),
-    /// The server sent a frame over this client's limit.
-    #[error("the server sent a frame of {len} bytes, over the limit of {limit}")]
+    /// The server sent a frame longer than its request allows (or, for
+    /// ERROR and BYE, than the client's limit).
+    #[error(
+        "the server sent a {frame_type} frame of {len} bytes, over the limit of {limit} for it"
+    )]
     FrameTooLarge {
+        /// The frame's type.
+        frame_type: FrameType,
         /// Announced data length.
         len: u32,
-        /// The client's limit.
+        /// The limit for that frame.
         limit: u32,
+    },
+    /// A data reply's MORE flag is not its request's (SPEC.md §5.1, §5.2).
+    #[error("the server's reply has MORE {}, its request had MORE {}", if *.request_more { "clear" } else { "set" }, if *.request_more { "set" } else { "clear" })]
+    MoreMismatch {
+        /// The request's MORE flag.
+        request_more: bool,
+    },
+    /// The server closed the connection while replies were due.
+    #[error("the server closed the connection before answering")]
+    Closed,
+    /// The server said nothing for the reply timeout while it owed a reply.
+    #[error("no answer from the server within {timeout:?}")]
+    Timeout {
+        /// The reply timeout.
+        timeout: Duration,
     },
     /// A reply's type does not fit the request it answers.
     #[error("expected a {expected} reply, got {got}")]

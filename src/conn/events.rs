@@ -37,16 +37,16 @@ pub enum CloseReason {
     /// Nothing arrived within the idle timeout (raw mode; framed mode sends
     /// IDLE_TIMEOUT and reports [`CloseReason::Fatal`]).
     IdleTimeout,
+    /// The server had stopped reading because the client did not take its
+    /// replies, and the client took no output within the idle timeout
+    /// (SPEC.md §9.1): closed without sending more.
+    ClientNotReading,
     /// The server is shutting down.
     Shutdown,
     /// A framed-only server got a connection without the preface.
     NotFramed,
     /// The server is at its connection limit and this connection is raw.
     Busy,
-    /// The server had stopped reading because the client did not take its
-    /// replies, and the client took no output within the idle timeout
-    /// (SPEC.md §9.1): closed without sending more.
-    ClientNotReading,
     /// The server was full and closed this connection, the longest idle of
     /// the address holding the most, to make room (framed connections get
     /// ERROR(BUSY) and report [`CloseReason::Fatal`]).
@@ -61,12 +61,12 @@ impl std::fmt::Display for CloseReason {
             CloseReason::PeerClosedMidFrame => f.write_str("client closed mid-frame"),
             CloseReason::Fatal(code) => write!(f, "fatal error {code}"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
-            CloseReason::Shutdown => f.write_str("server shutdown"),
-            CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
-            CloseReason::Busy => f.write_str("server busy"),
             CloseReason::ClientNotReading => {
                 f.write_str("client took no output within the idle timeout")
             }
+            CloseReason::Shutdown => f.write_str("server shutdown"),
+            CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),
+            CloseReason::Busy => f.write_str("server busy"),
             CloseReason::Evicted => f.write_str("evicted: the server is full"),
         }
     }
@@ -95,7 +95,7 @@ pub struct ConnectionStats {
 pub struct FrameCounts([u64; FrameCounts::TYPES.len()]);
 
 impl FrameCounts {
-    /// The types counted, in the order of [`iter`](Self::iter);
+    /// The types counted, in the order of [`counts`](Self::counts);
     /// `Unknown(0)` stands for every unknown code.
     pub const TYPES: [FrameType; 7] = [
         FrameType::Text,

@@ -13,11 +13,11 @@ mod reply;
 mod server;
 
 pub use client::{ClientConnection, ClientEvent, RequestId};
-pub use config::{RawCase, ServerConfig, ServerMode};
+pub use config::{ClientConfig, DEFAULT_MAX_FRAGMENT_LEN, RawCase, ServerConfig, ServerMode};
 pub use datagram::{
     AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, SHORTEST_ERROR_REPLY, respond_to_datagram,
 };
-pub use error::{PeerError, ProtocolViolation, UsageError};
+pub use error::{ClientUsageError, PeerError, ProtocolViolation, UsageError};
 pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;

@@ -5,13 +5,21 @@
 //! may hold a whole incomplete frame and a whole reply (up to ~4 MiB with
 //! the default 1 MiB frame limit), which is harmless for one client and
 //! fatal for a thousand that never read. So a connection reads freely only
-//! while it holds less than a small *reserve*; beyond that every byte it
-//! buffers is charged to one budget shared by all connections of all loops,
-//! and once that is spent it stops reading (TCP flow control then holds the
-//! client back) until another connection's output is taken. Small
-//! request-reply traffic stays within the reserve and is never held up by
-//! the budget; the `--max-buffer` bound keeps a single connection from
-//! taking the whole budget.
+//! while it holds less than a small *reserve*; beyond that what it holds is
+//! charged to one budget shared by all connections of all loops, and once
+//! that is spent it stops reading (TCP flow control then holds the client
+//! back) until another connection's output is taken. Small request-reply
+//! traffic stays within the reserve and is never held up by the budget; the
+//! `--max-buffer` bound keeps a single connection from taking the whole
+//! budget.
+//!
+//! What is charged is a connection's *weight*: its output plus three times
+//! its unprocessed input, the most that input can become (SPEC.md §11,
+//! "Expansion"), or the capacity of its buffers if that is more (a buffer
+//! that grew by doubling holds more memory than bytes). Charging input at its size would let many connections each
+//! complete a frame on a last small read and together triple what they hold
+//! after the budget said stop; charged at its weight, processing input
+//! never raises the charge.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -49,22 +57,25 @@ impl MemoryBudget {
         self.max_buffer.saturating_sub(buffered)
     }
 
-    /// How much of `wanted` a connection holding `buffered` bytes may read
-    /// now: what is left of its reserve, plus a third of what is left of
-    /// the budget (input can come back as three times as much output,
-    /// SPEC.md §11 "Expansion", so a read never takes the budget past its
-    /// end by more than a frame completing).
-    pub(crate) fn may_read(&self, buffered: usize, wanted: usize) -> usize {
-        let reserve_left = RESERVE_PER_CONNECTION.saturating_sub(buffered);
+    /// How much of `wanted` a connection of weight `weight` may read now:
+    /// a third (each byte read weighs 3) of what is left of its reserve
+    /// and of the budget.
+    pub(crate) fn may_read(&self, weight: usize, wanted: usize) -> usize {
+        let reserve_left = RESERVE_PER_CONNECTION.saturating_sub(weight);
         let budget_left = self
             .limit
             .saturating_sub(self.charged.load(Ordering::Relaxed));
-        wanted.min(reserve_left.saturating_add(budget_left / 3))
+        wanted.min(reserve_left.saturating_add(budget_left) / 3)
     }
 
     /// Whether any budget is left, i.e. budget-blocked connections may retry.
     pub(crate) fn has_room(&self) -> bool {
         self.charged.load(Ordering::Relaxed) < self.limit
+    }
+
+    /// Bytes beyond the reserves that may be buffered, over all connections.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Bytes charged beyond the reserves now.
@@ -88,9 +99,18 @@ pub(crate) struct BudgetShare {
 }
 
 impl BudgetShare {
-    /// The connection now holds `buffered` bytes, `pending_output` of them output.
-    pub(crate) fn update(&mut self, budget: &MemoryBudget, buffered: usize, pending_output: usize) {
-        let charged = buffered.saturating_sub(RESERVE_PER_CONNECTION);
+    /// The connection now holds `input` unprocessed bytes and
+    /// `pending_output` bytes of output, in buffers of `capacity` bytes.
+    pub(crate) fn update(
+        &mut self,
+        budget: &MemoryBudget,
+        input: usize,
+        pending_output: usize,
+        capacity: usize,
+    ) {
+        let charged = weight(input, pending_output)
+            .max(capacity)
+            .saturating_sub(RESERVE_PER_CONNECTION);
         adjust(&budget.charged, self.charged, charged);
         adjust(&budget.pending_output, self.pending_output, pending_output);
         self.charged = charged;
@@ -99,8 +119,14 @@ impl BudgetShare {
 
     /// The connection is gone: give everything back.
     pub(crate) fn release(&mut self, budget: &MemoryBudget) {
-        self.update(budget, 0, 0);
+        self.update(budget, 0, 0, 0);
     }
+}
+
+/// What a connection's buffers may come to without reading more: its
+/// output, plus up to three times its unprocessed input.
+pub(crate) fn weight(input: usize, output: usize) -> usize {
+    input.saturating_mul(3).saturating_add(output)
 }
 
 fn adjust(counter: &AtomicUsize, before: usize, after: usize) {
@@ -117,21 +143,32 @@ mod tests {
 
     #[test]
     fn the_reserve_is_free_and_beyond_it_the_budget_is_shared() {
-        let budget = MemoryBudget::new(100_000, 1 << 20);
+        let budget = MemoryBudget::new(300_000, 1 << 20);
         let mut greedy = BudgetShare::default();
-        // Within its reserve a connection reads without charging anything.
+        // Within its reserve a connection reads without charging anything;
+        // each byte read weighs 3.
         assert_eq!(budget.may_read(0, 1000), 1000);
-        assert_eq!(budget.may_read(RESERVE_PER_CONNECTION, 90_000), 33_333);
-        greedy.update(&budget, RESERVE_PER_CONNECTION, 0);
+        assert_eq!(budget.may_read(RESERVE_PER_CONNECTION, 900_000), 100_000);
+        greedy.update(&budget, RESERVE_PER_CONNECTION / 3, 0, 0);
         assert_eq!(budget.charged(), 0);
-        // Beyond it, the budget pays, until it is spent.
-        greedy.update(&budget, RESERVE_PER_CONNECTION + 100_000, 5);
-        assert_eq!(budget.charged(), 100_000);
+        // Beyond it, the budget pays for input at three times its size,
+        // and for output at its size, until it is spent.
+        greedy.update(&budget, 100_000, RESERVE_PER_CONNECTION, 0);
+        assert_eq!(budget.charged(), 300_000);
         assert!(!budget.has_room());
-        assert_eq!(budget.may_read(RESERVE_PER_CONNECTION, 1000), 0);
+        assert_eq!(
+            budget.may_read(weight(100_000, RESERVE_PER_CONNECTION), 1000),
+            0
+        );
+        // Processing the input into its reply does not raise the charge.
+        greedy.update(&budget, 0, RESERVE_PER_CONNECTION + 300_000, 0);
+        assert_eq!(budget.charged(), 300_000);
         // Another connection still has its reserve.
         assert_eq!(budget.may_read(0, 1000), 1000);
-        assert_eq!(budget.pending_output(), 5);
+        assert_eq!(budget.pending_output(), RESERVE_PER_CONNECTION + 300_000);
+        // Buffers larger than their bytes are charged at their size.
+        greedy.update(&budget, 0, 0, RESERVE_PER_CONNECTION + 1000);
+        assert_eq!(budget.charged(), 1000);
         greedy.release(&budget);
         assert_eq!(budget.charged(), 0);
         assert_eq!(budget.pending_output(), 0);

@@ -5,16 +5,15 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::conn::{ClientConnection, ClientEvent, PeerError, UsageError};
-use crate::wire::{ErrorCode, FrameRepr, FrameType};
+use crate::conn::{ClientConfig, ClientConnection, ClientEvent, ClientUsageError, PeerError};
+use crate::wire::{ErrorCode, ErrorPayload, FrameRepr, FrameType};
 
-/// Why a [`Client`] call failed. Each message says what to try next.
+/// Why a [`Client`] call failed. Each message says what happened and, where
+/// the library knows, what to check; a program adds its own advice.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nobody listens at the address.
-    #[error(
-        "could not connect to {addr}: connection refused; is a server running? start one with `upcase serve`"
-    )]
+    #[error("could not connect to {addr}: connection refused; is a server running there?")]
     Refused {
         /// The address tried.
         addr: SocketAddr,
@@ -37,10 +36,8 @@ pub enum ClientError {
         /// The time allowed.
         timeout: Duration,
     },
-    /// The server did not answer in time.
-    #[error(
-        "no answer from the server within {timeout:?}; is it an UPCASE/1 server? (for a raw-only server use `--raw`)"
-    )]
+    /// The server did not answer (or take our bytes) in time.
+    #[error("no answer from the server within {timeout:?}; is it an UPCASE/1 server?")]
     Timeout {
         /// The time allowed.
         timeout: Duration,
@@ -61,7 +58,7 @@ pub enum ClientError {
     },
     /// No datagram came back (UDP): lost, or nobody answers UDP there.
     #[error(
-        "no reply datagram from {server} within {timeout:?}; is an UPCASE server answering UDP there (`upcase serve` does unless --no-udp)? datagrams can be lost: try again"
+        "no reply datagram from {server} within {timeout:?}; is an UPCASE server answering UDP there? datagrams can be lost: try again"
     )]
     NoDatagramReply {
         /// The server's address.
@@ -77,7 +74,7 @@ pub enum ClientError {
     Protocol(PeerError),
     /// A request this client cannot send (too long, or after BYE).
     #[error(transparent)]
-    Usage(#[from] UsageError),
+    Usage(#[from] ClientUsageError),
     /// A TEXT reply that is not UTF-8 (the server is broken).
     #[error("the server's TEXT reply is not UTF-8")]
     NotUtf8,
@@ -89,19 +86,29 @@ pub enum ClientError {
 impl From<PeerError> for ClientError {
     fn from(error: PeerError) -> ClientError {
         match error {
-            PeerError::Server(payload) => ClientError::Server {
-                code: payload.code,
-                message: payload.message,
-            },
+            PeerError::Server(payload) => payload.into(),
+            PeerError::Timeout { timeout } => ClientError::Timeout { timeout },
+            PeerError::Closed => ClientError::Closed,
             other => ClientError::Protocol(other),
         }
     }
 }
 
+impl From<ErrorPayload> for ClientError {
+    fn from(payload: ErrorPayload) -> ClientError {
+        ClientError::Server {
+            code: payload.code,
+            message: payload.message,
+        }
+    }
+}
+
 /// A blocking UPCASE/1 client speaking frames, one request at a time or
-/// pipelined ([`send`](Self::send) several, then [`receive`](Self::receive)
-/// their replies in order). Every wait is bounded by the timeout given to
-/// [`connect`](Self::connect).
+/// pipelined ([`send_text`](Self::send_text) several, then
+/// [`receive`](Self::receive) their replies in order). Every wait is bounded
+/// by the timeout given to [`connect`](Self::connect). Long text goes out as
+/// fragments, and the replies SPEC.md allows are accepted whatever their
+/// length (see [`ClientConnection`], which this drives).
 ///
 /// ```
 /// use upcase::net::{Client, Server};
@@ -135,25 +142,44 @@ impl Client {
         addr: impl ToSocketAddrs + Display,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
+        let config = ClientConfig {
+            reply_timeout: timeout,
+            ..ClientConfig::default()
+        };
+        Client::connect_with(addr, timeout, config)
+    }
+
+    /// [`connect`](Self::connect) with the connection's settings (its
+    /// fragment size, window and limits); `timeout` bounds the connect and
+    /// every write.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        addr: impl ToSocketAddrs + Display,
+        timeout: Duration,
+        config: ClientConfig,
+    ) -> Result<Client, ClientError> {
         let stream = connect_stream(addr, timeout)?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeout))?;
         let mut client = Client {
             stream,
-            conn: ClientConnection::default(),
+            conn: ClientConnection::new(Instant::now(), config),
             timeout,
-            read_buffer: vec![0; 16 * 1024],
+            read_buffer: vec![0; 64 * 1024],
         };
         client.flush()?;
         Ok(client)
     }
 
-    /// The upper case of `text` (a TEXT request).
+    /// The upper case of `text` (a TEXT request, in fragments if it is long).
     ///
     /// # Errors
     /// Any [`ClientError`]; an ERROR reply is [`ClientError::Server`].
     pub fn upcase(&mut self, text: &str) -> Result<String, ClientError> {
-        let reply = self.request(FrameRepr::new(FrameType::Text, text.as_bytes().to_vec()))?;
+        self.send_text(text)?;
+        let reply = self.receive_last()?;
         String::from_utf8(reply).map_err(|_| ClientError::NotUtf8)
     }
 
@@ -162,7 +188,8 @@ impl Client {
     /// # Errors
     /// As [`upcase`](Self::upcase).
     pub fn upcase_bytes(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
-        self.request(FrameRepr::new(FrameType::Bytes, data.to_vec()))
+        self.send_bytes(data)?;
+        self.receive_last()
     }
 
     /// Send a PING with `data`; the PONG's data (the same bytes).
@@ -170,36 +197,67 @@ impl Client {
     /// # Errors
     /// As [`upcase`](Self::upcase).
     pub fn ping(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
-        self.request(FrameRepr::new(FrameType::Ping, data.to_vec()))
+        self.conn.ping(data)?;
+        self.flush()?;
+        self.receive_last()
     }
 
-    /// Send a request without waiting for its reply (pipelining). Replies
-    /// come back in order from [`receive`](Self::receive). Keep the number of
-    /// unanswered requests bounded: a client that only writes while the
-    /// server waits for it to read would block both.
+    /// Send a TEXT request without waiting for its reply (pipelining);
+    /// replies come back in order from [`receive`](Self::receive).
     ///
     /// # Errors
-    /// [`ClientError::Usage`] after BYE; a socket error or timeout while writing.
+    /// [`ClientError::Usage`] after BYE; a socket error, a timeout, or a
+    /// failure reported while reading replies to make room.
+    pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.conn.send_text(text)?;
+        self.flush()
+    }
+
+    /// Send a BYTES request without waiting for its reply.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_bytes(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.conn.send_bytes(data)?;
+        self.flush()
+    }
+
+    /// Send one frame as it is, without waiting for its reply.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
     pub fn send(&mut self, frame: FrameRepr) -> Result<(), ClientError> {
         self.conn.send(frame)?;
         self.flush()
     }
 
-    /// Requests sent and not yet answered.
+    /// Requests sent and not yet answered in full.
     pub fn waiting(&self) -> usize {
         self.conn.waiting()
     }
 
-    /// The data of the reply to the oldest unanswered request.
+    /// The data of the reply to the oldest unanswered request (its
+    /// fragments' replies joined).
     ///
     /// # Errors
     /// [`ClientError::Server`] for an ERROR reply, [`ClientError::ServerBye`]
     /// when the server is shutting down, a timeout, a protocol or socket error.
     pub fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
-        match self.next_event()? {
-            ClientEvent::Reply { frame, .. } => Ok(frame.data.to_vec()),
-            ClientEvent::Error { error, .. } => Err(error.into()),
-            ClientEvent::ServerBye { reason, .. } => Err(ClientError::ServerBye { reason }),
+        let mut data = Vec::new();
+        loop {
+            match self.next_event()? {
+                ClientEvent::Reply { frame, last, .. } => {
+                    data.extend_from_slice(&frame.data);
+                    if last {
+                        return Ok(data);
+                    }
+                }
+                ClientEvent::Error { error, .. } => return Err(error.into()),
+                ClientEvent::ServerBye { reason, .. } => {
+                    return Err(ClientError::ServerBye { reason });
+                }
+                ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
+            }
         }
     }
 
@@ -220,62 +278,85 @@ impl Client {
                 ClientEvent::Error { error, .. } => return Err(error.into()),
                 // The server was closing anyway: the session is over just the same.
                 ClientEvent::ServerBye { .. } => return Ok(()),
+                ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
             }
         }
     }
 
-    fn request(&mut self, frame: FrameRepr) -> Result<Vec<u8>, ClientError> {
-        self.send(frame)?;
+    /// The reply to the request just sent: earlier replies are dropped.
+    fn receive_last(&mut self) -> Result<Vec<u8>, ClientError> {
         while self.conn.waiting() > 1 {
             self.receive()?;
         }
         self.receive()
     }
 
+    /// Write all pending output; while requests are held back for replies,
+    /// read those replies (they wait as events) and write what they release.
     fn flush(&mut self) -> Result<(), ClientError> {
-        while !self.conn.pending_output().is_empty() {
-            match self.stream.write(self.conn.pending_output()) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(sent) => self.conn.mark_sent(sent)?,
-                Err(error) if is_timeout(&error) => {
-                    return Err(ClientError::Timeout {
-                        timeout: self.timeout,
-                    });
+        loop {
+            while !self.conn.pending_output().is_empty() {
+                match self.stream.write(self.conn.pending_output()) {
+                    Ok(0) => return Err(ClientError::Closed),
+                    Ok(sent) => self.conn.mark_sent(Instant::now(), sent)?,
+                    Err(error) if is_timeout(&error) => {
+                        return Err(ClientError::Timeout {
+                            timeout: self.timeout,
+                        });
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error.into()),
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error.into()),
             }
+            if !self.conn.has_held_requests() || self.conn.is_closed() {
+                return Ok(());
+            }
+            self.read()?;
         }
-        Ok(())
     }
 
-    /// Read until the connection reports an event, within the timeout.
+    /// Read until the connection reports an event.
     fn next_event(&mut self) -> Result<ClientEvent, ClientError> {
-        let deadline = Instant::now() + self.timeout;
         loop {
             if let Some(event) = self.conn.poll_event() {
                 return Ok(event);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ClientError::Timeout {
-                    timeout: self.timeout,
-                });
+            if self.conn.is_closed() {
+                return Err(ClientError::Closed);
             }
-            self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(&mut self.read_buffer) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(read) => {
-                    if let Err(error) = self.conn.handle_input(&self.read_buffer[..read]) {
-                        // A fatal ERROR is an event too: report events first.
-                        return self.conn.poll_event().ok_or(error.into());
-                    }
-                }
-                Err(error) if is_timeout(&error) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error.into()),
-            }
+            self.read()?;
         }
+    }
+
+    /// One read from the socket into the connection, bounded by its reply
+    /// timer (or by the timeout when nothing is due).
+    fn read(&mut self) -> Result<(), ClientError> {
+        let now = Instant::now();
+        let deadline = self.conn.poll_timeout();
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            self.conn.handle_timeout(now);
+            return Ok(());
+        }
+        let wait = deadline.map_or(self.timeout, |deadline| deadline - now);
+        // Never `None` (which blocks forever): a zero wait was handled above.
+        self.stream.set_read_timeout(Some(wait))?;
+        match self.stream.read(&mut self.read_buffer) {
+            Ok(0) => self.conn.handle_eof(Instant::now()),
+            Ok(read) => self
+                .conn
+                .handle_input(Instant::now(), &self.read_buffer[..read]),
+            Err(error) if is_timeout(&error) => {
+                if deadline.is_none() {
+                    return Err(ClientError::Timeout {
+                        timeout: self.timeout,
+                    });
+                }
+                self.conn.handle_timeout(Instant::now());
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(())
     }
 }
 

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::TcpStream;
 
-use super::budget::{BudgetShare, MemoryBudget};
+use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
+use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
 
 /// Reads one connection may make in one turn before the loop serves the
@@ -60,12 +61,18 @@ pub(crate) struct Connection {
     stalled_since: Option<Instant>,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
+    /// Whether it is in the loop's queue of connections with input left
+    /// from their turn, or waiting for the budget (each at most once).
+    pub(crate) queued_for_turn: bool,
+    pub(crate) queued_for_budget: bool,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
     /// Whether it received a complete frame (framed) or any byte (raw or
     /// before detection) since [`take_activity`](Self::take_activity) was
     /// last called: what resets "idle" for eviction.
     active: bool,
+    /// Its reporter to the server's metrics (`--metrics`).
+    meter: Option<ConnectionMeter>,
 }
 
 impl Connection {
@@ -85,9 +92,17 @@ impl Connection {
             write_shut: false,
             stalled_since: None,
             armed: None,
+            queued_for_turn: false,
+            queued_for_budget: false,
             share: BudgetShare::default(),
             active: false,
+            meter: None,
         }
+    }
+
+    /// Report to the server's metrics from now on.
+    pub(crate) fn set_meter(&mut self, meter: ConnectionMeter) {
+        self.meter = Some(meter);
     }
 
     /// The socket, to register it with the loop's poll.
@@ -121,6 +136,9 @@ impl Connection {
     pub(crate) fn evict(&mut self, now: Instant) {
         self.refusing = true;
         self.core.evict(now);
+        if let Some(meter) = &mut self.meter {
+            meter.evicted();
+        }
     }
 
     /// The poll reported the socket readable (or closed, or in error).
@@ -158,22 +176,25 @@ impl Connection {
                 Step::Closed
             }
         };
+        if let Some(meter) = &mut self.meter {
+            meter.report(&self.core);
+        }
         if step == Step::Closed {
             self.share.release(budget);
+            if let Some(meter) = self.meter.take() {
+                meter.closed(&self.core);
+            }
         } else {
-            self.share.update(
-                budget,
-                self.core.buffered_len(),
-                self.core.pending_output().len(),
-            );
+            self.update_share(budget);
         }
         step
     }
 
     fn update_share(&mut self, budget: &MemoryBudget) {
-        let buffered = self.core.buffered_len();
         let pending = self.core.pending_output().len();
-        self.share.update(budget, buffered, pending);
+        let input = self.core.buffered_len() - pending;
+        let capacity = self.core.buffered_capacity();
+        self.share.update(budget, input, pending, capacity);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
@@ -206,6 +227,9 @@ impl Connection {
     pub(crate) fn close_now(&mut self, why: &str, budget: &MemoryBudget) {
         self.log_close(&End::Dropped(why.to_string()));
         self.share.release(budget);
+        if let Some(meter) = self.meter.take() {
+            meter.closed(&self.core);
+        }
     }
 
     /// The loop of [`drive`](Self::drive): `Err` is a socket error, `Ok(Err)`
@@ -250,7 +274,8 @@ impl Connection {
                 // Backpressure: the client must take output first.
                 return Ok(Ok(Step::Wait));
             }
-            let allowed = budget.may_read(buffered, capacity);
+            let pending = self.core.pending_output().len();
+            let allowed = budget.may_read(weight(buffered - pending, pending), capacity);
             if allowed == 0 {
                 return Ok(Ok(Step::BudgetBlocked));
             }
@@ -284,6 +309,9 @@ impl Connection {
     /// Hand input to the core and note whether it made the connection
     /// active (a complete frame, or raw bytes).
     fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+        if let Some(meter) = &mut self.meter {
+            meter.read_at(now);
+        }
         let before = self.core.stats();
         self.core.handle_input(now, data).map_err(usage)?;
         let after = self.core.stats();
@@ -338,6 +366,9 @@ impl Connection {
                 }
                 ServerEvent::ProtocolError(violation) => {
                     let code = violation.code();
+                    if let Some(meter) = &self.meter {
+                        meter.error_sent(code);
+                    }
                     warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),

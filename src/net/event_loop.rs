@@ -23,6 +23,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, DriveLimits, Step};
+use super::metrics::{ConnectionMeter, ServerMetrics, ShardHandle};
+use super::proxy::Cidr;
+use super::proxy_stage::{HeaderDone, HeaderStage};
 use super::server::Shared;
 use super::slots::{Admission, Slots};
 use super::timers::{TimerKey, Timers};
@@ -52,6 +55,10 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 pub(crate) struct LoopSettings {
     pub(crate) config: ServerConfig,
     pub(crate) limits: DriveLimits,
+    /// `Some(trusted peers, header timeout)` when the PROXY protocol is on.
+    pub(crate) proxy_protocol: Option<(Vec<Cidr>, Duration)>,
+    /// The counters of `--metrics`, when on.
+    pub(crate) metrics: Option<Arc<ServerMetrics>>,
 }
 
 /// One loop's state. Built on the spawning thread, run on its own.
@@ -73,13 +80,17 @@ pub(crate) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// A descriptor to give up when the process has none left.
     spare: Option<std::fs::File>,
-    dropped_for_descriptors: u64,
+    descriptor_drops: u64,
     /// Before this, a dropped connection is counted but not logged.
     descriptor_warning_at: Option<Instant>,
     scratch: Box<[u8]>,
     settings: Arc<LoopSettings>,
     shared: Arc<Shared>,
     shutting_down: bool,
+    /// Sockets waiting for their PROXY header (PROXY protocol on).
+    headers: Option<HeaderStage>,
+    /// This loop's shard of the metrics (metrics on).
+    metrics: Option<ShardHandle>,
 }
 
 /// A connection slot and its generation (bumped at every reuse, so stale
@@ -111,7 +122,18 @@ impl EventLoop {
                 .register(&mut listener, Token(1 + index), Interest::READABLE)?;
             mio_listeners.push(listener);
         }
+        // The server makes one shard per loop, so each loop gets its own.
+        let metrics = settings
+            .metrics
+            .as_ref()
+            .and_then(ServerMetrics::claim_shard);
+        let headers = settings
+            .proxy_protocol
+            .clone()
+            .map(|(trusted, timeout)| HeaderStage::new(trusted, timeout, metrics.clone()));
         let event_loop = EventLoop {
+            headers,
+            metrics,
             poll,
             first_connection_token: 1 + mio_listeners.len(),
             listeners: mio_listeners,
@@ -125,7 +147,7 @@ impl EventLoop {
             budget_retry_at: None,
             accept_paused_until: None,
             spare: open_spare(),
-            dropped_for_descriptors: 0,
+            descriptor_drops: 0,
             descriptor_warning_at: None,
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             settings,
@@ -133,10 +155,6 @@ impl EventLoop {
             shutting_down: false,
         };
         Ok((event_loop, waker))
-    }
-
-    fn first_connection_token(&self) -> usize {
-        self.first_connection_token
     }
 
     /// Serve until shutdown has been asked and every connection is gone.
@@ -162,11 +180,15 @@ impl EventLoop {
                 if token == WAKER.0 {
                     continue;
                 }
-                if token < self.first_connection_token() {
+                if HeaderStage::owns(event.token()) {
+                    self.header_readable(event.token(), now);
+                    continue;
+                }
+                if token < self.first_connection_token {
                     self.accept(token - 1, now);
                     continue;
                 }
-                let slot = token - self.first_connection_token();
+                let slot = token - self.first_connection_token;
                 if let Some(connection) = self.connection_mut(slot) {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         connection.set_read_ready();
@@ -177,6 +199,9 @@ impl EventLoop {
             self.run_turn_queue(now);
             self.run_timers(now);
             self.retry_budget_blocked(now);
+            if let Some(headers) = &mut self.headers {
+                headers.expire(self.poll.registry(), now);
+            }
         }
     }
 
@@ -190,6 +215,7 @@ impl EventLoop {
             self.timers.next_deadline(),
             self.budget_retry_at,
             self.accept_paused_until,
+            self.headers.as_ref().and_then(HeaderStage::next_deadline),
         ];
         let first = deadlines.into_iter().flatten().min()?;
         Some(first.saturating_duration_since(Instant::now()))
@@ -206,10 +232,13 @@ impl EventLoop {
         }
     }
 
-    fn is_current(&self, key: TimerKey) -> bool {
-        self.connections
-            .get(key.slot)
-            .is_some_and(|entry| entry.generation == key.generation && entry.connection.is_some())
+    /// The connection `key` names, if it is still the one in that slot.
+    fn current_mut(&mut self, key: TimerKey) -> Option<&mut Connection> {
+        let entry = self.connections.get_mut(key.slot)?;
+        if entry.generation != key.generation {
+            return None;
+        }
+        entry.connection.as_mut()
     }
 
     /// Accept every connection waiting on listener `index`.
@@ -226,8 +255,12 @@ impl EventLoop {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(error) if is_out_of_descriptors(&error) && self.spare.is_some() => {
-                    self.drop_one_waiting(index, now);
+                Err(error) if is_out_of_descriptors(&error) && self.has_spare() => {
+                    // EMFILE comes before the queue is looked at: stop once
+                    // it turns out to be empty.
+                    if !self.drop_one_waiting(index, now) {
+                        return;
+                    }
                 }
                 Err(error) => {
                     // Something else, or no spare left: pause instead of
@@ -243,37 +276,109 @@ impl EventLoop {
         }
     }
 
+    /// Whether the spare descriptor is there, opening it again if it could
+    /// not be after its last use (a descriptor may have been freed since).
+    fn has_spare(&mut self) -> bool {
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
+        self.spare.is_some()
+    }
+
     /// Out of descriptors: give up the spare one to accept a waiting
     /// connection and close it at once, so that its client learns it was
     /// not served instead of waiting in the queue (the nginx and libev
     /// trick). The limit fitted to the descriptors (`upcase serve`) makes
     /// this rare.
-    fn drop_one_waiting(&mut self, index: usize, now: Instant) {
+    ///
+    /// Whether a connection was waiting (and was dropped).
+    fn drop_one_waiting(&mut self, index: usize, now: Instant) -> bool {
         self.spare = None;
-        if let Some(listener) = self.listeners.get(index)
-            && let Ok((stream, peer)) = listener.accept()
-        {
-            drop(stream);
-            self.dropped_for_descriptors += 1;
-            if self.descriptor_warning_at.is_none_or(|at| now >= at) {
-                warn!(
-                    "{peer} dropped: the process is out of file descriptors \
-                     ({} dropped so far); lower --max-connections or raise the limit",
-                    self.dropped_for_descriptors
-                );
-                self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+        let dropped = match self.listeners.get(index).map(TcpListener::accept) {
+            // Closed at once: its descriptor becomes the spare again.
+            Some(Ok((stream, peer))) => {
+                drop(stream);
+                Some(peer)
             }
-        }
+            _ => None,
+        };
         self.spare = open_spare();
+        match dropped {
+            Some(peer) => {
+                self.dropped_for_descriptors(peer, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Count a connection closed at once for want of descriptors; log it,
+    /// at most once a second.
+    fn dropped_for_descriptors(&mut self, peer: SocketAddr, now: Instant) {
+        self.descriptor_drops += 1;
+        if self.descriptor_warning_at.is_none_or(|at| now >= at) {
+            warn!(
+                "{peer} dropped: no file descriptor left for it ({} dropped so far); \
+                 lower --max-connections or raise the descriptor limit",
+                self.descriptor_drops
+            );
+            self.descriptor_warning_at = Some(now + Duration::from_secs(1));
+        }
     }
 
     /// Give an accepted socket a slot: served, refused (BUSY), or dropped.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.shared.has_descriptor_for_another() {
+            return self.dropped_for_descriptors(peer, now);
+        }
         let local = match stream.local_addr() {
             Ok(local) => local,
             Err(error) => return warn!("{peer}: cannot read the local address: {error}"),
         };
         let _ = stream.set_nodelay(true);
+        match &mut self.headers {
+            // The connection's addresses are the PROXY header's: wait for it.
+            Some(headers) => headers.accept(self.poll.registry(), stream, local, peer, now),
+            None => _ = self.open(stream, local, peer, now, ""),
+        }
+    }
+
+    /// A socket's PROXY header may have arrived: once it has, serve the
+    /// connection with the header's addresses, from the bytes after it.
+    fn header_readable(&mut self, token: Token, now: Instant) {
+        let Some(headers) = &mut self.headers else {
+            return;
+        };
+        let Some(HeaderDone {
+            stream,
+            local,
+            peer,
+            via,
+        }) = headers.readable(self.poll.registry(), token, &mut self.scratch)
+        else {
+            return;
+        };
+        if let Some(slot) = self.open(stream, local, peer, now, &via) {
+            // What followed the header may be in the socket already, and
+            // edge-triggered readiness will not say so again.
+            if let Some(connection) = self.connection_mut(slot) {
+                connection.set_read_ready();
+            }
+            self.drive(slot, now);
+        }
+    }
+
+    /// Serve, refuse (BUSY) or drop a connection from `peer` to `local`;
+    /// `via` ends its log line (` via …`: how a PROXY header named these
+    /// addresses). Its slot, unless dropped.
+    fn open(
+        &mut self,
+        stream: TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+        now: Instant,
+        via: &str,
+    ) -> Option<usize> {
         let settings = Arc::clone(&self.settings);
         let config = &settings.config;
         let (core, refusing) = match self.slots.admit(peer.ip(), self.shared.limit()) {
@@ -281,12 +386,12 @@ impl EventLoop {
                 if let Admission::Evict { victim } = admission {
                     self.evict(victim, peer, now);
                 }
-                info!("{peer} connected to {local}");
+                info!("{peer} connected to {local}{via}");
                 let core = ServerConnection::new(config.clone(), local, peer, now);
                 (core, false)
             }
             Admission::Refuse { limit } => {
-                info!("{peer} connected over the connection limit of {limit}");
+                info!("{peer} connected{via} over the connection limit of {limit}");
                 let mut config = config.clone();
                 config.idle_timeout = config.idle_timeout.min(BUSY_DEADLINE);
                 config.linger = config.linger.min(BUSY_DEADLINE);
@@ -294,7 +399,11 @@ impl EventLoop {
                 (core, true)
             }
             Admission::Drop { limit } => {
-                return info!("{peer} dropped: over the connection limit of {limit}");
+                if let Some(shard) = &self.metrics {
+                    shard.connection_dropped();
+                }
+                info!("{peer} dropped: over the connection limit of {limit}");
+                return None;
             }
         };
         let slot = match self.free.pop() {
@@ -304,7 +413,7 @@ impl EventLoop {
                 self.connections.len() - 1
             }
         };
-        let token = Token(self.first_connection_token() + slot);
+        let token = Token(self.first_connection_token + slot);
         let mut connection = Connection::new(stream, core, peer, refusing);
         if let Err(error) = self.poll.registry().register(
             connection.stream_mut(),
@@ -313,16 +422,21 @@ impl EventLoop {
         ) {
             self.slots.release(None, refusing, self.shared.limit());
             self.free.push(slot);
-            return warn!("{peer}: cannot register the connection: {error}");
+            warn!("{peer}: cannot register the connection: {error}");
+            return None;
+        }
+        if let Some(shard) = &self.metrics {
+            connection.set_meter(ConnectionMeter::accepted(shard, refusing));
         }
         self.connections[slot].connection = Some(connection);
         if !refusing {
-            self.slots.enqueue(slot, peer.ip());
+            self.slots.enqueue(slot, peer.ip(), now);
         }
         self.live += 1;
         self.shared.connection_opened();
         // A client usually sends right away; the readable event will say so.
-        self.after_drive(slot, Step::Wait);
+        self.after_drive(slot, Step::Wait, now);
+        Some(slot)
     }
 
     /// Make room for `newcomer`: the connection in `victim` is told BUSY
@@ -354,28 +468,35 @@ impl EventLoop {
             &settings.limits,
             self.shared.budget(),
         );
-        self.after_drive(slot, step);
+        self.after_drive(slot, step, now);
     }
 
-    fn after_drive(&mut self, slot: usize, step: Step) {
+    fn after_drive(&mut self, slot: usize, step: Step, now: Instant) {
+        if step == Step::Closed {
+            return self.remove(slot);
+        }
         let key = self.key(slot);
-        if let Some(connection) = self.connections[slot].connection.as_mut() {
-            if connection.has_ended() {
-                self.slots.dequeue(slot);
-            } else if connection.take_activity() {
-                self.slots.touch(slot);
-            }
+        let Some(connection) = self.connections[slot].connection.as_mut() else {
+            return;
+        };
+        if connection.has_ended() {
+            self.slots.dequeue(slot);
+        } else if connection.take_activity() {
+            self.slots.touch(slot, now);
         }
         match step {
-            Step::Closed => return self.remove(slot),
-            Step::MoreToRead => self.more_to_read.push_back(key),
-            Step::BudgetBlocked => {
+            Step::MoreToRead if !connection.queued_for_turn => {
+                connection.queued_for_turn = true;
+                self.more_to_read.push_back(key);
+            }
+            Step::BudgetBlocked if !connection.queued_for_budget => {
+                connection.queued_for_budget = true;
                 self.budget_blocked.push(key);
                 if self.budget_retry_at.is_none() {
-                    self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY);
+                    self.budget_retry_at = Some(now + BUDGET_RETRY);
                 }
             }
-            Step::Wait => {}
+            _ => {}
         }
         self.arm_timer(slot);
     }
@@ -416,7 +537,8 @@ impl EventLoop {
             let Some(key) = self.more_to_read.pop_front() else {
                 break;
             };
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_turn = false;
                 self.drive(key.slot, now);
             }
         }
@@ -425,10 +547,7 @@ impl EventLoop {
     /// Drive every connection whose armed deadline has come.
     fn run_timers(&mut self, now: Instant) {
         while let Some((when, key)) = self.timers.pop_due(now) {
-            if !self.is_current(key) {
-                continue;
-            }
-            let Some(connection) = self.connection_mut(key.slot) else {
+            let Some(connection) = self.current_mut(key) else {
                 continue;
             };
             if connection.armed != Some(when) {
@@ -468,7 +587,8 @@ impl EventLoop {
             return;
         }
         for key in std::mem::take(&mut self.budget_blocked) {
-            if self.is_current(key) {
+            if let Some(connection) = self.current_mut(key) {
+                connection.queued_for_budget = false;
                 self.drive(key.slot, now);
             }
         }
@@ -480,6 +600,9 @@ impl EventLoop {
         self.shutting_down = true;
         for mut listener in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(headers) = &mut self.headers {
+            headers.close_all(self.poll.registry());
         }
         let now = Instant::now();
         for slot in 0..self.connections.len() {

@@ -4,18 +4,34 @@
 //!
 //! Why shards: every connection updates these on every read and write. One
 //! set of atomics shared by the two cores would bounce its cache lines
-//! between them on each update; instead each server loop (or connection
-//! thread) updates a [`MetricsShard`] of its own, padded to its own cache
-//! lines, with relaxed atomics, and a scrape sums the shards
-//! ([`ServerMetrics::snapshot`]). A connection reports its core's
+//! between them on each update; instead each event loop updates a
+//! [`MetricsShard`] of its own, padded to its own cache lines, and a scrape
+//! sums the shards ([`ServerMetrics::snapshot`]). A shard has one writer, its
+//! loop, so an update is a relaxed load and store (no locked instruction);
+//! the scrape's thread only reads. A connection reports its core's
 //! [`ConnectionStats`] as differences since its last report
 //! ([`ConnectionMeter`]), so the protocol core counts and the shell only
-//! adds.
+//! adds. What the server already counts for itself (the memory budget, the
+//! UDP service's counters) is read at scrape time from a [`GaugeSource`]
+//! and costs nothing in between.
 //!
 //! Without `--metrics` the server has no [`ServerMetrics`] and none of
 //! this runs.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Add to a counter that only this thread writes (see the module docs): a
+/// relaxed load and store, which readers on other threads see whole.
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// [`bump`] for a gauge.
+fn shift(gauge: &AtomicI64, by: i64) {
+    gauge.store(gauge.load(Relaxed).wrapping_add(by), Relaxed);
+}
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::conn::{ConnectionStats, FrameCounts, ServerConnection, WireMode};
@@ -135,57 +151,25 @@ pub struct MetricsShard {
     errors: [AtomicU64; ERROR_SLOTS],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    buffered: AtomicI64,
-    udp_received: AtomicU64,
-    udp_sent: AtomicU64,
-    udp_dropped: AtomicU64,
-    udp_rate_limited: AtomicU64,
     proxy_headers: [AtomicU64; ProxyOutcome::ALL.len()],
     reply_delay_buckets: [AtomicU64; REPLY_DELAY_BUCKETS_MICROS.len() + 1],
     reply_delay_nanos: AtomicU64,
 }
 
 impl MetricsShard {
-    /// A connection over the limit was refused: told BUSY (framed) or
-    /// closed (raw, or before it said which).
-    pub fn connection_refused(&self, mode: ModeLabel) {
-        self.refused[mode.index()].fetch_add(1, Relaxed);
-    }
-
-    /// A connection was closed by the server to make room for others.
-    pub fn connection_evicted(&self, mode: ModeLabel) {
-        self.evicted[mode.index()].fetch_add(1, Relaxed);
-    }
-
-    /// The server sent an ERROR with this code.
-    pub fn error_sent(&self, code: ErrorCode) {
-        self.errors[error_slot(code)].fetch_add(1, Relaxed);
+    /// A connection over the limit was closed at once, before it said
+    /// anything (too many were being refused already): accepted, refused
+    /// and closed, never open.
+    pub fn connection_dropped(&self) {
+        let undetected = ModeLabel::Undetected.index();
+        bump(&self.accepted, 1);
+        bump(&self.refused[undetected], 1);
+        bump(&self.closed[undetected], 1);
     }
 
     /// A PROXY header was handled this way.
     pub fn proxy_header(&self, outcome: ProxyOutcome) {
-        self.proxy_headers[outcome as usize].fetch_add(1, Relaxed);
-    }
-
-    /// A UDP datagram arrived.
-    pub fn udp_received(&self) {
-        self.udp_received.fetch_add(1, Relaxed);
-    }
-
-    /// A UDP reply was sent.
-    pub fn udp_sent(&self) {
-        self.udp_sent.fetch_add(1, Relaxed);
-    }
-
-    /// A UDP datagram got no reply (too large a reply, framed-only server,
-    /// a send error).
-    pub fn udp_dropped(&self) {
-        self.udp_dropped.fetch_add(1, Relaxed);
-    }
-
-    /// A UDP datagram got no reply because its source was over its rate.
-    pub fn udp_rate_limited(&self) {
-        self.udp_rate_limited.fetch_add(1, Relaxed);
+        bump(&self.proxy_headers[outcome as usize], 1);
     }
 
     /// `count` requests were answered `delay` after the read that brought them.
@@ -195,11 +179,38 @@ impl MetricsShard {
             .iter()
             .position(|&bound| micros <= bound)
             .unwrap_or(REPLY_DELAY_BUCKETS_MICROS.len());
-        self.reply_delay_buckets[bucket].fetch_add(count, Relaxed);
+        bump(&self.reply_delay_buckets[bucket], count);
         let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        self.reply_delay_nanos
-            .fetch_add(nanos.saturating_mul(count), Relaxed);
+        bump(&self.reply_delay_nanos, nanos.saturating_mul(count));
     }
+}
+
+/// What the server itself keeps count of, read at each scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerGauges {
+    /// Bytes buffered beyond the connections' small reserves: what is
+    /// charged to the memory budget now.
+    pub memory_budget_used: u64,
+    /// The memory budget.
+    pub memory_budget: u64,
+    /// Output bytes queued for clients and not yet taken by them.
+    pub pending_output: u64,
+    /// UDP datagrams received.
+    pub udp_received: u64,
+    /// UDP replies sent.
+    pub udp_sent: u64,
+    /// UDP datagrams not answered for what they hold (reply too large,
+    /// framed-only server, an ERROR over the amplification bound) or
+    /// because the reply could not be sent.
+    pub udp_dropped: u64,
+    /// UDP datagrams dropped unread: their source was over its rate.
+    pub udp_rate_limited: u64,
+}
+
+/// Where a scrape reads [`ServerGauges`]: the running server.
+pub trait GaugeSource: std::fmt::Debug + Send + Sync {
+    /// The figures now.
+    fn gauges(&self) -> ServerGauges;
 }
 
 /// Every counter of one server, in shards (see the module docs).
@@ -207,43 +218,50 @@ impl MetricsShard {
 pub struct ServerMetrics {
     shards: Box<[MetricsShard]>,
     next_shard: AtomicUsize,
-    memory_budget: AtomicU64,
+    source: OnceLock<Arc<dyn GaugeSource>>,
 }
 
 impl ServerMetrics {
-    /// Counters in `shards` shards (at least one): one per server loop.
+    /// Counters in `shards` shards (at least one): one per writing thread.
+    /// A server takes one per event loop with [`claim_shard`](Self::claim_shard).
     pub fn new(shards: usize) -> ServerMetrics {
         ServerMetrics {
             shards: (0..shards.max(1))
                 .map(|_| MetricsShard::default())
                 .collect(),
             next_shard: AtomicUsize::new(0),
-            memory_budget: AtomicU64::new(0),
+            source: OnceLock::new(),
         }
     }
 
-    /// Shard `index` (modulo the number of shards): a loop's own.
-    pub fn shard(&self, index: usize) -> &MetricsShard {
-        &self.shards[index % self.shards.len()]
+    /// A shard no one has claimed yet, or `None` when all are taken. Its
+    /// handle (and the [`ConnectionMeter`]s made from it) must be used by
+    /// one thread at a time: two threads writing one shard would lose
+    /// counts (never more: the counters stay atomic).
+    pub fn claim_shard(self: &Arc<Self>) -> Option<ShardHandle> {
+        let index = self.next_shard.fetch_add(1, Relaxed);
+        (index < self.shards.len()).then(|| ShardHandle {
+            metrics: Arc::clone(self),
+            index,
+        })
     }
 
-    /// The next shard in turn, for a thread without a loop index.
-    pub fn next_shard(&self) -> &MetricsShard {
-        self.shard(self.next_shard.fetch_add(1, Relaxed))
+    /// Read [`ServerGauges`] from `source` at each scrape. The first
+    /// source attached stays.
+    pub fn attach(&self, source: Arc<dyn GaugeSource>) {
+        let _ = self.source.set(source);
     }
 
-    /// The bytes the server may buffer for all connections together, shown
-    /// beside [`MetricsSnapshot::buffered_bytes`]; 0 means no budget.
-    pub fn set_memory_budget(&self, bytes: u64) {
-        self.memory_budget.store(bytes, Relaxed);
-    }
-
-    /// The shards summed: what a scrape shows. Counters read at slightly
-    /// different moments may be off by the updates made meanwhile, never
-    /// more.
+    /// The shards summed, and the gauges: what a scrape shows. Counters
+    /// read at slightly different moments may be off by the updates made
+    /// meanwhile, never more.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot {
-            memory_budget_bytes: self.memory_budget.load(Relaxed),
+            gauges: self
+                .source
+                .get()
+                .map(|source| source.gauges())
+                .unwrap_or_default(),
             ..MetricsSnapshot::default()
         };
         fn add<const N: usize>(sum: &mut [u64; N], shard: &[AtomicU64; N]) {
@@ -265,18 +283,30 @@ impl ServerMetrics {
             add(&mut s.errors, &shard.errors);
             s.bytes_in += shard.bytes_in.load(Relaxed);
             s.bytes_out += shard.bytes_out.load(Relaxed);
-            s.buffered_bytes += shard.buffered.load(Relaxed);
-            s.udp_received += shard.udp_received.load(Relaxed);
-            s.udp_sent += shard.udp_sent.load(Relaxed);
-            s.udp_dropped += shard.udp_dropped.load(Relaxed);
-            s.udp_rate_limited += shard.udp_rate_limited.load(Relaxed);
             add(&mut s.proxy_headers, &shard.proxy_headers);
             add(&mut s.reply_delay_buckets, &shard.reply_delay_buckets);
             s.reply_delay_nanos += shard.reply_delay_nanos.load(Relaxed);
         }
+        // A connection moves between modes in one shard with a decrement
+        // and an increment; a scrape between the two must not show -1.
         snapshot.connections_open = snapshot.connections_open.map(|open| open.max(0));
-        snapshot.buffered_bytes = snapshot.buffered_bytes.max(0);
         snapshot
+    }
+}
+
+/// One shard of a [`ServerMetrics`], kept by an event loop (it derefs to
+/// the [`MetricsShard`]).
+#[derive(Debug, Clone)]
+pub struct ShardHandle {
+    metrics: Arc<ServerMetrics>,
+    index: usize,
+}
+
+impl Deref for ShardHandle {
+    type Target = MetricsShard;
+
+    fn deref(&self) -> &MetricsShard {
+        &self.metrics.shards[self.index]
     }
 }
 
@@ -285,7 +315,8 @@ impl ServerMetrics {
 /// [`ProxyOutcome::ALL`] and [`MetricsSnapshot::error_code`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
-    /// TCP connections accepted.
+    /// TCP connections handed to the protocol (after their PROXY header,
+    /// with the PROXY protocol on): always open plus closed.
     pub connections_accepted: u64,
     /// Connections open now, by mode.
     pub connections_open: [i64; 3],
@@ -305,18 +336,6 @@ pub struct MetricsSnapshot {
     pub bytes_in: u64,
     /// TCP bytes sent.
     pub bytes_out: u64,
-    /// Output bytes held for clients now.
-    pub buffered_bytes: i64,
-    /// The buffer budget for all connections; 0 when there is none.
-    pub memory_budget_bytes: u64,
-    /// UDP datagrams received.
-    pub udp_received: u64,
-    /// UDP replies sent.
-    pub udp_sent: u64,
-    /// UDP datagrams not answered.
-    pub udp_dropped: u64,
-    /// UDP datagrams not answered because their source was over its rate.
-    pub udp_rate_limited: u64,
     /// PROXY headers, by outcome.
     pub proxy_headers: [u64; ProxyOutcome::ALL.len()],
     /// Requests by reply delay, per bucket of [`REPLY_DELAY_BUCKETS_MICROS`]
@@ -324,6 +343,8 @@ pub struct MetricsSnapshot {
     pub reply_delay_buckets: [u64; REPLY_DELAY_BUCKETS_MICROS.len() + 1],
     /// The reply delays summed, in nanoseconds.
     pub reply_delay_nanos: u64,
+    /// What the server counts itself (zero before a server is attached).
+    pub gauges: ServerGauges,
 }
 
 impl MetricsSnapshot {
@@ -334,14 +355,15 @@ impl MetricsSnapshot {
     }
 }
 
-/// One connection's reporter: remembers what it already added to its
-/// shard, and adds the differences.
+/// One connection's reporter: adds to its loop's shard what the
+/// connection's core counted since the last report.
 #[derive(Debug)]
 pub struct ConnectionMeter {
+    shard: ShardHandle,
     reported: ConnectionStats,
     mode: ModeLabel,
-    buffered: usize,
     refused: bool,
+    evicted: bool,
     last_read: Option<Instant>,
 }
 
@@ -349,26 +371,33 @@ impl ConnectionMeter {
     /// A connection was accepted (`refused`: over the connection limit);
     /// counts it, and it is open (mode undetected) until
     /// [`closed`](Self::closed).
-    pub fn accepted(shard: &MetricsShard, refused: bool) -> ConnectionMeter {
-        shard.accepted.fetch_add(1, Relaxed);
-        shard.open[ModeLabel::Undetected.index()].fetch_add(1, Relaxed);
+    pub fn accepted(shard: &ShardHandle, refused: bool) -> ConnectionMeter {
+        bump(&shard.accepted, 1);
+        shift(&shard.open[ModeLabel::Undetected.index()], 1);
         ConnectionMeter {
+            shard: shard.clone(),
             reported: ConnectionStats::default(),
             mode: ModeLabel::Undetected,
-            buffered: 0,
             refused,
+            evicted: false,
             last_read: None,
         }
     }
 
-    /// Input read at `at` is about to be fed: requests answered from now on
-    /// are timed from here.
+    /// Input noticed at `at` is about to be fed: requests answered from now
+    /// on are timed from here.
     pub fn read_at(&mut self, at: Instant) {
         self.last_read = Some(at);
     }
 
+    /// The server sent an ERROR with this code.
+    pub fn error_sent(&self, code: ErrorCode) {
+        bump(&self.shard.errors[error_slot(code)], 1);
+    }
+
     /// Add what `conn` did since the last report.
-    pub fn report(&mut self, shard: &MetricsShard, conn: &ServerConnection) {
+    pub fn report(&mut self, conn: &ServerConnection) {
+        let shard = &*self.shard;
         let stats = conn.stats();
         let was = &self.reported;
         if stats.frames_in != was.frames_in {
@@ -389,40 +418,38 @@ impl ConnectionMeter {
             );
         }
         if stats.bytes_in != was.bytes_in {
-            shard
-                .bytes_in
-                .fetch_add(stats.bytes_in - was.bytes_in, Relaxed);
+            bump(&shard.bytes_in, stats.bytes_in - was.bytes_in);
         }
         if stats.bytes_out != was.bytes_out {
-            shard
-                .bytes_out
-                .fetch_add(stats.bytes_out - was.bytes_out, Relaxed);
+            bump(&shard.bytes_out, stats.bytes_out - was.bytes_out);
         }
         self.reported = stats;
-        let buffered = conn.pending_output().len();
-        if buffered != self.buffered {
-            shard
-                .buffered
-                .fetch_add(buffered as i64 - self.buffered as i64, Relaxed);
-            self.buffered = buffered;
-        }
         let mode = ModeLabel::from(conn.mode());
         if mode != self.mode {
-            shard.open[self.mode.index()].fetch_sub(1, Relaxed);
-            shard.open[mode.index()].fetch_add(1, Relaxed);
+            shift(&shard.open[self.mode.index()], -1);
+            shift(&shard.open[mode.index()], 1);
             self.mode = mode;
         }
     }
 
+    /// The server evicts the connection to make room for another: it
+    /// counts as evicted when it closes.
+    pub fn evicted(&mut self) {
+        self.evicted = true;
+    }
+
     /// The connection is over: a last report, then it counts as closed
-    /// (and refused, when it was over the limit).
-    pub fn closed(mut self, shard: &MetricsShard, conn: &ServerConnection) {
-        self.report(shard, conn);
-        shard.buffered.fetch_sub(self.buffered as i64, Relaxed);
-        shard.open[self.mode.index()].fetch_sub(1, Relaxed);
-        shard.closed[self.mode.index()].fetch_add(1, Relaxed);
+    /// (and refused, when it was over the limit; evicted, when it was).
+    pub fn closed(mut self, conn: &ServerConnection) {
+        self.report(conn);
+        let mode = self.mode.index();
+        shift(&self.shard.open[mode], -1);
+        bump(&self.shard.closed[mode], 1);
         if self.refused {
-            shard.connection_refused(self.mode);
+            bump(&self.shard.refused[mode], 1);
+        }
+        if self.evicted {
+            bump(&self.shard.evicted[mode], 1);
         }
     }
 }
@@ -430,7 +457,7 @@ impl ConnectionMeter {
 fn add_counts(shard: &[AtomicU64; FrameCounts::TYPES.len()], now: &FrameCounts, was: &FrameCounts) {
     for ((counter, now), was) in shard.iter().zip(now.counts()).zip(was.counts()) {
         if now != was {
-            counter.fetch_add(now - was, Relaxed);
+            bump(counter, now - was);
         }
     }
 }

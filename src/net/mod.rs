@@ -16,10 +16,12 @@
 //!   when that is 0, so a client that never reads its replies is held back
 //!   by TCP flow control instead of growing the server's memory
 //!   ([`ServerHandle::pending_output_bytes`] shows the bounded figure);
-//! - **limits**: the connection limit (over it, `ServerConnection::new_busy`
+//! - **limits**: the connection limit (at it, a newcomer from another
+//!   address evicts the longest-idle connection of the address holding the
+//!   most, `ServerConnection::evict`; otherwise `ServerConnection::new_busy`
 //!   says BUSY or closes, within one short deadline), a memory budget for
-//!   buffered bytes over all connections, a bound per connection, and a
-//!   send timeout for output the client does not take;
+//!   buffered bytes over all connections, a bound per connection, a send
+//!   timeout for output the client does not take, and the descriptor limit;
 //! - **shutdown**: [`ServerHandle::begin_shutdown`] wakes every loop, and
 //!   each connection reads what its socket already holds, answers it, says
 //!   BYE, and closes.
@@ -34,6 +36,7 @@ mod log_escape;
 mod log_throttle;
 mod metrics;
 mod proxy;
+mod proxy_stage;
 mod server;
 mod slots;
 mod timers;
@@ -44,13 +47,14 @@ pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use metrics::{
-    ConnectionMeter, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
-    REPLY_DELAY_BUCKETS_MICROS, ServerMetrics,
+    ConnectionMeter, GaugeSource, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
+    REPLY_DELAY_BUCKETS_MICROS, ServerGauges, ServerMetrics, ShardHandle,
 };
 pub use proxy::{
     Cidr, CidrParseError, MAX_V1_HEADER, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader,
     ProxyHeaderError, ProxyHeaderReader, ProxyHeaderStatus, parse_proxy_header,
 };
+pub use proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
     DEFAULT_SEND_TIMEOUT, Server, ServerBuilder, ServerHandle,

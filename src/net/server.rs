@@ -15,7 +15,11 @@ use mio::Waker;
 use super::budget::MemoryBudget;
 use super::connection::DriveLimits;
 use super::event_loop::{EventLoop, LoopSettings};
+use super::fd_limit::connection_descriptors;
 use super::listen::bind_tcp_group;
+use super::metrics::{GaugeSource, ServerGauges, ServerMetrics};
+use super::proxy::Cidr;
+use super::proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 use super::slots::ConnectionLimit;
 use super::udp::{UdpRateLimit, UdpStats, bind_udp, serve_udp};
 use crate::conn::{DatagramConfig, ServerConfig};
@@ -55,6 +59,9 @@ pub struct ServerBuilder {
     memory_budget: usize,
     max_buffer: usize,
     send_timeout: Duration,
+    proxy_protocol: Option<Vec<Cidr>>,
+    proxy_header_timeout: Duration,
+    metrics: bool,
 }
 
 impl Default for ServerBuilder {
@@ -70,6 +77,9 @@ impl Default for ServerBuilder {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_buffer: DEFAULT_MAX_BUFFER,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            proxy_protocol: None,
+            proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
+            metrics: false,
         }
     }
 }
@@ -142,6 +152,30 @@ impl ServerBuilder {
     /// before the connection is closed (default [`DEFAULT_SEND_TIMEOUT`]).
     pub fn send_timeout(mut self, timeout: Duration) -> ServerBuilder {
         self.send_timeout = timeout;
+        self
+    }
+
+    /// Accept HAProxy's PROXY protocol (v1 and v2, TCP; SPEC.md §13) from
+    /// peers in `trusted`, and close connections from any other peer. Each
+    /// connection must then start with a header, whose addresses the
+    /// connection uses (reply fill-in, logs, limits, metrics).
+    pub fn proxy_protocol(mut self, trusted: Vec<Cidr>) -> ServerBuilder {
+        self.proxy_protocol = Some(trusted);
+        self
+    }
+
+    /// With [`proxy_protocol`](Self::proxy_protocol): how long a trusted
+    /// peer has to send its whole header (default
+    /// [`DEFAULT_PROXY_HEADER_TIMEOUT`]) before it is closed.
+    pub fn proxy_header_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.proxy_header_timeout = timeout;
+        self
+    }
+
+    /// Keep [`ServerMetrics`] (see [`Server::metrics`]). Off by default:
+    /// without it nothing is counted.
+    pub fn metrics(mut self, on: bool) -> ServerBuilder {
+        self.metrics = on;
         self
     }
 
@@ -227,6 +261,12 @@ impl ServerBuilder {
                 limits: DriveLimits {
                     send_timeout: self.send_timeout,
                 },
+                proxy_protocol: self
+                    .proxy_protocol
+                    .clone()
+                    .map(|trusted| (trusted, self.proxy_header_timeout)),
+                // A shard per loop.
+                metrics: self.metrics.then(|| Arc::new(ServerMetrics::new(threads))),
             }),
             budget: MemoryBudget::new(self.memory_budget, self.max_buffer.max(max_frame)),
         })
@@ -290,6 +330,13 @@ impl Server {
         self.per_loop.len()
     }
 
+    /// The counters the server will keep, when built with
+    /// [`ServerBuilder::metrics`]: hand them to an exposition (`upcase serve
+    /// --metrics` serves them to Prometheus).
+    pub fn metrics(&self) -> Option<&Arc<ServerMetrics>> {
+        self.settings.metrics.as_ref()
+    }
+
     /// The line `upcase serve` prints first, naming every socket listened on:
     /// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
     /// find the port by splitting after `listening on ` at `, ` and then at
@@ -312,8 +359,12 @@ impl Server {
             all_closed: Condvar::new(),
             budget: self.budget,
             limit: ConnectionLimit::new(self.max_connections),
+            descriptor_cap: connection_descriptors(self.per_loop.len(), self.local_addrs.len()),
             udp: UdpStats::default(),
         });
+        if let Some(metrics) = &self.settings.metrics {
+            metrics.attach(Arc::clone(&shared) as Arc<dyn GaugeSource>);
+        }
         let mut handle = ServerHandle {
             local_addrs: self.local_addrs,
             shared: Arc::clone(&shared),
@@ -478,7 +529,26 @@ pub(crate) struct Shared {
     all_closed: Condvar,
     budget: MemoryBudget,
     limit: ConnectionLimit,
+    /// Open connections the descriptor limit allows (see
+    /// [`connection_descriptors`]).
+    descriptor_cap: usize,
     udp: UdpStats,
+}
+
+/// What `--metrics` reads at each scrape.
+impl GaugeSource for Shared {
+    fn gauges(&self) -> ServerGauges {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        ServerGauges {
+            memory_budget_used: self.budget.charged() as u64,
+            memory_budget: self.budget.limit() as u64,
+            pending_output: self.budget.pending_output() as u64,
+            udp_received: load(&self.udp.received),
+            udp_sent: load(&self.udp.answered),
+            udp_dropped: load(&self.udp.dropped) + load(&self.udp.send_errors),
+            udp_rate_limited: load(&self.udp.rate_limited),
+        }
+    }
 }
 
 impl Shared {
@@ -492,6 +562,11 @@ impl Shared {
 
     pub(crate) fn limit(&self) -> &ConnectionLimit {
         &self.limit
+    }
+
+    /// Whether the process has a descriptor left for another connection.
+    pub(crate) fn has_descriptor_for_another(&self) -> bool {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) < self.descriptor_cap
     }
 
     pub(crate) fn connection_opened(&self) {

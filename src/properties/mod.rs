@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 
+pub mod client_ops;
 pub mod server_ops;
 
 use crate::transform::{CaseMode, InvalidUtf8, LosslessMode, LosslessUpcaser, Upcaser};

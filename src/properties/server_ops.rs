@@ -25,6 +25,7 @@ use crate::conn::{
     AMPLIFICATION_LIMIT, CloseReason, DatagramConfig, DatagramReply, RawCase, SHORTEST_ERROR_REPLY,
     ServerConfig, ServerConnection, ServerEvent, ServerMode, WireMode, respond_to_datagram,
 };
+use crate::testing::Pair;
 use crate::transform::CaseMode;
 use crate::wire::{
     Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameHeader, FrameRepr, FrameType,
@@ -538,8 +539,8 @@ struct Run {
     server: ServerConfig,
     /// Whether the connection is over the server's connection limit.
     busy: bool,
-    conn: ServerConnection,
-    now: Instant,
+    /// The connection and the fake clock; this run is the peer, by hand.
+    pair: Pair,
     /// Client bytes not yet delivered; the last `hold` of them wait for the next op.
     queue: Vec<u8>,
     hold: usize,
@@ -575,8 +576,7 @@ impl Run {
             requests: FrameLog::new(server.max_data_len),
             replies: FrameLog::new(u32::MAX),
             server,
-            conn,
-            now,
+            pair: Pair::of(conn, now),
             queue: Vec::new(),
             hold: 0,
             fed: Vec::new(),
@@ -612,11 +612,11 @@ impl Run {
 
     /// Whether the connection is past its active phase (so it discards input).
     fn ended(&self) -> bool {
-        self.conn.is_closed()
+        self.pair.server.is_closed()
             || self.eof
             || self.shutdown
             || self.timed_out
-            || self.conn.has_ended()
+            || self.pair.server.has_ended()
     }
 
     /// Whether the client's bytes are frames: the preface magic came first
@@ -644,12 +644,12 @@ impl Run {
             }
             Op::Text(text) => self.queue.extend_from_slice(&encode_text_op(text)),
             Op::AdvanceTime(millis) => {
-                self.now += Duration::from_millis(u64::from(*millis));
+                self.pair.now += Duration::from_millis(u64::from(*millis));
                 self.fire_due_timeouts();
             }
             Op::FireTimeout => {
-                if let Some(at) = self.conn.poll_timeout() {
-                    self.now = self.now.max(at);
+                if let Some(at) = self.pair.server.poll_timeout() {
+                    self.pair.now = self.pair.now.max(at);
                 }
                 self.fire_due_timeouts();
             }
@@ -657,12 +657,12 @@ impl Run {
                 self.queue.clear();
                 if !self.eof {
                     self.eof = true;
-                    self.conn.handle_eof(self.now);
+                    self.pair.server.handle_eof(self.pair.now);
                 }
             }
             Op::Shutdown => {
                 self.shutdown = true;
-                self.conn.begin_shutdown(self.now);
+                self.pair.server.begin_shutdown(self.pair.now);
             }
             Op::Send(n) => self.send(usize::from(*n)),
             Op::SendAll => self.send(usize::MAX),
@@ -677,15 +677,12 @@ impl Run {
             return;
         }
         let ready = self.queue.len() - self.hold;
-        let n = ready.min(self.conn.read_capacity());
+        let record = !self.ended();
+        let n = self.pair.deliver(&self.queue[..ready]);
         if n == 0 {
             return;
         }
         let chunk: Vec<u8> = self.queue.drain(..n).collect();
-        let record = !self.ended();
-        self.conn
-            .handle_input(self.now, &chunk)
-            .expect("input within read_capacity is accepted");
         if record {
             self.record_fed(&chunk);
         }
@@ -702,11 +699,7 @@ impl Run {
     }
 
     fn send(&mut self, n: usize) {
-        let n = n.min(self.conn.pending_output().len());
-        self.conn
-            .mark_sent(self.now, n)
-            .expect("sending at most what is pending");
-        self.sent += n;
+        self.sent += self.pair.read(n).len();
     }
 
     /// Call `handle_timeout` while the clock is at or past `poll_timeout`;
@@ -714,17 +707,20 @@ impl Run {
     /// more than once (ending, then closing, as with a zero linger).
     fn fire_due_timeouts(&mut self) {
         for _ in 0..2 {
-            match self.conn.poll_timeout() {
-                Some(at) if at <= self.now => {
+            match self.pair.server.poll_timeout() {
+                Some(at) if at <= self.pair.now => {
                     self.timed_out = true;
-                    self.conn.handle_timeout(self.now);
+                    self.pair.server.handle_timeout(self.pair.now);
                     self.observe();
                 }
                 _ => return,
             }
         }
         assert!(
-            self.conn.poll_timeout().is_none_or(|at| at > self.now),
+            self.pair
+                .server
+                .poll_timeout()
+                .is_none_or(|at| at > self.pair.now),
             "still due after handling a timeout twice"
         );
     }
@@ -732,9 +728,9 @@ impl Run {
     /// Record new output and events, and check the invariants that hold
     /// whenever the connection is at rest.
     fn observe(&mut self) {
-        let pending = self.conn.pending_output();
+        let pending = self.pair.server.pending_output();
         let known = self.emitted.len() - self.sent;
-        if self.conn.is_closed() {
+        if self.pair.server.is_closed() {
             assert!(pending.is_empty(), "output after close");
         } else {
             assert!(
@@ -755,7 +751,7 @@ impl Run {
                 }
             }
         }
-        while let Some(event) = self.conn.poll_event() {
+        while let Some(event) = self.pair.server.poll_event() {
             assert!(self.closed.is_none(), "event {event:?} after Closed");
             match event {
                 ServerEvent::ModeDetected(mode) => {
@@ -774,21 +770,25 @@ impl Run {
                 }
             }
         }
-        assert_eq!(self.conn.is_closed(), self.closed.is_some(), "Closed event");
-        let pending = self.conn.pending_output().len();
+        assert_eq!(
+            self.pair.server.is_closed(),
+            self.closed.is_some(),
+            "Closed event"
+        );
+        let pending = self.pair.server.pending_output().len();
         assert!(
             pending <= self.output_bound(),
             "{pending} bytes pending, over the bound {}",
             self.output_bound()
         );
-        if self.conn.is_closed() {
-            assert_eq!(self.conn.read_capacity(), 0);
-            assert_eq!(self.conn.poll_timeout(), None);
+        if self.pair.server.is_closed() {
+            assert_eq!(self.pair.server.read_capacity(), 0);
+            assert_eq!(self.pair.server.poll_timeout(), None);
             return;
         }
-        assert!(self.conn.read_capacity() <= self.input_limit());
+        assert!(self.pair.server.read_capacity() <= self.input_limit());
         let backpressure = pending >= self.server.max_pending_output;
-        match self.conn.mode() {
+        match self.pair.server.mode() {
             Some(WireMode::Framed) if !self.ended() => {
                 // At rest every complete frame is answered unless output is over its bound.
                 let (answered, received) = (self.replies.frames.len(), self.requests.frames.len());
@@ -839,16 +839,16 @@ impl Run {
     /// Close the client side, accept all output and let the timers run out.
     fn finish(&mut self) {
         for _ in 0..4 {
-            if self.conn.is_closed() {
+            if self.pair.server.is_closed() {
                 return;
             }
             self.apply(&Op::Eof);
             self.apply(&Op::SendAll);
-            if !self.conn.is_closed() {
+            if !self.pair.server.is_closed() {
                 self.apply(&Op::FireTimeout);
             }
         }
-        assert!(self.conn.is_closed(), "connection never closed");
+        assert!(self.pair.server.is_closed(), "connection never closed");
     }
 
     /// The whole output against what the whole input deserves.
@@ -1012,7 +1012,7 @@ pub fn check_server_ops(config: &ServerOpsConfig, ops: &[Op]) {
     let mut run = Run::new(config);
     for op in ops {
         run.apply(op);
-        if run.conn.is_closed() {
+        if run.pair.server.is_closed() {
             // Whatever happens next must not wake it up.
             let emitted = run.emitted.len();
             for op in ops.iter().take(4) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use upcase_cli::loadgen::{
-    self, Config, Expect, Limit, PayloadType, UdpOptions, WireMode, Workload,
+    self, Config, Expect, Limit, PayloadType, RequestMode, UdpOptions, Workload,
 };
 
 /// Arguments of `upcase bench`.
@@ -17,15 +17,22 @@ use upcase_cli::loadgen::{
     With --udp, each request is one datagram whose payload starts with an \
     8-digit request number; requests unanswered within --udp-timeout are \
     counted as lost, and more than --max-loss percent lost makes the exit code 1.\n\
+    Clients are shared among a few event-loop threads (--threads), so \
+    --clients 15000 needs 15,000 descriptors, not threads; the soft open-file \
+    limit is raised to the hard limit at start.\n\
     Example: upcase bench 127.0.0.1:7777 --clients 64 --duration 5\n\
     Example: upcase bench --udp 127.0.0.1:7777 --clients 16 --pipeline 4"
 )]
 pub struct BenchArgs {
     /// The server, HOST:PORT.
     addr: String,
-    /// Concurrent connections (one thread each).
+    /// Concurrent connections (UDP: sockets).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     clients: u32,
+    /// Event-loop threads the clients are shared among [default: one per
+    /// core].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// Seconds to send requests for [default: 5].
     #[arg(long, conflicts_with = "requests")]
     duration: Option<f64>,
@@ -125,8 +132,8 @@ fn config(args: &BenchArgs) -> Result<Config, String> {
         (None, None) => Limit::Duration(Duration::from_secs(5)),
     };
     let mode = match args.mode {
-        Mode::Raw => WireMode::Raw,
-        Mode::Framed => WireMode::Framed,
+        Mode::Raw => RequestMode::Raw,
+        Mode::Framed => RequestMode::Framed,
     };
     let kind = match args.kind {
         Kind::Text => PayloadType::Text,
@@ -139,11 +146,16 @@ fn config(args: &BenchArgs) -> Result<Config, String> {
     };
     let workload = Workload::new(mode, kind, args.size, expect)?;
     let clients = args.clients as usize;
-    check_file_limit(clients)?;
+    fit_file_limit(clients)?;
+    let threads = match args.threads {
+        Some(threads) => threads as usize,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     Ok(Config {
         addr,
         target: args.addr.clone(),
         clients,
+        threads,
         pipeline: args.pipeline as usize,
         limit,
         workload,
@@ -176,25 +188,29 @@ fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
         .ok_or_else(|| format!("{name} must be a positive number of seconds, not {seconds}"))
 }
 
-/// Each client holds one socket, one descriptor (its threads share it): fail
-/// early with the fix instead of halfway through the connections.
-fn check_file_limit(clients: usize) -> Result<(), String> {
-    let Some(limit) = open_file_limit() else {
-        return Ok(());
-    };
+/// Each client holds one socket, one descriptor: raise the soft limit on
+/// open files to the hard limit (saying so on stderr), then fail early with
+/// the fix if that is still too few, instead of halfway through the
+/// connections.
+fn fit_file_limit(clients: usize) -> Result<(), String> {
     let needed = clients as u64 + 32;
+    let limit = match upcase::net::raise_descriptor_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                eprintln!("upcase bench: raised the open-file limit from {before} to {after}");
+            }
+            after
+        }
+        Err(error) => {
+            eprintln!("upcase bench: cannot raise the open-file limit: {error}");
+            return Ok(());
+        }
+    };
     if needed > limit {
         return Err(format!(
             "{clients} clients need about {needed} open files but the limit is {limit}: \
-             run `ulimit -n {needed}` first (or use fewer --clients)"
+             raise the hard limit with `ulimit -Hn {needed}` as root, or use fewer --clients"
         ));
     }
     Ok(())
-}
-
-/// The soft limit on open files, from /proc (Linux); `None` elsewhere.
-fn open_file_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -6,6 +6,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use upcase::conn::PeerError;
 use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
 use upcase::wire::{FrameRepr, FrameType};
 
@@ -62,8 +63,26 @@ pub fn run(args: ClientArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("upcase client: {error}");
+            if let Some(hint) = advice(&error, &args) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What to try next, in this command's terms (the library's messages name
+/// no command or option).
+fn advice(error: &ClientError, args: &ClientArgs) -> Option<&'static str> {
+    match error {
+        ClientError::Refused { .. } => Some("start a server with `upcase serve`"),
+        ClientError::NoDatagramReply { .. } => {
+            Some("`upcase serve` answers UDP on its TCP port unless it was started with --no-udp")
+        }
+        ClientError::Timeout { .. } | ClientError::Protocol(PeerError::BadPreface) if !args.raw => {
+            Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw")
+        }
+        _ => None,
     }
 }
 
@@ -109,18 +128,17 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
     while let Some(line) = lines.next()? {
         number += 1;
         let len = line.len();
-        let frame = if args.bytes {
-            FrameRepr::new(FrameType::Bytes, line)
-        } else if std::str::from_utf8(&line).is_ok() {
-            FrameRepr::new(FrameType::Text, line)
+        if args.bytes {
+            client.send_bytes(&line)?;
+        } else if let Ok(text) = std::str::from_utf8(&line) {
+            client.send_text(text)?;
         } else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("line {number} is not UTF-8; use --bytes to send any bytes"),
             )
             .into());
-        };
-        client.send(frame)?;
+        }
         in_flight.push_back(len);
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -12,9 +13,10 @@ use signal_hook::iterator::Signals;
 
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
 use upcase::net::{
-    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit, connections_for_descriptors,
-    raise_descriptor_limit,
+    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
+    connections_for_descriptors, raise_descriptor_limit,
 };
+use upcase_cli::metrics::MetricsEndpoint;
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
@@ -70,6 +72,18 @@ pub struct ServeArgs {
     /// Length of the kernel's queue of connections not yet accepted (per loop).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     backlog: i32,
+    /// Expect HAProxy's PROXY protocol header (v1 or v2) on every TCP
+    /// connection, from a --trusted-proxy peer, and use its client address
+    /// (see README, "Running behind a load balancer").
+    #[arg(long, requires = "trusted_proxy")]
+    proxy_protocol: bool,
+    /// A peer allowed to send a PROXY header: a network (10.0.0.0/8) or an
+    /// address; repeat for several. Other peers are closed.
+    #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
+    trusted_proxy: Vec<Cidr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Also log every message received (RUST_LOG overrides).
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -164,9 +178,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .udp_rate_limit(UdpRateLimit {
                 per_second: args.udp_rate,
                 burst: args.udp_burst,
-            }),
+            })
+            .metrics(args.metrics.is_some()),
         |builder, &addr| builder.listen(addr),
     );
+    let builder = if args.proxy_protocol {
+        builder.proxy_protocol(args.trusted_proxy.clone())
+    } else {
+        builder
+    };
     let server = match builder.bind() {
         Ok(server) => server,
         Err(error) => {
@@ -174,7 +194,24 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let line = server.listening_line();
+    let mut lines = vec![server.listening_line()];
+    // Kept until the process exits: dropping it stops answering scrapes.
+    let _metrics = match (args.metrics, server.metrics()) {
+        (Some(addr), Some(metrics)) => match MetricsEndpoint::start(addr, Arc::clone(metrics)) {
+            Ok(endpoint) => {
+                lines.push(format!(
+                    "upcase metrics on http://{}/metrics",
+                    endpoint.local_addr()
+                ));
+                Some(endpoint)
+            }
+            Err(error) => {
+                error!("{error}; pick another address with --metrics (port 0 picks a free port)");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let handle = match server.spawn() {
         Ok(handle) => handle,
         Err(error) => {
@@ -183,7 +220,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    if writeln!(stdout, "{line}")
+    if writeln!(stdout, "{}", lines.join("\n"))
         .and_then(|()| stdout.flush())
         .is_err()
     {

@@ -6,7 +6,7 @@ use upcase::wire::{ErrorPayload, FrameType};
 
 /// Whether a reply matched the oracle.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Check {
+pub enum ReplyCheck {
     /// It did.
     Right,
     /// It did not: how it differs.
@@ -14,9 +14,14 @@ pub enum Check {
 }
 
 /// Check a reply frame: its type and flags, then its data.
-pub fn check_frame(workload: &Workload, frame_type: FrameType, flags: u8, data: &[u8]) -> Check {
+pub fn check_frame(
+    workload: &Workload,
+    frame_type: FrameType,
+    flags: u8,
+    data: &[u8],
+) -> ReplyCheck {
     match frame_problem(workload.frame_type, frame_type, flags, data) {
-        Some(problem) => Check::Wrong(problem),
+        Some(problem) => ReplyCheck::Wrong(problem),
         None => compare(&workload.expected, data),
     }
 }
@@ -50,9 +55,9 @@ pub fn frame_problem(
 }
 
 /// Compare a reply with the oracle's answer; describe the first difference.
-pub fn compare(expected: &[u8], got: &[u8]) -> Check {
+pub fn compare(expected: &[u8], got: &[u8]) -> ReplyCheck {
     if expected == got {
-        return Check::Right;
+        return ReplyCheck::Right;
     }
     let at = expected
         .iter()
@@ -64,7 +69,7 @@ pub fn compare(expected: &[u8], got: &[u8]) -> Check {
         let end = (at + 24).min(bytes.len());
         String::from_utf8_lossy(&bytes[start.min(end)..end]).into_owned()
     };
-    Check::Wrong(format!(
+    ReplyCheck::Wrong(format!(
         "reply differs from the oracle at byte {at} (length {} vs {} expected): \
          expected {:?}, got {:?}",
         got.len(),
@@ -77,16 +82,16 @@ pub fn compare(expected: &[u8], got: &[u8]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::workload::{Expect, PayloadType, WireMode};
+    use crate::loadgen::workload::{Expect, PayloadType, RequestMode};
 
     #[test]
     fn compare_points_at_the_first_difference() {
-        assert_eq!(compare(b"ABC", b"ABC"), Check::Right);
-        let Check::Wrong(what) = compare(b"ABCD", b"ABxD") else {
+        assert_eq!(compare(b"ABC", b"ABC"), ReplyCheck::Right);
+        let ReplyCheck::Wrong(what) = compare(b"ABCD", b"ABxD") else {
             panic!("a difference was missed");
         };
         assert!(what.contains("at byte 2"), "{what}");
-        let Check::Wrong(what) = compare(b"ABCD", b"AB") else {
+        let ReplyCheck::Wrong(what) = compare(b"ABCD", b"AB") else {
             panic!("a short reply was missed");
         };
         assert!(what.contains("length 2 vs 4"), "{what}");
@@ -95,20 +100,21 @@ mod tests {
     #[test]
     fn an_error_frame_is_a_wrong_reply() {
         let workload =
-            Workload::new(WireMode::Framed, PayloadType::Text, 8, Expect::Upper).unwrap();
+            Workload::new(RequestMode::Framed, PayloadType::Text, 8, Expect::Upper).unwrap();
         let error = ErrorPayload::new(upcase::wire::ErrorCode(4), "bad").to_bytes();
-        let Check::Wrong(what) = check_frame(&workload, FrameType::Error, 0, &error) else {
+        let ReplyCheck::Wrong(what) = check_frame(&workload, FrameType::Error, 0, &error) else {
             panic!("an ERROR passed as a reply");
         };
         assert!(what.contains("ERROR 4") && what.contains("bad"), "{what}");
-        let Check::Wrong(what) = check_frame(&workload, FrameType::Bytes, 0, &workload.expected)
+        let ReplyCheck::Wrong(what) =
+            check_frame(&workload, FrameType::Bytes, 0, &workload.expected)
         else {
             panic!("a reply of the wrong type passed");
         };
         assert!(what.contains("Bytes"), "{what}");
         assert_eq!(
             check_frame(&workload, FrameType::Text, 0, &workload.expected),
-            Check::Right
+            ReplyCheck::Right
         );
     }
 }

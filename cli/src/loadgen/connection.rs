@@ -1,562 +1,502 @@
-//! One client connection: issue requests, time each reply, check it
-//! against the oracle.
+//! One TCP client: a non-blocking connection on an event loop that issues
+//! requests, times each reply and checks it against the oracle.
 //!
-//! Blocking sockets, one thread per connection. When the bytes in flight
-//! (pipeline × request or reply size) could fill the kernel's socket buffers,
-//! a second thread writes while the first reads: otherwise client and server
-//! could both block in `write` with full buffers and never read again.
+//! Output is counted, not buffered: every request is the same bytes, so
+//! the connection remembers how many are issued but unwritten and how far
+//! the first of them got. Input is buffered only while a reply is
+//! incomplete ([`ReplyParser`]).
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, mpsc};
-use std::thread;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
-use super::check::{Check, check_frame, compare};
-use super::histogram::Histogram;
-use super::workload::{WireMode, Workload};
-use upcase::wire::{FrameDecoder, PREFACE, PREFACE_LEN, PrefaceMatch, VERSION, match_preface};
+use super::budget::Budget;
+use super::check::ReplyCheck;
+use super::event_loop::{LoadClient, Turn};
+use super::reply::ReplyParser;
+use super::tally::ClientEnd;
+use super::workload::{RequestMode, Workload};
+use upcase::wire::PREFACE;
 
-/// Above this many bytes in flight per connection, reading and writing
-/// happen on separate threads (well below Linux's default 128 KiB receive
-/// buffer, so the one-thread loop can never deadlock).
-const ONE_THREAD_LIMIT: usize = 32 * 1024;
-/// Stack size of client threads: they keep their buffers on the heap, and
-/// small stacks let a thousand of them run.
-pub const STACK_SIZE: usize = 256 * 1024;
+/// Requests handed to one `writev`.
+const REQUESTS_PER_WRITE: usize = 64;
 
-/// When a connection stops issuing requests.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    /// Issue no request after this instant (`None`: no time limit).
-    pub deadline: Option<Instant>,
-    /// Issue at most this many requests.
-    pub requests: u64,
-}
-
-impl Budget {
-    /// The budget `settings` give, its time counted from now.
-    pub fn starting_now(settings: &Settings) -> Budget {
-        Budget {
-            deadline: settings.duration.map(|duration| Instant::now() + duration),
-            requests: settings.requests,
-        }
-    }
-
-    /// Whether request number `issued` (counting from 0) may be sent.
-    pub fn allows(&self, issued: u64) -> bool {
-        issued < self.requests
-            && self
-                .deadline
-                .is_none_or(|deadline| Instant::now() < deadline)
-    }
-}
-
-/// How a connection behaves.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// Requests in flight.
-    pub pipeline: usize,
-    /// TCP: the connect and reply timeout. UDP: how long a request waits
-    /// for its reply before it counts as lost.
-    pub timeout: Duration,
-    /// The run's length, counted from when every client has connected.
-    pub duration: Option<Duration>,
-    /// Requests for this connection.
-    pub requests: u64,
-}
-
-/// Counters the progress line reads while the run goes on.
-#[derive(Debug, Default)]
-pub struct Live {
-    /// Replies received.
-    pub replies: AtomicU64,
-    /// Replies that differ from the oracle.
-    pub wrong: AtomicU64,
-}
-
-/// What one connection measured.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Latency of every reply, in nanoseconds.
-    pub latencies: Histogram,
-    /// Replies received (right or wrong).
-    pub replies: u64,
-    /// Replies that differ from the oracle.
-    pub wrong: u64,
-    /// What the first wrong reply looked like.
-    pub first_wrong: Option<String>,
-    /// What ended the connection early (failed connect, I/O error, timeout).
-    pub error: Option<String>,
-    /// Whether the connection was established.
-    pub connected: bool,
-    /// UDP: requests that got no reply within the timeout.
-    pub lost: u64,
-    /// UDP: replies to requests already answered or counted as lost.
-    pub late: u64,
-}
-
-impl Outcome {
-    /// Count a reply to the request sent at `sent`, and time it: its
-    /// latency ends at `received`, when its last byte was read (checking it
-    /// against the oracle is the client's work, not the server's).
-    pub fn record(&mut self, sent: Instant, received: Instant, check: Check, live: &Live) {
-        let latency = received.saturating_duration_since(sent);
-        self.latencies.record(latency.as_nanos() as u64);
-        self.replies += 1;
-        live.replies.fetch_add(1, Ordering::Relaxed);
-        self.count_wrong(check, live);
-    }
-
-    /// Count a UDP reply that answers no request in flight: it is not
-    /// timed, but a wrong one is still a wrong reply.
-    pub fn late(&mut self, check: Check, live: &Live) {
-        self.late += 1;
-        self.count_wrong(check, live);
-    }
-
-    fn count_wrong(&mut self, check: Check, live: &Live) {
-        if let Check::Wrong(what) = check {
-            self.wrong += 1;
-            live.wrong.fetch_add(1, Ordering::Relaxed);
-            self.first_wrong.get_or_insert(what);
-        }
-    }
-
-    fn fail(&mut self, error: &io::Error, timeout: Duration) {
-        if self.error.is_none() {
-            self.error = Some(describe(error, timeout));
-        }
-    }
-}
-
-/// Where clients wait after connecting, so that the clock starts when all
-/// of them are connected.
-#[derive(Debug, Default)]
-pub struct StartGate {
-    /// Clients arrived, and whether the gate is open.
-    state: Mutex<(usize, bool)>,
-    changed: Condvar,
-}
-
-impl StartGate {
-    /// Count this client as arrived and wait until the gate opens.
-    pub fn arrive_and_wait(&self) {
-        let mut state = self.state.lock().expect("gate lock");
-        state.0 += 1;
-        self.changed.notify_all();
-        while !state.1 {
-            state = self.changed.wait(state).expect("gate lock");
-        }
-    }
-
-    /// Wait until `clients` clients have arrived.
-    pub fn wait_for(&self, clients: usize) {
-        let mut state = self.state.lock().expect("gate lock");
-        while state.0 < clients {
-            state = self.changed.wait(state).expect("gate lock");
-        }
-    }
-
-    /// Let every client go (and any that arrives later).
-    pub fn open(&self) {
-        self.state.lock().expect("gate lock").1 = true;
-        self.changed.notify_all();
-    }
-}
-
-/// Wait at `start` whether or not the socket opened (so that the clock
-/// starts once every client is ready), then return the socket, or note in
-/// `outcome` why there is none (`failed` words the error).
-pub fn wait_ready<S>(
-    opened: io::Result<S>,
-    start: &StartGate,
-    outcome: &mut Outcome,
-    failed: impl FnOnce(io::Error) -> String,
-) -> Option<S> {
-    start.arrive_and_wait();
-    match opened {
-        Ok(socket) => {
-            outcome.connected = true;
-            Some(socket)
-        }
-        Err(error) => {
-            outcome.error = Some(failed(error));
-            None
-        }
-    }
-}
-
-/// Connect, wait at `start` until every client is connected, then run.
-pub fn run(
+/// One connection and its requests in flight.
+pub struct TcpClient {
     addr: SocketAddr,
-    workload: &Workload,
-    settings: Settings,
-    start: &StartGate,
-    live: &Live,
-) -> Outcome {
-    let mut outcome = Outcome::default();
-    let stream = TcpStream::connect_timeout(&addr, settings.timeout).and_then(|stream| {
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(settings.timeout))?;
-        stream.set_write_timeout(Some(settings.timeout))?;
-        Ok(stream)
-    });
-    let failed = |error| format!("cannot connect to {addr}: {error}");
-    let Some(stream) = wait_ready(stream, start, &mut outcome, failed) else {
-        return outcome;
-    };
-    let budget = Budget::starting_now(&settings);
-    if let Err(error) = exchange(
-        stream,
-        workload,
-        settings.pipeline,
-        budget,
-        live,
-        &mut outcome,
-    ) {
-        outcome.fail(&error, settings.timeout);
-    }
-    outcome
+    stream: Option<TcpStream>,
+    connected: bool,
+    parser: ReplyParser,
+    /// When each request in flight was issued, oldest first.
+    in_flight: VecDeque<Instant>,
+    issued: u64,
+    budget: Budget,
+    pipeline: usize,
+    /// Bytes of the preface not yet written (framed mode).
+    preface_left: usize,
+    /// Requests issued whose bytes are not all written.
+    unsent: usize,
+    /// Bytes of the first unsent request already written.
+    request_at: usize,
+    /// When a reply was last read (or a request issued with none in flight).
+    last_progress: Instant,
+    timeout: Duration,
+    end: ClientEnd,
+    done: bool,
 }
 
-/// Write the preface (framed mode), then send requests and check their
-/// replies, on one thread or, when the bytes in flight could fill the socket
-/// buffers, two.
-fn exchange(
-    stream: TcpStream,
-    workload: &Workload,
-    pipeline: usize,
-    budget: Budget,
-    live: &Live,
-    outcome: &mut Outcome,
-) -> io::Result<()> {
-    // Reads and writes go through `&TcpStream` (std implements both for
-    // it): one descriptor per connection, whichever thread uses it.
-    let mut stream = &stream;
-    if workload.mode == WireMode::Framed {
-        stream.write_all(&PREFACE)?;
-    }
-    let mut replies = ReplyReader::new(stream, workload);
-    let receive = |sent| {
-        let (received, check) = replies.next()?;
-        outcome.record(sent, received, check, live);
-        Ok(())
-    };
-    let in_flight = pipeline * workload.request.len().max(workload.expected.len());
-    if in_flight <= ONE_THREAD_LIMIT {
-        one_thread(stream, &workload.request, pipeline, budget, receive)
-    } else {
-        two_threads(stream, &workload.request, pipeline, budget, receive)
-    }
-}
-
-/// Keep `pipeline` requests in flight, writing and then reading on this thread.
-/// `receive` reads and counts the reply to the request sent at the instant given.
-fn one_thread(
-    mut stream: &TcpStream,
-    request: &[u8],
-    pipeline: usize,
-    budget: Budget,
-    mut receive: impl FnMut(Instant) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut in_flight = VecDeque::with_capacity(pipeline);
-    let mut issued = 0;
-    loop {
-        while in_flight.len() < pipeline && budget.allows(issued) {
-            in_flight.push_back(Instant::now());
-            stream.write_all(request)?;
-            issued += 1;
+impl TcpClient {
+    /// Start connecting to `addr` (the connect completes on the event loop).
+    pub fn connect(
+        addr: SocketAddr,
+        workload: &Workload,
+        pipeline: usize,
+        timeout: Duration,
+    ) -> TcpClient {
+        let mut client = TcpClient {
+            addr,
+            stream: None,
+            connected: false,
+            parser: ReplyParser::new(workload),
+            in_flight: VecDeque::new(),
+            issued: 0,
+            budget: Budget {
+                deadline: None,
+                requests: 0,
+            },
+            pipeline,
+            preface_left: match workload.mode {
+                RequestMode::Raw => 0,
+                RequestMode::Framed => PREFACE.len(),
+            },
+            unsent: 0,
+            request_at: 0,
+            last_progress: Instant::now(),
+            timeout,
+            end: ClientEnd::default(),
+            done: false,
+        };
+        match TcpStream::connect(addr) {
+            Ok(stream) => client.stream = Some(stream),
+            Err(error) => client.fail(client.connect_error(&error)),
         }
-        let Some(sent) = in_flight.pop_front() else {
+        client
+    }
+
+    fn connect_error(&self, error: &io::Error) -> String {
+        let hint = match error.raw_os_error() {
+            Some(24) => " (too many open files: use fewer --clients)",
+            Some(99) => " (no local port left: use fewer --clients)",
+            _ => "",
+        };
+        format!("cannot connect to {}: {error}{hint}", self.addr)
+    }
+
+    /// Read and check every reply available; `Ok(true)` when the server
+    /// closed the connection.
+    fn read_replies(&mut self, turn: &mut Turn) -> Result<bool, String> {
+        let Some(stream) = &mut self.stream else {
+            return Ok(false);
+        };
+        loop {
+            let n = match stream.read(turn.scratch) {
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(describe(&error)),
+            };
+            let received = Instant::now();
+            self.last_progress = received;
+            self.parser.extend(&turn.scratch[..n]);
+            while let Some(check) = self.parser.next(turn.workload).map_err(|error| error.0)? {
+                let check = match self.in_flight.pop_front() {
+                    Some(sent) => {
+                        turn.tally.record(sent, received, check, &mut self.end);
+                        continue;
+                    }
+                    None => ReplyCheck::Wrong("a reply came with no request in flight".into()),
+                };
+                turn.tally.late(check, &mut self.end);
+            }
+            // A short read emptied the socket's buffer: the next bytes to
+            // arrive raise a new readiness edge (Linux, stream sockets), so
+            // the WouldBlock read that would confirm it can be skipped.
+            if n < turn.scratch.len() {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Issue the requests that the pipeline and the budget allow.
+    fn issue(&mut self, now: Instant) {
+        while self.in_flight.len() < self.pipeline && self.budget.allows(self.issued, now) {
+            if self.in_flight.is_empty() {
+                self.last_progress = now;
+            }
+            self.in_flight.push_back(now);
+            self.issued += 1;
+            self.unsent += 1;
+        }
+    }
+
+    /// Write the preface and the unsent requests until done or the socket
+    /// is full.
+    fn write_pending(&mut self, request: &[u8]) -> io::Result<()> {
+        let Some(stream) = &mut self.stream else {
             return Ok(());
         };
-        receive(sent)?;
+        while self.preface_left > 0 || self.unsent > 0 {
+            let preface = &PREFACE[PREFACE.len() - self.preface_left..];
+            let mut slices = [IoSlice::new(&[]); REQUESTS_PER_WRITE + 1];
+            let mut count = 0;
+            if !preface.is_empty() {
+                slices[0] = IoSlice::new(preface);
+                count = 1;
+            }
+            for i in 0..self.unsent.min(REQUESTS_PER_WRITE) {
+                let from = if i == 0 { self.request_at } else { 0 };
+                slices[count] = IoSlice::new(&request[from..]);
+                count += 1;
+            }
+            let written = match stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            advance(
+                written,
+                request.len(),
+                &mut self.preface_left,
+                &mut self.unsent,
+                &mut self.request_at,
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(error) = error {
+            self.end.error.get_or_insert(error);
+        }
+        self.done = true;
+        // Close now: the descriptor is free for the clients still running.
+        self.stream = None;
     }
 }
 
-/// Like [`one_thread`], with a writer thread that sends a request for each
-/// credit while this thread reads the replies and hands credits back.
-fn two_threads(
-    stream: &TcpStream,
-    request: &[u8],
-    pipeline: usize,
-    budget: Budget,
-    mut receive: impl FnMut(Instant) -> io::Result<()>,
-) -> io::Result<()> {
-    let (credit_tx, credit_rx) = mpsc::channel::<()>();
-    let (sent_tx, sent_rx) = mpsc::channel::<Instant>();
-    for _ in 0..pipeline {
-        credit_tx.send(()).expect("the receiver is alive");
-    }
-    thread::scope(|scope| {
-        let write = move || -> io::Result<()> {
-            let mut write_half = stream;
-            let mut issued = 0;
-            while budget.allows(issued) && credit_rx.recv().is_ok() {
-                if sent_tx.send(Instant::now()).is_err() {
-                    break;
-                }
-                write_half.write_all(request)?;
-                issued += 1;
+impl LoadClient for TcpClient {
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match &mut self.stream {
+            Some(stream) => {
+                registry.register(stream, token, Interest::READABLE | Interest::WRITABLE)
             }
-            Ok(())
+            None => Ok(()),
+        }
+    }
+
+    fn check_connected(&mut self) -> bool {
+        if self.connected || self.done {
+            return self.connected;
+        }
+        let Some(stream) = &self.stream else {
+            return false;
         };
-        let writer =
-            thread::Builder::new()
-                .stack_size(STACK_SIZE)
-                .spawn_scoped(scope, move || {
-                    let result = write();
-                    if result.is_err() {
-                        // Wake the reader, which may wait for a reply that will not come.
-                        let _ = stream.shutdown(Shutdown::Both);
+        // mio: a connect has completed when the socket has no error and a peer.
+        let error = match stream.take_error() {
+            Ok(Some(error)) | Err(error) => error,
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => {
+                    self.connected = true;
+                    self.end.connected = true;
+                    if let Err(error) = stream.set_nodelay(true) {
+                        self.fail(format!("cannot set TCP_NODELAY: {error}"));
                     }
-                    result
-                })?;
-        let mut read_result = Ok(());
-        while let Ok(sent) = sent_rx.recv() {
-            if let Err(error) = receive(sent) {
-                read_result = Err(error);
-                let _ = stream.shutdown(Shutdown::Both);
-                break;
-            }
-            let _ = credit_tx.send(());
+                    return self.connected;
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::NotConnected | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    return false;
+                }
+                Err(error) => error,
+            },
+        };
+        let message = self.connect_error(&error);
+        self.fail(message);
+        false
+    }
+
+    fn fail(&mut self, error: String) {
+        self.finish(Some(error));
+    }
+
+    fn start(&mut self, budget: Budget, turn: &mut Turn) {
+        self.budget = budget;
+        self.pump(turn);
+    }
+
+    fn pump(&mut self, turn: &mut Turn) {
+        if self.done {
+            return;
         }
-        drop(credit_tx);
-        drop(sent_rx);
-        let write_result = writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
-        // The writer's error explains the reader's (a reset, a shut-down socket).
-        write_result.and(read_result)
-    })
-}
-
-/// Reads replies off the socket, one at a time, and checks them.
-enum ReplyReader<'a> {
-    Raw {
-        input: BufReader<&'a TcpStream>,
-        reply: Vec<u8>,
-        expected: &'a [u8],
-    },
-    Framed {
-        stream: &'a TcpStream,
-        input: BytesMut,
-        chunk: Vec<u8>,
-        decoder: FrameDecoder,
-        preface_seen: bool,
-        workload: &'a Workload,
-    },
-}
-
-impl<'a> ReplyReader<'a> {
-    fn new(stream: &'a TcpStream, workload: &'a Workload) -> ReplyReader<'a> {
-        let chunk_len = (workload.expected.len() + 64).clamp(4096, 64 * 1024);
-        match workload.mode {
-            WireMode::Raw => ReplyReader::Raw {
-                input: BufReader::with_capacity(chunk_len, stream),
-                reply: Vec::with_capacity(workload.expected.len()),
-                expected: &workload.expected,
-            },
-            WireMode::Framed => ReplyReader::Framed {
-                stream,
-                input: BytesMut::with_capacity(chunk_len),
-                chunk: vec![0; chunk_len],
-                decoder: FrameDecoder::new(
-                    u32::try_from(workload.expected.len().max(1 << 20)).unwrap_or(u32::MAX),
-                ),
-                preface_seen: false,
-                workload,
-            },
+        let closed = match self.read_replies(turn) {
+            Ok(closed) => closed,
+            Err(error) => return self.finish(Some(error)),
+        };
+        let now = Instant::now();
+        self.issue(now);
+        if self.in_flight.is_empty() {
+            // Nothing issued and nothing to wait for: the budget is spent.
+            return self.finish(None);
+        }
+        if closed {
+            return self.finish(Some(
+                "the server closed the connection before replying".into(),
+            ));
+        }
+        if let Err(error) = self.write_pending(&turn.workload.request) {
+            self.finish(Some(describe(&error)));
         }
     }
 
-    /// Read the next reply and check it; return when its last byte was
-    /// read, and the check. Raw replies end at a newline (the request's only
-    /// one, which upper case keeps).
-    fn next(&mut self) -> io::Result<(Instant, Check)> {
-        match self {
-            ReplyReader::Raw {
-                input,
-                reply,
-                expected,
-            } => {
-                // A reply is a line, whatever its length: a wrong one is seen
-                // at once instead of waiting for bytes that never come.
-                reply.clear();
-                input.read_until(b'\n', reply)?;
-                if reply.last() != Some(&b'\n') {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                Ok((Instant::now(), compare(expected, reply)))
-            }
-            ReplyReader::Framed {
-                stream,
-                input,
-                chunk,
-                decoder,
-                preface_seen,
-                workload,
-            } => loop {
-                if !*preface_seen {
-                    match match_preface(input) {
-                        PrefaceMatch::Partial => {}
-                        PrefaceMatch::Mismatch => {
-                            return Err(io::Error::other(
-                                "the server did not answer with the UPCASE/1 preface \
-                                 (is it a raw-only server? try --mode raw)",
-                            ));
-                        }
-                        PrefaceMatch::Complete { version } if version != VERSION => {
-                            return Err(io::Error::other(format!(
-                                "the server speaks UPCASE version {version}, not {VERSION}"
-                            )));
-                        }
-                        PrefaceMatch::Complete { .. } => {
-                            input.advance(PREFACE_LEN);
-                            *preface_seen = true;
-                        }
-                    }
-                }
-                if *preface_seen {
-                    match decoder.decode(input) {
-                        Ok(Some(frame)) => {
-                            let received = Instant::now();
-                            return Ok((
-                                received,
-                                check_frame(workload, frame.frame_type, frame.flags.0, &frame.data),
-                            ));
-                        }
-                        Ok(None) => {}
-                        Err(too_large) => return Err(io::Error::other(too_large.to_string())),
-                    }
-                }
-                let n = stream.read(chunk)?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                input.extend_from_slice(&chunk[..n]);
-            },
+    fn tick(&mut self, now: Instant, _turn: &mut Turn) {
+        // Between replies an idle connection holds no input buffer (done
+        // here, not after each reply, to keep allocation off the hot path).
+        self.parser.shrink_when_empty();
+        if !self.in_flight.is_empty() && now.duration_since(self.last_progress) > self.timeout {
+            self.finish(Some(format!(
+                "no reply within {} s (a slow server? raise --timeout)",
+                self.timeout.as_secs_f64()
+            )));
         }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn end(&self) -> ClientEnd {
+        self.end.clone()
+    }
+}
+
+/// Count `written` bytes off the preface, then off the unsent requests
+/// (the first of which has `request_at` bytes written already).
+fn advance(
+    mut written: usize,
+    request_len: usize,
+    preface_left: &mut usize,
+    unsent: &mut usize,
+    request_at: &mut usize,
+) {
+    let from_preface = written.min(*preface_left);
+    *preface_left -= from_preface;
+    written -= from_preface;
+    while written > 0 {
+        let left = request_len - *request_at;
+        if written < left {
+            *request_at += written;
+            return;
+        }
+        written -= left;
+        *request_at = 0;
+        *unsent -= 1;
     }
 }
 
 /// An I/O error in words a user can act on.
-fn describe(error: &io::Error, timeout: Duration) -> String {
+fn describe(error: &io::Error) -> String {
     match error.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
-            "no reply within {} s (a slow server? raise --timeout)",
-            timeout.as_secs_f64()
-        ),
         io::ErrorKind::UnexpectedEof => "the server closed the connection before replying".into(),
+        io::ErrorKind::ConnectionReset => "the server reset the connection".into(),
         _ => error.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::loadgen::workload::{Expect, PayloadType};
-    use std::net::TcpListener;
+    use crate::loadgen::workload::{Expect, PayloadType, RequestMode, Workload};
+    use crate::loadgen::{BenchReport, Config, Limit, run};
+    use std::io::{self, BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::thread;
+    use std::time::Duration;
 
-    /// A server that answers every line with `reply` (all reads and writes
-    /// time out, so a broken test fails instead of hanging).
-    fn serve_lines_with(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+    /// A server that answers every line of each of `connections`
+    /// connections with `reply` (all reads time out, so a broken test
+    /// fails instead of hanging).
+    fn serve_lines_with(connections: usize, reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut writer = stream.try_clone().unwrap();
-            let mut lines = io::BufRead::split(BufReader::new(stream), b'\n');
-            while let Some(Ok(mut line)) = lines.next() {
-                line.push(b'\n');
-                if writer.write_all(&reply(&line)).is_err() {
-                    break;
-                }
+            for _ in 0..connections {
+                let (stream, _) = listener.accept().unwrap();
+                thread::spawn(move || {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut lines = io::BufRead::split(BufReader::new(stream), b'\n');
+                    while let Some(Ok(mut line)) = lines.next() {
+                        line.push(b'\n');
+                        if writer.write_all(&reply(&line)).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
         });
         addr
     }
 
-    fn run_against(addr: SocketAddr, pipeline: usize, size: usize) -> Outcome {
-        let workload =
-            Workload::new(WireMode::Raw, PayloadType::Text, size, Expect::Upper).unwrap();
-        let settings = Settings {
+    fn upper(line: &[u8]) -> Vec<u8> {
+        String::from_utf8_lossy(line).to_uppercase().into()
+    }
+
+    fn config(
+        addr: SocketAddr,
+        mode: RequestMode,
+        clients: usize,
+        pipeline: usize,
+        size: usize,
+    ) -> Config {
+        Config {
+            addr,
+            target: addr.to_string(),
+            clients,
+            threads: 2,
             pipeline,
+            limit: Limit::Requests(20 * clients as u64),
+            workload: Workload::new(mode, PayloadType::Text, size, Expect::Upper).unwrap(),
             timeout: Duration::from_secs(5),
-            duration: None,
-            requests: 20,
-        };
-        let gate = StartGate::default();
-        gate.open();
-        run(addr, &workload, settings, &gate, &Live::default())
+            udp: None,
+            progress: false,
+        }
+    }
+
+    fn run_against(addr: SocketAddr, pipeline: usize, size: usize) -> BenchReport {
+        run(&config(addr, RequestMode::Raw, 1, pipeline, size)).unwrap()
     }
 
     #[test]
     fn right_replies_are_counted_and_timed() {
-        let addr = serve_lines_with(|line| String::from_utf8_lossy(line).to_uppercase().into());
-        let outcome = run_against(addr, 3, 64);
-        assert_eq!((outcome.replies, outcome.wrong), (20, 0));
-        assert_eq!(outcome.latencies.count(), 20);
-        assert_eq!(outcome.error, None);
+        let addr = serve_lines_with(1, upper);
+        let report = run_against(addr, 3, 64);
+        assert_eq!((report.requests, report.wrong_replies), (20, 0));
+        assert!(report.latency_us.max > 0.0);
+        assert!(report.ok, "{report}");
+        assert_eq!((report.connected, report.threads), (1, 1));
     }
 
     #[test]
-    fn two_thread_mode_gets_every_reply() {
-        let addr = serve_lines_with(|line| String::from_utf8_lossy(line).to_uppercase().into());
-        let outcome = run_against(addr, 4, 20_000);
-        assert_eq!((outcome.replies, outcome.wrong), (20, 0));
-        assert_eq!(outcome.error, None);
+    fn large_requests_in_flight_do_not_deadlock() {
+        // 4 × 200 kB in flight each way is more than the socket buffers
+        // hold: the client must read while it still has bytes to write.
+        let addr = serve_lines_with(1, upper);
+        let report = run_against(addr, 4, 200_000);
+        assert_eq!((report.requests, report.wrong_replies), (20, 0));
+        assert!(report.ok, "{report}");
     }
 
     #[test]
-    fn framed_replies_of_the_server_are_right_on_one_thread_and_two() {
+    fn many_connections_share_a_few_threads() {
+        let addr = serve_lines_with(50, upper);
+        let report = run(&config(addr, RequestMode::Raw, 50, 2, 64)).unwrap();
+        assert_eq!((report.connected, report.threads), (50, 2));
+        assert_eq!((report.requests, report.wrong_replies), (1000, 0));
+        assert!(report.ok, "{report}");
+    }
+
+    #[test]
+    fn framed_replies_of_the_server_are_right_with_small_and_large_requests() {
         let server = upcase::net::Server::builder()
             .listen("127.0.0.1:0".parse().unwrap())
             .bind()
             .unwrap();
         let addr = server.local_addrs()[0];
         let server = server.spawn().unwrap();
-        let gate = StartGate::default();
-        gate.open();
-        // 64 bytes × 3 in flight fits one thread; 20 000 × 4 needs two.
-        for (pipeline, size) in [(3, 64), (4, 20_000)] {
-            let workload =
-                Workload::new(WireMode::Framed, PayloadType::Text, size, Expect::Upper).unwrap();
-            let settings = Settings {
-                pipeline,
-                timeout: Duration::from_secs(5),
-                duration: None,
-                requests: 20,
-            };
-            let outcome = run(addr, &workload, settings, &gate, &Live::default());
-            assert_eq!(outcome.error, None, "size {size}");
-            assert_eq!((outcome.replies, outcome.wrong), (20, 0), "size {size}");
-            assert_eq!(outcome.latencies.count(), 20, "size {size}");
+        for (clients, pipeline, size) in [(3, 3, 64), (2, 4, 200_000)] {
+            let report = run(&config(addr, RequestMode::Framed, clients, pipeline, size)).unwrap();
+            assert!(report.ok, "size {size}: {report}");
+            assert_eq!(report.requests, 20 * clients as u64, "size {size}");
         }
         server.begin_shutdown();
         assert!(server.wait(Some(Duration::from_secs(5))));
     }
 
     #[test]
+    fn a_timed_run_ends_after_its_duration() {
+        let addr = serve_lines_with(1, upper);
+        let mut config = config(addr, RequestMode::Raw, 1, 1, 64);
+        config.limit = Limit::Duration(Duration::from_millis(300));
+        let report = run(&config).unwrap();
+        assert!(report.ok, "{report}");
+        assert!(report.requests > 0);
+        assert!(
+            report.elapsed_s >= 0.3 && report.elapsed_s < 5.0,
+            "{report}"
+        );
+    }
+
+    #[test]
     fn a_wrong_server_gives_wrong_replies() {
-        let addr = serve_lines_with(|line| {
-            let mut reply = String::from_utf8_lossy(line).to_uppercase().into_bytes();
+        let addr = serve_lines_with(1, |line| {
+            let mut reply = upper(line);
             reply[0] = b't';
             reply
         });
-        let outcome = run_against(addr, 1, 64);
-        assert_eq!((outcome.replies, outcome.wrong), (20, 20));
+        let report = run_against(addr, 1, 64);
+        assert_eq!((report.requests, report.wrong_replies), (20, 20));
+        assert!(!report.ok);
+        assert!(report.errors[0].message.contains("differs"), "{report}");
+    }
+
+    #[test]
+    fn a_server_that_closes_early_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = vec![];
+            reader.read_until(b'\n', &mut line).unwrap();
+            reader.get_mut().write_all(&upper(&line)).unwrap();
+            // Then close, with requests still in flight.
+        });
+        let report = run_against(addr, 1, 64);
+        assert_eq!(report.requests, 1);
+        assert_eq!(report.failed_connections, 1);
+        // The next request may reach the closed socket first: then the
+        // kernel answers it with a reset instead of the end of the stream.
+        let error = &report.errors[0].message;
         assert!(
-            outcome.first_wrong.as_deref().unwrap().contains("differs"),
-            "{outcome:?}"
+            error.contains("closed") || error.contains("reset"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = config(addr, RequestMode::Raw, 1, 1, 64);
+        config.timeout = Duration::from_millis(200);
+        let report = run(&config).unwrap();
+        drop(listener);
+        assert_eq!(report.connected, 1);
+        assert!(
+            report.errors[0].message.contains("no reply within"),
+            "{report}"
         );
     }
 
@@ -566,8 +506,11 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap()
         };
-        let outcome = run_against(addr, 1, 64);
-        assert!(!outcome.connected);
-        assert!(outcome.error.unwrap().contains("cannot connect"));
+        let report = run_against(addr, 1, 64);
+        assert_eq!(report.connected, 0);
+        assert!(
+            report.errors[0].message.contains("cannot connect"),
+            "{report}"
+        );
     }
 }

@@ -18,8 +18,8 @@ use upcase::wire::{
 };
 use upcase::wire::{MAX_REPLY_DATA, MAX_UDP_PAYLOAD, encode_framed_datagram};
 
-use super::check::{Check, compare, frame_problem};
-use super::workload::{WireMode, Workload};
+use super::check::{ReplyCheck, compare, frame_problem};
+use super::workload::{RequestMode, Workload};
 
 /// Digits of the sequence number at the start of every payload.
 pub const SEQ_WIDTH: usize = 8;
@@ -30,7 +30,7 @@ pub const SEQ_MODULUS: u64 = 100_000_000;
 /// sequence number, and what its replies must look like.
 #[derive(Debug, Clone)]
 pub struct Datagrams {
-    mode: WireMode,
+    mode: RequestMode,
     frame_type: FrameType,
     /// The whole datagram (preface and frame header included when framed).
     request: Vec<u8>,
@@ -50,7 +50,7 @@ pub enum Reply {
         /// The number in the reply's first digits.
         seq: u64,
         /// The reply compared with the oracle's answer for that number.
-        check: Check,
+        check: ReplyCheck,
     },
     /// It cannot be matched to a request (an ERROR frame, no digits, not a
     /// datagram of the expected mode): a wrong reply.
@@ -65,14 +65,14 @@ impl Datagrams {
     /// for the number, or the request or its reply would not fit a datagram.
     pub fn new(workload: &Workload) -> Result<Datagrams, String> {
         let min_size = match workload.mode {
-            WireMode::Raw => SEQ_WIDTH + 1,
-            WireMode::Framed => SEQ_WIDTH,
+            RequestMode::Raw => SEQ_WIDTH + 1,
+            RequestMode::Framed => SEQ_WIDTH,
         };
         if workload.payload.len() < min_size {
             return Err(format!(
                 "--udp needs --size {min_size} or more: each payload starts with an \
                  {SEQ_WIDTH}-digit sequence number{}",
-                if workload.mode == WireMode::Raw {
+                if workload.mode == RequestMode::Raw {
                     " and raw lines end with a newline"
                 } else {
                     ""
@@ -88,8 +88,8 @@ impl Datagrams {
             "workload payloads start with {SEQ_WIDTH} ASCII bytes"
         );
         let (overhead, reply_limit) = match workload.mode {
-            WireMode::Raw => (0, MAX_UDP_PAYLOAD),
-            WireMode::Framed => (PREFACE_LEN + HEADER_LEN, MAX_REPLY_DATA),
+            RequestMode::Raw => (0, MAX_UDP_PAYLOAD),
+            RequestMode::Framed => (PREFACE_LEN + HEADER_LEN, MAX_REPLY_DATA),
         };
         let max_size = MAX_UDP_PAYLOAD - overhead;
         if workload.payload.len() > max_size {
@@ -108,7 +108,7 @@ impl Datagrams {
             ));
         }
         let mut request = Vec::with_capacity(overhead + workload.payload.len());
-        if workload.mode == WireMode::Framed {
+        if workload.mode == RequestMode::Framed {
             request.extend_from_slice(&encode_framed_datagram(&FrameRepr::new(
                 workload.frame_type,
                 workload.payload.clone(),
@@ -142,8 +142,8 @@ impl Datagrams {
     /// Read a reply datagram: its number, and whether it is right.
     pub fn check(&mut self, datagram: &[u8]) -> Reply {
         let data = match self.mode {
-            WireMode::Raw => datagram,
-            WireMode::Framed => match self.frame_data(datagram) {
+            RequestMode::Raw => datagram,
+            RequestMode::Framed => match self.frame_data(datagram) {
                 Ok(data) => data,
                 Err(what) => return Reply::Unnumbered(what),
             },
@@ -156,7 +156,7 @@ impl Datagrams {
             ));
         };
         let check = if data[SEQ_WIDTH..] == self.expected[SEQ_WIDTH..] {
-            Check::Right
+            ReplyCheck::Right
         } else {
             write_seq(&mut self.expected[..SEQ_WIDTH], seq);
             compare(&self.expected, data)
@@ -207,13 +207,13 @@ mod tests {
     use upcase::wire::ErrorPayload;
     use upcase::wire::{PREFACE, parse_header};
 
-    fn datagrams(mode: WireMode, kind: PayloadType, size: usize) -> Datagrams {
+    fn datagrams(mode: RequestMode, kind: PayloadType, size: usize) -> Datagrams {
         Datagrams::new(&Workload::new(mode, kind, size, Expect::Upper).unwrap()).unwrap()
     }
 
     #[test]
     fn raw_payloads_start_with_their_number_and_keep_the_size() {
-        let mut d = datagrams(WireMode::Raw, PayloadType::Text, 64);
+        let mut d = datagrams(RequestMode::Raw, PayloadType::Text, 64);
         let request = d.request(42).to_vec();
         assert_eq!(request.len(), 64);
         assert!(request.starts_with(b"00000042"), "{request:?}");
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn framed_requests_are_preface_and_one_frame_with_the_number() {
-        let mut d = datagrams(WireMode::Framed, PayloadType::Bytes, 100);
+        let mut d = datagrams(RequestMode::Framed, PayloadType::Bytes, 100);
         let request = d.request(12_345_678).to_vec();
         assert_eq!(request.len(), PREFACE_LEN + HEADER_LEN + 100);
         assert_eq!(request[..PREFACE_LEN], PREFACE);
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn the_upper_case_of_a_request_matches_its_number() {
-        let mut d = datagrams(WireMode::Raw, PayloadType::Text, 64);
+        let mut d = datagrams(RequestMode::Raw, PayloadType::Text, 64);
         let upper = String::from_utf8(d.request(9).to_vec())
             .unwrap()
             .to_uppercase();
@@ -249,14 +249,14 @@ mod tests {
             d.check(upper.as_bytes()),
             Reply::Numbered {
                 seq: 9,
-                check: Check::Right
+                check: ReplyCheck::Right
             }
         );
         // The request itself (not upper-cased) has the number but is wrong.
         let request = d.request(10).to_vec();
         let Reply::Numbered {
             seq: 10,
-            check: Check::Wrong(what),
+            check: ReplyCheck::Wrong(what),
         } = d.check(&request)
         else {
             panic!("a lower-case reply was not matched and found wrong");
@@ -266,17 +266,16 @@ mod tests {
 
     #[test]
     fn replies_without_a_number_match_no_request() {
-        let mut d = datagrams(WireMode::Raw, PayloadType::Text, 64);
+        let mut d = datagrams(RequestMode::Raw, PayloadType::Text, 64);
         assert!(matches!(d.check(b"HELLO\n"), Reply::Unnumbered(_)));
         assert!(matches!(d.check(b"0000"), Reply::Unnumbered(_)));
     }
 
     #[test]
     fn framed_errors_and_raw_replies_match_no_request() {
-        let mut d = datagrams(WireMode::Framed, PayloadType::Text, 64);
-        let mut error = PREFACE.to_vec();
+        let mut d = datagrams(RequestMode::Framed, PayloadType::Text, 64);
         let payload = ErrorPayload::new(upcase::wire::ErrorCode(4), "bad").to_bytes();
-        error.extend_from_slice(&FrameRepr::new(FrameType::Error, payload).to_bytes());
+        let error = encode_framed_datagram(&FrameRepr::new(FrameType::Error, payload));
         let Reply::Unnumbered(what) = d.check(&error) else {
             panic!("an ERROR was matched");
         };
@@ -292,16 +291,16 @@ mod tests {
         let build = |mode, kind, size| {
             Datagrams::new(&Workload::new(mode, kind, size, Expect::Upper).unwrap())
         };
-        let error = build(WireMode::Raw, PayloadType::Text, 8).unwrap_err();
+        let error = build(RequestMode::Raw, PayloadType::Text, 8).unwrap_err();
         assert!(error.contains("--size 9"), "{error}");
-        assert!(build(WireMode::Framed, PayloadType::Bytes, 8).is_ok());
-        assert!(build(WireMode::Raw, PayloadType::Bytes, 65_507).is_ok());
-        let error = build(WireMode::Raw, PayloadType::Bytes, 65_508).unwrap_err();
+        assert!(build(RequestMode::Framed, PayloadType::Bytes, 8).is_ok());
+        assert!(build(RequestMode::Raw, PayloadType::Bytes, 65_507).is_ok());
+        let error = build(RequestMode::Raw, PayloadType::Bytes, 65_508).unwrap_err();
         assert!(error.contains("--size 65507"), "{error}");
-        let error = build(WireMode::Framed, PayloadType::Bytes, 65_458).unwrap_err();
+        let error = build(RequestMode::Framed, PayloadType::Bytes, 65_458).unwrap_err();
         assert!(error.contains("--size 65457"), "{error}");
         // Text grows when upper-cased (ß → SS): its reply would not fit.
-        let error = build(WireMode::Raw, PayloadType::Text, 65_000).unwrap_err();
+        let error = build(RequestMode::Raw, PayloadType::Text, 65_000).unwrap_err();
         assert!(error.contains("--type bytes"), "{error}");
     }
 

@@ -1,10 +1,11 @@
-//! A load generator for any UPCASE/1 server (`upcase bench`).
+//! A load generator for any UPCASE/1 server (`upcase bench`), event-driven
+//! like wrk: a few threads, each driving many connections on one `mio` poll.
 //!
 //! ```text
-//!   client thread ×N ──request──▶ server
-//!        ▲  │         ◀──reply───
-//!        │  └─ time it, compare with the oracle's answer
-//!   merge histograms ─▶ Report (requests/s, MB/s, latency quantiles, errors)
+//!   event-loop thread ×T ──requests of its clients──▶ server
+//!     (clients i ≡ t mod T)  ◀──replies───
+//!        └─ time each reply, compare it with the oracle's answer
+//!   merge tallies ─▶ BenchReport (requests/s, MB/s, latency quantiles, errors)
 //! ```
 //!
 //! Every client connects first; the clock starts when all have. Each client
@@ -16,11 +17,15 @@
 //! per request, numbered so that replies can be matched; a request without
 //! a reply in time is lost, which is counted apart from wrong replies.
 
+mod budget;
 mod check;
 mod connection;
 mod datagram;
+mod event_loop;
 mod histogram;
+mod reply;
 mod report;
+mod tally;
 mod udp;
 mod workload;
 
@@ -32,11 +37,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use histogram::Histogram;
-pub use report::{ErrorCount, Latency, Report, Transport};
-pub use workload::{Expect, PayloadType, WireMode, Workload};
+pub use report::{BenchReport, BenchTransport, ErrorCount, Latency};
+pub use workload::{Expect, PayloadType, RequestMode, Workload};
 
-use connection::{Live, Outcome, STACK_SIZE, Settings, StartGate};
+use budget::Settings;
+use connection::TcpClient;
 use datagram::Datagrams;
+use event_loop::{StartGate, ThreadResult, drive};
+use tally::{ClientEnd, Live, Tally};
+use udp::UdpClient;
 
 /// When the run ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,8 +63,10 @@ pub struct Config {
     pub addr: SocketAddr,
     /// How it is addressed in the report (as the user wrote it).
     pub target: String,
-    /// Concurrent connections.
+    /// Concurrent connections (UDP: sockets).
     pub clients: usize,
+    /// Event-loop threads the clients are shared among.
+    pub threads: usize,
     /// Requests in flight per connection.
     pub pipeline: usize,
     /// When to stop.
@@ -83,71 +94,126 @@ pub struct UdpOptions {
 /// Run the load test and report what was measured.
 ///
 /// # Errors
-/// A message when the workload does not fit a datagram (UDP) or the client
-/// threads cannot be started.
-pub fn run(config: &Config) -> Result<Report, String> {
-    let live = Arc::new(Live::default());
-    let start = Arc::new(StartGate::default());
-    let workload = Arc::new(config.workload.clone());
+/// A message when the workload does not fit a datagram (UDP) or the
+/// event-loop threads cannot be started.
+pub fn run(config: &Config) -> Result<BenchReport, String> {
     let datagrams = match config.udp {
         Some(_) => Some(Datagrams::new(&config.workload)?),
         None => None,
     };
-    let mut handles = Vec::with_capacity(config.clients);
-    for client in 0..config.clients {
-        let settings = Settings {
-            pipeline: config.pipeline,
-            timeout: config
-                .udp
-                .map_or(config.timeout, |options| options.reply_timeout),
-            duration: match config.limit {
-                Limit::Duration(duration) => Some(duration),
-                Limit::Requests(_) => None,
-            },
-            requests: match config.limit {
-                Limit::Duration(_) => u64::MAX,
-                Limit::Requests(total) => share(total, config.clients, client),
-            },
-        };
-        let (live, gate, workload) = (live.clone(), start.clone(), workload.clone());
-        let datagrams = datagrams.clone();
-        let addr = config.addr;
-        let handle = thread::Builder::new()
-            .name(format!("client-{client}"))
-            .stack_size(STACK_SIZE)
+    let settings = Settings {
+        pipeline: config.pipeline,
+        timeout: config
+            .udp
+            .map_or(config.timeout, |options| options.reply_timeout),
+        duration: match config.limit {
+            Limit::Duration(duration) => Some(duration),
+            Limit::Requests(_) => None,
+        },
+    };
+    let threads = config.threads.clamp(1, config.clients.max(1));
+    // Client i runs on thread i mod T, so every thread gets its share.
+    let assigned: Vec<Vec<usize>> = (0..threads)
+        .map(|thread_index| (thread_index..config.clients).step_by(threads).collect())
+        .collect();
+    let live = Arc::new(Live::default());
+    let gate = Arc::new(StartGate::default());
+    let workload = Arc::new(config.workload.clone());
+    let connecting = Instant::now();
+    let mut handles = Vec::with_capacity(threads);
+    for (thread_index, clients) in assigned.iter().enumerate() {
+        let requests: Vec<u64> = clients
+            .iter()
+            .map(|&client| requests_of(config, client))
+            .collect();
+        let (live, thread_gate, workload) = (live.clone(), gate.clone(), workload.clone());
+        let (addr, datagrams) = (config.addr, datagrams.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("bench-{thread_index}"))
             .spawn(move || match datagrams {
-                Some(datagrams) => udp::run(addr, datagrams, settings, &gate, &live),
-                None => connection::run(addr, &workload, settings, &gate, &live),
+                Some(datagrams) => {
+                    let clients = requests
+                        .into_iter()
+                        .map(|requests| {
+                            (
+                                UdpClient::open(addr, datagrams.clone(), &settings),
+                                requests,
+                            )
+                        })
+                        .collect();
+                    drive(clients, settings, &workload, &thread_gate, &live)
+                }
+                None => {
+                    let clients = requests
+                        .into_iter()
+                        .map(|requests| {
+                            let client = TcpClient::connect(
+                                addr,
+                                &workload,
+                                settings.pipeline,
+                                settings.timeout,
+                            );
+                            (client, requests)
+                        })
+                        .collect();
+                    drive(clients, settings, &workload, &thread_gate, &live)
+                }
             });
-        match handle {
+        match spawned {
             Ok(handle) => handles.push(handle),
             Err(error) => {
-                start.open();
+                // Release the threads already waiting, without running.
+                gate.open(false);
                 for handle in handles {
                     let _ = handle.join();
                 }
                 return Err(format!(
-                    "cannot start client thread {client}: {error} \
-                     (try fewer --clients, or raise `ulimit -u`)"
+                    "cannot start event-loop thread {thread_index}: {error} (try fewer --threads)"
                 ));
             }
         }
     }
-    start.wait_for(config.clients);
-    start.open();
+    gate.wait_for(threads);
+    gate.open(true);
+    let connect_elapsed = connecting.elapsed();
     let started = Instant::now();
     show_progress(config, &handles, &live, started);
-    let outcomes: Vec<Outcome> = handles
-        .into_iter()
-        .map(|handle| {
-            handle.join().unwrap_or_else(|_| Outcome {
-                error: Some("a client thread panicked".into()),
-                ..Outcome::default()
-            })
-        })
-        .collect();
+    let mut tally = Tally::default();
+    let mut ends = vec![ClientEnd::default(); config.clients];
+    for (handle, clients) in handles.into_iter().zip(&assigned) {
+        let result = handle.join().unwrap_or_else(|_| ThreadResult {
+            tally: Tally::default(),
+            ends: vec![
+                ClientEnd {
+                    error: Some("its event-loop thread panicked".into()),
+                    ..ClientEnd::default()
+                };
+                clients.len()
+            ],
+        });
+        tally.merge(&result.tally);
+        for (&client, end) in clients.iter().zip(result.ends) {
+            ends[client] = end;
+        }
+    }
     let elapsed = started.elapsed();
-    Ok(Report::new(config, &outcomes, elapsed))
+    Ok(BenchReport::new(
+        config,
+        &tally,
+        &ends,
+        elapsed,
+        connect_elapsed,
+        threads,
+    ))
+}
+
+/// Client `client`'s share of the requests (all it can issue when the run
+/// is timed).
+fn requests_of(config: &Config, client: usize) -> u64 {
+    match config.limit {
+        Limit::Duration(_) => u64::MAX,
+        Limit::Requests(total) => share(total, config.clients, client),
+    }
 }
 
 /// Client `index`'s share of `total` requests.
@@ -159,7 +225,7 @@ fn share(total: u64, clients: usize, index: usize) -> u64 {
 /// Update a progress line once a second until every client is done.
 fn show_progress(
     config: &Config,
-    handles: &[thread::JoinHandle<Outcome>],
+    handles: &[thread::JoinHandle<ThreadResult>],
     live: &Live,
     started: Instant,
 ) {

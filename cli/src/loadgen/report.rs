@@ -7,19 +7,18 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Config;
-use super::connection::Outcome;
-use super::histogram::Histogram;
-use super::workload::{PayloadType, WireMode};
+use super::tally::{ClientEnd, Tally};
+use super::workload::{PayloadType, RequestMode};
 
 /// The result of a load test.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct BenchReport {
     /// The server, as the user named it.
     pub target: String,
     /// TCP connections or UDP datagrams.
-    pub transport: Transport,
+    pub transport: BenchTransport,
     /// Raw or framed.
-    pub mode: WireMode,
+    pub mode: RequestMode,
     /// Text or bytes.
     #[serde(rename = "type")]
     pub payload_type: PayloadType,
@@ -29,6 +28,11 @@ pub struct Report {
     pub clients: usize,
     /// Connections established.
     pub connected: usize,
+    /// Event-loop threads that drove them.
+    pub threads: usize,
+    /// Seconds from the start until every client was connected (or had
+    /// failed to).
+    pub connect_s: f64,
     /// Requests in flight per connection.
     pub pipeline: usize,
     /// Seconds from the moment every client was connected until the last
@@ -68,7 +72,7 @@ pub struct Report {
 /// How requests reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Transport {
+pub enum BenchTransport {
     /// One TCP connection per client.
     Tcp,
     /// One UDP socket per client, one datagram per request.
@@ -101,21 +105,24 @@ pub struct ErrorCount {
     pub count: usize,
 }
 
-impl Report {
-    /// Sum up the connections' outcomes.
-    pub(super) fn new(config: &Config, outcomes: &[Outcome], elapsed: Duration) -> Report {
-        let mut latencies = Histogram::new();
+impl BenchReport {
+    /// Sum up the clients' tallies and ends.
+    pub(super) fn new(
+        config: &Config,
+        tally: &Tally,
+        ends: &[ClientEnd],
+        elapsed: Duration,
+        connect_elapsed: Duration,
+        threads: usize,
+    ) -> BenchReport {
         let mut errors = BTreeMap::<String, usize>::new();
-        for outcome in outcomes {
-            latencies.merge(&outcome.latencies);
-            for message in outcome.first_wrong.iter().chain(&outcome.error) {
+        for end in ends {
+            for message in end.first_wrong.iter().chain(&end.error) {
                 *errors.entry(message.clone()).or_default() += 1;
             }
         }
-        let requests: u64 = outcomes.iter().map(|o| o.replies).sum();
-        let wrong_replies: u64 = outcomes.iter().map(|o| o.wrong).sum();
-        let lost: u64 = outcomes.iter().map(|o| o.lost).sum();
-        let late_replies: u64 = outcomes.iter().map(|o| o.late).sum();
+        let latencies = &tally.latencies;
+        let (requests, wrong_replies, lost) = (tally.replies, tally.wrong, tally.lost);
         let loss_percent = if lost == 0 {
             0.0
         } else {
@@ -123,7 +130,7 @@ impl Report {
         };
         let max_loss_percent = config.udp.map(|options| options.max_loss_percent);
         let loss_ok = max_loss_percent.is_none_or(|max| loss_percent <= max);
-        let failed_connections = outcomes.iter().filter(|o| o.error.is_some()).count();
+        let failed_connections = ends.iter().filter(|end| end.error.is_some()).count();
         let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         let size = config.workload.payload.len();
         let us = |ns: u64| ns as f64 / 1000.0;
@@ -132,12 +139,12 @@ impl Report {
             .map(|(message, count)| ErrorCount { message, count })
             .collect();
         errors.sort_by_key(|error| std::cmp::Reverse(error.count));
-        Report {
+        BenchReport {
             target: config.target.clone(),
             transport: if config.udp.is_some() {
-                Transport::Udp
+                BenchTransport::Udp
             } else {
-                Transport::Tcp
+                BenchTransport::Tcp
             },
             mode: config.workload.mode,
             payload_type: match config.workload.frame_type {
@@ -146,7 +153,9 @@ impl Report {
             },
             size,
             clients: config.clients,
-            connected: outcomes.iter().filter(|o| o.connected).count(),
+            connected: ends.iter().filter(|end| end.connected).count(),
+            threads,
+            connect_s: connect_elapsed.as_secs_f64(),
             pipeline: config.pipeline,
             elapsed_s: seconds,
             requests,
@@ -164,7 +173,7 @@ impl Report {
             lost,
             loss_percent,
             max_loss_percent,
-            late_replies,
+            late_replies: tally.late,
             failed_connections,
             errors,
             ok: wrong_replies == 0 && failed_connections == 0 && requests > 0 && loss_ok,
@@ -172,24 +181,31 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
-            WireMode::Raw => "raw",
-            WireMode::Framed => "framed",
+            RequestMode::Raw => "raw",
+            RequestMode::Framed => "framed",
         };
         let kind = match self.payload_type {
             PayloadType::Text => "text",
             PayloadType::Bytes => "bytes",
         };
         let transport = match self.transport {
-            Transport::Tcp => "",
-            Transport::Udp => "udp ",
+            BenchTransport::Tcp => "",
+            BenchTransport::Udp => "udp ",
         };
         writeln!(
             f,
-            "{}{} — {mode} {kind}, {} bytes, {} clients ({} connected), pipeline {}",
-            transport, self.target, self.size, self.clients, self.connected, self.pipeline
+            "{}{} — {mode} {kind}, {} bytes, {} clients ({} connected in {:.2} s, {} threads), pipeline {}",
+            transport,
+            self.target,
+            self.size,
+            self.clients,
+            self.connected,
+            self.connect_s,
+            self.threads,
+            self.pipeline
         )?;
         writeln!(
             f,

@@ -1,5 +1,6 @@
-//! One UDP client: its own socket, up to `pipeline` numbered datagrams in
-//! flight, each reply matched by number and checked against the oracle.
+//! One UDP client on an event loop: its own socket, up to `pipeline`
+//! numbered datagrams in flight, each reply matched by number and checked
+//! against the oracle.
 //!
 //! A request with no reply after the reply timeout is **lost**: it leaves
 //! the window and is counted apart from wrong replies, since UDP may drop
@@ -8,14 +9,18 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::check::Check;
-use super::connection::{Budget, Live, Outcome, Settings, StartGate, wait_ready};
+use super::budget::{Budget, Settings};
+use super::check::ReplyCheck;
 use super::datagram::{Datagrams, Reply, SEQ_MODULUS};
+use super::event_loop::{LoadClient, Turn};
+use super::tally::{ClientEnd, Tally};
 
 /// The kernel receive buffer asked for holds this many replies in flight
 /// (at least 256 KiB, at most 8 MiB; the kernel may grant less).
@@ -83,47 +88,169 @@ impl Window {
     }
 }
 
-/// Open the socket, wait at `start` until every client has, then run.
-pub fn run(
+/// One UDP socket and its requests in flight.
+pub struct UdpClient {
     addr: SocketAddr,
-    mut datagrams: Datagrams,
-    settings: Settings,
-    start: &StartGate,
-    live: &Live,
-) -> Outcome {
-    let mut outcome = Outcome::default();
-    let socket = open(addr, &settings, datagrams.reply_len());
-    let failed = |error| format!("cannot open a UDP socket to {addr}: {error}");
-    let Some(socket) = wait_ready(socket, start, &mut outcome, failed) else {
-        return outcome;
-    };
-    let budget = Budget::starting_now(&settings);
-    if let Err(error) = exchange(
-        &socket,
-        &mut datagrams,
-        settings,
-        budget,
-        live,
-        &mut outcome,
-    ) {
-        outcome.error = Some(match error.kind() {
-            io::ErrorKind::ConnectionRefused => format!(
-                "nothing answers on udp {addr} (the port is closed): \
-                 is the server serving UDP on that port?"
-            ),
-            _ => format!("udp {addr}: {error}"),
-        });
-    }
-    outcome
+    socket: Option<UdpSocket>,
+    datagrams: Datagrams,
+    window: Window,
+    issued: u64,
+    budget: Budget,
+    pipeline: usize,
+    end: ClientEnd,
+    done: bool,
 }
 
-/// A socket connected to `addr` (so it receives from the server only), with
-/// a receive buffer for the replies in flight and a read timeout short
-/// enough to notice lost requests within a quarter of the reply timeout.
-fn open(addr: SocketAddr, settings: &Settings, reply_len: usize) -> io::Result<UdpSocket> {
+impl UdpClient {
+    /// Open a socket connected to `addr` (a UDP socket is ready at once).
+    pub fn open(addr: SocketAddr, datagrams: Datagrams, settings: &Settings) -> UdpClient {
+        let mut client = UdpClient {
+            addr,
+            socket: None,
+            window: Window::new(settings.timeout),
+            issued: 0,
+            budget: Budget {
+                deadline: None,
+                requests: 0,
+            },
+            pipeline: settings.pipeline,
+            end: ClientEnd::default(),
+            done: false,
+            datagrams,
+        };
+        match open(addr, settings.pipeline, client.datagrams.reply_len()) {
+            Ok(socket) => {
+                client.socket = Some(socket);
+                client.end.connected = true;
+            }
+            Err(error) => client.fail(format!("cannot open a UDP socket to {addr}: {error}")),
+        }
+        client
+    }
+
+    /// Receive every datagram waiting, then send the requests the window
+    /// and the budget allow.
+    fn exchange(&mut self, tally: &mut Tally, scratch: &mut [u8]) -> io::Result<()> {
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        loop {
+            let len = match socket.recv(scratch) {
+                Ok(len) => len,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            let received = Instant::now();
+            match self.datagrams.check(&scratch[..len]) {
+                Reply::Numbered { seq, check } => match self.window.take(seq) {
+                    Some(sent) => tally.record(sent, received, check, &mut self.end),
+                    None if was_issued(seq, self.issued) => tally.late(check, &mut self.end),
+                    None => {
+                        let what = format!(
+                            "a reply numbered {seq}, but only {} requests were sent",
+                            self.issued
+                        );
+                        charge_to_oldest(&mut self.window, what, received, tally, &mut self.end);
+                    }
+                },
+                Reply::Unnumbered(what) => {
+                    charge_to_oldest(&mut self.window, what, received, tally, &mut self.end);
+                }
+            }
+        }
+        let now = Instant::now();
+        tally.lost += self.window.expire(now);
+        while self.window.len() < self.pipeline && self.budget.allows(self.issued, now) {
+            let request = self.datagrams.request(self.issued);
+            match socket.send(request) {
+                Ok(_) => {}
+                // A full send buffer: the next tick tries again.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+            self.window.sent(self.issued, now);
+            self.issued += 1;
+        }
+        if self.window.is_empty() && !self.budget.allows(self.issued, now) {
+            self.finish(None);
+        }
+        Ok(())
+    }
+
+    fn pump_or_fail(&mut self, tally: &mut Tally, scratch: &mut [u8]) {
+        if self.done {
+            return;
+        }
+        if let Err(error) = self.exchange(tally, scratch) {
+            let addr = self.addr;
+            self.finish(Some(match error.kind() {
+                io::ErrorKind::ConnectionRefused => format!(
+                    "nothing answers on udp {addr} (the port is closed): \
+                     is the server serving UDP on that port?"
+                ),
+                _ => format!("udp {addr}: {error}"),
+            }));
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(error) = error {
+            self.end.error.get_or_insert(error);
+        }
+        self.done = true;
+        self.socket = None;
+    }
+}
+
+impl LoadClient for UdpClient {
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match &mut self.socket {
+            Some(socket) => {
+                registry.register(socket, token, Interest::READABLE | Interest::WRITABLE)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn check_connected(&mut self) -> bool {
+        self.socket.is_some()
+    }
+
+    fn fail(&mut self, error: String) {
+        self.finish(Some(error));
+    }
+
+    fn start(&mut self, budget: Budget, turn: &mut Turn) {
+        self.budget = budget;
+        self.pump(turn);
+    }
+
+    fn pump(&mut self, turn: &mut Turn) {
+        self.pump_or_fail(turn.tally, turn.scratch);
+    }
+
+    fn tick(&mut self, _now: Instant, turn: &mut Turn) {
+        // Expiring requests frees room in the window for new ones.
+        self.pump_or_fail(turn.tally, turn.scratch);
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn end(&self) -> ClientEnd {
+        self.end.clone()
+    }
+}
+
+/// A non-blocking socket connected to `addr` (so it receives from the
+/// server only), with a receive buffer for the replies in flight.
+fn open(addr: SocketAddr, pipeline: usize, reply_len: usize) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    let wanted = (settings.pipeline * BUFFERED_REPLIES * (reply_len + 64))
-        .clamp(256 * 1024, 8 * 1024 * 1024);
+    let wanted =
+        (pipeline * BUFFERED_REPLIES * (reply_len + 64)).clamp(256 * 1024, 8 * 1024 * 1024);
     // The kernel caps it at rmem_max; a smaller buffer only risks loss.
     let _ = socket.set_recv_buffer_size(wanted);
     let any: SocketAddr = if addr.is_ipv4() {
@@ -133,64 +260,8 @@ fn open(addr: SocketAddr, settings: &Settings, reply_len: usize) -> io::Result<U
     };
     socket.bind(&any.into())?;
     socket.connect(&addr.into())?;
-    let poll = (settings.timeout / 4).max(Duration::from_millis(1));
-    socket.set_read_timeout(Some(poll))?;
-    Ok(socket.into())
-}
-
-/// Send and receive until the budget is spent and every request is
-/// answered or lost.
-fn exchange(
-    socket: &UdpSocket,
-    datagrams: &mut Datagrams,
-    settings: Settings,
-    budget: Budget,
-    live: &Live,
-    outcome: &mut Outcome,
-) -> io::Result<()> {
-    let mut window = Window::new(settings.timeout);
-    let mut buffer = vec![0u8; datagrams.reply_len().max(64 * 1024) + 1];
-    let mut issued = 0u64;
-    loop {
-        while window.len() < settings.pipeline && budget.allows(issued) {
-            let request = datagrams.request(issued);
-            window.sent(issued, Instant::now());
-            socket.send(request)?;
-            issued += 1;
-        }
-        if window.is_empty() {
-            return Ok(());
-        }
-        let len = match socket.recv(&mut buffer) {
-            Ok(len) => len,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                outcome.lost += window.expire(Instant::now());
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
-        let received = Instant::now();
-        match datagrams.check(&buffer[..len]) {
-            Reply::Numbered { seq, check } => match window.take(seq) {
-                Some(sent) => outcome.record(sent, received, check, live),
-                None if was_issued(seq, issued) => outcome.late(check, live),
-                None => {
-                    let what =
-                        format!("a reply numbered {seq}, but only {issued} requests were sent");
-                    charge_to_oldest(&mut window, what, received, outcome, live);
-                }
-            },
-            Reply::Unnumbered(what) => {
-                charge_to_oldest(&mut window, what, received, outcome, live);
-            }
-        }
-        outcome.lost += window.expire(Instant::now());
-    }
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket.into()))
 }
 
 /// Whether a request numbered `seq` (modulo [`SEQ_MODULUS`]) was sent
@@ -207,19 +278,22 @@ fn charge_to_oldest(
     window: &mut Window,
     what: String,
     received: Instant,
-    outcome: &mut Outcome,
-    live: &Live,
+    tally: &mut Tally,
+    end: &mut ClientEnd,
 ) {
     match window.take_oldest() {
-        Some(sent) => outcome.record(sent, received, Check::Wrong(what), live),
-        None => outcome.late(Check::Wrong(what), live),
+        Some(sent) => tally.record(sent, received, ReplyCheck::Wrong(what), end),
+        None => tally.late(ReplyCheck::Wrong(what), end),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::workload::{Expect, PayloadType, WireMode, Workload};
+    use crate::loadgen::event_loop::{StartGate, drive};
+    use crate::loadgen::tally::Live;
+    use crate::loadgen::workload::{Expect, PayloadType, RequestMode, Workload};
+    use std::net::UdpSocket;
     use std::thread;
     use upcase::conn::{DatagramConfig, DatagramReply, respond_to_datagram};
 
@@ -252,31 +326,43 @@ mod tests {
             .into_bytes()
     }
 
-    fn run_against(addr: SocketAddr, mode: WireMode, pipeline: usize, requests: u64) -> Outcome {
+    /// One client's run: the thread's counts and how the client ended.
+    fn run_against(
+        addr: SocketAddr,
+        mode: RequestMode,
+        pipeline: usize,
+        requests: u64,
+    ) -> (Tally, ClientEnd) {
         let workload = Workload::new(mode, PayloadType::Text, 64, Expect::Upper).unwrap();
         let settings = Settings {
             pipeline,
             timeout: Duration::from_millis(500),
             duration: None,
-            requests,
         };
         let gate = StartGate::default();
-        gate.open();
-        let datagrams = Datagrams::new(&workload).unwrap();
-        run(addr, datagrams, settings, &gate, &Live::default())
+        gate.open(true);
+        let client = UdpClient::open(addr, Datagrams::new(&workload).unwrap(), &settings);
+        let mut result = drive(
+            vec![(client, requests)],
+            settings,
+            &workload,
+            &gate,
+            &Live::default(),
+        );
+        (result.tally, result.ends.remove(0))
     }
 
     #[test]
     fn every_right_reply_is_counted_with_its_latency() {
         let addr = responder(|_, datagram| vec![upper(datagram)]);
-        let outcome = run_against(addr, WireMode::Raw, 4, 30);
-        assert_eq!(outcome.error, None);
+        let (tally, end) = run_against(addr, RequestMode::Raw, 4, 30);
+        assert_eq!(end.error, None);
         // A reply slower than the timeout would be late, not wrong: the
         // counts add up whatever the machine's load.
-        assert_eq!(outcome.replies + outcome.lost, 30);
-        assert_eq!(outcome.lost, outcome.late);
-        assert_eq!(outcome.wrong, 0);
-        assert_eq!(outcome.latencies.count(), outcome.replies);
+        assert_eq!(tally.replies + tally.lost, 30);
+        assert_eq!(tally.lost, tally.late);
+        assert_eq!(tally.wrong, 0);
+        assert_eq!(tally.latencies.count(), tally.replies);
     }
 
     #[test]
@@ -294,11 +380,11 @@ mod tests {
                 vec![upper(datagram), held.take().unwrap()]
             }
         });
-        let outcome = run_against(addr, WireMode::Raw, 2, 20);
-        assert_eq!(outcome.error, None);
-        assert_eq!(outcome.replies + outcome.lost, 20);
-        assert_eq!(outcome.lost, outcome.late);
-        assert_eq!(outcome.wrong, 0, "{:?}", outcome.first_wrong);
+        let (tally, end) = run_against(addr, RequestMode::Raw, 2, 20);
+        assert_eq!(end.error, None);
+        assert_eq!(tally.replies + tally.lost, 20);
+        assert_eq!(tally.lost, tally.late);
+        assert_eq!(tally.wrong, 0, "{:?}", end.first_wrong);
     }
 
     #[test]
@@ -311,11 +397,11 @@ mod tests {
                 vec![upper(datagram)]
             }
         });
-        let outcome = run_against(addr, WireMode::Raw, 3, 20);
-        assert_eq!(outcome.error, None);
-        assert_eq!(outcome.replies + outcome.lost, 20);
-        assert_eq!(outcome.lost - outcome.late, 4);
-        assert_eq!(outcome.wrong, 0);
+        let (tally, end) = run_against(addr, RequestMode::Raw, 3, 20);
+        assert_eq!(end.error, None);
+        assert_eq!(tally.replies + tally.lost, 20);
+        assert_eq!(tally.lost - tally.late, 4);
+        assert_eq!(tally.wrong, 0);
     }
 
     #[test]
@@ -323,24 +409,24 @@ mod tests {
         // The number is kept but the text is not upper-cased, and each
         // reply is sent twice: the copy answers a request already answered.
         let addr = responder(|_, datagram| vec![datagram.to_vec(), datagram.to_vec()]);
-        let outcome = run_against(addr, WireMode::Raw, 1, 10);
-        assert_eq!(outcome.replies + outcome.lost, 10);
+        let (tally, end) = run_against(addr, RequestMode::Raw, 1, 10);
+        assert_eq!(tally.replies + tally.lost, 10);
         // Each copy is late (the last one may come after the run) and,
         // being lower case, wrong too.
-        assert!(outcome.late >= outcome.replies.saturating_sub(1));
-        assert_eq!(outcome.wrong, outcome.replies + outcome.late);
-        let first = outcome.first_wrong.unwrap();
+        assert!(tally.late >= tally.replies.saturating_sub(1));
+        assert_eq!(tally.wrong, tally.replies + tally.late);
+        let first = end.first_wrong.unwrap();
         assert!(first.contains("differs from the oracle"), "{first}");
     }
 
     #[test]
     fn a_server_answering_garbage_gets_wrong_replies_without_loss() {
         let addr = responder(|_, _| vec![b"NO NUMBER HERE\n".to_vec()]);
-        let outcome = run_against(addr, WireMode::Raw, 4, 12);
-        assert_eq!(outcome.replies + outcome.lost, 12);
-        assert_eq!(outcome.wrong, outcome.replies);
-        assert!(outcome.replies > 0);
-        assert!(outcome.first_wrong.unwrap().contains("request number"));
+        let (tally, end) = run_against(addr, RequestMode::Raw, 4, 12);
+        assert_eq!(tally.replies + tally.lost, 12);
+        assert_eq!(tally.wrong, tally.replies);
+        assert!(tally.replies > 0);
+        assert!(end.first_wrong.unwrap().contains("request number"));
     }
 
     #[test]
@@ -352,11 +438,11 @@ mod tests {
                 _ => vec![],
             }
         });
-        let outcome = run_against(addr, WireMode::Framed, 4, 20);
-        assert_eq!(outcome.error, None);
-        assert_eq!(outcome.replies + outcome.lost, 20);
-        assert_eq!(outcome.lost, outcome.late);
-        assert_eq!(outcome.wrong, 0, "{:?}", outcome.first_wrong);
+        let (tally, end) = run_against(addr, RequestMode::Framed, 4, 20);
+        assert_eq!(end.error, None);
+        assert_eq!(tally.replies + tally.lost, 20);
+        assert_eq!(tally.lost, tally.late);
+        assert_eq!(tally.wrong, 0, "{:?}", end.first_wrong);
     }
 
     #[test]
@@ -365,12 +451,12 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let outcome = run_against(addr, WireMode::Raw, 1, 3);
+        let (tally, end) = run_against(addr, RequestMode::Raw, 1, 3);
         // Linux reports the ICMP port unreachable; elsewhere the requests
         // may only be lost.
-        match outcome.error {
+        match end.error {
             Some(error) => assert!(error.contains("nothing answers"), "{error}"),
-            None => assert_eq!(outcome.lost, 3),
+            None => assert_eq!(tally.lost, 3),
         }
     }
 

@@ -11,7 +11,7 @@ use upcase::wire::{FrameRepr, FrameType};
 /// How requests travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WireMode {
+pub enum RequestMode {
     /// Lines on a plain byte stream; a reply ends after the expected number
     /// of bytes.
     Raw,
@@ -46,7 +46,7 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub struct Workload {
     /// How the request travels.
-    pub mode: WireMode,
+    pub mode: RequestMode,
     /// The request's payload (the line, or the frame's data).
     pub payload: Bytes,
     /// The request as written to the socket (after the preface, if framed).
@@ -71,29 +71,29 @@ impl Workload {
     /// # Errors
     /// A message when raw mode is asked for an empty payload (it needs the `\n`).
     pub fn new(
-        mode: WireMode,
+        mode: RequestMode,
         payload_type: PayloadType,
         size: usize,
         expect: Expect,
     ) -> Result<Workload, String> {
-        if mode == WireMode::Raw && size == 0 {
+        if mode == RequestMode::Raw && size == 0 {
             return Err(
                 "raw mode needs --size 1 or more (each request ends with a newline)".into(),
             );
         }
         let (payload, expected, frame_type) = match (mode, payload_type) {
             (_, PayloadType::Text) => {
-                let text = text_payload(size, mode == WireMode::Raw);
+                let text = text_payload(size, mode == RequestMode::Raw);
                 let upper = text.to_uppercase();
                 (Bytes::from(text), Bytes::from(upper), FrameType::Text)
             }
-            (WireMode::Raw, PayloadType::Bytes) => {
+            (RequestMode::Raw, PayloadType::Bytes) => {
                 let mut line = repeat_to(ASCII_PATTERN, size - 1).into_bytes();
                 line.push(b'\n');
                 let upper = line.to_ascii_uppercase();
                 (Bytes::from(line), Bytes::from(upper), FrameType::Bytes)
             }
-            (WireMode::Framed, PayloadType::Bytes) => {
+            (RequestMode::Framed, PayloadType::Bytes) => {
                 let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
                 let upper = data.to_ascii_uppercase();
                 (Bytes::from(data), Bytes::from(upper), FrameType::Bytes)
@@ -104,8 +104,8 @@ impl Workload {
             Expect::Echo => payload.clone(),
         };
         let request = match mode {
-            WireMode::Raw => payload.clone(),
-            WireMode::Framed => {
+            RequestMode::Raw => payload.clone(),
+            RequestMode::Framed => {
                 let mut wire = BytesMut::new();
                 FrameRepr::new(frame_type, payload.clone()).encode(&mut wire);
                 wire.freeze()
@@ -158,7 +158,7 @@ mod tests {
     fn raw_text_lines_have_the_exact_size_and_one_newline() {
         for size in [1, 2, 3, 7, 64, 65, 1000, 65536] {
             let workload =
-                Workload::new(WireMode::Raw, PayloadType::Text, size, Expect::Upper).unwrap();
+                Workload::new(RequestMode::Raw, PayloadType::Text, size, Expect::Upper).unwrap();
             assert_eq!(workload.payload.len(), size);
             let text = std::str::from_utf8(&workload.payload).unwrap();
             assert!(text.ends_with('\n'));
@@ -168,7 +168,8 @@ mod tests {
 
     #[test]
     fn text_payload_carries_multi_byte_and_expanding_characters() {
-        let workload = Workload::new(WireMode::Raw, PayloadType::Text, 64, Expect::Upper).unwrap();
+        let workload =
+            Workload::new(RequestMode::Raw, PayloadType::Text, 64, Expect::Upper).unwrap();
         let text = std::str::from_utf8(&workload.payload).unwrap();
         assert!(text.contains("straße"), "{text}");
         assert!(text.contains("café"), "{text}");
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn raw_bytes_are_printable_ascii() {
         let workload =
-            Workload::new(WireMode::Raw, PayloadType::Bytes, 200, Expect::Upper).unwrap();
+            Workload::new(RequestMode::Raw, PayloadType::Bytes, 200, Expect::Upper).unwrap();
         assert_eq!(workload.payload.len(), 200);
         assert!(
             workload.payload[..199]
@@ -195,7 +196,7 @@ mod tests {
     #[test]
     fn framed_bytes_cover_every_byte_value_and_only_letters_change() {
         let workload =
-            Workload::new(WireMode::Framed, PayloadType::Bytes, 256, Expect::Upper).unwrap();
+            Workload::new(RequestMode::Framed, PayloadType::Bytes, 256, Expect::Upper).unwrap();
         assert_eq!(workload.expected[b'a' as usize], b'A');
         assert_eq!(workload.expected[b'z' as usize], b'Z');
         assert_eq!(workload.expected[0xe9], 0xe9);
@@ -210,14 +211,16 @@ mod tests {
 
     #[test]
     fn echo_expects_the_request_unchanged() {
-        let workload = Workload::new(WireMode::Raw, PayloadType::Text, 64, Expect::Echo).unwrap();
+        let workload =
+            Workload::new(RequestMode::Raw, PayloadType::Text, 64, Expect::Echo).unwrap();
         assert_eq!(workload.expected, workload.payload);
     }
 
     #[test]
     fn raw_mode_rejects_an_empty_payload() {
-        let error = Workload::new(WireMode::Raw, PayloadType::Text, 0, Expect::Upper).unwrap_err();
+        let error =
+            Workload::new(RequestMode::Raw, PayloadType::Text, 0, Expect::Upper).unwrap_err();
         assert!(error.contains("--size 1"), "{error}");
-        assert!(Workload::new(WireMode::Framed, PayloadType::Text, 0, Expect::Upper).is_ok());
+        assert!(Workload::new(RequestMode::Framed, PayloadType::Text, 0, Expect::Upper).is_ok());
     }
 }

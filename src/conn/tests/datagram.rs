@@ -23,9 +23,7 @@ fn framed_reply(datagram: &[u8]) -> crate::wire::FrameRepr {
 }
 
 fn datagram_of(frame: &crate::wire::FrameRepr) -> Vec<u8> {
-    let mut datagram = PREFACE.to_vec();
-    datagram.extend_from_slice(&frame.to_bytes());
-    datagram
+    crate::wire::encode_framed_datagram(frame).to_vec()
 }
 
 #[test]

@@ -19,17 +19,17 @@ fn linger_zero() -> ServerConfig {
 /// Drive `conn` the way a shell does after input: first fire any timeout
 /// that is due (a shell checks its deadlines before it writes), then write
 /// everything pending. Returns the bytes written.
-fn timeouts_then_write(harness: &mut Harness) -> Vec<u8> {
+fn timeouts_then_write(harness: &mut Pair) -> Vec<u8> {
     if harness
-        .conn
+        .server
         .poll_timeout()
         .is_some_and(|at| at <= harness.now)
     {
-        harness.conn.handle_timeout(harness.now);
+        harness.server.handle_timeout(harness.now);
     }
     harness.drain_events();
     assert!(
-        !harness.conn.is_closed(),
+        !harness.server.is_closed(),
         "closed before its last output was written"
     );
     let before = harness.sent.len();
@@ -37,7 +37,7 @@ fn timeouts_then_write(harness: &mut Harness) -> Vec<u8> {
     harness.sent[before..].to_vec()
 }
 
-fn closed(harness: &Harness) -> Option<(CloseReason, usize)> {
+fn closed(harness: &Pair) -> Option<(CloseReason, usize)> {
     harness.events.iter().find_map(|event| match event {
         ServerEvent::Closed { reason, unsent } => Some((*reason, *unsent)),
         _ => None,
@@ -45,19 +45,19 @@ fn closed(harness: &Harness) -> Option<(CloseReason, usize)> {
 }
 
 /// After the output is written, a zero linger means "close at once".
-fn assert_closes_at_once_with_nothing_unsent(harness: &mut Harness, reason: CloseReason) {
-    assert_eq!(harness.conn.poll_timeout(), Some(harness.now));
-    harness.conn.handle_timeout(harness.now);
+fn assert_closes_at_once_with_nothing_unsent(harness: &mut Pair, reason: CloseReason) {
+    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    harness.server.handle_timeout(harness.now);
     harness.drain_events();
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(closed(harness), Some((reason, 0)));
 }
 
 #[test]
 fn linger_zero_still_writes_the_bye_answering_a_client_bye() {
-    let mut harness = Harness::new(linger_zero());
+    let mut harness = Pair::new(linger_zero());
     let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
-    harness.conn.handle_input(harness.now, &input).unwrap();
+    harness.server.handle_input(harness.now, &input).unwrap();
     let written = timeouts_then_write(&mut harness);
     let replies = decode_all(&written[PREFACE.len()..]);
     assert_eq!(replies.len(), 1);
@@ -67,11 +67,11 @@ fn linger_zero_still_writes_the_bye_answering_a_client_bye() {
 
 #[test]
 fn linger_zero_still_writes_a_fatal_error() {
-    let mut harness = Harness::new(linger_zero());
+    let mut harness = Pair::new(linger_zero());
     let mut bad = frame(FrameType::Text, false, b"hi");
     bad.flags = crate::wire::Flags(0x02);
     harness
-        .conn
+        .server
         .handle_input(harness.now, &framed_input(&[bad]))
         .unwrap();
     let written = timeouts_then_write(&mut harness);
@@ -86,9 +86,9 @@ fn linger_zero_still_writes_a_fatal_error() {
 
 #[test]
 fn linger_zero_still_writes_preface_and_error_for_a_bad_version() {
-    let mut harness = Harness::new(linger_zero());
+    let mut harness = Pair::new(linger_zero());
     harness
-        .conn
+        .server
         .handle_input(harness.now, b"\xc0UPCASE\x02")
         .unwrap();
     let written = timeouts_then_write(&mut harness);
@@ -103,15 +103,15 @@ fn linger_zero_still_writes_preface_and_error_for_a_bad_version() {
 
 #[test]
 fn linger_zero_still_writes_held_raw_bytes_at_end_of_input() {
-    let mut harness = Harness::new(linger_zero());
+    let mut harness = Pair::new(linger_zero());
     harness.feed("a€".as_bytes().split_last().unwrap().1);
     assert_eq!(harness.take_sent(), b"A", "e2 82 held");
-    harness.conn.handle_eof(harness.now);
+    harness.server.handle_eof(harness.now);
     let written = timeouts_then_write(&mut harness);
     assert_eq!(written, b"\xe2\x82", "held bytes copied at end of input");
     // The client closed first, so nothing is left to wait for.
     harness.drain_events();
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(closed(&harness), Some((CloseReason::PeerClosed, 0)));
 }
 
@@ -121,15 +121,18 @@ fn the_linger_starts_once_the_last_output_is_written() {
         linger: Duration::from_secs(2),
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
-    harness.conn.handle_input(harness.now, &input).unwrap();
+    harness.server.handle_input(harness.now, &input).unwrap();
     // The client takes 10 s to read the BYE: longer than the linger.
     harness.now += Duration::from_secs(10);
     let written = timeouts_then_write(&mut harness);
     assert_eq!(decode_all(&written[PREFACE.len()..]).len(), 1);
     harness.advance(Duration::from_millis(1999));
-    assert!(!harness.conn.is_closed(), "the linger runs from the write");
+    assert!(
+        !harness.server.is_closed(),
+        "the linger runs from the write"
+    );
     harness.advance(Duration::from_millis(1));
     assert_eq!(closed(&harness), Some((CloseReason::PeerBye, 0)));
 }
@@ -141,32 +144,32 @@ fn a_client_that_never_reads_the_last_frame_is_closed_after_the_idle_timeout() {
         linger: Duration::ZERO,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
-    harness.conn.handle_input(harness.now, &input).unwrap();
-    let pending = harness.conn.pending_output().len();
+    harness.server.handle_input(harness.now, &input).unwrap();
+    let pending = harness.server.pending_output().len();
     harness.now += Duration::from_millis(4999);
-    harness.conn.handle_timeout(harness.now);
-    assert!(!harness.conn.is_closed());
+    harness.server.handle_timeout(harness.now);
+    assert!(!harness.server.is_closed());
     harness.now += Duration::from_millis(1);
-    assert_eq!(harness.conn.poll_timeout(), Some(harness.now));
-    harness.conn.handle_timeout(harness.now);
+    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    harness.server.handle_timeout(harness.now);
     harness.drain_events();
     assert_eq!(closed(&harness), Some((CloseReason::PeerBye, pending)));
 }
 
 /// A server with a small output bound that has one large reply queued:
 /// it stops reading until the client has taken most of it.
-fn paused_on_a_large_reply(idle_timeout: Duration) -> Harness {
+fn paused_on_a_large_reply(idle_timeout: Duration) -> Pair {
     let config = ServerConfig {
         idle_timeout,
         max_pending_output: 1000,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     let input = framed_input(&[frame(FrameType::Text, false, &[b'a'; 10_000])]);
-    harness.conn.handle_input(harness.now, &input).unwrap();
-    assert_eq!(harness.conn.read_capacity(), 0, "stopped reading");
+    harness.server.handle_input(harness.now, &input).unwrap();
+    assert_eq!(harness.server.read_capacity(), 0, "stopped reading");
     harness
 }
 
@@ -175,21 +178,21 @@ fn the_idle_timer_does_not_run_while_a_slow_client_reads_its_replies() {
     let mut harness = paused_on_a_large_reply(Duration::from_secs(5));
     // The client takes 1,000 bytes every 2 s: 20 s for the reply, four idle
     // timeouts, but it always makes progress within one.
-    while harness.conn.read_capacity() == 0 {
+    while harness.server.read_capacity() == 0 {
         harness.now += Duration::from_secs(2);
         if harness
-            .conn
+            .server
             .poll_timeout()
             .is_some_and(|at| at <= harness.now)
         {
-            harness.conn.handle_timeout(harness.now);
+            harness.server.handle_timeout(harness.now);
         }
-        let take = harness.conn.pending_output().len().min(1000);
-        let taken = harness.conn.pending_output()[..take].to_vec();
-        harness.conn.mark_sent(harness.now, take).unwrap();
+        let take = harness.server.pending_output().len().min(1000);
+        let taken = harness.server.pending_output()[..take].to_vec();
+        harness.server.mark_sent(harness.now, take).unwrap();
         harness.sent.extend_from_slice(&taken);
         harness.drain_events();
-        assert!(!harness.conn.is_closed(), "{:?}", harness.events);
+        assert!(!harness.server.is_closed(), "{:?}", harness.events);
     }
     harness.flush();
     let replies = harness.frames();
@@ -209,12 +212,12 @@ fn the_idle_timer_does_not_run_while_a_slow_client_reads_its_replies() {
 #[test]
 fn a_client_that_stops_reading_is_closed_without_more_output() {
     let mut harness = paused_on_a_large_reply(Duration::from_secs(5));
-    let pending = harness.conn.pending_output().len();
+    let pending = harness.server.pending_output().len();
     harness.now += Duration::from_secs(5);
-    assert_eq!(harness.conn.poll_timeout(), Some(harness.now));
-    harness.conn.handle_timeout(harness.now);
+    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    harness.server.handle_timeout(harness.now);
     harness.drain_events();
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(
         closed(&harness),
         Some((CloseReason::ClientNotReading, pending)),

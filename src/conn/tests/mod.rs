@@ -1,11 +1,14 @@
-//! Tests of the connection state machines: a harness on a fake clock,
-//! example-based tests per rule, and a model-based property test.
+//! Tests of the connection state machines: example-based tests per rule on
+//! the in-memory [`Pair`](crate::testing::Pair), and a model-based property
+//! test.
+
+/// The pair harness, under the name these modules import it by.
+use crate::testing as harness;
 
 mod client;
 mod client_finished;
 mod datagram;
 mod ending;
-mod harness;
 mod model;
 mod request_ids;
 mod server;

@@ -84,9 +84,9 @@ proptest! {
     ) {
         let config = ServerConfig { max_data_len: LIMIT, ..ServerConfig::default() };
         let input = framed_input(&frames);
-        let mut whole = Harness::new(config.clone());
+        let mut whole = Pair::new(config.clone());
         whole.feed(&input);
-        let mut split = Harness::new(config);
+        let mut split = Pair::new(config);
         for chunk in chunks_at(&input, &cuts) {
             split.feed(chunk);
         }
@@ -100,7 +100,7 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
         let frames = text_message(&chunks_at(text.as_bytes(), &cuts));
-        let mut harness = Harness::new(ServerConfig::default());
+        let mut harness = Pair::new(ServerConfig::default());
         harness.feed(&framed_input(&frames));
         let replies = harness.frames();
         prop_assert_eq!(replies.len(), frames.len(), "one reply per fragment");
@@ -122,7 +122,7 @@ proptest! {
         message.insert(position, bad);
         let fragments = chunks_at(&message, &cuts);
         let frames = text_message(&fragments);
-        let mut harness = Harness::new(ServerConfig::default());
+        let mut harness = Pair::new(ServerConfig::default());
         harness.feed(&framed_input(&frames));
         let replies = harness.frames();
         // The fragment holding the bad byte is the one whose end passes `position`.

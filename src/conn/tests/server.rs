@@ -6,13 +6,13 @@ use super::harness::*;
 use crate::conn::{CloseReason, RawCase, ServerConfig, ServerEvent, ServerMode, WireMode};
 use crate::wire::{Address, ErrorCode, Flags, FrameRepr, FrameType, PREFACE};
 
-fn framed(frames: &[FrameRepr]) -> Harness {
-    let mut harness = Harness::new(ServerConfig::default());
+fn framed(frames: &[FrameRepr]) -> Pair {
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(&framed_input(frames));
     harness
 }
 
-fn closed_reason(harness: &Harness) -> Option<CloseReason> {
+fn closed_reason(harness: &Pair) -> Option<CloseReason> {
     harness.events.iter().find_map(|event| match event {
         ServerEvent::Closed { reason, .. } => Some(*reason),
         _ => None,
@@ -27,7 +27,7 @@ fn preface_is_answered_with_ours_then_text_is_upper_cased() {
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].frame_type, FrameType::Text);
     assert_eq!(&replies[0].data[..], b"HELLO SS");
-    assert_eq!(harness.conn.mode(), Some(WireMode::Framed));
+    assert_eq!(harness.server.mode(), Some(WireMode::Framed));
 }
 
 #[test]
@@ -101,11 +101,11 @@ fn bye_is_answered_then_input_is_ignored_until_the_client_closes() {
     assert_eq!(replies[0].frame_type, FrameType::Bye);
     assert!(replies[0].data.is_empty());
     assert!(
-        !harness.conn.is_closed(),
+        !harness.server.is_closed(),
         "the server waits for the client to close first"
     );
     harness.eof();
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(closed_reason(&harness), Some(CloseReason::PeerBye));
 }
 
@@ -113,13 +113,13 @@ fn bye_is_answered_then_input_is_ignored_until_the_client_closes() {
 fn bye_linger_expires_and_the_server_closes() {
     let mut harness = framed(&[frame(FrameType::Bye, false, b"")]);
     harness.advance(Duration::from_millis(1999));
-    assert!(!harness.conn.is_closed());
+    assert!(!harness.server.is_closed());
     harness.advance(Duration::from_millis(1));
-    assert!(harness.conn.is_closed());
-    assert_eq!(harness.conn.poll_timeout(), None);
+    assert!(harness.server.is_closed());
+    assert_eq!(harness.server.poll_timeout(), None);
 }
 
-fn expect_error(frames: &[FrameRepr], code: ErrorCode, message: &str) -> Harness {
+fn expect_error(frames: &[FrameRepr], code: ErrorCode, message: &str) -> Pair {
     let harness = framed(frames);
     let replies = harness.frames();
     let error = replies.last().unwrap();
@@ -158,7 +158,7 @@ fn malformed_more_on_ping_and_on_unknown_types() {
 
 #[test]
 fn unsupported_version_gets_our_preface_then_the_error() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(&[0xc0, b'U', b'P', b'C', b'A', b'S', b'E', 0x02]);
     let replies = harness.frames();
     assert_eq!(error_code(&replies[0]), ErrorCode::UNSUPPORTED_VERSION);
@@ -176,7 +176,7 @@ fn frame_too_large_is_decided_from_the_header() {
         max_data_len: 4,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     let big = frame(FrameType::Text, false, b"12345").to_bytes();
     let mut input = PREFACE.to_vec();
     input.extend_from_slice(&big[..42]);
@@ -257,7 +257,7 @@ fn idle_timeout_sends_the_error_and_ends() {
         idle_timeout: Duration::from_secs(5),
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed(&framed_input(&[frame(FrameType::Ping, false, b"")]));
     harness.advance(Duration::from_secs(4));
     // Half a frame does not reset the timer: only complete frames do.
@@ -267,7 +267,7 @@ fn idle_timeout_sends_the_error_and_ends() {
     assert_eq!(error_code(&replies[1]), ErrorCode::IDLE_TIMEOUT);
     assert_eq!(error_message(&replies[1]), "no complete frame within 5 s");
     harness.advance(Duration::from_secs(2));
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(
         closed_reason(&harness),
         Some(CloseReason::Fatal(ErrorCode::IDLE_TIMEOUT))
@@ -276,7 +276,7 @@ fn idle_timeout_sends_the_error_and_ends() {
 
 #[test]
 fn busy_connection_gets_preface_and_busy_when_framed() {
-    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
+    let mut harness = Pair::new_busy(ServerConfig::default(), 3);
     harness.feed(&framed_input(&[frame(FrameType::Text, false, b"x")]));
     let replies = harness.frames();
     assert_eq!(replies.len(), 1);
@@ -289,17 +289,17 @@ fn busy_connection_gets_preface_and_busy_when_framed() {
 
 #[test]
 fn busy_connection_is_closed_without_reply_when_raw() {
-    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
+    let mut harness = Pair::new_busy(ServerConfig::default(), 3);
     harness.feed(b"hello\n");
     harness.eof();
     assert!(harness.sent.is_empty());
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
     assert_eq!(closed_reason(&harness), Some(CloseReason::Busy));
 }
 
 #[test]
 fn raw_mode_upper_cases_and_holds_partial_code_points() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(b"h\xc3");
     assert_eq!(
         harness.take_sent(),
@@ -315,12 +315,12 @@ fn raw_mode_upper_cases_and_holds_partial_code_points() {
         b"\xe2\x82",
         "held bytes are copied at end of input"
     );
-    assert!(harness.conn.is_closed());
+    assert!(harness.server.is_closed());
 }
 
 #[test]
 fn raw_mode_replays_bytes_read_while_sniffing() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(&[0xc0]);
     assert!(
         harness.sent.is_empty(),
@@ -328,7 +328,7 @@ fn raw_mode_replays_bytes_read_while_sniffing() {
     );
     harness.feed(b"UPx");
     assert_eq!(harness.take_sent(), b"\xc0UPX");
-    assert_eq!(harness.conn.mode(), Some(WireMode::Raw));
+    assert_eq!(harness.server.mode(), Some(WireMode::Raw));
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn raw_ascii_option_is_bytes_upper() {
         raw_case: RawCase::Ascii,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed("straße\n".as_bytes());
     assert_eq!(harness.take_sent(), "STRAßE\n".as_bytes());
 }
@@ -348,7 +348,7 @@ fn raw_only_mode_treats_a_preface_as_text() {
         mode: ServerMode::Raw,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed(&PREFACE);
     assert_eq!(harness.take_sent(), b"\xc0UPCASE\x01");
 }
@@ -359,7 +359,7 @@ fn framed_only_mode_closes_a_connection_without_preface() {
         mode: ServerMode::Framed,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed(b"hello");
     harness.eof();
     assert!(harness.sent.is_empty());
@@ -368,7 +368,7 @@ fn framed_only_mode_closes_a_connection_without_preface() {
 
 #[test]
 fn eof_answers_every_complete_frame_then_closes() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     let mut input = framed_input(&[
         frame(FrameType::Text, false, b"one"),
         frame(FrameType::Text, false, b"two"),
@@ -385,15 +385,15 @@ fn eof_answers_every_complete_frame_then_closes() {
 
 #[test]
 fn shutdown_answers_what_was_received_then_says_bye() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     let input = framed_input(&[frame(FrameType::Text, false, b"in flight")]);
     // Received but not yet processed: the peer is not reading.
-    let pending = harness.conn.read_capacity();
+    let pending = harness.server.read_capacity();
     harness
-        .conn
+        .server
         .handle_input(harness.now, &input[..pending.min(input.len())])
         .unwrap();
-    harness.conn.begin_shutdown(harness.now);
+    harness.server.begin_shutdown(harness.now);
     harness.flush();
     let replies = harness.frames();
     assert_eq!(&replies[0].data[..], b"IN FLIGHT");
@@ -409,31 +409,31 @@ fn a_peer_that_never_reads_stops_the_server_reading() {
         max_pending_output: 1000,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     let request = frame(FrameType::Text, false, &[b'a'; 100]).to_bytes();
-    harness.conn.handle_input(harness.now, &PREFACE).unwrap();
+    harness.server.handle_input(harness.now, &PREFACE).unwrap();
     let mut accepted = 0;
     for _ in 0..1000 {
-        let capacity = harness.conn.read_capacity();
+        let capacity = harness.server.read_capacity();
         if capacity == 0 {
             break;
         }
         let take = capacity.min(request.len());
         harness
-            .conn
+            .server
             .handle_input(harness.now, &request[..take])
             .unwrap();
         accepted += take;
     }
-    assert_eq!(harness.conn.read_capacity(), 0, "backpressure engaged");
-    let pending = harness.conn.pending_output().len();
+    assert_eq!(harness.server.read_capacity(), 0, "backpressure engaged");
+    let pending = harness.server.pending_output().len();
     assert!(pending < 1000 + 3 * 64 * 1024, "output bounded: {pending}");
     assert!(accepted < 64 * 1024 + 2 * 1000, "input bounded: {accepted}");
-    let err = harness.conn.handle_input(harness.now, b"x").unwrap_err();
+    let err = harness.server.handle_input(harness.now, b"x").unwrap_err();
     assert!(err.to_string().contains("read_capacity"));
     // Once the peer reads, the server reads again.
     harness.flush();
-    assert!(harness.conn.read_capacity() > 0);
+    assert!(harness.server.read_capacity() > 0);
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn reported_messages_carry_the_data_for_verbose_logging() {
         report_messages: true,
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed(b"hi\n");
     assert!(harness.events.contains(&ServerEvent::Message {
         frame_type: None,
@@ -456,7 +456,7 @@ fn idle_timeout_while_sniffing_returns_the_undecided_bytes_as_raw() {
         idle_timeout: Duration::from_secs(1),
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new(config);
+    let mut harness = Pair::new(config);
     harness.feed(b"\xc0UP");
     assert!(harness.sent.is_empty());
     harness.advance(Duration::from_secs(1));
@@ -472,36 +472,36 @@ fn idle_timeout_while_sniffing_returns_the_undecided_bytes_as_raw() {
 
 #[test]
 fn raw_connections_half_close_when_done_and_framed_ones_never_do() {
-    let mut raw = Harness::new(ServerConfig::default());
+    let mut raw = Pair::new(ServerConfig::default());
     raw.feed(b"ab\xc3");
-    assert!(!raw.conn.wants_write_shutdown());
-    raw.conn.begin_shutdown(raw.now);
+    assert!(!raw.server.wants_write_shutdown());
+    raw.server.begin_shutdown(raw.now);
     assert_eq!(
-        raw.conn.pending_output(),
+        raw.server.pending_output(),
         b"\xc3",
         "the held byte is copied at the end"
     );
-    assert!(!raw.conn.wants_write_shutdown(), "output first");
+    assert!(!raw.server.wants_write_shutdown(), "output first");
     raw.flush();
-    assert!(raw.conn.wants_write_shutdown());
+    assert!(raw.server.wants_write_shutdown());
     assert_eq!(
-        raw.conn.mode(),
+        raw.server.mode(),
         Some(WireMode::Raw),
         "the mode outlives the end"
     );
 
     let mut framed = framed(&[frame(FrameType::Bye, false, b"")]);
     framed.flush();
-    assert!(framed.conn.has_ended());
+    assert!(framed.server.has_ended());
     assert!(
-        !framed.conn.wants_write_shutdown(),
+        !framed.server.wants_write_shutdown(),
         "the framed client closes first"
     );
 }
 
 #[test]
 fn busy_connection_ending_while_undecided_says_nothing() {
-    let mut harness = Harness::new_busy(ServerConfig::default(), 3);
+    let mut harness = Pair::new_busy(ServerConfig::default(), 3);
     harness.feed(b"\xc0U");
     harness.eof();
     assert!(harness.sent.is_empty(), "not echoed as raw");
@@ -510,22 +510,22 @@ fn busy_connection_ending_while_undecided_says_nothing() {
 
 #[test]
 fn nothing_can_be_read_after_end_of_stream_even_while_lingering() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
-    harness.conn.handle_input(harness.now, &input).unwrap();
-    assert!(harness.conn.has_ended());
+    harness.server.handle_input(harness.now, &input).unwrap();
+    assert!(harness.server.has_ended());
     assert!(
-        harness.conn.read_capacity() > 0,
+        harness.server.read_capacity() > 0,
         "lingering reads and discards"
     );
-    harness.conn.handle_eof(harness.now);
+    harness.server.handle_eof(harness.now);
     assert!(
-        !harness.conn.pending_output().is_empty(),
+        !harness.server.pending_output().is_empty(),
         "the BYE is not sent yet"
     );
-    assert!(!harness.conn.is_closed());
+    assert!(!harness.server.is_closed());
     assert_eq!(
-        harness.conn.read_capacity(),
+        harness.server.read_capacity(),
         0,
         "a read would only return 0 again"
     );
@@ -541,10 +541,10 @@ fn stats_count_frames_by_type_in_and_by_reply_type_out() {
         frame(FrameType::Pong, false, b""),
         frame(FrameType::Text, false, b"c"),
     ]);
-    harness.conn.begin_shutdown(harness.now);
+    harness.server.begin_shutdown(harness.now);
     harness.flush();
     let replies = harness.frames();
-    let stats = harness.conn.stats();
+    let stats = harness.server.stats();
     let (frames_in, frames_out) = (stats.frames_in_by_type, stats.frames_out_by_type);
     assert_eq!(frames_in.get(FrameType::Text), 2);
     assert_eq!(frames_in.get(FrameType::Bytes), 1);
@@ -577,16 +577,19 @@ fn a_busy_connections_wait_for_its_preface_is_one_deadline_from_accept() {
         idle_timeout: Duration::from_secs(2),
         ..ServerConfig::default()
     };
-    let mut harness = Harness::new_busy(config, 3);
-    let deadline = harness.conn.poll_timeout().unwrap();
+    let mut harness = Pair::new_busy(config, 3);
+    let deadline = harness.server.poll_timeout().unwrap();
     // A byte of the preface every second does not push the deadline back.
     for byte in &PREFACE[..3] {
         harness.advance(Duration::from_millis(600));
         harness.feed(&[*byte]);
-        assert_eq!(harness.conn.poll_timeout(), Some(deadline));
+        assert_eq!(harness.server.poll_timeout(), Some(deadline));
     }
     harness.advance(Duration::from_millis(300));
-    assert!(harness.conn.has_ended(), "the deadline from accept passed");
+    assert!(
+        harness.server.has_ended(),
+        "the deadline from accept passed"
+    );
     assert!(harness.sent.is_empty(), "undecided: closed without reply");
 }
 
@@ -595,7 +598,7 @@ fn an_evicted_framed_connection_gets_busy_then_closes() {
     let mut harness = framed(&[frame(FrameType::Text, false, b"a")]);
     harness.flush();
     harness.take_sent();
-    harness.conn.evict(harness.now);
+    harness.server.evict(harness.now);
     harness.flush();
     let replies = decode_all(&harness.take_sent());
     assert_eq!(replies.len(), 1);
@@ -604,14 +607,14 @@ fn an_evicted_framed_connection_gets_busy_then_closes() {
         error_message(&replies[0]),
         "server full: evicted the longest-idle connection; reconnect later"
     );
-    assert!(harness.conn.has_ended());
+    assert!(harness.server.has_ended());
 }
 
 #[test]
 fn an_evicted_raw_connection_flushes_what_it_received_and_ends() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(b"ab\xc3");
-    harness.conn.evict(harness.now);
+    harness.server.evict(harness.now);
     harness.flush();
     assert_eq!(harness.sent, b"AB\xc3", "the held byte is copied too");
     harness.eof();
@@ -620,9 +623,9 @@ fn an_evicted_raw_connection_flushes_what_it_received_and_ends() {
 
 #[test]
 fn an_evicted_undetected_connection_closes_without_reply() {
-    let mut harness = Harness::new(ServerConfig::default());
+    let mut harness = Pair::new(ServerConfig::default());
     harness.feed(&PREFACE[..4]);
-    harness.conn.evict(harness.now);
+    harness.server.evict(harness.now);
     harness.eof();
     assert!(harness.sent.is_empty());
     assert_eq!(closed_reason(&harness), Some(CloseReason::Evicted));

@@ -1,0 +1,311 @@
+//! `upcase serve --metrics`: the scrape checked by Debian's `promtool`, and
+//! a real Prometheus scraping the server and answering a query about it.
+//!
+//! Each test is skipped, with the reason printed, when its tool is not
+//! installed (`.ci/run` installs the `prometheus` package, which has both).
+
+#[path = "support/serve_process.rs"]
+mod serve_process;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serve_process::{ServeProcess, free_port, tool_available};
+use upcase::net::Client;
+use upcase::wire::{FrameRepr, FrameType};
+
+macro_rules! require {
+    ($tool:literal, $($arg:literal),*) => {
+        if let Err(reason) = tool_available($tool, &[$($arg),*]) {
+            println!("skipped: {reason}; install Debian's prometheus package (apt-get install prometheus)");
+            return;
+        }
+    };
+}
+
+/// `GET path` over HTTP/1.0; the status line and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+/// The value of the series named exactly `series` in a scrape.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{scrape}"))
+        .parse()
+        .unwrap()
+}
+
+/// Traffic of every kind the metrics count: three TEXT round trips and a
+/// PING on one framed connection, an unknown frame type (a non-fatal
+/// ERROR), a raw connection, and a UDP datagram.
+fn traffic(server: &ServeProcess) {
+    let mut client = Client::connect(server.tcp, Duration::from_secs(5)).unwrap();
+    for text in ["one", "two", "three"] {
+        assert_eq!(client.upcase(text).unwrap(), text.to_uppercase());
+    }
+    client.ping(b"p").unwrap();
+    client
+        .send(FrameRepr::new(FrameType::Unknown(0x42), &b"?"[..]))
+        .unwrap();
+    assert!(client.receive().is_err(), "an unknown type is an ERROR");
+    client.bye().unwrap();
+
+    let mut raw = TcpStream::connect(server.tcp).unwrap();
+    raw.write_all(b"raw\n").unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    raw.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "RAW\n");
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.send_to(b"datagram", server.tcp).unwrap();
+    let mut buffer = [0; 64];
+    let (len, _) = udp.recv_from(&mut buffer).unwrap();
+    assert_eq!(&buffer[..len], b"DATAGRAM");
+}
+
+/// Scrape until `series` reaches `at_least` (connections are counted as
+/// their threads finish, a moment after the client is done).
+fn scrape_until(addr: SocketAddr, series: &str, at_least: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = http_get(addr, "/metrics");
+        assert!(status.contains(" 200 "), "{status}");
+        if sample(&body, series) >= at_least || Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
+    require!("promtool", "--version");
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics = server.metrics.unwrap();
+    traffic(&server);
+    let scrape = scrape_until(
+        metrics,
+        "upcase_connections_closed_total{mode=\"raw\"}",
+        1.0,
+    );
+
+    for (series, expected) in [
+        ("upcase_connections_accepted_total", 2.0),
+        ("upcase_connections_closed_total{mode=\"framed\"}", 1.0),
+        ("upcase_connections_closed_total{mode=\"raw\"}", 1.0),
+        ("upcase_connections_open{mode=\"framed\"}", 0.0),
+        ("upcase_frames_received_total{type=\"TEXT\"}", 3.0),
+        ("upcase_frames_received_total{type=\"PING\"}", 1.0),
+        ("upcase_frames_received_total{type=\"UNKNOWN\"}", 1.0),
+        ("upcase_frames_received_total{type=\"BYE\"}", 1.0),
+        ("upcase_frames_sent_total{type=\"TEXT\"}", 3.0),
+        ("upcase_frames_sent_total{type=\"PONG\"}", 1.0),
+        ("upcase_frames_sent_total{type=\"ERROR\"}", 1.0),
+        ("upcase_errors_sent_total{code=\"UNKNOWN_TYPE\"}", 1.0),
+        ("upcase_udp_datagrams_total{event=\"received\"}", 1.0),
+        ("upcase_udp_datagrams_total{event=\"sent\"}", 1.0),
+        ("upcase_reply_delay_seconds_count", 6.0),
+        ("upcase_pending_output_bytes", 0.0),
+    ] {
+        assert_eq!(sample(&scrape, series), expected, "{series} in\n{scrape}");
+    }
+    assert!(sample(&scrape, "upcase_received_bytes_total") > 0.0);
+    assert!(sample(&scrape, "upcase_sent_bytes_total") > 0.0);
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}\nscrape:\n{scrape}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn other_paths_are_not_found_and_metrics_are_off_by_default() {
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let (status, _) = http_get(server.metrics.unwrap(), "/");
+    assert!(status.contains(" 404 "), "{status}");
+    let plain = ServeProcess::start(&[]);
+    assert!(plain.metrics.is_none());
+    assert!(
+        !plain.log().contains("metrics"),
+        "nothing said about metrics: {}",
+        plain.log()
+    );
+}
+
+/// A Prometheus server in its own temporary directory, on loopback.
+struct Prometheus {
+    child: Child,
+    api: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!(
+            "upcase-prometheus-{}-{}",
+            std::process::id(),
+            target.port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: upcase\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={api}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus { child, api, dir }
+    }
+
+    /// The value of instant query `query`, once it has one.
+    fn query(&self, query: &str) -> Option<f64> {
+        let encoded: String = query
+            .bytes()
+            .map(|byte| match byte {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (byte as char).to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect();
+        let (status, body) = http_get(self.api, &format!("/api/v1/query?query={encoded}"));
+        if !status.contains(" 200 ") {
+            return None;
+        }
+        let answer: Value = serde_json::from_str(&body).ok()?;
+        answer["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
+    require!("prometheus", "--version");
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    traffic(&server);
+    let prometheus = Prometheus::start(server.metrics.unwrap());
+    let query = "sum(upcase_frames_received_total{job=\"upcase\",type=\"TEXT\"})";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if TcpStream::connect(prometheus.api).is_ok() {
+            last = prometheus.query(query);
+            if last == Some(3.0) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(last, Some(3.0), "Prometheus's answer to {query}");
+    let up = prometheus.query("up{job=\"upcase\"}");
+    assert_eq!(up, Some(1.0), "the target is up");
+}
+
+#[test]
+fn the_readme_lists_every_series_the_server_serves() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
+    let families: Vec<&str> = scrape
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert!(families.len() >= 15, "{scrape}");
+    for family in families {
+        assert!(
+            readme.contains(&format!("| `{family}` |")),
+            "README.md's \"Metrics\" table does not list {family}"
+        );
+    }
+}
+
+#[test]
+fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
+    let server = ServeProcess::start(&[
+        "--metrics",
+        "127.0.0.1:0",
+        "--udp-rate",
+        "1",
+        "--udp-burst",
+        "2",
+    ]);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10 {
+        udp.send_to(b"datagram", server.tcp).unwrap();
+    }
+    // The burst of 2 is answered; most of the rest is dropped unread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (limited, sent, scrape) = loop {
+        let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
+        let limited = sample(
+            &scrape,
+            "upcase_udp_datagrams_total{event=\"rate_limited\"}",
+        );
+        let sent = sample(&scrape, "upcase_udp_datagrams_total{event=\"sent\"}");
+        if limited + sent >= 10.0 || Instant::now() > deadline {
+            break (limited, sent, scrape);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(limited >= 7.0, "{scrape}");
+    assert_eq!(limited + sent, 10.0, "{scrape}");
+}
