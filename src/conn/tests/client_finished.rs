@@ -10,6 +10,7 @@ fn a_client_is_closed_only_once_the_server_answers_its_bye() {
     let mut pair = Pair::new(ServerConfig::default());
     assert!(!pair.client.is_closed(), "nothing sent yet");
     pair.client.send_text("hi").unwrap();
+    assert_eq!(pair.client.waiting(), 1);
     assert!(!pair.client.is_closed(), "a request waits");
     pair.exchange();
     assert_eq!(pair.client.waiting(), 0);
