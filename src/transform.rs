@@ -505,6 +505,8 @@ pub fn upcase_str(text: &str) -> String {
 mod upper;
 
 #[cfg(test)]
+mod case_filter;
+#[cfg(test)]
 mod reported_state;
 #[cfg(test)]
 mod tests;
