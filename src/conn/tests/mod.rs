@@ -7,6 +7,7 @@ use crate::testing as harness;
 
 mod client;
 mod client_finished;
+mod client_settings;
 mod datagram;
 mod ending;
 mod model;
