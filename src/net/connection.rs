@@ -68,6 +68,8 @@ pub(crate) struct Connection {
     quiet_since: Option<Instant>,
     /// [`bytes_moved`](Self::bytes_moved) when `quiet_since` was set.
     bytes_moved_at_quiet: u64,
+    /// The largest buffer capacity seen since buffers were last given back.
+    capacity_high_water: usize,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
     /// Whether it is in the loop's queue of connections with input left
@@ -100,6 +102,7 @@ impl Connection {
             stalled_since: None,
             quiet_since: None,
             bytes_moved_at_quiet: 0,
+            capacity_high_water: 0,
             armed: None,
             queued_for_turn: false,
             queued_for_budget: false,
@@ -202,6 +205,7 @@ impl Connection {
         match self.quiet_since {
             Some(since) if now >= since + BUFFER_RELEASE_DELAY => {
                 self.core.release_idle_buffers();
+                self.capacity_high_water = self.core.buffered_capacity();
                 self.quiet_since = None;
             }
             Some(_) => {}
@@ -218,8 +222,12 @@ impl Connection {
     fn update_share(&mut self, budget: &MemoryBudget) {
         let pending = self.core.pending_output().len();
         let input = self.core.buffered_len() - pending;
-        let capacity = self.core.buffered_capacity();
-        self.share.update(budget, input, pending, capacity);
+        // A buffer's capacity shows only the part past its bytes, while its
+        // whole allocation stays until it is given back: charge the most it
+        // has shown since.
+        self.capacity_high_water = self.capacity_high_water.max(self.core.buffered_capacity());
+        self.share
+            .update(budget, input, pending, self.capacity_high_water);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
