@@ -286,10 +286,10 @@ impl ServerConnection {
         self.input.capacity() + self.output.capacity()
     }
 
-    /// Give back the memory of empty buffers. A shell calls this when it
-    /// has nothing to write and the socket has nothing to read, so that a
-    /// connection waiting for its client holds no buffer however large its
-    /// last frame was; the next input allocates again.
+    /// Give back the memory of empty buffers. A shell calls this when the
+    /// connection has been waiting for its client for a while, so that an
+    /// idle connection holds no buffer however large its last frame was;
+    /// the next input allocates again.
     pub fn release_idle_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = BytesMut::new();
@@ -446,7 +446,10 @@ impl ServerConnection {
     /// rather than the largest frame it ever received.
     fn compact_input(&mut self) {
         let capacity = self.input.capacity();
-        if capacity > RAW_INPUT_LIMIT && capacity > 4 * self.input.len() {
+        let len = self.input.len();
+        // An empty buffer is kept for the next frame; the shell gives it
+        // back once the connection is idle (`release_idle_buffers`).
+        if len > 0 && capacity > RAW_INPUT_LIMIT && capacity > 4 * len {
             self.input = BytesMut::from(&self.input[..]);
         }
     }
