@@ -188,8 +188,8 @@ impl MetricsShard {
 /// What the server itself keeps count of, read at each scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerGauges {
-    /// Bytes buffered beyond the connections' small reserves: what is
-    /// charged to the memory budget now.
+    /// What is charged to the memory budget now: each connection's output
+    /// plus three times its unprocessed input, beyond its small reserve.
     pub memory_budget_used: u64,
     /// The memory budget.
     pub memory_budget: u64,
