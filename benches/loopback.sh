@@ -9,6 +9,12 @@
 #   DURATION=2 benches/loopback.sh
 #   REPEAT=3 benches/loopback.sh   # every row 3 times, ours and echo alternating
 #   SERVER=/tmp/other/upcase benches/loopback.sh   # measure another server binary
+#   SERVE_ARGS="--udp-rate 0" benches/loopback.sh  # more arguments for ours
+#
+# The UDP rows measure speed from one source address: a server whose
+# per-source rate limit (`--udp-rate`, 10,000 a second by default) is below
+# the rate reached measures its limit instead (each dropped request stalls
+# its client for --udp-timeout); pass `--udp-rate 0` to measure speed.
 #
 # With REPEAT, the table shows the median of the per-repetition ratios (each
 # ours/echo pair runs back to back) and their range.
@@ -95,10 +101,11 @@ run_tutorial() {
     kill "$pid" 2>/dev/null || true
 }
 
-read -r ours_pid ours_addr < <(start ours "$SERVER" serve --listen 127.0.0.1:0 --quiet)
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of words
+read -r ours_pid ours_addr < <(start ours "$SERVER" serve --listen 127.0.0.1:0 --quiet ${SERVE_ARGS:-})
 read -r echo_pid echo_addr < <(start echo "$ECHO" --listen 127.0.0.1:0 --udp)
 pids+=("$ours_pid" "$echo_pid")
-echo "ours: $SERVER at $ours_addr (pid $ours_pid), echo: $echo_addr (pid $echo_pid), $DURATION s per run, $REPEAT repetitions" >&2
+echo "ours: $SERVER ${SERVE_ARGS:-} at $ours_addr (pid $ours_pid), echo: $echo_addr (pid $echo_pid), $DURATION s per run, $REPEAT repetitions" >&2
 echo "load before: $(uptime)" >&2
 
 for rep in $(seq "$REPEAT"); do

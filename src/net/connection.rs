@@ -193,7 +193,8 @@ impl Connection {
     fn update_share(&mut self, budget: &MemoryBudget) {
         let pending = self.core.pending_output().len();
         let input = self.core.buffered_len() - pending;
-        self.share.update(budget, input, pending);
+        let capacity = self.core.buffered_capacity();
+        self.share.update(budget, input, pending, capacity);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for

@@ -9,4 +9,5 @@ mod client;
 mod datagram;
 mod ending;
 mod model;
+mod request_ids;
 mod server;
