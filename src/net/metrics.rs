@@ -91,17 +91,21 @@ pub enum ProxyOutcome {
     Timeout,
     /// A peer outside `--trusted-proxy`: closed before reading.
     Untrusted,
+    /// Too many sockets were already waiting for their header: closed
+    /// before reading.
+    Overflow,
 }
 
 impl ProxyOutcome {
     /// Every outcome, in the order of [`MetricsSnapshot::proxy_headers`].
-    pub const ALL: [ProxyOutcome; 6] = [
+    pub const ALL: [ProxyOutcome; 7] = [
         ProxyOutcome::Proxied,
         ProxyOutcome::Local,
         ProxyOutcome::Unknown,
         ProxyOutcome::Invalid,
         ProxyOutcome::Timeout,
         ProxyOutcome::Untrusted,
+        ProxyOutcome::Overflow,
     ];
 
     /// The label value.
@@ -113,6 +117,7 @@ impl ProxyOutcome {
             ProxyOutcome::Invalid => "invalid",
             ProxyOutcome::Timeout => "timeout",
             ProxyOutcome::Untrusted => "untrusted",
+            ProxyOutcome::Overflow => "overflow",
         }
     }
 }
