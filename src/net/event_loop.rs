@@ -127,10 +127,12 @@ impl EventLoop {
             .metrics
             .as_ref()
             .and_then(ServerMetrics::claim_shard);
-        let headers = settings
-            .proxy_protocol
-            .clone()
-            .map(|(trusted, timeout)| HeaderStage::new(trusted, timeout, metrics.clone()));
+        let headers = settings.proxy_protocol.clone().map(|(trusted, timeout)| {
+            // This loop's share of the connection limit, for sockets that
+            // are not connections yet.
+            let max_waiting = max_connections.div_ceil(loops.max(1));
+            HeaderStage::new(trusted, timeout, max_waiting, metrics.clone())
+        });
         let event_loop = EventLoop {
             headers,
             metrics,
