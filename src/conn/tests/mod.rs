@@ -6,6 +6,7 @@
 use crate::testing as harness;
 
 mod client;
+mod client_finished;
 mod datagram;
 mod ending;
 mod model;
