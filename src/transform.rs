@@ -505,4 +505,6 @@ pub fn upcase_str(text: &str) -> String {
 mod upper;
 
 #[cfg(test)]
+mod reported_state;
+#[cfg(test)]
 mod tests;

@@ -80,14 +80,18 @@ fn traffic(server: &ServeProcess) {
     assert_eq!(&buffer[..len], b"DATAGRAM");
 }
 
-/// Scrape until `series` reaches `at_least` (connections are counted as
-/// their threads finish, a moment after the client is done).
-fn scrape_until(addr: SocketAddr, series: &str, at_least: f64) -> String {
+/// Scrape until each series reaches its value (the server counts a
+/// closed connection, or a UDP reply sent, a moment after the client has
+/// seen it happen).
+fn scrape_until(addr: SocketAddr, wanted: &[(&str, f64)]) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (status, body) = http_get(addr, "/metrics");
         assert!(status.contains(" 200 "), "{status}");
-        if sample(&body, series) >= at_least || Instant::now() > deadline {
+        let reached = wanted
+            .iter()
+            .all(|&(series, at_least)| sample(&body, series) >= at_least);
+        if reached || Instant::now() > deadline {
             return body;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -102,8 +106,11 @@ fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
     traffic(&server);
     let scrape = scrape_until(
         metrics,
-        "upcase_connections_closed_total{mode=\"raw\"}",
-        1.0,
+        &[
+            ("upcase_connections_closed_total{mode=\"framed\"}", 1.0),
+            ("upcase_connections_closed_total{mode=\"raw\"}", 1.0),
+            ("upcase_udp_datagrams_total{event=\"sent\"}", 1.0),
+        ],
     );
 
     for (series, expected) in [
@@ -276,4 +283,36 @@ fn the_readme_lists_every_series_the_server_serves() {
             "README.md's \"Metrics\" table does not list {family}"
         );
     }
+}
+
+#[test]
+fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
+    let server = ServeProcess::start(&[
+        "--metrics",
+        "127.0.0.1:0",
+        "--udp-rate",
+        "1",
+        "--udp-burst",
+        "2",
+    ]);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10 {
+        udp.send_to(b"datagram", server.tcp).unwrap();
+    }
+    // The burst of 2 is answered; most of the rest is dropped unread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (limited, sent, scrape) = loop {
+        let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
+        let limited = sample(
+            &scrape,
+            "upcase_udp_datagrams_total{event=\"rate_limited\"}",
+        );
+        let sent = sample(&scrape, "upcase_udp_datagrams_total{event=\"sent\"}");
+        if limited + sent >= 10.0 || Instant::now() > deadline {
+            break (limited, sent, scrape);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(limited >= 7.0, "{scrape}");
+    assert_eq!(limited + sent, 10.0, "{scrape}");
 }

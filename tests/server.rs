@@ -668,10 +668,12 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
     }
     let used = handle.budget_used_bytes();
     assert!(used > 0, "the greedy clients should be charged");
-    // Input is charged at three times its size, the most its reply can
-    // be, so processing never takes the charge past the budget.
+    // Reads stop once the budget is spent; input is weighed at three times
+    // its size (the most its reply can be) and buffers that grew by
+    // doubling at their capacity, which can be up to twice what was
+    // weighed. Without the budget each would hold up to its 2 MiB bound.
     assert!(
-        used <= budget,
+        used <= 2 * budget,
         "{used} bytes charged to a budget of {budget}"
     );
 
@@ -744,5 +746,21 @@ fn shutdown_answers_every_frame_received_on_every_loop() {
     }
     drop(clients);
     assert!(handle.wait(Some(TIMEOUT)));
+    handle.shutdown();
+}
+
+#[test]
+fn a_second_server_cannot_take_a_port_in_use_despite_reuseport() {
+    // The loops of one server share their port (SO_REUSEPORT); another
+    // server asking for it must still be told it is in use.
+    let (handle, addr) = start_with(|builder| builder.threads(2));
+    let second = Server::builder().listen(addr).threads(2).bind();
+    match second {
+        Err(error) => assert_eq!(error.kind(), ErrorKind::AddrInUse, "{error}"),
+        Ok(server) => panic!("bound {:?} a second time", server.local_addrs()),
+    }
+    let mut client = client(addr);
+    assert_eq!(client.upcase("still mine").unwrap(), "STILL MINE");
+    client.bye().unwrap();
     handle.shutdown();
 }

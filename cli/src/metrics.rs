@@ -197,7 +197,7 @@ impl Collector for SnapshotCollector {
         gauge(
             e,
             "memory_budget_used",
-            "Bytes buffered beyond the connections' small reserves: what is charged to the memory budget.",
+            "What is charged to the memory budget: output plus three times unprocessed input, beyond each connection's small reserve.",
             Some(&Unit::Bytes),
             clamp(g.memory_budget_used),
         )?;
@@ -218,13 +218,14 @@ impl Collector for SnapshotCollector {
         counters(
             e,
             "udp_datagrams",
-            "UDP datagrams: received, sent (replies), dropped (no reply: too large, framed-only server, send error).",
+            "UDP datagrams: received, sent (replies), dropped (no reply: too large, framed-only server, over the amplification bound, send error), rate_limited (dropped unread: the source was over its rate).",
             None,
             "event",
             &[
                 ("received", g.udp_received),
                 ("sent", g.udp_sent),
                 ("dropped", g.udp_dropped),
+                ("rate_limited", g.udp_rate_limited),
             ],
         )?;
         let outcomes: Vec<_> = ProxyOutcome::ALL

@@ -280,10 +280,16 @@ impl ServerConnection {
         self.input.len() + self.output.len()
     }
 
-    /// Give back the memory of empty buffers. A shell calls this when it
-    /// has nothing to write and the socket has nothing to read, so that a
-    /// connection waiting for its client holds no buffer however large its
-    /// last frame was; the next input allocates again.
+    /// The memory of the buffers behind [`buffered_len`](Self::buffered_len):
+    /// what they can hold without growing, at least what they hold.
+    pub fn buffered_capacity(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+
+    /// Give back the memory of empty buffers. A shell calls this when the
+    /// connection has been waiting for its client for a while, so that an
+    /// idle connection holds no buffer however large its last frame was;
+    /// the next input allocates again.
     pub fn release_idle_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = BytesMut::new();
@@ -419,7 +425,7 @@ impl ServerConnection {
     fn process(&mut self, now: Instant, drain_all: bool) {
         loop {
             if !drain_all && self.output.len() >= self.config.max_pending_output {
-                return;
+                break;
             }
             let progressed = match self.phase {
                 Phase::Sniffing => self.sniff(now),
@@ -428,8 +434,23 @@ impl ServerConnection {
                 Phase::Ending { .. } | Phase::Closed => false,
             };
             if !progressed {
-                return;
+                break;
             }
+        }
+        self.compact_input();
+    }
+
+    /// The input left after a large frame keeps that frame's allocation (a
+    /// decoded frame shares it): copy the few bytes out, so that what a
+    /// connection holds in memory follows what it buffers (SPEC.md §11)
+    /// rather than the largest frame it ever received.
+    fn compact_input(&mut self) {
+        let capacity = self.input.capacity();
+        let len = self.input.len();
+        // An empty buffer is kept for the next frame; the shell gives it
+        // back once the connection is idle (`release_idle_buffers`).
+        if len > 0 && capacity > RAW_INPUT_LIMIT && capacity > 4 * len {
+            self.input = BytesMut::from(&self.input[..]);
         }
     }
 

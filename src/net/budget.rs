@@ -15,7 +15,8 @@
 //!
 //! What is charged is a connection's *weight*: its output plus three times
 //! its unprocessed input, the most that input can become (SPEC.md §11,
-//! "Expansion"). Charging input at its size would let many connections each
+//! "Expansion"), or the capacity of its buffers if that is more (a buffer
+//! that grew by doubling holds more memory than bytes). Charging input at its size would let many connections each
 //! complete a frame on a last small read and together triple what they hold
 //! after the budget said stop; charged at its weight, processing input
 //! never raises the charge.
@@ -99,9 +100,17 @@ pub(crate) struct BudgetShare {
 
 impl BudgetShare {
     /// The connection now holds `input` unprocessed bytes and
-    /// `pending_output` bytes of output.
-    pub(crate) fn update(&mut self, budget: &MemoryBudget, input: usize, pending_output: usize) {
-        let charged = weight(input, pending_output).saturating_sub(RESERVE_PER_CONNECTION);
+    /// `pending_output` bytes of output, in buffers of `capacity` bytes.
+    pub(crate) fn update(
+        &mut self,
+        budget: &MemoryBudget,
+        input: usize,
+        pending_output: usize,
+        capacity: usize,
+    ) {
+        let charged = weight(input, pending_output)
+            .max(capacity)
+            .saturating_sub(RESERVE_PER_CONNECTION);
         adjust(&budget.charged, self.charged, charged);
         adjust(&budget.pending_output, self.pending_output, pending_output);
         self.charged = charged;
@@ -110,7 +119,7 @@ impl BudgetShare {
 
     /// The connection is gone: give everything back.
     pub(crate) fn release(&mut self, budget: &MemoryBudget) {
-        self.update(budget, 0, 0);
+        self.update(budget, 0, 0, 0);
     }
 }
 
@@ -140,11 +149,11 @@ mod tests {
         // each byte read weighs 3.
         assert_eq!(budget.may_read(0, 1000), 1000);
         assert_eq!(budget.may_read(RESERVE_PER_CONNECTION, 900_000), 100_000);
-        greedy.update(&budget, RESERVE_PER_CONNECTION / 3, 0);
+        greedy.update(&budget, RESERVE_PER_CONNECTION / 3, 0, 0);
         assert_eq!(budget.charged(), 0);
         // Beyond it, the budget pays for input at three times its size,
         // and for output at its size, until it is spent.
-        greedy.update(&budget, 100_000, RESERVE_PER_CONNECTION);
+        greedy.update(&budget, 100_000, RESERVE_PER_CONNECTION, 0);
         assert_eq!(budget.charged(), 300_000);
         assert!(!budget.has_room());
         assert_eq!(
@@ -152,11 +161,14 @@ mod tests {
             0
         );
         // Processing the input into its reply does not raise the charge.
-        greedy.update(&budget, 0, RESERVE_PER_CONNECTION + 300_000);
+        greedy.update(&budget, 0, RESERVE_PER_CONNECTION + 300_000, 0);
         assert_eq!(budget.charged(), 300_000);
         // Another connection still has its reserve.
         assert_eq!(budget.may_read(0, 1000), 1000);
         assert_eq!(budget.pending_output(), RESERVE_PER_CONNECTION + 300_000);
+        // Buffers larger than their bytes are charged at their size.
+        greedy.update(&budget, 0, 0, RESERVE_PER_CONNECTION + 1000);
+        assert_eq!(budget.charged(), 1000);
         greedy.release(&budget);
         assert_eq!(budget.charged(), 0);
         assert_eq!(budget.pending_output(), 0);

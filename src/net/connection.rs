@@ -21,6 +21,11 @@ use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
 
+/// How long a connection must stay quiet with empty buffers before it
+/// gives their memory back: long enough that a client sending request
+/// after request keeps them, short enough that idle connections hold none.
+const BUFFER_RELEASE_DELAY: Duration = Duration::from_secs(1);
+
 /// Reads one connection may make in one turn before the loop serves the
 /// others (it is then revisited before the loop sleeps again).
 const READS_PER_TURN: usize = 16;
@@ -59,6 +64,13 @@ pub(crate) struct Connection {
     write_shut: bool,
     /// Since when output has been waiting without any byte taken.
     stalled_since: Option<Instant>,
+    /// Since when it has held empty buffers with nothing moving (see
+    /// [`release_buffers_once_quiet`](Self::release_buffers_once_quiet)).
+    quiet_since: Option<Instant>,
+    /// [`bytes_moved`](Self::bytes_moved) when `quiet_since` was set.
+    bytes_moved_at_quiet: u64,
+    /// The largest buffer capacity seen since buffers were last given back.
+    capacity_high_water: usize,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
     /// Whether it is in the loop's queue of connections with input left
@@ -91,6 +103,9 @@ impl Connection {
             read_ready: false,
             write_shut: false,
             stalled_since: None,
+            quiet_since: None,
+            bytes_moved_at_quiet: 0,
+            capacity_high_water: 0,
             armed: None,
             queued_for_turn: false,
             queued_for_budget: false,
@@ -147,13 +162,15 @@ impl Connection {
     }
 
     /// The earliest moment this connection needs [`drive`](Self::drive)
-    /// for time alone: the core's deadline or the send timeout.
+    /// for time alone: the core's deadline, the send timeout, or the moment
+    /// to give back its empty buffers.
     pub(crate) fn deadline(&self, limits: &DriveLimits) -> Option<Instant> {
         let send = self.stalled_since.map(|since| since + limits.send_timeout);
-        match (self.core.poll_timeout(), send) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let release = self.quiet_since.map(|since| since + BUFFER_RELEASE_DELAY);
+        [self.core.poll_timeout(), send, release]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Move bytes until the socket would block, the connection has read
@@ -185,15 +202,50 @@ impl Connection {
                 meter.closed(&self.core);
             }
         } else {
+            self.release_buffers_once_quiet(now);
             self.update_share(budget);
         }
         step
     }
 
+    /// A connection with nothing buffered but buffers still allocated (a
+    /// client between requests) gives them back once it has been quiet
+    /// for [`BUFFER_RELEASE_DELAY`]: an idle connection holds no buffer,
+    /// and a busy one is not made to allocate them anew for every request.
+    fn release_buffers_once_quiet(&mut self, now: Instant) {
+        let empty_but_allocated =
+            self.core.buffered_len() == 0 && self.core.buffered_capacity() > 0 && !self.read_ready;
+        if !empty_but_allocated || self.bytes_moved_at_quiet != self.bytes_moved() {
+            self.bytes_moved_at_quiet = self.bytes_moved();
+            self.quiet_since = empty_but_allocated.then_some(now);
+            return;
+        }
+        match self.quiet_since {
+            Some(since) if now >= since + BUFFER_RELEASE_DELAY => {
+                self.core.release_idle_buffers();
+                self.capacity_high_water = self.core.buffered_capacity();
+                self.quiet_since = None;
+            }
+            Some(_) => {}
+            None => self.quiet_since = Some(now),
+        }
+    }
+
+    /// Bytes read and written so far: whether anything moved since.
+    fn bytes_moved(&self) -> u64 {
+        let stats = self.core.stats();
+        stats.bytes_in + stats.bytes_out
+    }
+
     fn update_share(&mut self, budget: &MemoryBudget) {
         let pending = self.core.pending_output().len();
         let input = self.core.buffered_len() - pending;
-        self.share.update(budget, input, pending);
+        // A buffer's capacity shows only the part past its bytes, while its
+        // whole allocation stays until it is given back: charge the most it
+        // has shown since.
+        self.capacity_high_water = self.capacity_high_water.max(self.core.buffered_capacity());
+        self.share
+            .update(budget, input, pending, self.capacity_high_water);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
@@ -294,10 +346,6 @@ impl Connection {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.read_ready = false;
-                    if self.core.pending_output().is_empty() {
-                        // Waiting for the client: hold no buffer meanwhile.
-                        self.core.release_idle_buffers();
-                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),

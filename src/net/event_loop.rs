@@ -127,10 +127,12 @@ impl EventLoop {
             .metrics
             .as_ref()
             .and_then(ServerMetrics::claim_shard);
-        let headers = settings
-            .proxy_protocol
-            .clone()
-            .map(|(trusted, timeout)| HeaderStage::new(trusted, timeout, metrics.clone()));
+        let headers = settings.proxy_protocol.clone().map(|(trusted, timeout)| {
+            // This loop's share of the connection limit, for sockets that
+            // are not connections yet.
+            let max_waiting = max_connections.div_ceil(loops.max(1));
+            HeaderStage::new(trusted, timeout, max_waiting, metrics.clone())
+        });
         let event_loop = EventLoop {
             headers,
             metrics,
@@ -155,10 +157,6 @@ impl EventLoop {
             shutting_down: false,
         };
         Ok((event_loop, waker))
-    }
-
-    fn first_connection_token(&self) -> usize {
-        self.first_connection_token
     }
 
     /// Serve until shutdown has been asked and every connection is gone.
@@ -188,11 +186,11 @@ impl EventLoop {
                     self.header_readable(event.token(), now);
                     continue;
                 }
-                if token < self.first_connection_token() {
+                if token < self.first_connection_token {
                     self.accept(token - 1, now);
                     continue;
                 }
-                let slot = token - self.first_connection_token();
+                let slot = token - self.first_connection_token;
                 if let Some(connection) = self.connection_mut(slot) {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         connection.set_read_ready();
@@ -417,7 +415,7 @@ impl EventLoop {
                 self.connections.len() - 1
             }
         };
-        let token = Token(self.first_connection_token() + slot);
+        let token = Token(self.first_connection_token + slot);
         let mut connection = Connection::new(stream, core, peer, refusing);
         if let Err(error) = self.poll.registry().register(
             connection.stream_mut(),
@@ -434,12 +432,12 @@ impl EventLoop {
         }
         self.connections[slot].connection = Some(connection);
         if !refusing {
-            self.slots.enqueue(slot, peer.ip());
+            self.slots.enqueue(slot, peer.ip(), now);
         }
         self.live += 1;
         self.shared.connection_opened();
         // A client usually sends right away; the readable event will say so.
-        self.after_drive(slot, Step::Wait);
+        self.after_drive(slot, Step::Wait, now);
         Some(slot)
     }
 
@@ -472,10 +470,10 @@ impl EventLoop {
             &settings.limits,
             self.shared.budget(),
         );
-        self.after_drive(slot, step);
+        self.after_drive(slot, step, now);
     }
 
-    fn after_drive(&mut self, slot: usize, step: Step) {
+    fn after_drive(&mut self, slot: usize, step: Step, now: Instant) {
         if step == Step::Closed {
             return self.remove(slot);
         }
@@ -486,7 +484,7 @@ impl EventLoop {
         if connection.has_ended() {
             self.slots.dequeue(slot);
         } else if connection.take_activity() {
-            self.slots.touch(slot);
+            self.slots.touch(slot, now);
         }
         match step {
             Step::MoreToRead if !connection.queued_for_turn => {
@@ -497,7 +495,7 @@ impl EventLoop {
                 connection.queued_for_budget = true;
                 self.budget_blocked.push(key);
                 if self.budget_retry_at.is_none() {
-                    self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY);
+                    self.budget_retry_at = Some(now + BUDGET_RETRY);
                 }
             }
             _ => {}

@@ -91,17 +91,21 @@ pub enum ProxyOutcome {
     Timeout,
     /// A peer outside `--trusted-proxy`: closed before reading.
     Untrusted,
+    /// Too many sockets were already waiting for their header: closed
+    /// before reading.
+    Overflow,
 }
 
 impl ProxyOutcome {
     /// Every outcome, in the order of [`MetricsSnapshot::proxy_headers`].
-    pub const ALL: [ProxyOutcome; 6] = [
+    pub const ALL: [ProxyOutcome; 7] = [
         ProxyOutcome::Proxied,
         ProxyOutcome::Local,
         ProxyOutcome::Unknown,
         ProxyOutcome::Invalid,
         ProxyOutcome::Timeout,
         ProxyOutcome::Untrusted,
+        ProxyOutcome::Overflow,
     ];
 
     /// The label value.
@@ -113,6 +117,7 @@ impl ProxyOutcome {
             ProxyOutcome::Invalid => "invalid",
             ProxyOutcome::Timeout => "timeout",
             ProxyOutcome::Untrusted => "untrusted",
+            ProxyOutcome::Overflow => "overflow",
         }
     }
 }
@@ -188,8 +193,8 @@ impl MetricsShard {
 /// What the server itself keeps count of, read at each scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerGauges {
-    /// Bytes buffered beyond the connections' small reserves: what is
-    /// charged to the memory budget now.
+    /// What is charged to the memory budget now: each connection's output
+    /// plus three times its unprocessed input, beyond its small reserve.
     pub memory_budget_used: u64,
     /// The memory budget.
     pub memory_budget: u64,
@@ -199,9 +204,12 @@ pub struct ServerGauges {
     pub udp_received: u64,
     /// UDP replies sent.
     pub udp_sent: u64,
-    /// UDP datagrams not answered (reply too large, framed-only server,
-    /// send error).
+    /// UDP datagrams not answered for what they hold (reply too large,
+    /// framed-only server, an ERROR over the amplification bound) or
+    /// because the reply could not be sent.
     pub udp_dropped: u64,
+    /// UDP datagrams dropped unread: their source was over its rate.
+    pub udp_rate_limited: u64,
 }
 
 /// Where a scrape reads [`ServerGauges`]: the running server.

@@ -546,6 +546,7 @@ impl GaugeSource for Shared {
             udp_received: load(&self.udp.received),
             udp_sent: load(&self.udp.answered),
             udp_dropped: load(&self.udp.dropped) + load(&self.udp.send_errors),
+            udp_rate_limited: load(&self.udp.rate_limited),
         }
     }
 }

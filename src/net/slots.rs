@@ -5,7 +5,10 @@
 //! connections keep everyone else out. When the server is full, a newcomer
 //! from an address that holds fewer connections than the address holding
 //! the most takes the slot of that address's longest-idle connection (idle:
-//! no complete frame, or no raw byte, for the longest time). An address can
+//! no complete frame, or no raw byte, for the longest time; among addresses
+//! holding equally many, the one whose idlest connection has been idle
+//! longest gives it up, so that many addresses with one silent connection
+//! each lose those before anyone's active one). An address can
 //! therefore only ever crowd out itself; a newcomer from the biggest holder
 //! is refused as before. Each loop chooses among its own connections; the
 //! kernel spreads every address's connections over the loops, so the
@@ -13,12 +16,16 @@
 //!
 //! The bookkeeping: per address, a list of its evictable connections (served,
 //! not ended), least recently active first, linked through the loop's slot
-//! numbers, so activity, eviction and close are O(1); and the addresses
-//! ranked by how many they hold (O(log addresses) when one opens or ends).
+//! numbers, so eviction and close are O(1); and the addresses ranked by how
+//! many they hold, then by how long their idlest has been idle (O(log
+//! addresses) when a connection opens or ends, or when an address's idlest
+//! connection becomes active).
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// What to do with a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +84,11 @@ impl ConnectionLimit {
 /// No slot: the end of a list.
 const NIL: usize = usize::MAX;
 
+/// An address's place in the eviction order: how many evictable
+/// connections it holds, then since when its idlest has been idle (older
+/// ranks higher). The address ranked last gives up a connection.
+type Rank = (usize, Reverse<Instant>, IpAddr);
+
 /// One loop's connections, as the limit and eviction see them.
 #[derive(Debug)]
 pub(crate) struct Slots {
@@ -85,10 +97,10 @@ pub(crate) struct Slots {
     refusing: usize,
     /// Each address's evictable connections.
     addresses: HashMap<IpAddr, Queue>,
-    /// `(evictable connections, address)`, the biggest holder last.
-    ranking: BTreeSet<(usize, IpAddr)>,
-    /// Per loop slot: its place in its address's queue.
-    links: Vec<Link>,
+    /// Every address with evictable connections, by [`Rank`].
+    ranking: BTreeSet<Rank>,
+    /// Per loop slot: its place in its address's queue, if it is evictable.
+    links: Vec<Option<Link>>,
 }
 
 /// An address's evictable connections, least recently active at `head`.
@@ -101,21 +113,11 @@ struct Queue {
 
 #[derive(Debug, Clone, Copy)]
 struct Link {
-    queued: bool,
     ip: IpAddr,
     prev: usize,
     next: usize,
-}
-
-impl Default for Link {
-    fn default() -> Link {
-        Link {
-            queued: false,
-            ip: IpAddr::from([0, 0, 0, 0]),
-            prev: NIL,
-            next: NIL,
-        }
-    }
+    /// When the connection was last active (or accepted).
+    since: Instant,
 }
 
 impl Slots {
@@ -141,7 +143,7 @@ impl Slots {
             return Admission::Serve;
         }
         let held = self.addresses.get(&ip).map_or(0, |queue| queue.len);
-        if let Some(&(most, biggest)) = self.ranking.last()
+        if let Some(&(most, _, biggest)) = self.ranking.last()
             && held < most
         {
             let victim = self.addresses[&biggest].head;
@@ -156,80 +158,111 @@ impl Slots {
         Admission::Refuse { limit: limit.max }
     }
 
-    /// A served connection from `ip` now sits in loop slot `slot`: it is
-    /// evictable, as the most recently active of its address.
-    pub(crate) fn enqueue(&mut self, slot: usize, ip: IpAddr) {
-        if self.links.len() <= slot {
-            self.links.resize(slot + 1, Link::default());
+    /// `ip`'s rank now, if it has evictable connections.
+    fn rank(&self, ip: IpAddr) -> Option<Rank> {
+        let queue = self.addresses.get(&ip)?;
+        let head = self.links.get(queue.head).copied().flatten()?;
+        Some((queue.len, Reverse(head.since), ip))
+    }
+
+    /// Replace `ip`'s rank `before` (taken before a change) by its rank now.
+    fn rerank(&mut self, ip: IpAddr, before: Option<Rank>) {
+        let after = self.rank(ip);
+        if before != after {
+            if let Some(before) = before {
+                self.ranking.remove(&before);
+            }
+            if let Some(after) = after {
+                self.ranking.insert(after);
+            }
         }
-        if self.links[slot].queued {
+    }
+
+    /// A served connection from `ip`, accepted (or active) at `now`, sits in
+    /// loop slot `slot`: it is evictable, as the most recently active of
+    /// its address.
+    pub(crate) fn enqueue(&mut self, slot: usize, ip: IpAddr, now: Instant) {
+        if self.links.len() <= slot {
+            self.links.resize(slot + 1, None);
+        }
+        if self.links[slot].is_some() {
             return;
         }
+        let before = self.rank(ip);
         let queue = self.addresses.entry(ip).or_insert(Queue {
             len: 0,
             head: NIL,
             tail: NIL,
         });
         let old_tail = queue.tail;
-        self.ranking.remove(&(queue.len, ip));
         queue.len += 1;
         queue.tail = slot;
         if old_tail == NIL {
             queue.head = slot;
-        } else {
-            self.links[old_tail].next = slot;
+        } else if let Some(tail) = self.links[old_tail].as_mut() {
+            tail.next = slot;
         }
-        self.ranking.insert((queue.len, ip));
-        self.links[slot] = Link {
-            queued: true,
+        self.links[slot] = Some(Link {
             ip,
             prev: old_tail,
             next: NIL,
-        };
+            since: now,
+        });
+        self.rerank(ip, before);
     }
 
     /// The connection in `slot` is not evictable any more (it ended, closed
     /// or was evicted). Nothing happens if it was not queued.
     pub(crate) fn dequeue(&mut self, slot: usize) {
-        let Some(&link) = self.links.get(slot) else {
+        let Some(link) = self.links.get(slot).copied().flatten() else {
             return;
         };
-        if !link.queued {
-            return;
-        }
+        let before = self.rank(link.ip);
         let Some(queue) = self.addresses.get_mut(&link.ip) else {
             return;
         };
-        if link.prev == NIL {
-            queue.head = link.next;
-        } else {
-            self.links[link.prev].next = link.next;
+        match link.prev {
+            NIL => queue.head = link.next,
+            prev => {
+                if let Some(prev) = self.links[prev].as_mut() {
+                    prev.next = link.next;
+                }
+            }
         }
-        if link.next == NIL {
-            queue.tail = link.prev;
-        } else {
-            self.links[link.next].prev = link.prev;
+        match link.next {
+            NIL => queue.tail = link.prev,
+            next => {
+                if let Some(next) = self.links[next].as_mut() {
+                    next.prev = link.prev;
+                }
+            }
         }
-        self.ranking.remove(&(queue.len, link.ip));
         queue.len -= 1;
         if queue.len == 0 {
             self.addresses.remove(&link.ip);
-        } else {
-            self.ranking.insert((queue.len, link.ip));
         }
-        self.links[slot] = Link::default();
+        self.links[slot] = None;
+        self.rerank(link.ip, before);
     }
 
-    /// The connection in `slot` was just active: it becomes the last of its
-    /// address to be evicted.
-    pub(crate) fn touch(&mut self, slot: usize) {
-        let Some(&link) = self.links.get(slot) else {
+    /// The connection in `slot` was active at `now`: it becomes the last of
+    /// its address to be evicted.
+    pub(crate) fn touch(&mut self, slot: usize, now: Instant) {
+        let Some(link) = self.links.get(slot).copied().flatten() else {
             return;
         };
-        if link.queued && link.next != NIL {
-            self.dequeue(slot);
-            self.enqueue(slot, link.ip);
+        if link.next == NIL {
+            // Already its address's most recent: only its time changes
+            // (and with it the rank, if it is the only one).
+            let before = self.rank(link.ip);
+            if let Some(link) = self.links[slot].as_mut() {
+                link.since = now;
+            }
+            self.rerank(link.ip, before);
+            return;
         }
+        self.dequeue(slot);
+        self.enqueue(slot, link.ip, now);
     }
 
     /// A connection is gone: a refused (or evicted) one, or a served one
@@ -261,22 +294,41 @@ mod tests {
         let mut slots = Slots::new(max, 1);
         for (slot, &last) in from.iter().enumerate() {
             assert_eq!(slots.admit(ip(last), &limit), Admission::Serve);
-            slots.enqueue(slot, ip(last));
+            slots.enqueue(slot, ip(last), at(slot));
         }
         (slots, limit)
+    }
+
+    /// The `n`th second of a test's clock.
+    fn at(n: usize) -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now) + std::time::Duration::from_secs(n as u64)
     }
 
     #[test]
     fn a_full_server_evicts_the_longest_idle_of_the_biggest_holder() {
         let (mut slots, limit) = full(6, &[1, 3, 1, 3, 1, 1]);
         // Slot 0 is 127.0.0.1's longest idle, until it is active again.
-        slots.touch(0);
+        slots.touch(0, at(10));
         assert_eq!(slots.admit(ip(2), &limit), Admission::Evict { victim: 2 });
         assert_eq!(slots.admit(ip(2), &limit), Admission::Evict { victim: 4 });
         // 127.0.0.1 keeps slots 5 and 0; once 5 has ended, 127.0.0.3
         // (slots 1 and 3) holds the most.
         slots.dequeue(5);
         assert_eq!(slots.admit(ip(2), &limit), Admission::Evict { victim: 1 });
+    }
+
+    #[test]
+    fn among_equal_holders_the_longest_idle_connection_goes() {
+        // Four addresses with one connection each; 127.0.0.3's (slot 2)
+        // has been idle longest once the others were active again.
+        let (mut slots, limit) = full(4, &[1, 2, 3, 4]);
+        slots.touch(0, at(10));
+        slots.touch(1, at(11));
+        slots.touch(3, at(12));
+        assert_eq!(slots.admit(ip(9), &limit), Admission::Evict { victim: 2 });
+        // Then 127.0.0.1's (active at 10 s).
+        assert_eq!(slots.admit(ip(9), &limit), Admission::Evict { victim: 0 });
     }
 
     #[test]

@@ -22,6 +22,7 @@ impl GaugeSource for FixedGauges {
             udp_received: 3,
             udp_sent: 2,
             udp_dropped: 1,
+            udp_rate_limited: 4,
         }
     }
 }
@@ -71,6 +72,7 @@ fn every_series_is_named_typed_and_labelled() {
         ("upcase_udp_datagrams_total{event=\"received\"}", "3"),
         ("upcase_udp_datagrams_total{event=\"sent\"}", "2"),
         ("upcase_udp_datagrams_total{event=\"dropped\"}", "1"),
+        ("upcase_udp_datagrams_total{event=\"rate_limited\"}", "4"),
         ("upcase_proxy_headers_total{outcome=\"untrusted\"}", "0"),
         ("upcase_memory_budget_bytes", "1000"),
         ("upcase_memory_budget_used_bytes", "10"),

@@ -6,7 +6,9 @@
 use crate::testing as harness;
 
 mod client;
+mod client_finished;
 mod datagram;
 mod ending;
 mod model;
+mod request_ids;
 mod server;

@@ -141,7 +141,7 @@ fn each_shard_is_claimed_once_and_all_are_summed() {
     }
     handles[1].proxy_header(ProxyOutcome::Proxied);
     let snapshot = metrics.snapshot();
-    assert_eq!(snapshot.proxy_headers, [1, 0, 0, 0, 0, 3]);
+    assert_eq!(snapshot.proxy_headers, [1, 0, 0, 0, 0, 3, 0]);
 }
 
 #[test]
@@ -197,6 +197,7 @@ fn gauges_come_from_the_attached_source_at_each_scrape() {
         udp_received: 3,
         udp_sent: 2,
         udp_dropped: 1,
+        udp_rate_limited: 4,
     };
     metrics.attach(Arc::new(FixedGauges(gauges)));
     assert_eq!(metrics.snapshot().gauges, gauges);

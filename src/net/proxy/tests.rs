@@ -355,3 +355,77 @@ fn only_peers_inside_a_trusted_network_are_trusted() {
     assert!(!Cidr::any_contains(&trusted, ip("127.0.0.2")));
     assert!(!Cidr::any_contains(&[], ip("127.0.0.1")));
 }
+
+mod properties {
+    //! Whatever the bytes: no panic, and the answer for a prefix agrees with
+    //! the answer for the whole (a stream cut anywhere reads the same).
+
+    use proptest::prelude::*;
+
+    use super::super::*;
+    use super::{V1_TCP4, v2_local, v2_tcp4, v2_tcp6_with_tlv};
+
+    /// Bytes that often start like a header: a valid header's prefix with
+    /// random bytes after or instead of its tail, or plain random bytes.
+    fn inputs() -> impl Strategy<Value = Vec<u8>> {
+        let headers = vec![V1_TCP4.to_vec(), v2_tcp4(), v2_tcp6_with_tlv(), v2_local()];
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..700),
+            (
+                proptest::sample::select(headers),
+                any::<prop::sample::Index>(),
+                proptest::collection::vec(any::<u8>(), 0..120),
+            )
+                .prop_map(|(header, cut, tail)| {
+                    let mut bytes = header[..cut.index(header.len() + 1)].to_vec();
+                    bytes.extend(tail);
+                    bytes
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn answers_are_consistent_over_prefixes(input in inputs()) {
+            let whole = parse_proxy_header(&input);
+            match &whole {
+                ProxyHeaderStatus::Done { consumed, .. } => {
+                    prop_assert!(*consumed <= input.len());
+                    prop_assert!(*consumed <= MAX_V2_HEADER);
+                    // The header is decided by its own bytes only.
+                    prop_assert_eq!(&parse_proxy_header(&input[..*consumed]), &whole);
+                    for cut in 0..*consumed {
+                        prop_assert_eq!(parse_proxy_header(&input[..cut]), ProxyHeaderStatus::NeedMore);
+                    }
+                }
+                ProxyHeaderStatus::NeedMore => prop_assert!(input.len() < MAX_V2_HEADER),
+                ProxyHeaderStatus::Invalid(_) => {
+                    // More bytes never make an invalid start valid.
+                    let mut longer = input.clone();
+                    longer.extend_from_slice(b"\r\n\r\nmore");
+                    prop_assert!(matches!(parse_proxy_header(&longer), ProxyHeaderStatus::Invalid(_)));
+                }
+            }
+        }
+
+        #[test]
+        fn the_reader_agrees_with_the_parser_however_the_bytes_are_split(
+            input in inputs(),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let split = split.index(input.len() + 1);
+            let mut reader = ProxyHeaderReader::new();
+            let first = reader.feed(&input[..split]);
+            let status = match first {
+                ProxyHeaderStatus::NeedMore => match reader.feed(&input[split..]) {
+                    ProxyHeaderStatus::Done { header, consumed } => {
+                        ProxyHeaderStatus::Done { header, consumed: consumed + split }
+                    }
+                    other => other,
+                },
+                done_or_invalid => done_or_invalid,
+            };
+            prop_assert_eq!(status, parse_proxy_header(&input));
+        }
+    }
+}
