@@ -62,3 +62,16 @@ fn a_whole_input_is_upper_cased_in_one_call() {
         "an incomplete end is an error at its first byte"
     );
 }
+
+#[test]
+fn a_carried_sequence_broken_by_the_next_push_is_copied_whole() {
+    // f0 90 80 is the start of a 4-byte sequence; "b" breaks it after two
+    // more bytes came in the second push: more bytes of the second push
+    // belong to the broken sequence than the message had before it.
+    let mut upcaser = LosslessUpcaser::new(LosslessMode::Unicode);
+    let mut out = BytesMut::new();
+    upcaser.push(b"\xf0", &mut out);
+    upcaser.push(b"\x90\x80b", &mut out);
+    upcaser.finish(&mut out);
+    assert_eq!(&out[..], b"\xf0\x90\x80B");
+}
