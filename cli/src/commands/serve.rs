@@ -47,7 +47,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "2M", value_name = "SIZE", value_parser = parse_size)]
     max_buffer: usize,
     /// Seconds output may wait with no byte taken by the client before the
-    /// connection is closed.
+    /// connection is closed (the idle timeout if shorter).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     send_timeout: u64,
     /// Largest frame data accepted, in bytes.
@@ -149,6 +149,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         },
         max_data_len: args.max_frame,
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout),
         linger: Duration::from_secs(args.linger),
         report_messages: args.verbose,
         ..ServerConfig::default()
@@ -172,7 +173,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .max_connections(max_connections)
             .memory_budget(args.memory_budget)
             .max_buffer(args.max_buffer)
-            .send_timeout(Duration::from_secs(args.send_timeout))
             .backlog(args.backlog)
             .udp(!args.no_udp)
             .udp_rate_limit(UdpRateLimit {
