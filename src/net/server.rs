@@ -321,17 +321,6 @@ impl Server {
         self.settings.metrics.as_ref()
     }
 
-    /// The line `upcase serve` prints first, naming every socket listened on:
-    /// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
-    /// find the port by splitting after `listening on ` at `, ` and then at
-    /// the first space.
-    pub fn listening_line(&self) -> String {
-        let tcp = self.local_addrs.iter().map(|addr| format!("tcp {addr}"));
-        let udp = self.udp_addrs.iter().map(|addr| format!("udp {addr}"));
-        let sockets: Vec<String> = tcp.chain(udp).collect();
-        format!("upcase listening on {}", sockets.join(", "))
-    }
-
     /// Start serving on background threads.
     ///
     /// # Errors
