@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, ServerConfig, ServerMode};
-use super::error::{ProtocolViolation, UsageError};
+use super::error::{ProtocolViolation, ServerUsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
@@ -166,12 +166,12 @@ impl ServerConnection {
     /// read and discarded (SPEC.md §5.4).
     ///
     /// # Errors
-    /// [`UsageError::OverCapacity`] when `data` is longer than
+    /// [`ServerUsageError::OverCapacity`] when `data` is longer than
     /// [`read_capacity`](Self::read_capacity); nothing is consumed then.
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), ServerUsageError> {
         let capacity = self.read_capacity();
         if data.len() > capacity {
-            return Err(UsageError::OverCapacity {
+            return Err(ServerUsageError::OverCapacity {
                 offered: data.len(),
                 capacity,
             });
@@ -326,10 +326,10 @@ impl ServerConnection {
     /// were written. Frees room, so held input may be processed now.
     ///
     /// # Errors
-    /// [`UsageError::SentMoreThanPending`] when `sent` is larger than what was pending.
-    pub fn mark_sent(&mut self, now: Instant, sent: usize) -> Result<(), UsageError> {
+    /// [`ServerUsageError::SentMoreThanPending`] when `sent` is larger than what was pending.
+    pub fn mark_sent(&mut self, now: Instant, sent: usize) -> Result<(), ServerUsageError> {
         if sent > self.output.len() {
-            return Err(UsageError::SentMoreThanPending {
+            return Err(ServerUsageError::SentMoreThanPending {
                 sent,
                 pending: self.output.len(),
             });

@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
-use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
+use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
 /// How long a connection must stay quiet with empty buffers before it
 /// gives their memory back: long enough that a client sending request
@@ -435,6 +435,6 @@ enum End {
 
 /// A core usage error is a bug in this shell; it ends the connection as an
 /// I/O error rather than panicking the loop.
-fn usage(error: UsageError) -> io::Error {
+fn usage(error: ServerUsageError) -> io::Error {
     io::Error::other(format!("internal error driving the connection: {error}"))
 }
