@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
-use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
+use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
 /// How long a connection must stay quiet with empty buffers before it
 /// gives their memory back: long enough that a client sending request
@@ -43,13 +43,6 @@ pub(crate) enum Step {
     Closed,
 }
 
-/// The settings every connection of a server shares.
-#[derive(Debug, Clone)]
-pub(crate) struct DriveLimits {
-    /// Output that makes no progress for this long closes the connection.
-    pub(crate) send_timeout: Duration,
-}
-
 /// An accepted connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -62,8 +55,6 @@ pub(crate) struct Connection {
     read_ready: bool,
     /// Our writing side is shut down (raw connections that ended).
     write_shut: bool,
-    /// Since when output has been waiting without any byte taken.
-    stalled_since: Option<Instant>,
     /// Since when it has held empty buffers with nothing moving (see
     /// [`release_buffers_once_quiet`](Self::release_buffers_once_quiet)).
     quiet_since: Option<Instant>,
@@ -102,7 +93,6 @@ impl Connection {
             refusing,
             read_ready: false,
             write_shut: false,
-            stalled_since: None,
             quiet_since: None,
             bytes_moved_at_quiet: 0,
             capacity_high_water: 0,
@@ -162,12 +152,11 @@ impl Connection {
     }
 
     /// The earliest moment this connection needs [`drive`](Self::drive)
-    /// for time alone: the core's deadline, the send timeout, or the moment
-    /// to give back its empty buffers.
-    pub(crate) fn deadline(&self, limits: &DriveLimits) -> Option<Instant> {
-        let send = self.stalled_since.map(|since| since + limits.send_timeout);
+    /// for time alone: the core's deadline (its timers, the send timeout
+    /// among them) or the moment to give back its empty buffers.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let release = self.quiet_since.map(|since| since + BUFFER_RELEASE_DELAY);
-        [self.core.poll_timeout(), send, release]
+        [self.core.poll_timeout(), release]
             .into_iter()
             .flatten()
             .min()
@@ -179,10 +168,9 @@ impl Connection {
         &mut self,
         now: Instant,
         scratch: &mut [u8],
-        limits: &DriveLimits,
         budget: &MemoryBudget,
     ) -> Step {
-        let step = match self.run(now, scratch, limits, budget) {
+        let step = match self.run(now, scratch, budget) {
             Ok(Ok(step)) => step,
             Ok(Err(end)) => {
                 self.log_close(&end);
@@ -289,7 +277,6 @@ impl Connection {
         &mut self,
         now: Instant,
         scratch: &mut [u8],
-        limits: &DriveLimits,
         budget: &MemoryBudget,
     ) -> io::Result<Result<Step, End>> {
         let mut reads = 0;
@@ -302,11 +289,6 @@ impl Connection {
             }
             if let Some((reason, unsent)) = self.drain_events() {
                 return Ok(Err(End::Core(reason, unsent)));
-            }
-            if let Some(since) = self.stalled_since
-                && now >= since + limits.send_timeout
-            {
-                return Ok(Err(End::SendTimeout(limits.send_timeout)));
             }
             if self.core.poll_timeout().is_some_and(|due| due <= now) {
                 self.core.handle_timeout(now);
@@ -372,26 +354,15 @@ impl Connection {
 
     /// Write pending output until it is all written or the socket is full.
     fn flush(&mut self, now: Instant) -> io::Result<()> {
-        let mut progressed = false;
         while !self.core.pending_output().is_empty() {
             match self.stream.write(self.core.pending_output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(sent) => {
-                    progressed = true;
-                    self.core.mark_sent(now, sent).map_err(usage)?;
-                }
+                Ok(sent) => self.core.mark_sent(now, sent).map_err(usage)?,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
         }
-        self.stalled_since = if self.core.pending_output().is_empty() {
-            None
-        } else if progressed {
-            Some(now)
-        } else {
-            Some(self.stalled_since.unwrap_or(now))
-        };
         Ok(())
     }
 
@@ -432,11 +403,6 @@ impl Connection {
             End::Core(reason, unsent) => {
                 format!("{reason}, {unsent} bytes never read by the client")
             }
-            End::SendTimeout(timeout) => format!(
-                "send timeout: {} bytes not taken by the client in {} s",
-                self.core.pending_output().len(),
-                timeout.as_secs_f64()
-            ),
             End::Socket(error) => format!("socket error: {error}"),
             End::Dropped(why) => why.clone(),
         };
@@ -461,8 +427,6 @@ impl Connection {
 enum End {
     /// The core closed it: a reason and the output the client never took.
     Core(CloseReason, usize),
-    /// Its output made no progress for the send timeout.
-    SendTimeout(Duration),
     /// The socket failed.
     Socket(io::Error),
     /// The server closed it for its own reasons.
@@ -471,6 +435,6 @@ enum End {
 
 /// A core usage error is a bug in this shell; it ends the connection as an
 /// I/O error rather than panicking the loop.
-fn usage(error: UsageError) -> io::Error {
+fn usage(error: ServerUsageError) -> io::Error {
     io::Error::other(format!("internal error driving the connection: {error}"))
 }
