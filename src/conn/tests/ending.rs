@@ -138,6 +138,23 @@ fn the_linger_starts_once_the_last_output_is_written() {
     assert_eq!(closed(&harness), Some((CloseReason::PeerBye, 0)));
 }
 
+/// The send timeout is due now: the connection closes with `pending` bytes
+/// unsent and nothing added to them (no ERROR the client would not read).
+fn assert_dropped_now_for_the_send_timeout(harness: &mut Pair, pending: usize) {
+    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    harness.server.handle_timeout(harness.now);
+    harness.drain_events();
+    assert!(harness.server.is_closed());
+    assert_eq!(closed(harness), Some((CloseReason::SendTimeout, pending)));
+    assert!(
+        !harness
+            .events
+            .iter()
+            .any(|event| matches!(event, ServerEvent::ProtocolError(_))),
+        "no ERROR for a client that does not read"
+    );
+}
+
 /// A client sends BYE and never reads the reply: the connection closes for
 /// the send timeout `after` later, not a moment before.
 fn assert_an_unread_bye_is_dropped_after(config: ServerConfig, after: Duration) {
@@ -149,10 +166,7 @@ fn assert_an_unread_bye_is_dropped_after(config: ServerConfig, after: Duration) 
     harness.server.handle_timeout(harness.now);
     assert!(!harness.server.is_closed());
     harness.now += Duration::from_millis(1);
-    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
-    harness.server.handle_timeout(harness.now);
-    harness.drain_events();
-    assert_eq!(closed(&harness), Some((CloseReason::SendTimeout, pending)));
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
 }
 
 #[test]
@@ -199,18 +213,7 @@ fn a_client_that_sends_but_takes_no_output_is_closed_while_the_server_reads() {
     harness.server.handle_input(harness.now, &more).unwrap();
     let pending = harness.server.pending_output().len();
     harness.now += Duration::from_secs(1);
-    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
-    harness.server.handle_timeout(harness.now);
-    harness.drain_events();
-    assert!(harness.server.is_closed());
-    assert_eq!(closed(&harness), Some((CloseReason::SendTimeout, pending)));
-    assert!(
-        !harness
-            .events
-            .iter()
-            .any(|event| matches!(event, ServerEvent::ProtocolError(_))),
-        "no ERROR for a client that does not read"
-    );
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
 }
 
 #[test]
@@ -292,20 +295,6 @@ fn a_client_that_stops_reading_is_closed_without_more_output() {
     let mut harness = paused_on_a_large_reply(Duration::from_secs(5));
     let pending = harness.server.pending_output().len();
     harness.now += Duration::from_secs(5);
-    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
-    harness.server.handle_timeout(harness.now);
-    harness.drain_events();
-    assert!(harness.server.is_closed());
-    assert_eq!(
-        closed(&harness),
-        Some((CloseReason::SendTimeout, pending)),
-        "nothing appended: no IDLE_TIMEOUT behind a reply the client does not read"
-    );
-    assert!(
-        !harness
-            .events
-            .iter()
-            .any(|event| matches!(event, ServerEvent::ProtocolError(_))),
-        "no ERROR for a client that does not read"
-    );
+    // Nothing appended: no IDLE_TIMEOUT behind a reply the client does not read.
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
 }
