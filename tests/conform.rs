@@ -746,6 +746,42 @@ fn a_case_that_meets_busy_under_the_limit_runs_again_and_says_so() {
 }
 
 #[test]
+fn a_raw_client_turned_away_under_the_limit_runs_the_case_again() {
+    // Frees a slot 100 ms after closing. The previous case's connection
+    // still holds its slot when many-clients opens its two: the second, a
+    // raw client, is over the limit and closed without reply (SPEC.md §9.3),
+    // which no ERROR(BUSY) announces. The case must run again, not fail.
+    let limit = Limit {
+        max: 2,
+        free_delay: Duration::from_millis(100),
+        free_after_close: true,
+    };
+    let server = TestServer::limited(Flavor::Conforming, ServerConfig::default(), Some(limit));
+    let mut told = options(
+        server.addr,
+        &[
+            "framed/2.1/preface-answered",
+            "framed/5.6/many-clients-interleaved",
+        ],
+    );
+    told.max_connections = Some(2);
+    let report = run(&told);
+    assert_all_passed(&report);
+    let many = report
+        .results
+        .iter()
+        .find(|r| r.name == "framed/5.6/many-clients-interleaved")
+        .expect("the case ran");
+    assert!(
+        many.wire_log
+            .iter()
+            .any(|l| l.contains("running the case again")),
+        "many-clients did not run again:\n{:#?}",
+        many.wire_log
+    );
+}
+
+#[test]
 fn html_report_is_well_formed_and_has_a_row_per_case() {
     let server = TestServer::start(Flavor::NoSwap, ServerConfig::default());
     let mut report = run(&options(

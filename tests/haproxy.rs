@@ -212,26 +212,22 @@ fn a_stopped_instance_loses_no_new_connection() {
     let mut a = ServeProcess::start(PROXIED);
     let b = ServeProcess::start(PROXIED);
     let haproxy = Haproxy::start(&config(), [a.tcp, b.tcp]);
-    let served_by_b = |b: &ServeProcess| b.log().matches(" connected to ").count();
     let mut client_addrs = Vec::new();
-    let mut b_before_stop = 0;
     for round in 0..40 {
         if round == 10 {
             // Mid-run: A shuts down gracefully and its port closes.
             assert!(a.terminate().success());
-            b_before_stop = served_by_b(&b);
         }
         let (reply, client) = raw_round_trip(haproxy.frontend, &format!("round {round}\n"))
             .unwrap_or_else(|error| panic!("connection {round} lost: {error}"));
         assert_eq!(reply, format!("ROUND {round}\n"), "connection {round}");
         client_addrs.push(client);
     }
-    // Every connection after the stop went to B, and B logged each one with
-    // the client's own address (from the PROXY header).
+    // Every connection after the stop was answered (above) by B, which
+    // logged each one with the client's own address (from the PROXY header).
     let log = b
         .wait_for_log(&format!("{} connected to", client_addrs[39]))
         .unwrap_or_else(|log| panic!("B never logged the last client:\n{log}"));
-    assert_eq!(served_by_b(&b) - b_before_stop, 30, "{log}");
     for addr in &client_addrs[10..] {
         assert!(
             log.contains(&format!("{addr} connected to {}", haproxy.frontend)),

@@ -80,14 +80,18 @@ fn traffic(server: &ServeProcess) {
     assert_eq!(&buffer[..len], b"DATAGRAM");
 }
 
-/// Scrape until `series` reaches `at_least` (connections are counted as
-/// their threads finish, a moment after the client is done).
-fn scrape_until(addr: SocketAddr, series: &str, at_least: f64) -> String {
+/// Scrape until each series reaches its value (the server counts a
+/// closed connection, or a UDP reply sent, a moment after the client has
+/// seen it happen).
+fn scrape_until(addr: SocketAddr, wanted: &[(&str, f64)]) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (status, body) = http_get(addr, "/metrics");
         assert!(status.contains(" 200 "), "{status}");
-        if sample(&body, series) >= at_least || Instant::now() > deadline {
+        let reached = wanted
+            .iter()
+            .all(|&(series, at_least)| sample(&body, series) >= at_least);
+        if reached || Instant::now() > deadline {
             return body;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -102,8 +106,11 @@ fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
     traffic(&server);
     let scrape = scrape_until(
         metrics,
-        "upcase_connections_closed_total{mode=\"raw\"}",
-        1.0,
+        &[
+            ("upcase_connections_closed_total{mode=\"framed\"}", 1.0),
+            ("upcase_connections_closed_total{mode=\"raw\"}", 1.0),
+            ("upcase_udp_datagrams_total{event=\"sent\"}", 1.0),
+        ],
     );
 
     for (series, expected) in [

@@ -55,8 +55,8 @@ impl ProxiedServer {
     }
 
     /// PROXY headers seen so far, by outcome (`ProxyOutcome::ALL` order:
-    /// proxied, local, unknown, invalid, timeout, untrusted).
-    fn outcomes(&self) -> [u64; 6] {
+    /// proxied, local, unknown, invalid, timeout, untrusted, overflow).
+    fn outcomes(&self) -> [u64; 7] {
         self.metrics.snapshot().proxy_headers
     }
 }
@@ -163,7 +163,7 @@ fn a_v1_header_gives_the_connection_its_addresses() {
         "the destination the client named"
     );
     assert_eq!(reply.dst, addr("192.0.2.1:56324"), "the client");
-    assert_eq!(server.outcomes(), [1, 0, 0, 0, 0, 0]);
+    assert_eq!(server.outcomes(), [1, 0, 0, 0, 0, 0, 0]);
     drop(stream);
     server.handle.shutdown();
 }
@@ -182,7 +182,7 @@ fn a_v2_header_sent_byte_by_byte_then_raw_bytes() {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).unwrap();
     assert_eq!(reply, b"RAW TEXT\n");
-    assert_eq!(server.outcomes(), [1, 0, 0, 0, 0, 0]);
+    assert_eq!(server.outcomes(), [1, 0, 0, 0, 0, 0, 0]);
     server.handle.shutdown();
 }
 
@@ -210,7 +210,7 @@ fn a_local_header_keeps_the_sockets_addresses() {
     let reply = read_reply(&mut stream);
     assert_eq!(reply.src, server.addr.into());
     assert_eq!(reply.dst, stream.local_addr().unwrap().into());
-    assert_eq!(server.outcomes(), [0, 1, 0, 0, 0, 0]);
+    assert_eq!(server.outcomes(), [0, 1, 0, 0, 0, 0, 0]);
     drop(stream);
     server.handle.shutdown();
 }
@@ -224,7 +224,7 @@ fn an_untrusted_peer_is_closed_even_with_a_valid_header() {
     // The server may close before the write: a reset is fine.
     let _ = stream.write_all(&bytes);
     closed_without_reply(&mut stream).unwrap();
-    assert_eq!(server.outcomes(), [0, 0, 0, 0, 0, 1]);
+    assert_eq!(server.outcomes(), [0, 0, 0, 0, 0, 1, 0]);
     // The trusted address is served.
     let mut trusted = connect_from("127.0.0.2", server.addr);
     trusted.write_all(&bytes).unwrap();
@@ -251,7 +251,7 @@ fn a_missing_or_malformed_header_is_closed_without_a_reply() {
         let _ = stream.write_all(&bytes);
         closed_without_reply(&mut stream).unwrap_or_else(|why| panic!("{bytes:?}: {why}"));
     }
-    assert_eq!(server.outcomes(), [0, 0, 0, 5, 0, 0]);
+    assert_eq!(server.outcomes(), [0, 0, 0, 5, 0, 0, 0]);
     assert_eq!(server.handle.live_connections(), 0);
     server.handle.shutdown();
 }
@@ -264,7 +264,7 @@ fn a_header_not_complete_in_time_is_closed() {
     let started = Instant::now();
     closed_without_reply(&mut stream).unwrap();
     assert!(started.elapsed() < TIMEOUT, "closed by the header timeout");
-    assert_eq!(server.outcomes(), [0, 0, 0, 0, 1, 0]);
+    assert_eq!(server.outcomes(), [0, 0, 0, 0, 1, 0, 0]);
     server.handle.shutdown();
 }
 
@@ -339,5 +339,39 @@ fn the_connection_limit_counts_the_header_addresses_not_the_balancer() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(newcomer);
+    server.handle.shutdown();
+}
+
+#[test]
+fn sockets_waiting_for_their_header_are_bounded_by_the_connection_limit() {
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).max_connections(2),
+    );
+    let mut waiting: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = connect_from("127.0.0.1", server.addr);
+            stream.write_all(&V1_TCP4[..5]).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = connect_from("127.0.0.1", server.addr);
+    let started = Instant::now();
+    closed_without_reply(&mut third).unwrap();
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "closed at once, not by the timeout"
+    );
+    assert_eq!(server.outcomes(), [0, 0, 0, 0, 0, 0, 1]);
+    // The two waiting sockets are still served once their header is whole.
+    for stream in &mut waiting {
+        let mut rest = V1_TCP4[5..].to_vec();
+        rest.extend_from_slice(&framed_request());
+        stream.write_all(&rest).unwrap();
+        assert_eq!(&read_reply(stream).data[..], b"WHO AM I");
+    }
+    drop(waiting);
     server.handle.shutdown();
 }

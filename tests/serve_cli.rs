@@ -10,6 +10,19 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// Start `upcase serve` on a free port with `extra` options; the child and
 /// the TCP address it printed.
 fn serve(extra: &[&str]) -> (Child, String) {
+    let (child, line) = serve_first_line(extra);
+    let addr = line
+        .trim_end()
+        .strip_prefix("upcase listening on tcp ")
+        .and_then(|rest| rest.split(", ").next())
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// Start `upcase serve` on a free port with `extra` options; the child and
+/// the first line it printed.
+fn serve_first_line(extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))
         .args(["serve", "--listen", "127.0.0.1:0", "-q"])
         .args(extra)
@@ -20,13 +33,7 @@ fn serve(extra: &[&str]) -> (Child, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .trim_end()
-        .strip_prefix("upcase listening on tcp ")
-        .and_then(|rest| rest.split(", ").next())
-        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
-        .to_string();
-    (child, addr)
+    (child, line)
 }
 
 fn signal(child: &Child, name: &str) {
@@ -89,4 +96,31 @@ fn bad_sizes_are_refused_with_a_hint() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("256M"), "{stderr}");
+}
+
+#[test]
+fn the_first_line_names_every_socket_listened_on() {
+    let (mut child, line) = serve_first_line(&[]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sockets = line
+        .trim_end()
+        .strip_prefix("upcase listening on ")
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    let (tcp, udp) = sockets
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("TCP and UDP expected: {line:?}"));
+    let port = tcp
+        .strip_prefix("tcp 127.0.0.1:")
+        .unwrap_or_else(|| panic!("TCP first: {line:?}"));
+    assert_ne!(port, "0", "the real port, not the one asked for");
+    assert_eq!(udp, format!("udp 127.0.0.1:{port}"), "UDP on the same port");
+
+    let (mut child, line) = serve_first_line(&["--no-udp"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        line.starts_with("upcase listening on tcp 127.0.0.1:") && !line.contains(", "),
+        "TCP only with --no-udp: {line:?}"
+    );
 }

@@ -695,7 +695,11 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
 
 #[test]
 fn output_that_makes_no_progress_for_the_send_timeout_closes_the_connection() {
-    let (handle, addr) = start_with(|builder| builder.send_timeout(Duration::from_secs(1)));
+    let config = ServerConfig {
+        send_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config));
     let mut greedy = socket(addr);
     greedy.write_all(&PREFACE).unwrap();
     let frame = FrameRepr::new(FrameType::Text, vec![b'a'; 4096]).to_bytes();

@@ -197,7 +197,7 @@ impl Collector for SnapshotCollector {
         gauge(
             e,
             "memory_budget_used",
-            "Bytes buffered beyond the connections' small reserves: what is charged to the memory budget.",
+            "What is charged to the memory budget: output plus three times unprocessed input, beyond each connection's small reserve.",
             Some(&Unit::Bytes),
             clamp(g.memory_budget_used),
         )?;

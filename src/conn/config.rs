@@ -52,9 +52,13 @@ pub struct ServerConfig {
     /// The receive limit on a frame's data length (SPEC.md §3.4).
     pub max_data_len: u32,
     /// How long a connection may go without a complete frame (framed) or a
-    /// byte (raw) while it reads, and how long the client may take no output
-    /// while the server has stopped reading for it (SPEC.md §9.1).
+    /// byte (raw) while it reads (SPEC.md §9.1).
     pub idle_timeout: Duration,
+    /// How long pending output may wait with no byte of it taken by the
+    /// client before the connection is closed without sending more, in
+    /// every phase (SPEC.md §9.4). The idle timeout applies instead if it
+    /// is shorter.
+    pub send_timeout: Duration,
     /// How long the server waits for the client to close after its last
     /// output (BYE, a fatal error, the end of a raw stream) is all written.
     /// The last output is written however short this is (SPEC.md §9.2).
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             raw_case: RawCase::Unicode,
             max_data_len: DEFAULT_MAX_DATA_LEN,
             idle_timeout: Duration::from_secs(300),
+            send_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(2),
             max_pending_output: 256 * 1024,
             report_messages: false,

@@ -1,6 +1,6 @@
 //! Errors of the connection state machines, split by blame and side: the
 //! peer's bad input ([`ProtocolViolation`] for a server, [`PeerError`] for a
-//! client) versus the caller's misuse ([`UsageError`] of a server,
+//! client) versus the caller's misuse ([`ServerUsageError`] of a server,
 //! [`ClientUsageError`] of a client).
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::wire::{ErrorCode, ErrorPayload, FrameType};
 /// The program drove a [`ServerConnection`](super::ServerConnection)
 /// wrongly; the peer did nothing wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UsageError {
+pub enum ServerUsageError {
     /// More input was offered than [`read_capacity`](super::ServerConnection::read_capacity) allowed.
     #[error(
         "offered {offered} input bytes but only {capacity} may be read now; read at most read_capacity() bytes"

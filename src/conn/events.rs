@@ -37,10 +37,10 @@ pub enum CloseReason {
     /// Nothing arrived within the idle timeout (raw mode; framed mode sends
     /// IDLE_TIMEOUT and reports [`CloseReason::Fatal`]).
     IdleTimeout,
-    /// The server had stopped reading because the client did not take its
-    /// replies, and the client took no output within the idle timeout
-    /// (SPEC.md §9.1): closed without sending more.
-    ClientNotReading,
+    /// Output was pending and the client took no byte of it within the send
+    /// timeout (SPEC.md §9.4): closed without sending more, whatever the
+    /// connection was doing (reading, waiting for the client, ending).
+    SendTimeout,
     /// The server is shutting down.
     Shutdown,
     /// A framed-only server got a connection without the preface.
@@ -61,8 +61,8 @@ impl std::fmt::Display for CloseReason {
             CloseReason::PeerClosedMidFrame => f.write_str("client closed mid-frame"),
             CloseReason::Fatal(code) => write!(f, "fatal error {code}"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
-            CloseReason::ClientNotReading => {
-                f.write_str("client took no output within the idle timeout")
+            CloseReason::SendTimeout => {
+                f.write_str("client took no output within the send timeout")
             }
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::NotFramed => f.write_str("no preface on a framed-only server"),

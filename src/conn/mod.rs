@@ -17,7 +17,7 @@ pub use config::{ClientConfig, DEFAULT_MAX_FRAGMENT_LEN, RawCase, ServerConfig, 
 pub use datagram::{
     AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, SHORTEST_ERROR_REPLY, respond_to_datagram,
 };
-pub use error::{ClientUsageError, PeerError, ProtocolViolation, UsageError};
+pub use error::{ClientUsageError, PeerError, ProtocolViolation, ServerUsageError};
 pub use events::{CloseReason, ConnectionStats, FrameCounts, ServerEvent, WireMode};
 pub use reply::ReplyAddresses;
 pub use server::ServerConnection;

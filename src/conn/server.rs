@@ -2,12 +2,12 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::config::{RAW_INPUT_LIMIT, ServerConfig, ServerMode};
-use super::error::{ProtocolViolation, UsageError};
+use super::error::{ProtocolViolation, ServerUsageError};
 use super::events::{CloseReason, ConnectionStats, ServerEvent, WireMode};
 use super::framed::{FrameOutcome, FramedSession};
 use super::reply::{ReplyAddresses, write_error, write_frame};
@@ -28,7 +28,7 @@ enum Phase {
     Framed(FramedSession),
     /// No more input is processed (it is read and discarded). The last
     /// output is written first, however short the linger: while some is
-    /// pending, only the write timer (`idle_deadline`) can cut it short.
+    /// pending, only the write timer (`write_deadline`) can cut it short.
     /// Once it is all written, the client gets until `linger_until` to close
     /// first (SPEC.md §9.2).
     Ending {
@@ -65,11 +65,13 @@ pub struct ServerConnection {
     input: BytesMut,
     output: BytesMut,
     events: VecDeque<ServerEvent>,
-    /// The idle timer while the server reads; the write timer (the client
-    /// must take some output within the idle timeout) while it does not,
-    /// because output is over its bound or the connection is ending with
-    /// output pending (SPEC.md §9.1).
+    /// The idle timer; it runs while the server reads, not while it waits
+    /// for the client to take output over its bound (SPEC.md §9.1).
     idle_deadline: Instant,
+    /// The write timer, set while output is pending: unless the client
+    /// takes a byte of it first, the connection closes then, without
+    /// sending more, whatever its phase (SPEC.md §9.4).
+    write_deadline: Option<Instant>,
     stats: ConnectionStats,
 }
 
@@ -87,6 +89,7 @@ impl ServerConnection {
         };
         let mut connection = ServerConnection {
             idle_deadline: now + config.idle_timeout,
+            write_deadline: None,
             config,
             local: local.into(),
             peer: peer.into(),
@@ -163,12 +166,12 @@ impl ServerConnection {
     /// read and discarded (SPEC.md §5.4).
     ///
     /// # Errors
-    /// [`UsageError::OverCapacity`] when `data` is longer than
+    /// [`ServerUsageError::OverCapacity`] when `data` is longer than
     /// [`read_capacity`](Self::read_capacity); nothing is consumed then.
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), ServerUsageError> {
         let capacity = self.read_capacity();
         if data.len() > capacity {
-            return Err(UsageError::OverCapacity {
+            return Err(ServerUsageError::OverCapacity {
                 offered: data.len(),
                 capacity,
             });
@@ -184,12 +187,18 @@ impl ServerConnection {
         }
         self.input.extend_from_slice(data);
         self.process(now, false);
+        self.watch_output(now);
         Ok(())
     }
 
     /// The peer closed its sending side. Everything complete is answered;
     /// raw mode copies held partial bytes; then the connection ends.
     pub fn handle_eof(&mut self, now: Instant) {
+        self.end_of_input(now);
+        self.watch_output(now);
+    }
+
+    fn end_of_input(&mut self, now: Instant) {
         if self.eof {
             return;
         }
@@ -219,6 +228,11 @@ impl ServerConnection {
     /// Begin a graceful shutdown: answer everything already received, then
     /// send BYE (framed) or flush (raw) and end.
     pub fn begin_shutdown(&mut self, now: Instant) {
+        self.shut_down(now);
+        self.watch_output(now);
+    }
+
+    fn shut_down(&mut self, now: Instant) {
         if self.has_ended() || !self.answer_everything_received(now) {
             return;
         }
@@ -256,6 +270,7 @@ impl ServerConnection {
                 }
             }
         }
+        self.watch_output(now);
     }
 
     /// No more input will come or be taken (end of stream, shutdown, raw
@@ -286,10 +301,10 @@ impl ServerConnection {
         self.input.capacity() + self.output.capacity()
     }
 
-    /// Give back the memory of empty buffers. A shell calls this when it
-    /// has nothing to write and the socket has nothing to read, so that a
-    /// connection waiting for its client holds no buffer however large its
-    /// last frame was; the next input allocates again.
+    /// Give back the memory of empty buffers. A shell calls this when the
+    /// connection has been waiting for its client for a while, so that an
+    /// idle connection holds no buffer however large its last frame was;
+    /// the next input allocates again.
     pub fn release_idle_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = BytesMut::new();
@@ -311,18 +326,22 @@ impl ServerConnection {
     /// were written. Frees room, so held input may be processed now.
     ///
     /// # Errors
-    /// [`UsageError::SentMoreThanPending`] when `sent` is larger than what was pending.
-    pub fn mark_sent(&mut self, now: Instant, sent: usize) -> Result<(), UsageError> {
+    /// [`ServerUsageError::SentMoreThanPending`] when `sent` is larger than what was pending.
+    pub fn mark_sent(&mut self, now: Instant, sent: usize) -> Result<(), ServerUsageError> {
         if sent > self.output.len() {
-            return Err(UsageError::SentMoreThanPending {
+            return Err(ServerUsageError::SentMoreThanPending {
                 sent,
                 pending: self.output.len(),
             });
         }
-        // Progress restarts the write timer; the first progress after the
-        // server stopped reading also restarts the idle timer as it reads again.
-        if sent > 0 && !self.reading() {
-            self.idle_deadline = now + self.config.idle_timeout;
+        if sent > 0 {
+            // Progress restarts the write timer; while the server waits for
+            // the client, it also restarts the idle timer, which runs again
+            // once the server reads.
+            self.write_deadline = None;
+            if self.waiting_for_the_client() {
+                self.idle_deadline = now + self.config.idle_timeout;
+            }
         }
         self.output.advance(sent);
         self.stats.bytes_out += sent as u64;
@@ -331,46 +350,57 @@ impl ServerConnection {
             Phase::Closed => {}
             _ => self.process(now, false),
         }
+        self.watch_output(now);
         Ok(())
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever:
+    /// the earlier of the idle timer (or the linger) and the write timer.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Closed => None,
-            Phase::Ending {
-                linger_until: Some(deadline),
-                ..
-            } => Some(deadline),
+        let timer = match self.phase {
+            Phase::Closed => return None,
+            Phase::Ending { linger_until, .. } => linger_until,
+            _ if self.waiting_for_the_client() => None,
             _ => Some(self.idle_deadline),
-        }
+        };
+        [timer, self.write_deadline].into_iter().flatten().min()
     }
 
     /// The clock reached (or passed) [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due = match self.phase {
-            Phase::Closed => return,
+        if self.write_deadline.is_some_and(|deadline| now >= deadline) {
+            // The client took none of the pending output within the send
+            // timeout: no ERROR or BYE, it would not read them either.
+            return self.close_as(CloseReason::SendTimeout);
+        }
+        match self.phase {
             Phase::Ending {
                 linger_until: Some(deadline),
                 ..
-            } => deadline,
-            _ => self.idle_deadline,
-        };
-        if now < due {
-            return;
-        }
-        match self.phase {
-            // The linger passed, or the client took none of the last output
-            // within the idle timeout.
-            Phase::Ending { .. } => self.close(),
-            // Stopped reading for a client that does not read: no ERROR it
-            // would not read either (SPEC.md §9.1).
-            _ if !self.reading() => {
-                self.end(CloseReason::ClientNotReading, now);
-                self.close();
+            } if now >= deadline => self.close(),
+            Phase::Sniffing | Phase::Raw(_) | Phase::Framed(_)
+                if now >= self.idle_deadline && !self.waiting_for_the_client() =>
+            {
+                self.idle_timeout(now);
             }
-            _ => self.idle_timeout(now),
+            _ => {}
+        }
+        self.watch_output(now);
+    }
+
+    /// The send timeout in force: never longer than the idle timeout (SPEC.md §9.1).
+    fn send_timeout(&self) -> Duration {
+        self.config.send_timeout.min(self.config.idle_timeout)
+    }
+
+    /// Keep the write timer in step with the output: started when output
+    /// becomes pending, stopped when none is.
+    fn watch_output(&mut self, now: Instant) {
+        if self.output.is_empty() {
+            self.write_deadline = None;
+        } else if self.write_deadline.is_none() {
+            self.write_deadline = Some(now + self.send_timeout());
         }
     }
 
@@ -400,10 +430,11 @@ impl ServerConnection {
             && self.detected != Some(WireMode::Framed)
     }
 
-    /// Whether the connection still takes input to process: not ended, and
-    /// its output under the bound (otherwise the write timer runs).
-    fn reading(&self) -> bool {
-        !self.has_ended() && self.output.len() < self.config.max_pending_output
+    /// Whether the server has stopped reading because the client has not
+    /// taken its output, which is over its bound (backpressure): the idle
+    /// timer does not run then (SPEC.md §9.1).
+    fn waiting_for_the_client(&self) -> bool {
+        !self.output.is_empty() && self.output.len() >= self.config.max_pending_output
     }
 
     /// Whether the connection is over and the socket should be closed.
@@ -446,7 +477,10 @@ impl ServerConnection {
     /// rather than the largest frame it ever received.
     fn compact_input(&mut self) {
         let capacity = self.input.capacity();
-        if capacity > RAW_INPUT_LIMIT && capacity > 4 * self.input.len() {
+        let len = self.input.len();
+        // An empty buffer is kept for the next frame; the shell gives it
+        // back once the connection is idle (`release_idle_buffers`).
+        if len > 0 && capacity > RAW_INPUT_LIMIT && capacity > 4 * len {
             self.input = BytesMut::from(&self.input[..]);
         }
     }
@@ -587,11 +621,10 @@ impl ServerConnection {
         self.end(reason, now);
     }
 
-    /// Stop processing input; write what is pending (the write timer
-    /// starts now), then give the client the linger to close first.
+    /// Stop processing input; write what is pending, then give the client
+    /// the linger to close first.
     fn end(&mut self, reason: CloseReason, now: Instant) {
         self.input = BytesMut::new();
-        self.idle_deadline = now + self.config.idle_timeout;
         self.phase = Phase::Ending {
             reason,
             linger_until: None,
@@ -614,12 +647,17 @@ impl ServerConnection {
     }
 
     fn close(&mut self) {
-        let reason = match self.phase {
-            Phase::Ending { reason, .. } => reason,
-            _ => return,
-        };
+        if let Phase::Ending { reason, .. } = self.phase {
+            self.close_as(reason);
+        }
+    }
+
+    /// Close now, from any phase, dropping unsent output.
+    fn close_as(&mut self, reason: CloseReason) {
         let unsent = self.output.len();
+        self.input = BytesMut::new();
         self.output = BytesMut::new();
+        self.write_deadline = None;
         self.phase = Phase::Closed;
         self.events
             .push_back(ServerEvent::Closed { reason, unsent });

@@ -19,7 +19,12 @@ use mio::net::TcpStream;
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
-use crate::conn::{CloseReason, ServerConnection, ServerEvent, UsageError, WireMode};
+use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
+
+/// How long a connection must stay quiet with empty buffers before it
+/// gives their memory back: long enough that a client sending request
+/// after request keeps them, short enough that idle connections hold none.
+const BUFFER_RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 /// Reads one connection may make in one turn before the loop serves the
 /// others (it is then revisited before the loop sleeps again).
@@ -38,13 +43,6 @@ pub(crate) enum Step {
     Closed,
 }
 
-/// The settings every connection of a server shares.
-#[derive(Debug, Clone)]
-pub(crate) struct DriveLimits {
-    /// Output that makes no progress for this long closes the connection.
-    pub(crate) send_timeout: Duration,
-}
-
 /// An accepted connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -57,8 +55,13 @@ pub(crate) struct Connection {
     read_ready: bool,
     /// Our writing side is shut down (raw connections that ended).
     write_shut: bool,
-    /// Since when output has been waiting without any byte taken.
-    stalled_since: Option<Instant>,
+    /// Since when it has held empty buffers with nothing moving (see
+    /// [`release_buffers_once_quiet`](Self::release_buffers_once_quiet)).
+    quiet_since: Option<Instant>,
+    /// [`bytes_moved`](Self::bytes_moved) when `quiet_since` was set.
+    bytes_moved_at_quiet: u64,
+    /// The largest buffer capacity seen since buffers were last given back.
+    capacity_high_water: usize,
     /// The deadline this connection has in the loop's timer heap, if any.
     pub(crate) armed: Option<Instant>,
     /// Whether it is in the loop's queue of connections with input left
@@ -90,7 +93,9 @@ impl Connection {
             refusing,
             read_ready: false,
             write_shut: false,
-            stalled_since: None,
+            quiet_since: None,
+            bytes_moved_at_quiet: 0,
+            capacity_high_water: 0,
             armed: None,
             queued_for_turn: false,
             queued_for_budget: false,
@@ -147,13 +152,14 @@ impl Connection {
     }
 
     /// The earliest moment this connection needs [`drive`](Self::drive)
-    /// for time alone: the core's deadline or the send timeout.
-    pub(crate) fn deadline(&self, limits: &DriveLimits) -> Option<Instant> {
-        let send = self.stalled_since.map(|since| since + limits.send_timeout);
-        match (self.core.poll_timeout(), send) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// for time alone: the core's deadline (its timers, the send timeout
+    /// among them) or the moment to give back its empty buffers.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let release = self.quiet_since.map(|since| since + BUFFER_RELEASE_DELAY);
+        [self.core.poll_timeout(), release]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Move bytes until the socket would block, the connection has read
@@ -162,10 +168,9 @@ impl Connection {
         &mut self,
         now: Instant,
         scratch: &mut [u8],
-        limits: &DriveLimits,
         budget: &MemoryBudget,
     ) -> Step {
-        let step = match self.run(now, scratch, limits, budget) {
+        let step = match self.run(now, scratch, budget) {
             Ok(Ok(step)) => step,
             Ok(Err(end)) => {
                 self.log_close(&end);
@@ -185,16 +190,50 @@ impl Connection {
                 meter.closed(&self.core);
             }
         } else {
+            self.release_buffers_once_quiet(now);
             self.update_share(budget);
         }
         step
     }
 
+    /// A connection with nothing buffered but buffers still allocated (a
+    /// client between requests) gives them back once it has been quiet
+    /// for [`BUFFER_RELEASE_DELAY`]: an idle connection holds no buffer,
+    /// and a busy one is not made to allocate them anew for every request.
+    fn release_buffers_once_quiet(&mut self, now: Instant) {
+        let empty_but_allocated =
+            self.core.buffered_len() == 0 && self.core.buffered_capacity() > 0 && !self.read_ready;
+        if !empty_but_allocated || self.bytes_moved_at_quiet != self.bytes_moved() {
+            self.bytes_moved_at_quiet = self.bytes_moved();
+            self.quiet_since = empty_but_allocated.then_some(now);
+            return;
+        }
+        match self.quiet_since {
+            Some(since) if now >= since + BUFFER_RELEASE_DELAY => {
+                self.core.release_idle_buffers();
+                self.capacity_high_water = self.core.buffered_capacity();
+                self.quiet_since = None;
+            }
+            Some(_) => {}
+            None => self.quiet_since = Some(now),
+        }
+    }
+
+    /// Bytes read and written so far: whether anything moved since.
+    fn bytes_moved(&self) -> u64 {
+        let stats = self.core.stats();
+        stats.bytes_in + stats.bytes_out
+    }
+
     fn update_share(&mut self, budget: &MemoryBudget) {
         let pending = self.core.pending_output().len();
         let input = self.core.buffered_len() - pending;
-        let capacity = self.core.buffered_capacity();
-        self.share.update(budget, input, pending, capacity);
+        // A buffer's capacity shows only the part past its bytes, while its
+        // whole allocation stays until it is given back: charge the most it
+        // has shown since.
+        self.capacity_high_water = self.capacity_high_water.max(self.core.buffered_capacity());
+        self.share
+            .update(budget, input, pending, self.capacity_high_water);
     }
 
     /// Shutdown: feed what the socket already holds (without waiting for
@@ -238,7 +277,6 @@ impl Connection {
         &mut self,
         now: Instant,
         scratch: &mut [u8],
-        limits: &DriveLimits,
         budget: &MemoryBudget,
     ) -> io::Result<Result<Step, End>> {
         let mut reads = 0;
@@ -251,11 +289,6 @@ impl Connection {
             }
             if let Some((reason, unsent)) = self.drain_events() {
                 return Ok(Err(End::Core(reason, unsent)));
-            }
-            if let Some(since) = self.stalled_since
-                && now >= since + limits.send_timeout
-            {
-                return Ok(Err(End::SendTimeout(limits.send_timeout)));
             }
             if self.core.poll_timeout().is_some_and(|due| due <= now) {
                 self.core.handle_timeout(now);
@@ -295,10 +328,6 @@ impl Connection {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.read_ready = false;
-                    if self.core.pending_output().is_empty() {
-                        // Waiting for the client: hold no buffer meanwhile.
-                        self.core.release_idle_buffers();
-                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
@@ -325,26 +354,15 @@ impl Connection {
 
     /// Write pending output until it is all written or the socket is full.
     fn flush(&mut self, now: Instant) -> io::Result<()> {
-        let mut progressed = false;
         while !self.core.pending_output().is_empty() {
             match self.stream.write(self.core.pending_output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(sent) => {
-                    progressed = true;
-                    self.core.mark_sent(now, sent).map_err(usage)?;
-                }
+                Ok(sent) => self.core.mark_sent(now, sent).map_err(usage)?,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
         }
-        self.stalled_since = if self.core.pending_output().is_empty() {
-            None
-        } else if progressed {
-            Some(now)
-        } else {
-            Some(self.stalled_since.unwrap_or(now))
-        };
         Ok(())
     }
 
@@ -385,11 +403,6 @@ impl Connection {
             End::Core(reason, unsent) => {
                 format!("{reason}, {unsent} bytes never read by the client")
             }
-            End::SendTimeout(timeout) => format!(
-                "send timeout: {} bytes not taken by the client in {} s",
-                self.core.pending_output().len(),
-                timeout.as_secs_f64()
-            ),
             End::Socket(error) => format!("socket error: {error}"),
             End::Dropped(why) => why.clone(),
         };
@@ -414,8 +427,6 @@ impl Connection {
 enum End {
     /// The core closed it: a reason and the output the client never took.
     Core(CloseReason, usize),
-    /// Its output made no progress for the send timeout.
-    SendTimeout(Duration),
     /// The socket failed.
     Socket(io::Error),
     /// The server closed it for its own reasons.
@@ -424,6 +435,6 @@ enum End {
 
 /// A core usage error is a bug in this shell; it ends the connection as an
 /// I/O error rather than panicking the loop.
-fn usage(error: UsageError) -> io::Error {
+fn usage(error: ServerUsageError) -> io::Error {
     io::Error::other(format!("internal error driving the connection: {error}"))
 }

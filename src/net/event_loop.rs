@@ -22,7 +22,7 @@ use log::{error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::connection::{Connection, DriveLimits, Step};
+use super::connection::{Connection, Step};
 use super::metrics::{ConnectionMeter, ServerMetrics, ShardHandle};
 use super::proxy::Cidr;
 use super::proxy_stage::{HeaderDone, HeaderStage};
@@ -54,7 +54,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct LoopSettings {
     pub(crate) config: ServerConfig,
-    pub(crate) limits: DriveLimits,
     /// `Some(trusted peers, header timeout)` when the PROXY protocol is on.
     pub(crate) proxy_protocol: Option<(Vec<Cidr>, Duration)>,
     /// The counters of `--metrics`, when on.
@@ -127,10 +126,12 @@ impl EventLoop {
             .metrics
             .as_ref()
             .and_then(ServerMetrics::claim_shard);
-        let headers = settings
-            .proxy_protocol
-            .clone()
-            .map(|(trusted, timeout)| HeaderStage::new(trusted, timeout, metrics.clone()));
+        let headers = settings.proxy_protocol.clone().map(|(trusted, timeout)| {
+            // This loop's share of the connection limit, for sockets that
+            // are not connections yet.
+            let max_waiting = max_connections.div_ceil(loops.max(1));
+            HeaderStage::new(trusted, timeout, max_waiting, metrics.clone())
+        });
         let event_loop = EventLoop {
             headers,
             metrics,
@@ -455,19 +456,13 @@ impl EventLoop {
 
     /// Drive one connection and act on what it needs next.
     fn drive(&mut self, slot: usize, now: Instant) {
-        let settings = Arc::clone(&self.settings);
         let Some(entry) = self.connections.get_mut(slot) else {
             return;
         };
         let Some(connection) = entry.connection.as_mut() else {
             return;
         };
-        let step = connection.drive(
-            now,
-            &mut self.scratch,
-            &settings.limits,
-            self.shared.budget(),
-        );
+        let step = connection.drive(now, &mut self.scratch, self.shared.budget());
         self.after_drive(slot, step, now);
     }
 
@@ -504,11 +499,10 @@ impl EventLoop {
     /// Make sure the heap holds an entry at or before the connection's deadline.
     fn arm_timer(&mut self, slot: usize) {
         let key = self.key(slot);
-        let limits = &self.settings.limits;
         let Some(connection) = self.connections[slot].connection.as_mut() else {
             return;
         };
-        let Some(deadline) = connection.deadline(limits) else {
+        let Some(deadline) = connection.deadline() else {
             return;
         };
         if connection.armed.is_some_and(|armed| armed <= deadline) {

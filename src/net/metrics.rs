@@ -91,17 +91,21 @@ pub enum ProxyOutcome {
     Timeout,
     /// A peer outside `--trusted-proxy`: closed before reading.
     Untrusted,
+    /// Too many sockets were already waiting for their header: closed
+    /// before reading.
+    Overflow,
 }
 
 impl ProxyOutcome {
     /// Every outcome, in the order of [`MetricsSnapshot::proxy_headers`].
-    pub const ALL: [ProxyOutcome; 6] = [
+    pub const ALL: [ProxyOutcome; 7] = [
         ProxyOutcome::Proxied,
         ProxyOutcome::Local,
         ProxyOutcome::Unknown,
         ProxyOutcome::Invalid,
         ProxyOutcome::Timeout,
         ProxyOutcome::Untrusted,
+        ProxyOutcome::Overflow,
     ];
 
     /// The label value.
@@ -113,6 +117,7 @@ impl ProxyOutcome {
             ProxyOutcome::Invalid => "invalid",
             ProxyOutcome::Timeout => "timeout",
             ProxyOutcome::Untrusted => "untrusted",
+            ProxyOutcome::Overflow => "overflow",
         }
     }
 }
@@ -188,8 +193,8 @@ impl MetricsShard {
 /// What the server itself keeps count of, read at each scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerGauges {
-    /// Bytes buffered beyond the connections' small reserves: what is
-    /// charged to the memory budget now.
+    /// What is charged to the memory budget now: each connection's output
+    /// plus three times its unprocessed input, beyond its small reserve.
     pub memory_budget_used: u64,
     /// The memory budget.
     pub memory_budget: u64,

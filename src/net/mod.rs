@@ -20,8 +20,9 @@
 //!   address evicts the longest-idle connection of the address holding the
 //!   most, `ServerConnection::evict`; otherwise `ServerConnection::new_busy`
 //!   says BUSY or closes, within one short deadline), a memory budget for
-//!   buffered bytes over all connections, a bound per connection, a send
-//!   timeout for output the client does not take, and the descriptor limit;
+//!   buffered bytes over all connections, a bound per connection, and the
+//!   descriptor limit (the send timeout, for output the client does not
+//!   take, is the core's: `ServerConfig::send_timeout`);
 //! - **shutdown**: [`ServerHandle::begin_shutdown`] wakes every loop, and
 //!   each connection reads what its socket already holds, answers it, says
 //!   BYE, and closes.
@@ -56,8 +57,8 @@ pub use proxy::{
 };
 pub use proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 pub use server::{
-    DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET,
-    DEFAULT_SEND_TIMEOUT, Server, ServerBuilder, ServerHandle,
+    DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET, Server,
+    ServerBuilder, ServerHandle,
 };
 pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;

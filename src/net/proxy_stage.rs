@@ -10,7 +10,9 @@
 //! most [`MAX_V2_HEADER`] bytes), and only the header's own bytes are
 //! consumed, so whatever the client sent after it stays in the socket for
 //! the connection. A socket that sends no complete header within the header
-//! timeout ([`DEFAULT_PROXY_HEADER_TIMEOUT`]) is closed.
+//! timeout ([`DEFAULT_PROXY_HEADER_TIMEOUT`]) is closed, and a loop holds
+//! at most its share of the connection limit of such sockets (more are
+//! closed at once), so even a trusted peer cannot pile them up.
 //!
 //! [`ServerConnection`]: crate::conn::ServerConnection
 
@@ -63,6 +65,7 @@ struct Waiting {
 pub(crate) struct HeaderStage {
     trusted: Vec<Cidr>,
     timeout: Duration,
+    max_waiting: usize,
     waiting: Vec<Option<Waiting>>,
     free: Vec<usize>,
     /// Deadlines in the order they were set, which (one timeout for all)
@@ -72,15 +75,18 @@ pub(crate) struct HeaderStage {
 }
 
 impl HeaderStage {
-    /// A stage accepting headers from peers in `trusted`, within `timeout`.
+    /// A stage accepting headers from peers in `trusted`, within
+    /// `timeout`, from at most `max_waiting` sockets at once.
     pub(crate) fn new(
         trusted: Vec<Cidr>,
         timeout: Duration,
+        max_waiting: usize,
         metrics: Option<ShardHandle>,
     ) -> HeaderStage {
         HeaderStage {
             trusted,
             timeout,
+            max_waiting,
             waiting: Vec::new(),
             free: Vec::new(),
             deadlines: VecDeque::new(),
@@ -116,6 +122,13 @@ impl HeaderStage {
             return warn!(
                 "{peer}: closed: the PROXY protocol is on and {} is not a --trusted-proxy",
                 peer.ip()
+            );
+        }
+        let waiting = self.waiting.len() - self.free.len();
+        if waiting >= self.max_waiting {
+            self.count(ProxyOutcome::Overflow);
+            return warn!(
+                "{peer}: closed: {waiting} connections are already waiting for their PROXY header"
             );
         }
         let slot = self.free.pop().unwrap_or_else(|| {

@@ -13,7 +13,6 @@ use log::error;
 use mio::Waker;
 
 use super::budget::MemoryBudget;
-use super::connection::DriveLimits;
 use super::event_loop::{EventLoop, LoopSettings};
 use super::fd_limit::connection_descriptors;
 use super::listen::bind_tcp_group;
@@ -39,9 +38,6 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 /// The default bound on what one connection buffers before it stops reading.
 pub const DEFAULT_MAX_BUFFER: usize = 2 << 20;
 
-/// The default time output may make no progress before the connection is closed.
-pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How often [`ServerBuilder::bind`] picks a new port when port 0's TCP
 /// port is taken for UDP.
 const PORT_ZERO_ATTEMPTS: usize = 8;
@@ -58,7 +54,6 @@ pub struct ServerBuilder {
     threads: Option<usize>,
     memory_budget: usize,
     max_buffer: usize,
-    send_timeout: Duration,
     proxy_protocol: Option<Vec<Cidr>>,
     proxy_header_timeout: Duration,
     metrics: bool,
@@ -76,7 +71,6 @@ impl Default for ServerBuilder {
             threads: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_buffer: DEFAULT_MAX_BUFFER,
-            send_timeout: DEFAULT_SEND_TIMEOUT,
             proxy_protocol: None,
             proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
             metrics: false,
@@ -145,13 +139,6 @@ impl ServerBuilder {
     /// [`DEFAULT_MAX_BUFFER`]; never less than one maximum-size frame).
     pub fn max_buffer(mut self, bytes: usize) -> ServerBuilder {
         self.max_buffer = bytes;
-        self
-    }
-
-    /// How long output may make no progress (the client reads nothing)
-    /// before the connection is closed (default [`DEFAULT_SEND_TIMEOUT`]).
-    pub fn send_timeout(mut self, timeout: Duration) -> ServerBuilder {
-        self.send_timeout = timeout;
         self
     }
 
@@ -258,9 +245,6 @@ impl ServerBuilder {
             max_connections: self.max_connections,
             settings: Arc::new(LoopSettings {
                 config: self.config.clone(),
-                limits: DriveLimits {
-                    send_timeout: self.send_timeout,
-                },
                 proxy_protocol: self
                     .proxy_protocol
                     .clone()
@@ -335,17 +319,6 @@ impl Server {
     /// --metrics` serves them to Prometheus).
     pub fn metrics(&self) -> Option<&Arc<ServerMetrics>> {
         self.settings.metrics.as_ref()
-    }
-
-    /// The line `upcase serve` prints first, naming every socket listened on:
-    /// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
-    /// find the port by splitting after `listening on ` at `, ` and then at
-    /// the first space.
-    pub fn listening_line(&self) -> String {
-        let tcp = self.local_addrs.iter().map(|addr| format!("tcp {addr}"));
-        let udp = self.udp_addrs.iter().map(|addr| format!("udp {addr}"));
-        let sockets: Vec<String> = tcp.chain(udp).collect();
-        format!("upcase listening on {}", sockets.join(", "))
     }
 
     /// Start serving on background threads.

@@ -101,6 +101,8 @@ pub struct ServerOpsConfig {
     pub max_pending_output: u16,
     /// The idle timeout in milliseconds.
     pub idle_timeout_ms: u16,
+    /// The send timeout in milliseconds (the idle timeout applies if shorter).
+    pub send_timeout_ms: u16,
     /// The linger in milliseconds.
     pub linger_ms: u8,
     /// Whether the connection is over the server's connection limit.
@@ -117,6 +119,7 @@ impl ServerOpsConfig {
             raw_case: self.raw_case,
             max_data_len: u32::from(self.max_data_len),
             idle_timeout: Duration::from_millis(u64::from(self.idle_timeout_ms)),
+            send_timeout: Duration::from_millis(u64::from(self.send_timeout_ms)),
             linger: Duration::from_millis(u64::from(self.linger_ms)),
             max_pending_output: usize::from(self.max_pending_output) + 1,
             report_messages: self.report_messages,
@@ -549,6 +552,9 @@ struct Run {
     /// Every byte the connection ever put in its output, and how many were sent.
     emitted: Vec<u8>,
     sent: usize,
+    /// Since when output has been pending with no byte of it taken: the
+    /// send timeout's start (SPEC.md §9.4), tracked here independently.
+    stalled_since: Option<Instant>,
     requests: FrameLog,
     replies: FrameLog,
     /// Raw mode: how much of `fed` and `emitted` was already checked.
@@ -582,6 +588,7 @@ impl Run {
             fed: Vec::new(),
             emitted: Vec::new(),
             sent: 0,
+            stalled_since: None,
             raw_checked: (0, 0),
             eof: false,
             shutdown: false,
@@ -699,7 +706,16 @@ impl Run {
     }
 
     fn send(&mut self, n: usize) {
-        self.sent += self.pair.read(n).len();
+        let taken = self.pair.read(n).len();
+        self.sent += taken;
+        if taken > 0 {
+            self.stalled_since = None;
+        }
+    }
+
+    /// The send timeout in force: the idle timeout if shorter (SPEC.md §9.1).
+    fn send_timeout(&self) -> Duration {
+        self.server.send_timeout.min(self.server.idle_timeout)
     }
 
     /// Call `handle_timeout` while the clock is at or past `poll_timeout`;
@@ -766,9 +782,29 @@ impl Run {
                         self.emitted.len() - self.sent,
                         "Closed reports the unsent bytes"
                     );
+                    if reason == CloseReason::SendTimeout {
+                        let since = self
+                            .stalled_since
+                            .expect("a send timeout with no output pending");
+                        assert!(
+                            self.pair.now >= since + self.send_timeout(),
+                            "closed for the send timeout before it passed"
+                        );
+                    }
                     self.closed = Some(reason);
                 }
             }
+        }
+        let pending = self.emitted.len() - self.sent;
+        if self.pair.server.is_closed() || pending == 0 {
+            self.stalled_since = None;
+        } else {
+            let since = *self.stalled_since.get_or_insert(self.pair.now);
+            let due = since + self.send_timeout();
+            assert!(
+                self.pair.server.poll_timeout().is_some_and(|at| at <= due),
+                "pending output without the send timeout armed"
+            );
         }
         assert_eq!(
             self.pair.server.is_closed(),
@@ -871,9 +907,9 @@ impl Run {
         }
         let expected = transform_oracle(raw_case_mode(self.server.raw_case), &self.fed)
             .expect("raw never fails");
-        if reason == CloseReason::ClientNotReading {
-            // Cut short where the client stopped taking output (SPEC.md §9.1).
-            assert!(self.timed_out, "closed for not reading, without the clock");
+        if reason == CloseReason::SendTimeout {
+            // Cut short where the client stopped taking output (SPEC.md §9.4).
+            assert!(self.timed_out, "a send timeout without the clock");
             assert!(
                 expected.starts_with(&self.emitted),
                 "raw output of {:x?}",
@@ -882,6 +918,16 @@ impl Run {
             return;
         }
         assert_eq!(self.emitted, expected, "raw output of {:x?}", self.fed);
+    }
+
+    /// The connection closed for `expected`, or for the send timeout when
+    /// the client had not taken the output that ended it (SPEC.md §9.4).
+    fn assert_ended_for(&self, reason: CloseReason, expected: CloseReason) {
+        if reason == CloseReason::SendTimeout {
+            assert!(self.timed_out, "a send timeout without the clock");
+        } else {
+            assert_eq!(reason, expected);
+        }
     }
 
     fn check_framed_end(&self, reason: CloseReason) {
@@ -909,7 +955,7 @@ impl Run {
             assert_eq!(replies.len(), 1, "only ERROR after the preface");
             assert_eq!(error_code(&replies[0]), code);
             assert_addressed(&replies[0], local, peer);
-            assert_eq!(reason, CloseReason::Fatal(code));
+            self.assert_ended_for(reason, CloseReason::Fatal(code));
             return;
         }
         let requests = &self.requests.frames;
@@ -949,14 +995,14 @@ impl Run {
                 Expected::Error(code, _) => CloseReason::Fatal(*code),
                 Expected::Frame { .. } => CloseReason::PeerBye,
             };
-            assert_eq!(reason, expected_reason);
+            self.assert_ended_for(reason, expected_reason);
             return;
         }
-        if reason == CloseReason::ClientNotReading {
+        if reason == CloseReason::SendTimeout && !server_initiated {
             // Closed without more output behind replies the client did not
-            // take within the idle timeout (SPEC.md §9.1).
-            assert!(self.timed_out, "closed for not reading, without the clock");
-            assert!(!server_initiated, "a frame behind unread replies");
+            // take within the send timeout (SPEC.md §9.4); those written
+            // were checked above.
+            assert!(self.timed_out, "a send timeout without the clock");
             return;
         }
         let Some(last) = last.filter(|_| server_initiated) else {
@@ -981,19 +1027,19 @@ impl Run {
                 assert_eq!(answered, requests.len(), "shutdown answers every frame");
                 assert!(self.requests.oversize.is_none());
                 assert_addressed(last, local, peer);
-                assert_eq!(reason, CloseReason::Shutdown);
+                self.assert_ended_for(reason, CloseReason::Shutdown);
             }
             _ if error_code(last) == ErrorCode::FRAME_TOO_LARGE => {
                 let header = self.requests.oversize.expect("FRAME_TOO_LARGE for a frame");
                 assert_eq!(answered, requests.len(), "frames before the oversized one");
                 let (src, dst) = reply_addresses(header.src, header.dst);
                 assert_addressed(last, src, dst);
-                assert_eq!(reason, CloseReason::Fatal(ErrorCode::FRAME_TOO_LARGE));
+                self.assert_ended_for(reason, CloseReason::Fatal(ErrorCode::FRAME_TOO_LARGE));
             }
             _ => {
                 assert!(self.timed_out, "IDLE_TIMEOUT without the clock reaching it");
                 assert_addressed(last, local, peer);
-                assert_eq!(reason, CloseReason::Fatal(ErrorCode::IDLE_TIMEOUT));
+                self.assert_ended_for(reason, CloseReason::Fatal(ErrorCode::IDLE_TIMEOUT));
             }
         }
     }
@@ -1147,18 +1193,20 @@ mod tests {
             prop_oneof![Just(u16::MAX), 0u16..64],
             prop_oneof![Just(u16::MAX), 0u16..300],
             prop_oneof![Just(u16::MAX), 0u16..50],
+            prop_oneof![Just(u16::MAX), 0u16..50],
             any::<u8>(),
             prop::bool::weighted(0.1),
             any::<bool>(),
         )
             .prop_map(
-                |(mode, raw_case, max_data_len, pending, idle, linger, busy, report)| {
+                |(mode, raw_case, max_data_len, pending, idle, send, linger, busy, report)| {
                     ServerOpsConfig {
                         mode,
                         raw_case,
                         max_data_len,
                         max_pending_output: pending,
                         idle_timeout_ms: idle,
+                        send_timeout_ms: send,
                         linger_ms: linger,
                         busy,
                         report_messages: report,
@@ -1282,6 +1330,7 @@ mod tests {
             max_data_len: u16::MAX,
             max_pending_output: u16::MAX,
             idle_timeout_ms: 1000,
+            send_timeout_ms: 1000,
             linger_ms: 10,
             busy: false,
             report_messages: false,
@@ -1354,5 +1403,23 @@ mod tests {
         ];
         check_server_ops(&config, &ops);
         check_server_ops(&config, &[Op::Input(vec![b'a'; 40]), Op::FireTimeout]);
+    }
+
+    #[test]
+    fn a_send_timeout_while_reading_is_a_checked_ending() {
+        // The send timeout (100 ms) is far shorter than the idle timeout:
+        // the byte taken at 60 ms restarts it, so it closes at 160 ms.
+        let config = ServerOpsConfig {
+            send_timeout_ms: 100,
+            ..default_config()
+        };
+        let ops = [
+            Op::Preface(0),
+            Op::AdvanceTime(60),
+            Op::Send(1),
+            Op::AdvanceTime(60),
+            Op::AdvanceTime(60),
+        ];
+        check_server_ops(&config, &ops);
     }
 }

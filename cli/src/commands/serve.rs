@@ -47,7 +47,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "2M", value_name = "SIZE", value_parser = parse_size)]
     max_buffer: usize,
     /// Seconds output may wait with no byte taken by the client before the
-    /// connection is closed.
+    /// connection is closed (the idle timeout if shorter).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     send_timeout: u64,
     /// Largest frame data accepted, in bytes.
@@ -149,6 +149,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         },
         max_data_len: args.max_frame,
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout),
         linger: Duration::from_secs(args.linger),
         report_messages: args.verbose,
         ..ServerConfig::default()
@@ -172,7 +173,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .max_connections(max_connections)
             .memory_budget(args.memory_budget)
             .max_buffer(args.max_buffer)
-            .send_timeout(Duration::from_secs(args.send_timeout))
             .backlog(args.backlog)
             .udp(!args.no_udp)
             .udp_rate_limit(UdpRateLimit {
@@ -194,7 +194,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut lines = vec![server.listening_line()];
+    let mut lines = vec![listening_line(server.local_addrs(), server.udp_addrs())];
     // Kept until the process exits: dropping it stops answering scrapes.
     let _metrics = match (args.metrics, server.metrics()) {
         (Some(addr), Some(metrics)) => match MetricsEndpoint::start(addr, Arc::clone(metrics)) {
@@ -283,6 +283,17 @@ fn fit_max_connections(args: &ServeArgs) -> usize {
         );
         args.max_connections
     }
+}
+
+/// The line `upcase serve` prints first, naming every socket listened on:
+/// `upcase listening on tcp 127.0.0.1:9999, udp 127.0.0.1:9999`. Scripts
+/// find the port by splitting after `listening on ` at `, ` and then at
+/// the first space, so this format is a contract.
+fn listening_line(tcp: &[SocketAddr], udp: &[SocketAddr]) -> String {
+    let tcp = tcp.iter().map(|addr| format!("tcp {addr}"));
+    let udp = udp.iter().map(|addr| format!("udp {addr}"));
+    let sockets: Vec<String> = tcp.chain(udp).collect();
+    format!("upcase listening on {}", sockets.join(", "))
 }
 
 #[cfg(test)]

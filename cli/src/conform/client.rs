@@ -27,7 +27,7 @@ pub struct Ctx<'a> {
     started: Instant,
     connections: usize,
     warnings: Vec<String>,
-    busy_seen: Rc<Cell<bool>>,
+    turned_away: Rc<Cell<bool>>,
     leftovers: Option<Leftovers>,
 }
 
@@ -41,8 +41,10 @@ pub(super) struct Aftermath {
     pub log: Vec<String>,
     /// What it found that SPEC.md recommends against but does not forbid.
     pub warnings: Vec<String>,
-    /// Whether any of its connections received ERROR(BUSY).
-    pub busy_seen: bool,
+    /// Whether any of its connections was turned away as over the limit
+    /// (SPEC.md §9.3): it received ERROR(BUSY), or the server closed it
+    /// before sending a byte, as it does to a raw client over the limit.
+    pub turned_away: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -53,7 +55,7 @@ impl<'a> Ctx<'a> {
             started: Instant::now(),
             connections: 0,
             warnings: Vec::new(),
-            busy_seen: Rc::default(),
+            turned_away: Rc::default(),
             // Under a known connection limit, every connection must be seen
             // to end before the next case, which may need every slot.
             leftovers: options.max_connections.map(|_| Leftovers::default()),
@@ -76,7 +78,7 @@ impl<'a> Ctx<'a> {
         Aftermath {
             log: self.log.take(),
             warnings: self.warnings,
-            busy_seen: self.busy_seen.get(),
+            turned_away: self.turned_away.get(),
         }
     }
 
@@ -122,7 +124,8 @@ impl<'a> Ctx<'a> {
             input: BytesMut::new(),
             timeout: self.options.timeout,
             max_frame: self.options.max_frame,
-            busy_seen: self.busy_seen.clone(),
+            turned_away: self.turned_away.clone(),
+            received: false,
             leftovers: self.leftovers.clone(),
             ended: false,
             server,
@@ -194,7 +197,9 @@ pub struct Conn {
     timeout: Duration,
     /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
     max_frame: u32,
-    busy_seen: Rc<Cell<bool>>,
+    turned_away: Rc<Cell<bool>>,
+    /// The server has sent at least one byte on this connection.
+    received: bool,
     /// Where a dropped connection goes to be waited for, when the limit is known.
     leftovers: Option<Leftovers>,
     /// The server has closed the connection (the suite read its close).
@@ -282,6 +287,7 @@ impl Conn {
         let read = match result {
             Ok(0) => Read1::Closed("closed (FIN)"),
             Ok(n) => {
+                self.received = true;
                 self.input.extend_from_slice(&chunk[..n]);
                 Read1::Data
             }
@@ -291,7 +297,13 @@ impl Conn {
             Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Data,
             Err(_) => Read1::Closed("reset"),
         };
-        self.ended |= matches!(read, Read1::Closed(_));
+        if matches!(read, Read1::Closed(_)) {
+            self.ended = true;
+            // How a server over its limit turns a raw client away (§9.3).
+            if !self.received {
+                self.turned_away.set(true);
+            }
+        }
         read
     }
 
@@ -308,7 +320,7 @@ impl Conn {
                 if frame.frame_type == FrameType::Error
                     && ErrorPayload::parse(&frame.data).is_ok_and(|p| p.code == ErrorCode::BUSY)
                 {
-                    self.busy_seen.set(true);
+                    self.turned_away.set(true);
                 }
                 return Ok(frame);
             }

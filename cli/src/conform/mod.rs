@@ -50,8 +50,9 @@
 //! the limit for the next: when a case ends, the suite half-closes every
 //! connection it left open and waits (at most the read timeout) until the
 //! server has closed each, and a case that fails after meeting an
-//! unexpected ERROR(BUSY) runs again, up to 5 times with a doubling wait
-//! (50 ms to 400 ms); the wire log says so.
+//! unexpected ERROR(BUSY), or a close before any reply (how a server turns
+//! away a raw client over its limit, SPEC.md §9.3), runs again, up to 5
+//! times with a doubling wait (50 ms to 400 ms); the wire log says so.
 //!
 //! # UDP
 //!
@@ -277,7 +278,8 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// Run one case (or skip it when the server lacks what it needs).
 ///
 /// Under a known connection limit (`--max-connections`), a case that fails
-/// after one of its connections got ERROR(BUSY) is run again, up to
+/// after one of its connections got ERROR(BUSY), or was closed before the
+/// server sent a byte (a raw client over the limit), is run again, up to
 /// 5 times in all with a doubling wait: a server may free the slots
 /// of the previous case's connections a moment after it has closed them.
 /// The wire log keeps every attempt and says why it ran again.
@@ -302,14 +304,14 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
             Err(failure) => CaseOutcome::Failed(failure),
         };
         let retry = matches!(outcome, CaseOutcome::Failed(_))
-            && aftermath.busy_seen
+            && aftermath.turned_away
             && options.max_connections.is_some()
             && attempt < BUSY_ATTEMPTS;
         if !retry {
             break (outcome, aftermath.warnings);
         }
         wire_log.push(format!(
-            "(attempt {attempt} met ERROR(BUSY) under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
+            "(attempt {attempt} met ERROR(BUSY), or a close without reply, under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
             backoff.as_millis()
         ));
         std::thread::sleep(backoff);

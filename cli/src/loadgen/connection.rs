@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 
 use super::budget::Budget;
 use super::check::ReplyCheck;
-use super::event_loop::{LoadClient, Turn};
+use super::event_loop::{LoadClient, Turn, register_socket};
 use super::reply::ReplyParser;
 use super::tally::ClientEnd;
 use super::workload::{RequestMode, Workload};
@@ -182,9 +182,7 @@ impl TcpClient {
     }
 
     fn finish(&mut self, error: Option<String>) {
-        if let Some(error) = error {
-            self.end.error.get_or_insert(error);
-        }
+        self.end.finish(error);
         self.done = true;
         // Close now: the descriptor is free for the clients still running.
         self.stream = None;
@@ -193,12 +191,7 @@ impl TcpClient {
 
 impl LoadClient for TcpClient {
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        match &mut self.stream {
-            Some(stream) => {
-                registry.register(stream, token, Interest::READABLE | Interest::WRITABLE)
-            }
-            None => Ok(()),
-        }
+        register_socket(self.stream.as_mut(), registry, token)
     }
 
     fn check_connected(&mut self) -> bool {

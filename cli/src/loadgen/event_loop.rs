@@ -16,7 +16,8 @@ use std::io;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Registry, Token};
+use mio::event::Source;
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::budget::{Budget, Settings};
 use super::tally::{ClientEnd, Live, Tally};
@@ -60,6 +61,19 @@ pub trait LoadClient {
     fn is_done(&self) -> bool;
     /// How it ended.
     fn end(&self) -> ClientEnd;
+}
+
+/// What every [`LoadClient::register`] does: register the client's socket,
+/// if it has one, for reading and writing.
+pub fn register_socket<S: Source>(
+    socket: Option<&mut S>,
+    registry: &Registry,
+    token: Token,
+) -> io::Result<()> {
+    match socket {
+        Some(socket) => registry.register(socket, token, Interest::READABLE | Interest::WRITABLE),
+        None => Ok(()),
+    }
 }
 
 /// What one thread measured: its counts and how each of its clients ended.

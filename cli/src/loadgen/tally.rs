@@ -39,6 +39,15 @@ pub struct ClientEnd {
     pub error: Option<String>,
 }
 
+impl ClientEnd {
+    /// The client is over: keep the first `error` that ended it, if any.
+    pub fn finish(&mut self, error: Option<String>) {
+        if let Some(error) = error {
+            self.error.get_or_insert(error);
+        }
+    }
+}
+
 /// Counters the progress line reads while the run goes on.
 #[derive(Debug, Default)]
 pub struct Live {

@@ -13,13 +13,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::budget::{Budget, Settings};
 use super::check::ReplyCheck;
 use super::datagram::{Datagrams, Reply, SEQ_MODULUS};
-use super::event_loop::{LoadClient, Turn};
+use super::event_loop::{LoadClient, Turn, register_socket};
 use super::tally::{ClientEnd, Tally};
 
 /// The kernel receive buffer asked for holds this many replies in flight
@@ -196,9 +196,7 @@ impl UdpClient {
     }
 
     fn finish(&mut self, error: Option<String>) {
-        if let Some(error) = error {
-            self.end.error.get_or_insert(error);
-        }
+        self.end.finish(error);
         self.done = true;
         self.socket = None;
     }
@@ -206,12 +204,7 @@ impl UdpClient {
 
 impl LoadClient for UdpClient {
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        match &mut self.socket {
-            Some(socket) => {
-                registry.register(socket, token, Interest::READABLE | Interest::WRITABLE)
-            }
-            None => Ok(()),
-        }
+        register_socket(self.socket.as_mut(), registry, token)
     }
 
     fn check_connected(&mut self) -> bool {

@@ -1,7 +1,8 @@
 //! How a connection ends: the last output is always written, the linger
-//! bounds only the wait after it (SPEC.md §9.2), and the idle timer does not
+//! bounds only the wait after it (SPEC.md §9.2), the idle timer does not
 //! run while the server has stopped reading because the client does not
-//! read its replies (§9.1).
+//! read its replies (§9.1), and output of which the client takes nothing
+//! for the send timeout closes the connection in every phase (§9.4).
 
 use std::time::Duration;
 
@@ -137,25 +138,104 @@ fn the_linger_starts_once_the_last_output_is_written() {
     assert_eq!(closed(&harness), Some((CloseReason::PeerBye, 0)));
 }
 
-#[test]
-fn a_client_that_never_reads_the_last_frame_is_closed_after_the_idle_timeout() {
-    let config = ServerConfig {
-        idle_timeout: Duration::from_secs(5),
-        linger: Duration::ZERO,
-        ..ServerConfig::default()
-    };
+/// The send timeout is due now: the connection closes with `pending` bytes
+/// unsent and nothing added to them (no ERROR the client would not read).
+fn assert_dropped_now_for_the_send_timeout(harness: &mut Pair, pending: usize) {
+    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    harness.server.handle_timeout(harness.now);
+    harness.drain_events();
+    assert!(harness.server.is_closed());
+    assert_eq!(closed(harness), Some((CloseReason::SendTimeout, pending)));
+    assert!(
+        !harness
+            .events
+            .iter()
+            .any(|event| matches!(event, ServerEvent::ProtocolError(_))),
+        "no ERROR for a client that does not read"
+    );
+}
+
+/// A client sends BYE and never reads the reply: the connection closes for
+/// the send timeout `after` later, not a moment before.
+fn assert_an_unread_bye_is_dropped_after(config: ServerConfig, after: Duration) {
     let mut harness = Pair::new(config);
     let input = framed_input(&[frame(FrameType::Bye, false, b"")]);
     harness.server.handle_input(harness.now, &input).unwrap();
     let pending = harness.server.pending_output().len();
-    harness.now += Duration::from_millis(4999);
+    harness.now += after - Duration::from_millis(1);
     harness.server.handle_timeout(harness.now);
     assert!(!harness.server.is_closed());
     harness.now += Duration::from_millis(1);
-    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
+}
+
+#[test]
+fn a_client_that_never_reads_the_last_frame_is_closed_after_the_send_timeout() {
+    let config = ServerConfig {
+        send_timeout: Duration::from_secs(5),
+        linger: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    assert_an_unread_bye_is_dropped_after(config, Duration::from_secs(5));
+}
+
+#[test]
+fn the_send_timeout_is_never_longer_than_the_idle_timeout() {
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(5),
+        send_timeout: Duration::from_secs(30),
+        linger: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    assert_an_unread_bye_is_dropped_after(config, Duration::from_secs(5));
+}
+
+/// A connection that still reads, with a reply pending below the output
+/// bound and a send timeout of 2 s, far shorter than its idle timeout.
+fn reading_with_a_reply_pending() -> Pair {
+    let config = ServerConfig {
+        send_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let mut harness = Pair::new(config);
+    let input = framed_input(&[frame(FrameType::Text, false, b"unread")]);
+    harness.server.handle_input(harness.now, &input).unwrap();
+    assert!(harness.server.read_capacity() > 0, "still reading");
+    harness
+}
+
+#[test]
+fn a_client_that_sends_but_takes_no_output_is_closed_while_the_server_reads() {
+    let mut harness = reading_with_a_reply_pending();
+    // New requests restart the idle timer, not the write timer.
+    harness.now += Duration::from_secs(1);
+    let more = frame(FrameType::Ping, false, b"p").to_bytes();
+    harness.server.handle_input(harness.now, &more).unwrap();
+    let pending = harness.server.pending_output().len();
+    harness.now += Duration::from_secs(1);
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
+}
+
+#[test]
+fn each_byte_the_client_takes_restarts_the_send_timeout() {
+    let mut harness = reading_with_a_reply_pending();
+    let last_frame = harness.now;
+    harness.now += Duration::from_millis(1500);
+    harness.server.mark_sent(harness.now, 1).unwrap();
+    assert_eq!(
+        harness.server.poll_timeout(),
+        Some(harness.now + Duration::from_secs(2)),
+        "two seconds from the byte taken"
+    );
+    harness.now += Duration::from_millis(1999);
     harness.server.handle_timeout(harness.now);
-    harness.drain_events();
-    assert_eq!(closed(&harness), Some((CloseReason::PeerBye, pending)));
+    assert!(!harness.server.is_closed());
+    harness.flush();
+    assert_eq!(
+        harness.server.poll_timeout(),
+        Some(last_frame + ServerConfig::default().idle_timeout),
+        "nothing pending: only the idle timer, from the last frame"
+    );
 }
 
 /// A server with a small output bound that has one large reply queued:
@@ -163,6 +243,7 @@ fn a_client_that_never_reads_the_last_frame_is_closed_after_the_idle_timeout() {
 fn paused_on_a_large_reply(idle_timeout: Duration) -> Pair {
     let config = ServerConfig {
         idle_timeout,
+        send_timeout: idle_timeout,
         max_pending_output: 1000,
         ..ServerConfig::default()
     };
@@ -214,20 +295,6 @@ fn a_client_that_stops_reading_is_closed_without_more_output() {
     let mut harness = paused_on_a_large_reply(Duration::from_secs(5));
     let pending = harness.server.pending_output().len();
     harness.now += Duration::from_secs(5);
-    assert_eq!(harness.server.poll_timeout(), Some(harness.now));
-    harness.server.handle_timeout(harness.now);
-    harness.drain_events();
-    assert!(harness.server.is_closed());
-    assert_eq!(
-        closed(&harness),
-        Some((CloseReason::ClientNotReading, pending)),
-        "nothing appended: no IDLE_TIMEOUT behind a reply the client does not read"
-    );
-    assert!(
-        !harness
-            .events
-            .iter()
-            .any(|event| matches!(event, ServerEvent::ProtocolError(_))),
-        "no ERROR for a client that does not read"
-    );
+    // Nothing appended: no IDLE_TIMEOUT behind a reply the client does not read.
+    assert_dropped_now_for_the_send_timeout(&mut harness, pending);
 }

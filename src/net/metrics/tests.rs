@@ -141,7 +141,7 @@ fn each_shard_is_claimed_once_and_all_are_summed() {
     }
     handles[1].proxy_header(ProxyOutcome::Proxied);
     let snapshot = metrics.snapshot();
-    assert_eq!(snapshot.proxy_headers, [1, 0, 0, 0, 0, 3]);
+    assert_eq!(snapshot.proxy_headers, [1, 0, 0, 0, 0, 3, 0]);
 }
 
 #[test]

@@ -155,7 +155,9 @@ fn ping(conn: &mut Conn, what: &str) -> CheckResult {
     round_trip(conn, &request, FrameType::Pong, b"here", what)
 }
 
-fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
+/// Open as many framed connections as the server's limit, each seen served
+/// (a PING answered), and keep them open.
+fn fill_to_the_limit(ctx: &mut Ctx) -> Result<Vec<Conn>, crate::conform::Failure> {
     let limit = ctx.options.max_connections.unwrap_or_default();
     let mut open = Vec::with_capacity(limit);
     for n in 1..=limit {
@@ -164,6 +166,11 @@ fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
         ping(&mut conn, &format!("a PING on {what}"))?;
         open.push(conn);
     }
+    Ok(open)
+}
+
+fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
+    let mut open = fill_to_the_limit(ctx)?;
     let mut over = ctx.connect()?;
     over.write(&PREFACE)?;
     over.expect_raw(&PREFACE, "the server's preface, before ERROR(BUSY)")?;
@@ -186,14 +193,8 @@ fn busy_at_the_limit(ctx: &mut Ctx) -> CheckResult {
 }
 
 fn busy_for_any_version(ctx: &mut Ctx) -> CheckResult {
-    let limit = ctx.options.max_connections.unwrap_or_default();
-    let mut open = Vec::with_capacity(limit);
-    for n in 1..=limit {
-        let what = format!("connection {n} of the limit of {limit}");
-        let mut conn = ctx.framed().map_err(|f| f.context(&what))?;
-        ping(&mut conn, &format!("a PING on {what}"))?;
-        open.push(conn);
-    }
+    // Held open until the case ends, so that the server stays full.
+    let _open = fill_to_the_limit(ctx)?;
     let mut over = ctx.connect()?;
     let mut v2 = PREFACE;
     v2[7] = 2;
