@@ -1,7 +1,7 @@
 //! Where a connection's buffers and timers stand after the edge cases of
 //! its input and output: input of exactly the read capacity, an input
 //! buffer emptied by a large frame (kept for the next one until the shell
-//! says the connection is idle), a compaction threshold that is strict,
+//! says the connection is idle), compaction thresholds that are strict,
 //! and which calls count as progress for the send and reply timers.
 
 use std::time::Duration;
@@ -71,45 +71,72 @@ fn an_input_buffer_emptied_by_a_large_frame_is_kept_until_the_connection_is_idle
     assert_eq!(pair.frames().len(), 2, "the next frame allocates again");
 }
 
-#[test]
-fn input_left_in_a_buffer_of_exactly_the_raw_read_limit_is_not_copied() {
-    // The threshold is strict: 64 KiB is what any connection may be asked
-    // to read at once, not the leftover of a large frame. Build an input
-    // buffer whose capacity is exactly 64 KiB once a frame is taken out of
-    // it, with 10 bytes (a partial header) left. How far a second read
-    // grows the buffer is the bytes crate's choice: a probe measures it.
-    const LIMIT: usize = 64 * 1024;
-    const FIRST: usize = 70_000;
+/// The capacity of a framed connection's input buffer after a first read
+/// of `first` bytes into an empty buffer and a short second read, both
+/// within one unfinished frame: how far the buffer grows is the bytes
+/// crate's choice, so it is measured.
+fn grown_capacity(first: usize) -> usize {
     let mut probe = framed_pair();
-    let unfinished = ping_of(2 * FIRST);
+    let unfinished = ping_of(3 * first);
     probe
         .server
-        .handle_input(probe.now, &unfinished[..FIRST])
+        .handle_input(probe.now, &unfinished[..first])
         .unwrap();
     probe
         .server
-        .handle_input(probe.now, &unfinished[FIRST..FIRST + 1])
+        .handle_input(probe.now, &unfinished[first..=first])
         .unwrap();
-    let grown = probe.server.buffered_capacity();
+    probe.server.buffered_capacity()
+}
 
-    let mut pair = framed_pair();
-    let ping = ping_of(grown - LIMIT - HEADER_LEN);
+/// A framed connection that has answered (and written) one PING taken out
+/// of an input buffer left with `left` bytes (the start of the next frame)
+/// and a capacity of `capacity` bytes, before compaction. The bytes come
+/// in two reads, the first of `first` bytes.
+fn after_a_frame_leaving(first: usize, capacity: usize, left: usize) -> Pair {
+    let grown = grown_capacity(first);
+    let ping = ping_of(grown - capacity - HEADER_LEN);
     let mut bytes = ping.clone();
-    bytes.extend_from_slice(&ping_of(0)[..10]);
+    bytes.extend_from_slice(&ping_of(left)[..left]);
     assert!(
-        FIRST < ping.len() && bytes.len() <= grown,
-        "one growth, then the frame"
+        first < ping.len() && bytes.len() <= grown,
+        "precondition: the buffer grows once, then the frame is complete"
     );
-    pair.server.handle_input(pair.now, &bytes[..FIRST]).unwrap();
-    pair.server.handle_input(pair.now, &bytes[FIRST..]).unwrap();
+    let mut pair = framed_pair();
+    pair.server.handle_input(pair.now, &bytes[..first]).unwrap();
+    pair.server.handle_input(pair.now, &bytes[first..]).unwrap();
     pair.flush();
     assert_eq!(pair.frames().len(), 1, "the PONG");
-    assert_eq!(pair.server.buffered_len(), 10);
+    assert_eq!(pair.server.buffered_len(), left);
+    pair
+}
+
+#[test]
+fn input_left_in_a_buffer_of_exactly_the_raw_read_limit_is_not_copied() {
+    // Strict: 64 KiB is what any connection may be asked to read at once,
+    // not the leftover of a large frame.
+    const LIMIT: usize = 64 * 1024;
+    let pair = after_a_frame_leaving(70_000, LIMIT, 10);
     assert_eq!(
         pair.server.buffered_capacity(),
         LIMIT,
         "the buffer, less the frame taken out of it, is kept as it is"
     );
+}
+
+#[test]
+fn input_left_in_a_buffer_of_exactly_four_times_its_length_is_not_copied() {
+    // Strict: a buffer at most four times what it holds is worth keeping.
+    let left = 20_000;
+    let pair = after_a_frame_leaving(100_000, 4 * left, left);
+    assert_eq!(pair.server.buffered_capacity(), 4 * left);
+}
+
+#[test]
+fn input_left_in_a_large_buffer_is_copied_into_one_of_its_size() {
+    let left = 20_000;
+    let pair = after_a_frame_leaving(100_000, 4 * left + 1, left);
+    assert_eq!(pair.server.buffered_capacity(), left);
 }
 
 #[test]
