@@ -5,6 +5,7 @@
 /// The pair harness, under the name these modules import it by.
 use crate::testing as harness;
 
+mod buffers_and_progress;
 mod client;
 mod client_finished;
 mod client_settings;
