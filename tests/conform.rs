@@ -62,11 +62,15 @@ fn run(options: &Options) -> SuiteReport {
 }
 
 fn assert_all_passed(report: &SuiteReport) {
-    assert!(report.all_passed(), "failures:\n{}", explain(report));
+    assert!(
+        report.all_passed(),
+        "failures:\n{}",
+        report.render_failures()
+    );
 }
 
 fn assert_summary(report: &SuiteReport, summary: &str) {
-    assert_eq!(report.summary(), summary, "{}", explain(report));
+    assert_eq!(report.summary(), summary, "{}", report.render_failures());
 }
 
 /// Run `filters` (the UDP set when `udp`) against `addr`, told of the
@@ -97,16 +101,6 @@ fn fails_untold(addr: SocketAddr, filter: &str) {
     );
 }
 
-fn explain(report: &SuiteReport) -> String {
-    report
-        .results
-        .iter()
-        .filter(|r| r.failed())
-        .map(|r| r.render(&report.unicode_version, true))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Require every case in `must_fail` to have failed and every case in
 /// `must_pass` to have passed.
 fn check_report(report: &SuiteReport, who: &str, must_fail: &[&str], must_pass: &[&str]) {
@@ -122,7 +116,7 @@ fn check_report(report: &SuiteReport, who: &str, must_fail: &[&str], must_pass: 
         assert!(
             passed.contains(*name),
             "{who}: {name} should pass; failures:\n{}",
-            explain(report)
+            report.render_failures()
         );
     }
 }
@@ -645,7 +639,7 @@ fn an_older_unicode_skips_exactly_the_unicode_cases_when_told() {
             "raw/10/unicode-17-mappings"
         ]),
         "{}",
-        explain(&untold)
+        untold.render_failures()
     );
     assert!(
         untold.verdict().starts_with("does not conform"),
@@ -706,7 +700,7 @@ fn a_server_slow_to_free_slots_passes_100_runs_in_a_row() {
         assert!(
             report.all_passed(),
             "run {run_number}: failures:\n{}",
-            explain(&report)
+            report.render_failures()
         );
     }
 }

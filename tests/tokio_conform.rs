@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use upcase::conn::ServerConfig;
-use upcase_cli::conform::{self, CaseOutcome, Options, SuiteReport};
+use upcase_cli::conform::{self, CaseOutcome, Options};
 
 /// Start the example's accept loop on a free port, on its own runtime thread.
 fn start(config: ServerConfig) -> SocketAddr {
@@ -30,16 +30,6 @@ fn start(config: ServerConfig) -> SocketAddr {
     addr
 }
 
-fn explain_failures(report: &SuiteReport) -> String {
-    report
-        .results
-        .iter()
-        .filter(|r| r.failed())
-        .map(|r| r.render(&report.unicode_version, true))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn the_tokio_example_passes_every_tcp_case() {
     let addr = start(ServerConfig::default());
@@ -47,7 +37,7 @@ fn the_tokio_example_passes_every_tcp_case() {
     assert!(
         report.all_passed(),
         "failures:\n{}",
-        explain_failures(&report)
+        report.render_failures()
     );
     let passed = report
         .results
@@ -76,7 +66,7 @@ fn the_tokio_example_passes_the_idle_timeout_cases() {
     assert!(
         report.all_passed(),
         "failures:\n{}",
-        explain_failures(&report)
+        report.render_failures()
     );
     let (passed, _, skipped) = report.counts();
     assert!(

@@ -113,6 +113,17 @@ impl SuiteReport {
         counts
     }
 
+    /// Every failed case, rendered in full (expected, actual, wire log),
+    /// one after another: what a test shows when it wanted none.
+    pub fn render_failures(&self) -> String {
+        self.results
+            .iter()
+            .filter(|r| r.failed())
+            .map(|r| r.render(&self.unicode_version, true))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Whether every case that ran passed.
     pub fn all_passed(&self) -> bool {
         self.counts().1 == 0
