@@ -1,8 +1,10 @@
 //! What a server connection holds and reads, as the server's memory budget
 //! (SPEC.md §11) and its event loop see it: `buffered_len` counts the held
 //! input and the unsent output together, `buffered_capacity` is never less
-//! than that, and a connection that has ended keeps reading (and
-//! discarding) input while its last output waits for the client.
+//! than that, a connection stops answering the frames it has read once
+//! its output is over its bound (backpressure) until the client reads, and
+//! a connection that has ended keeps reading (and discarding) input while
+//! its last output waits for the client.
 
 use super::harness::*;
 use crate::conn::ServerConfig;
@@ -67,4 +69,35 @@ fn an_ended_connection_reads_and_discards_input_while_its_last_output_waits() {
     assert_eq!(pair.server.handle_input(pair.now, &late), Ok(()));
     assert_eq!(pair.server.stats().bytes_in, bytes_in + capacity as u64);
     assert_eq!(pair.server.buffered_len(), unsent, "and keeps none of it");
+}
+
+#[test]
+fn frames_read_behind_the_output_bound_wait_until_the_client_reads() {
+    // A PONG to a 4-byte PING is 46 bytes: after the preface and one PONG
+    // (54 bytes) the output is under the bound of 60, after two it is over.
+    let config = ServerConfig {
+        max_pending_output: 60,
+        ..ServerConfig::default()
+    };
+    let mut pair = Pair::new(config);
+    let ping = frame(FrameType::Ping, false, b"ping");
+    let input = framed_input(&[ping.clone(), ping.clone(), ping.clone(), ping]);
+    pair.server.handle_input(pair.now, &input).unwrap();
+    let pending = pair.server.pending_output().len();
+    assert_eq!(pending, PREFACE.len() + 2 * 46, "two PONGs, then it stops");
+    assert_eq!(
+        pair.server.buffered_len(),
+        pending + 2 * 46,
+        "two PINGs held"
+    );
+    assert_eq!(pair.server.read_capacity(), 0);
+
+    pair.flush();
+    let frames = pair.frames();
+    assert_eq!(frames.len(), 4, "the held PINGs are answered once it reads");
+    assert!(
+        frames
+            .iter()
+            .all(|reply| reply.frame_type == FrameType::Pong)
+    );
 }
