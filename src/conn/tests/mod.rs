@@ -5,12 +5,16 @@
 /// The pair harness, under the name these modules import it by.
 use crate::testing as harness;
 
+mod buffer_accounting;
 mod buffers_and_progress;
 mod client;
 mod client_finished;
 mod client_settings;
 mod datagram;
+mod datagram_limits;
 mod ending;
+mod log_texts;
 mod model;
 mod request_ids;
 mod server;
+mod timer_edges;
