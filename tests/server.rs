@@ -694,6 +694,98 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
 }
 
 #[test]
+fn a_connection_held_back_by_the_budget_resumes_once_the_greedy_clients_are_gone() {
+    let budget = 256 * 1024;
+    let config = ServerConfig {
+        max_pending_output: 64 << 20,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).memory_budget(budget));
+    let frame = FrameRepr::new(FrameType::Text, "ΐ".repeat(2048).into_bytes()).to_bytes();
+    let mut greedy: Vec<TcpStream> = (0..2).map(|_| socket(addr)).collect();
+    for stream in &mut greedy {
+        stream.write_all(&PREFACE).unwrap();
+        write_until_blocked(stream, &frame);
+    }
+    // The budget is spent: a request larger than a connection's reserve
+    // is read only in part, and its reply has to wait.
+    let mut held = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(held.reply(), b"hello");
+    let text = "held back ".repeat(5_000);
+    held.conn.send_text(&text).unwrap();
+    held.write();
+    held.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    match held.stream.read(&mut [0; 64]) {
+        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("expected no reply while the budget is spent, got {other:?}"),
+    }
+    held.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+
+    // Once the greedy clients are gone, nobody else wakes the held-back
+    // connection: the server itself must let it read on.
+    drop(greedy);
+    assert_eq!(held.reply(), text.to_uppercase().as_bytes());
+    drop(held);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn the_metrics_report_the_configured_memory_budget() {
+    let budget = 3 * 1024 * 1024 + 17;
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .memory_budget(budget)
+        .metrics(true)
+        .bind()
+        .unwrap();
+    let metrics = std::sync::Arc::clone(server.metrics().expect("metrics are on"));
+    let handle = server.spawn().unwrap();
+    let gauges = metrics.snapshot().gauges;
+    assert_eq!(gauges.memory_budget, budget as u64);
+    assert_eq!(gauges.memory_budget_used, 0);
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_client_gives_up_after_its_reply_timeout() {
+    // A listener that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let mut client = Client::connect(addr, timeout).unwrap();
+    let (_accepted, _) = silent.accept().unwrap();
+    match client.upcase("anyone there?") {
+        Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Far more than 1 s on a loaded machine, far less than the 30 s a
+    // client without its own reply timeout would wait.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "gave up after {elapsed:?}"
+    );
+}
+
+#[test]
+fn the_blocking_client_upcases_bytes_in_ascii_only_and_pings() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    assert_eq!(
+        client.upcase_bytes(b"caf\xc3\xa9 \xff abc").unwrap(),
+        b"CAF\xc3\xa9 \xff ABC"
+    );
+    assert_eq!(client.ping(b"are you there").unwrap(), b"are you there");
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
 fn output_that_makes_no_progress_for_the_send_timeout_closes_the_connection() {
     let config = ServerConfig {
         send_timeout: Duration::from_secs(1),
