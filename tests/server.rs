@@ -786,6 +786,85 @@ fn the_blocking_client_upcases_bytes_in_ascii_only_and_pings() {
 }
 
 #[test]
+fn the_blocking_client_pipelines_requests_of_every_kind_and_counts_those_waiting() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("one").unwrap();
+    client.send_bytes(b"two \xff").unwrap();
+    client
+        .send(FrameRepr::new(FrameType::Text, b"three".to_vec()))
+        .unwrap();
+    assert_eq!(client.waiting(), 3);
+    assert_eq!(client.receive().unwrap(), b"ONE");
+    assert_eq!(client.waiting(), 2);
+    assert_eq!(client.receive().unwrap(), b"TWO \xff");
+    assert_eq!(client.receive().unwrap(), b"THREE");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_clients_upcase_returns_its_own_reply_after_pipelined_requests() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("earlier").unwrap();
+    client.send_text("earlier still").unwrap();
+    assert_eq!(client.upcase("mine").unwrap(), "MINE");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_client_takes_an_error_as_its_requests_answer_and_waits_for_the_next() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client
+        .send(FrameRepr::new(FrameType::Unknown(200), b"?".to_vec()))
+        .unwrap();
+    client.send_text("after").unwrap();
+    assert_server_error(client.receive(), ErrorCode::UNKNOWN_TYPE);
+    assert_eq!(client.waiting(), 1);
+    assert_eq!(client.receive().unwrap(), b"AFTER");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn once_the_server_ends_the_connection_the_blocking_client_has_nothing_waiting() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    // Not UTF-8: a fatal error, so the request after it is never answered.
+    client
+        .send(FrameRepr::new(FrameType::Text, b"\xff".to_vec()))
+        .unwrap();
+    client.send_text("never answered").unwrap();
+    assert_eq!(client.waiting(), 2);
+    assert_server_error(client.receive(), ErrorCode::INVALID_UTF8);
+    assert_eq!(client.waiting(), 0);
+    drop(client);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_clients_bye_reports_an_error_owed_for_an_earlier_request() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("answered").unwrap();
+    client
+        .send(FrameRepr::new(FrameType::Unknown(200), b"?".to_vec()))
+        .unwrap();
+    // bye() reads the replies still owed before the server's BYE: the
+    // first is fine, the second an ERROR it must not swallow.
+    assert_server_error(client.bye(), ErrorCode::UNKNOWN_TYPE);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
 fn output_that_makes_no_progress_for_the_send_timeout_closes_the_connection() {
     let config = ServerConfig {
         send_timeout: Duration::from_secs(1),
