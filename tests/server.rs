@@ -750,11 +750,56 @@ fn the_metrics_report_the_configured_memory_budget() {
     handle.shutdown();
 }
 
+/// A listener whose connections are accepted by hand (a server that never
+/// reads or answers, or that hangs up).
+fn bare_listener() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Client settings that let a whole large request go out at once.
+fn unwindowed() -> ClientConfig {
+    ClientConfig {
+        max_in_flight: 64 << 20,
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn the_blocking_client_gives_up_when_the_server_takes_none_of_its_bytes() {
+    let (silent, addr) = bare_listener();
+    let timeout = Duration::from_secs(1);
+    let mut client = Client::connect_with(addr, timeout, unwindowed()).unwrap();
+    let (_accepted, _) = silent.accept().unwrap();
+    // Far more than the sockets' buffers hold: a write blocks.
+    match client.send_bytes(&vec![b'a'; 32 << 20]) {
+        Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_reports_a_connection_the_server_reset() {
+    let (listener, addr) = bare_listener();
+    let mut client = Client::connect_with(addr, TIMEOUT, unwindowed()).unwrap();
+    // Closed with the client's preface unread: the connection is reset.
+    drop(listener.accept().unwrap());
+    match client.send_bytes(&vec![b'a'; 32 << 20]) {
+        Err(ClientError::Io(error)) => assert!(
+            matches!(
+                error.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            ),
+            "{error}"
+        ),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
 #[test]
 fn the_blocking_client_gives_up_after_its_reply_timeout() {
-    // A listener that accepts and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = silent.local_addr().unwrap();
+    let (silent, addr) = bare_listener();
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let mut client = Client::connect(addr, timeout).unwrap();
