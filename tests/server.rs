@@ -798,6 +798,58 @@ fn the_blocking_client_reports_a_connection_the_server_reset() {
 }
 
 #[test]
+fn the_blocking_client_reports_a_connection_reset_while_it_waits_for_a_reply() {
+    let (listener, addr) = bare_listener();
+    let mut client = client(addr);
+    let (accepted, _) = listener.accept().unwrap();
+    client.send_text("anyone there?").unwrap();
+    // Closed with the client's bytes unread: the connection is reset.
+    drop(accepted);
+    match client.receive() {
+        Err(ClientError::Io(error)) => assert_eq!(error.kind(), ErrorKind::ConnectionReset),
+        other => panic!("expected a connection reset, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_says_nobody_listens_when_the_connection_is_refused() {
+    let (listener, addr) = bare_listener();
+    drop(listener);
+    match Client::connect(addr, TIMEOUT) {
+        Err(ClientError::Refused { addr: tried }) => assert_eq!(tried, addr),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_says_when_a_connect_is_not_answered_in_time() {
+    // A listener with a backlog of 0 that never accepts: once its queue is
+    // full, the kernel ignores further connection requests.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let timeout = Duration::from_millis(300);
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match Client::connect(addr, timeout) {
+            Ok(client) => queued.push(client),
+            Err(ClientError::ConnectTimeout {
+                addr: tried,
+                timeout: waited,
+            }) => {
+                assert_eq!((tried, waited), (addr, timeout));
+                return;
+            }
+            Err(other) => panic!("expected a connect timeout, got {other:?}"),
+        }
+    }
+    panic!("{} connections queued, none timed out", queued.len());
+}
+
+#[test]
 fn the_blocking_client_gives_up_after_its_reply_timeout() {
     let (silent, addr) = bare_listener();
     let timeout = Duration::from_secs(1);
