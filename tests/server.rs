@@ -849,6 +849,73 @@ fn the_blocking_client_says_when_a_connect_is_not_answered_in_time() {
     panic!("{} connections queued, none timed out", queued.len());
 }
 
+extern "C" fn do_nothing(_signal: libc::c_int) {}
+
+/// Catch SIGUSR1 with a handler that does nothing, as a program catching
+/// SIGWINCH or SIGCHLD does: the signal then interrupts blocking calls.
+fn catch_sigusr1() {
+    // SAFETY: a zeroed sigaction is valid; the handler does nothing, so it
+    // is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// Send SIGUSR1 to `thread` every 20 ms for `period`.
+fn interrupt_for(thread: libc::pthread_t, period: Duration) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        // SAFETY: `thread` is alive: it waits for this to end before it
+        // goes on.
+        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_do_not_break_the_blocking_clients_waits() {
+    catch_sigusr1();
+    // Connections wait in its queue, never accepted: nothing reads them.
+    let (_silent, addr) = bare_listener();
+    let timeout = Duration::from_secs(1);
+    let (to_main, from_worker) = std::sync::mpsc::channel();
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let mut writer = Client::connect_with(addr, timeout, unwindowed()).unwrap();
+        to_main.send(me).unwrap();
+        // Blocked writing to a server that does not read.
+        let written = writer.send_bytes(&vec![b'a'; 32 << 20]);
+        from_main.recv().unwrap();
+        let mut reader = Client::connect(addr, timeout).unwrap();
+        to_main.send(me).unwrap();
+        // Blocked reading from a server that does not answer.
+        let answered = reader.upcase("anyone there?");
+        from_main.recv().unwrap();
+        (written, answered)
+    });
+    for _ in 0..2 {
+        let thread = from_worker.recv().unwrap();
+        interrupt_for(thread, Duration::from_millis(500));
+        to_worker.send(()).unwrap();
+    }
+    // The worker went on waiting through every signal, until its timeout.
+    let (written, answered) = worker.join().unwrap();
+    for result in [written.map(|_| ()), answered.map(|_| ())] {
+        match result {
+            Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn the_blocking_client_gives_up_after_its_reply_timeout() {
     let (silent, addr) = bare_listener();
