@@ -605,6 +605,86 @@ fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
 }
 
 #[test]
+fn a_client_trickling_an_incomplete_frame_stays_the_longest_idle() {
+    let (handle, addr) = start_with(|builder| builder.max_connections(2));
+    let mut trickler = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(trickler.reply(), b"hello");
+    let mut later = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(later.reply(), b"hello");
+    // Bytes that do not complete a frame are no activity.
+    let frame = FrameRepr::new(FrameType::Text, b"never finished".to_vec()).to_bytes();
+    trickler.stream.write_all(&frame[..10]).unwrap();
+    thread::sleep(Duration::from_millis(200));
+
+    // Full: the newcomer takes the place of the trickler, idle since its PING.
+    let mut other = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(other.reply(), b"hello");
+    assert_eq!(trickler.error().code, ErrorCode::BUSY);
+    assert_eq!(later.upcase("still served"), "STILL SERVED");
+    drop((trickler, later, other));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_connection_that_said_bye_is_not_evicted_in_place_of_a_live_one() {
+    // It lingers after its BYE until its client closes.
+    let config = ServerConfig {
+        linger: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).max_connections(2));
+    let mut live = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(live.reply(), b"hello");
+    let mut leaving = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(leaving.reply(), b"hello");
+    leaving.conn.bye().unwrap();
+    leaving.write();
+    match leaving.next() {
+        ClientEvent::Reply { frame, .. } => assert_eq!(frame.frame_type, FrameType::Bye),
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    // `live` is the most recently active, yet the only one evictable.
+    assert_eq!(live.upcase("recent"), "RECENT");
+
+    let mut other = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(other.reply(), b"hello");
+    assert_eq!(live.error().code, ErrorCode::BUSY);
+    drop((live, leaving, other));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn an_idle_connection_gives_its_buffers_back_to_the_memory_budget() {
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    // Far beyond a connection's reserve: its buffers are charged.
+    let text = "give it back ".repeat(10_000);
+    let sent_at = Instant::now();
+    assert_eq!(client.upcase(&text).unwrap(), text.to_uppercase());
+    let charged = handle.budget_used_bytes();
+    // Kept for a second after the last byte moved, in case another
+    // request follows (only checkable if this thread was not held up).
+    if sent_at.elapsed() < Duration::from_millis(900) {
+        assert!(charged > 0, "buffers given back at once");
+    }
+    // Then, though the client stays connected, they are given back.
+    let deadline = Instant::now() + TIMEOUT;
+    while handle.budget_used_bytes() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes still charged",
+            handle.budget_used_bytes()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(client.upcase(&text).unwrap(), text.to_uppercase());
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
 fn a_busy_clients_trickled_preface_does_not_extend_its_deadline() {
     // Over the limit, a connection has 2 s (the linger here) from its
     // accept to complete its preface, however its bytes trickle in.
