@@ -5,11 +5,12 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use upcase::conn::{ClientConfig, ClientConnection, ClientEvent, PeerError, ServerConfig};
-use upcase::net::{Client, ClientError, Server, ServerBuilder, ServerHandle};
+use upcase::net::{Client, ClientError, Server, ServerBuilder, ServerHandle, ServerMetrics};
 use upcase::wire::{ErrorCode, ErrorPayload, Frame, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -773,22 +774,47 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
     handle.shutdown();
 }
 
-#[test]
-fn a_connection_held_back_by_the_budget_resumes_once_the_greedy_clients_are_gone() {
-    let budget = 256 * 1024;
+/// The memory budget of [`spend_the_budget`]'s servers.
+const SMALL_BUDGET: usize = 256 * 1024;
+
+/// What [`spend_the_budget`] leaves: a server whose budget is spent, its
+/// metrics, the greedy clients, and the held-back client with its request.
+struct SpentBudget {
+    handle: ServerHandle,
+    metrics: Option<Arc<ServerMetrics>>,
+    greedy: Vec<TcpStream>,
+    held: Framed,
+    text: String,
+}
+
+/// A server (one loop; with `metrics` if asked) whose memory budget two
+/// greedy clients, which never read, have spent; and a framed client that
+/// sent a request larger than its reserve, which the server reads only in
+/// part.
+fn spend_the_budget(metrics: bool) -> SpentBudget {
+    // The core alone would buffer up to 64 MiB of output per connection:
+    // here only the budget holds the greedy clients back.
     let config = ServerConfig {
         max_pending_output: 64 << 20,
         ..ServerConfig::default()
     };
-    let (handle, addr) = start_with(|builder| builder.config(config).memory_budget(budget));
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .config(config)
+        .memory_budget(SMALL_BUDGET)
+        .metrics(metrics)
+        .bind()
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let metrics = server.metrics().cloned();
+    let handle = server.spawn().unwrap();
     let frame = FrameRepr::new(FrameType::Text, "ΐ".repeat(2048).into_bytes()).to_bytes();
     let mut greedy: Vec<TcpStream> = (0..2).map(|_| socket(addr)).collect();
     for stream in &mut greedy {
         stream.write_all(&PREFACE).unwrap();
         write_until_blocked(stream, &frame);
     }
-    // The budget is spent: a request larger than a connection's reserve
-    // is read only in part, and its reply has to wait.
     let mut held = Framed::connect([127, 0, 0, 1], addr);
     assert_eq!(held.reply(), b"hello");
     let text = "held back ".repeat(5_000);
@@ -802,13 +828,116 @@ fn a_connection_held_back_by_the_budget_resumes_once_the_greedy_clients_are_gone
         other => panic!("expected no reply while the budget is spent, got {other:?}"),
     }
     held.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    SpentBudget {
+        handle,
+        metrics,
+        greedy,
+        held,
+        text,
+    }
+}
 
+#[test]
+fn a_connection_held_back_by_the_budget_resumes_once_the_greedy_clients_are_gone() {
+    let SpentBudget {
+        handle,
+        greedy,
+        mut held,
+        text,
+        ..
+    } = spend_the_budget(false);
     // Once the greedy clients are gone, nobody else wakes the held-back
     // connection: the server itself must let it read on.
     drop(greedy);
     assert_eq!(held.reply(), text.to_uppercase().as_bytes());
     drop(held);
     assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_client_that_does_not_read_may_leave_replies_up_to_the_budget_waiting() {
+    let budget = 1 << 20;
+    let config = ServerConfig {
+        max_pending_output: 64 << 20,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).memory_budget(budget));
+    let mut greedy = socket(addr);
+    greedy.write_all(&PREFACE).unwrap();
+    let frame = FrameRepr::new(FrameType::Text, vec![b'a'; 4096]).to_bytes();
+    write_until_blocked(&mut greedy, &frame);
+    // Replies are charged at their size (their buffers may have grown to
+    // twice that): the server stops reading only once they fill a good
+    // part of the budget.
+    let pending = handle.pending_output_bytes();
+    assert!(
+        pending > budget / 4,
+        "only {pending} bytes of replies held for a budget of {budget}"
+    );
+    drop(greedy);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_connection_its_client_resets_is_closed_at_once() {
+    let (handle, addr) = start_with(|builder| builder);
+    let mut framed = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(framed.reply(), b"hello");
+    // SO_LINGER 0: close sends RST, to a server that waits for requests.
+    let reset = socket2::Socket::from(framed.stream);
+    reset.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(reset);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn shutdown_answers_a_request_the_budget_held_back() {
+    let SpentBudget {
+        handle,
+        greedy,
+        mut held,
+        text,
+        ..
+    } = spend_the_budget(false);
+    // The rest of the request is in the socket: shutdown reads it whatever
+    // the budget, answers it, then says BYE.
+    handle.begin_shutdown();
+    assert_eq!(held.reply(), text.to_uppercase().as_bytes());
+    match held.next() {
+        ClientEvent::ServerBye { unanswered, .. } => assert!(unanswered.is_empty()),
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    drop((greedy, held));
+    assert!(handle.wait(Some(TIMEOUT)));
+    handle.shutdown();
+}
+
+#[test]
+fn shutdown_closes_a_held_back_connection_its_client_reset_and_counts_it_closed() {
+    let SpentBudget {
+        handle,
+        metrics,
+        greedy,
+        held,
+        ..
+    } = spend_the_budget(true);
+    // Reset (SO_LINGER 0): unnoticed while the budget keeps the server
+    // from reading, found when shutdown reads what the socket holds.
+    let reset = socket2::Socket::from(held.stream);
+    reset.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(reset);
+    handle.begin_shutdown();
+    drop(greedy);
+    assert!(handle.wait(Some(TIMEOUT)));
+    let snapshot = metrics.expect("metrics are on").snapshot();
+    assert_eq!(snapshot.connections_open, [0; 3]);
+    assert_eq!(
+        snapshot.connections_closed.iter().sum::<u64>(),
+        snapshot.connections_accepted
+    );
     handle.shutdown();
 }
 
@@ -822,7 +951,7 @@ fn the_metrics_report_the_configured_memory_budget() {
         .metrics(true)
         .bind()
         .unwrap();
-    let metrics = std::sync::Arc::clone(server.metrics().expect("metrics are on"));
+    let metrics = Arc::clone(server.metrics().expect("metrics are on"));
     let handle = server.spawn().unwrap();
     let gauges = metrics.snapshot().gauges;
     assert_eq!(gauges.memory_budget, budget as u64);

@@ -1,0 +1,109 @@
+//! A connection driven by hand over a loopback socket, at chosen instants:
+//! when it gives its buffers back.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpListener;
+
+use super::*;
+use crate::conn::ServerConfig;
+
+/// A served connection, its client's socket, and the budget it charges.
+struct Harness {
+    client: std::net::TcpStream,
+    connection: Connection,
+    budget: MemoryBudget,
+    scratch: Vec<u8>,
+}
+
+impl Harness {
+    fn new(now: Instant) -> Harness {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let local = server.local_addr().unwrap();
+        let core = ServerConnection::new(ServerConfig::default(), local, peer, now);
+        Harness {
+            client,
+            connection: Connection::new(TcpStream::from_std(server), core, peer, false),
+            budget: MemoryBudget::new(1 << 30, 1 << 30),
+            scratch: vec![0; 64 * 1024],
+        }
+    }
+
+    /// The client sends `request` (raw text) and reads its whole reply,
+    /// the connection being driven at `now` throughout.
+    fn exchange(&mut self, request: &[u8], now: Instant) {
+        let mut unsent = request;
+        let mut received = Vec::new();
+        let mut chunk = [0; 64 * 1024];
+        while !unsent.is_empty() || received.len() < request.len() {
+            match self.client.write(unsent) {
+                Ok(written) => unsent = &unsent[written..],
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => panic!("write failed: {error}"),
+            }
+            self.connection.set_read_ready();
+            let step = self.connection.drive(now, &mut self.scratch, &self.budget);
+            assert_ne!(step, Step::Closed);
+            match self.client.read(&mut chunk) {
+                Ok(read) => received.extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+        assert_eq!(received, request.to_ascii_uppercase());
+    }
+
+    /// Drive the connection at `now` with nothing new from its client.
+    fn wake(&mut self, now: Instant) {
+        let step = self.connection.drive(now, &mut self.scratch, &self.budget);
+        assert_eq!(step, Step::Wait);
+    }
+}
+
+/// A request far beyond a connection's reserve: its buffers are charged.
+fn large_request() -> Vec<u8> {
+    b"give it back ".repeat(10_000)
+}
+
+#[test]
+fn empty_buffers_are_given_back_after_a_second_of_quiet_and_not_before() {
+    let start = Instant::now();
+    let mut harness = Harness::new(start);
+    harness.exchange(&large_request(), start);
+    assert!(
+        harness.budget.charged() > 0,
+        "the buffers should be charged"
+    );
+    assert_eq!(
+        harness.connection.deadline(),
+        Some(start + BUFFER_RELEASE_DELAY)
+    );
+
+    harness.wake(start + BUFFER_RELEASE_DELAY - Duration::from_millis(1));
+    assert!(harness.budget.charged() > 0, "given back too early");
+    harness.wake(start + BUFFER_RELEASE_DELAY);
+    assert_eq!(harness.budget.charged(), 0);
+    assert_eq!(harness.connection.core.buffered_capacity(), 0);
+}
+
+#[test]
+fn bytes_moving_start_the_quiet_second_again() {
+    let start = Instant::now();
+    let mut harness = Harness::new(start);
+    harness.exchange(&large_request(), start);
+    let later = start + Duration::from_millis(600);
+    harness.exchange(b"one more", later);
+    assert_eq!(
+        harness.connection.deadline(),
+        Some(later + BUFFER_RELEASE_DELAY)
+    );
+
+    // A second after the first exchange, but not after the last one.
+    harness.wake(start + BUFFER_RELEASE_DELAY + Duration::from_millis(100));
+    assert!(harness.budget.charged() > 0, "given back too early");
+    harness.wake(later + BUFFER_RELEASE_DELAY);
+    assert_eq!(harness.budget.charged(), 0);
+}
