@@ -1125,6 +1125,44 @@ fn signals_do_not_break_the_blocking_clients_waits() {
     }
 }
 
+/// Send SIGUSR1 to every thread of this process named `name`. Whether
+/// there was one.
+fn signal_threads_named(name: &str) -> bool {
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let tid: libc::pid_t = task.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: tgkill takes plain numbers; a thread that has exited
+        // meanwhile makes it fail with ESRCH, which is ignored.
+        unsafe {
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1);
+        }
+        found = true;
+    }
+    found
+}
+
+#[test]
+fn signals_do_not_stop_the_servers_event_loop() {
+    catch_sigusr1();
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    assert_eq!(client.upcase("before").unwrap(), "BEFORE");
+    // The loop waits in poll, which a caught signal interrupts.
+    assert!(signal_threads_named("loop 0"), "no event loop thread found");
+    for _ in 0..4 {
+        thread::sleep(Duration::from_millis(20));
+        signal_threads_named("loop 0");
+    }
+    assert_eq!(client.upcase("after").unwrap(), "AFTER");
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
 #[test]
 fn the_blocking_client_gives_up_after_its_reply_timeout() {
     let (silent, addr) = bare_listener();

@@ -107,3 +107,31 @@ fn bytes_moving_start_the_quiet_second_again() {
     harness.wake(later + BUFFER_RELEASE_DELAY);
     assert_eq!(harness.budget.charged(), 0);
 }
+
+#[test]
+fn a_connection_reads_at_most_its_turn_then_lets_the_others_be_served() {
+    let start = Instant::now();
+    let mut harness = Harness::new(start);
+    // Small reads, so that the socket holds more than one turn's worth.
+    harness.scratch = vec![0; 16];
+    let turn = (16 * READS_PER_TURN) as u64;
+    harness.client.write_all(&[b'a'; 1000]).unwrap();
+    let mut peeked = [0; 1000];
+    while harness.connection.stream.peek(&mut peeked).unwrap_or(0) < peeked.len() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    harness.connection.set_read_ready();
+    let step = harness
+        .connection
+        .drive(start, &mut harness.scratch, &harness.budget);
+    assert_eq!(step, Step::MoreToRead);
+    assert_eq!(harness.connection.core.stats().bytes_in, turn);
+    // Its next turns read the rest.
+    while harness.connection.core.stats().bytes_in < 1000 {
+        let step = harness
+            .connection
+            .drive(start, &mut harness.scratch, &harness.budget);
+        assert_ne!(step, Step::Closed);
+    }
+}
