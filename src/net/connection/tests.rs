@@ -6,6 +6,7 @@ use std::net::TcpListener;
 
 use super::*;
 use crate::conn::ServerConfig;
+use crate::net::budget::RESERVE_PER_CONNECTION;
 
 /// A served connection, its client's socket, and the budget it charges.
 struct Harness {
@@ -17,10 +18,30 @@ struct Harness {
 
 impl Harness {
     fn new(now: Instant) -> Harness {
+        Harness::with_socket_buffers(now, None)
+    }
+
+    /// With `Some(bytes)`, the client's receive buffer and the server's
+    /// send buffer are that small: output the client does not read soon
+    /// stays pending in the connection.
+    fn with_socket_buffers(now: Instant, socket_buffers: Option<usize>) -> Harness {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if let Some(bytes) = socket_buffers {
+            client.set_recv_buffer_size(bytes).unwrap();
+        }
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let client: std::net::TcpStream = client.into();
         client.set_nonblocking(true).unwrap();
         let (server, peer) = listener.accept().unwrap();
+        if let Some(bytes) = socket_buffers {
+            socket2::SockRef::from(&server)
+                .set_send_buffer_size(bytes)
+                .unwrap();
+        }
         server.set_nonblocking(true).unwrap();
         let local = server.local_addr().unwrap();
         let core = ServerConnection::new(ServerConfig::default(), local, peer, now);
@@ -134,4 +155,33 @@ fn a_connection_reads_at_most_its_turn_then_lets_the_others_be_served() {
             .drive(start, &mut harness.scratch, &harness.budget);
         assert_ne!(step, Step::Closed);
     }
+}
+
+#[test]
+fn buffers_holding_data_are_kept_however_long_the_quiet() {
+    let start = Instant::now();
+    let mut harness = Harness::with_socket_buffers(start, Some(4096));
+    // The client sends a large request and reads none of its reply.
+    let request = large_request();
+    let mut unsent = &request[..];
+    while !unsent.is_empty() || harness.connection.read_ready {
+        match harness.client.write(unsent) {
+            Ok(written) => unsent = &unsent[written..],
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+            Err(error) => panic!("write failed: {error}"),
+        }
+        harness.connection.set_read_ready();
+        let step = harness
+            .connection
+            .drive(start, &mut harness.scratch, &harness.budget);
+        assert_ne!(step, Step::Closed);
+    }
+    assert!(harness.connection.core.pending_output().len() > RESERVE_PER_CONNECTION);
+    let capacity = harness.connection.core.buffered_capacity();
+    let charged = harness.budget.charged();
+
+    // Its reply waits: nothing is given back, nothing charged less.
+    harness.wake(start + 2 * BUFFER_RELEASE_DELAY);
+    assert_eq!(harness.connection.core.buffered_capacity(), capacity);
+    assert_eq!(harness.budget.charged(), charged);
 }
