@@ -185,3 +185,41 @@ fn buffers_holding_data_are_kept_however_long_the_quiet() {
     assert_eq!(harness.connection.core.buffered_capacity(), capacity);
     assert_eq!(harness.budget.charged(), charged);
 }
+
+#[test]
+fn a_connection_may_fill_its_reserve_with_replies_its_client_has_not_taken() {
+    let start = Instant::now();
+    let mut harness = Harness::with_socket_buffers(start, Some(4096));
+    // No budget beyond the reserves.
+    harness.budget = MemoryBudget::new(0, 1 << 30);
+    // The client sends and never reads: once the sockets are full, replies
+    // wait in the connection, which reads on while they fit its reserve.
+    let request = large_request();
+    let mut unsent = &request[..];
+    loop {
+        match harness.client.write(unsent) {
+            Ok(written) => unsent = &unsent[written..],
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+            Err(error) => panic!("write failed: {error}"),
+        }
+        harness.connection.set_read_ready();
+        let step = harness
+            .connection
+            .drive(start, &mut harness.scratch, &harness.budget);
+        assert_ne!(step, Step::Closed);
+        if step == Step::BudgetBlocked {
+            break;
+        }
+        assert!(
+            !(unsent.is_empty() && step == Step::Wait),
+            "the reserve was never filled"
+        );
+    }
+    // Each byte read weighs 3 until processed; a reply weighs its size.
+    let pending = harness.connection.core.pending_output().len();
+    assert!(
+        pending > RESERVE_PER_CONNECTION * 2 / 3,
+        "held back with only {pending} bytes of replies waiting"
+    );
+    assert!(pending <= RESERVE_PER_CONNECTION, "{pending} bytes waiting");
+}
