@@ -1350,3 +1350,114 @@ fn a_second_server_cannot_take_a_port_in_use_despite_reuseport() {
     client.bye().unwrap();
     handle.shutdown();
 }
+
+/// The environment variable that makes this test binary, run again, act as
+/// the child of [`in_child_process`].
+const CHILD_TEST: &str = "UPCASE_SERVER_TEST_CHILD";
+
+/// Run the test `name` again, alone in a child process: for what would
+/// disturb the tests running beside it (the descriptor limit) or be
+/// disturbed by them (a thread's CPU time). True in the parent, once the
+/// child passed; false in the child, which then runs the test's body.
+fn in_child_process(name: &str) -> bool {
+    if std::env::var(CHILD_TEST).is_ok_and(|child| child == name) {
+        return false;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child process failed:\n{stdout}\n{stderr}"
+    );
+    true
+}
+
+#[test]
+fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
+    if in_child_process("out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes")
+    {
+        return;
+    }
+    let (handle, addr) = start_with(|builder| builder);
+    let mut served = client(addr);
+    assert_eq!(served.upcase("before").unwrap(), "BEFORE");
+
+    // Take every descriptor the process may open but one.
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(256), hard).unwrap();
+    let mut hogs = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => hogs.push(file),
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(24), "{error}");
+                break;
+            }
+        }
+    }
+    drop(hogs.pop());
+    // The last one goes to a client, which the server has none to accept
+    // with: it must learn at once that it will not be served.
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    waiting.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match waiting.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+    drop(waiting);
+
+    // With descriptors again, it serves as before.
+    drop(hogs);
+    assert_eq!(served.upcase("still served").unwrap(), "STILL SERVED");
+    let mut newcomer = client(addr);
+    assert_eq!(newcomer.upcase("after").unwrap(), "AFTER");
+    served.bye().unwrap();
+    newcomer.bye().unwrap();
+    handle.shutdown();
+}
+
+/// The CPU time (user and system) used so far by this process's thread
+/// named `name` (the only one: see [`in_child_process`]).
+fn cpu_time_of_thread(name: &str) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // After "pid (comm) ", utime and stime are the 12th and 13th fields.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        return Duration::from_millis(ticks * 1000 / ticks_per_second);
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn an_idle_server_sleeps_until_something_happens() {
+    if in_child_process("an_idle_server_sleeps_until_something_happens") {
+        return;
+    }
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    assert_eq!(client.upcase("then quiet").unwrap(), "THEN QUIET");
+    let before = cpu_time_of_thread("loop 0");
+    thread::sleep(Duration::from_secs(2));
+    // A loop that polled without sleeping would use a good part of a core.
+    let used = cpu_time_of_thread("loop 0") - before;
+    assert!(
+        used < Duration::from_millis(100),
+        "the idle event loop used {used:?} of CPU in 2 s"
+    );
+    client.bye().unwrap();
+    handle.shutdown();
+}
