@@ -5,11 +5,12 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use upcase::conn::{ClientConfig, ClientConnection, ClientEvent, PeerError, ServerConfig};
-use upcase::net::{Client, ClientError, Server, ServerBuilder, ServerHandle};
+use upcase::net::{Client, ClientError, Server, ServerBuilder, ServerHandle, ServerMetrics};
 use upcase::wire::{ErrorCode, ErrorPayload, Frame, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -605,6 +606,86 @@ fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
 }
 
 #[test]
+fn a_client_trickling_an_incomplete_frame_stays_the_longest_idle() {
+    let (handle, addr) = start_with(|builder| builder.max_connections(2));
+    let mut trickler = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(trickler.reply(), b"hello");
+    let mut later = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(later.reply(), b"hello");
+    // Bytes that do not complete a frame are no activity.
+    let frame = FrameRepr::new(FrameType::Text, b"never finished".to_vec()).to_bytes();
+    trickler.stream.write_all(&frame[..10]).unwrap();
+    thread::sleep(Duration::from_millis(200));
+
+    // Full: the newcomer takes the place of the trickler, idle since its PING.
+    let mut other = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(other.reply(), b"hello");
+    assert_eq!(trickler.error().code, ErrorCode::BUSY);
+    assert_eq!(later.upcase("still served"), "STILL SERVED");
+    drop((trickler, later, other));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_connection_that_said_bye_is_not_evicted_in_place_of_a_live_one() {
+    // It lingers after its BYE until its client closes.
+    let config = ServerConfig {
+        linger: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).max_connections(2));
+    let mut live = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(live.reply(), b"hello");
+    let mut leaving = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(leaving.reply(), b"hello");
+    leaving.conn.bye().unwrap();
+    leaving.write();
+    match leaving.next() {
+        ClientEvent::Reply { frame, .. } => assert_eq!(frame.frame_type, FrameType::Bye),
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    // `live` is the most recently active, yet the only one evictable.
+    assert_eq!(live.upcase("recent"), "RECENT");
+
+    let mut other = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(other.reply(), b"hello");
+    assert_eq!(live.error().code, ErrorCode::BUSY);
+    drop((live, leaving, other));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn an_idle_connection_gives_its_buffers_back_to_the_memory_budget() {
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    // Far beyond a connection's reserve: its buffers are charged.
+    let text = "give it back ".repeat(10_000);
+    let sent_at = Instant::now();
+    assert_eq!(client.upcase(&text).unwrap(), text.to_uppercase());
+    let charged = handle.budget_used_bytes();
+    // Kept for a second after the last byte moved, in case another
+    // request follows (only checkable if this thread was not held up).
+    if sent_at.elapsed() < Duration::from_millis(900) {
+        assert!(charged > 0, "buffers given back at once");
+    }
+    // Then, though the client stays connected, they are given back.
+    let deadline = Instant::now() + TIMEOUT;
+    while handle.budget_used_bytes() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes still charged",
+            handle.budget_used_bytes()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(client.upcase(&text).unwrap(), text.to_uppercase());
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
 fn a_busy_clients_trickled_preface_does_not_extend_its_deadline() {
     // Over the limit, a connection has 2 s (the linger here) from its
     // accept to complete its preface, however its bytes trickle in.
@@ -693,6 +774,507 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
     handle.shutdown();
 }
 
+/// The memory budget of [`spend_the_budget`]'s servers.
+const SMALL_BUDGET: usize = 256 * 1024;
+
+/// What [`spend_the_budget`] leaves: a server whose budget is spent, its
+/// metrics, the greedy clients, and the held-back client with its request.
+struct SpentBudget {
+    handle: ServerHandle,
+    metrics: Option<Arc<ServerMetrics>>,
+    greedy: Vec<TcpStream>,
+    held: Framed,
+    text: String,
+}
+
+/// A server (one loop; with `metrics` if asked) whose memory budget two
+/// greedy clients, which never read, have spent; and a framed client that
+/// sent a request larger than its reserve, which the server reads only in
+/// part.
+fn spend_the_budget(metrics: bool) -> SpentBudget {
+    // The core alone would buffer up to 64 MiB of output per connection:
+    // here only the budget holds the greedy clients back.
+    let config = ServerConfig {
+        max_pending_output: 64 << 20,
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .config(config)
+        .memory_budget(SMALL_BUDGET)
+        .metrics(metrics)
+        .bind()
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let metrics = server.metrics().cloned();
+    let handle = server.spawn().unwrap();
+    let frame = FrameRepr::new(FrameType::Text, "ΐ".repeat(2048).into_bytes()).to_bytes();
+    let mut greedy: Vec<TcpStream> = (0..2).map(|_| socket(addr)).collect();
+    for stream in &mut greedy {
+        stream.write_all(&PREFACE).unwrap();
+        write_until_blocked(stream, &frame);
+    }
+    let mut held = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(held.reply(), b"hello");
+    let text = "held back ".repeat(5_000);
+    held.conn.send_text(&text).unwrap();
+    held.write();
+    held.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    match held.stream.read(&mut [0; 64]) {
+        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("expected no reply while the budget is spent, got {other:?}"),
+    }
+    held.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    SpentBudget {
+        handle,
+        metrics,
+        greedy,
+        held,
+        text,
+    }
+}
+
+#[test]
+fn a_connection_held_back_by_the_budget_resumes_once_the_greedy_clients_are_gone() {
+    let SpentBudget {
+        handle,
+        greedy,
+        mut held,
+        text,
+        ..
+    } = spend_the_budget(false);
+    // Once the greedy clients are gone, nobody else wakes the held-back
+    // connection: the server itself must let it read on.
+    drop(greedy);
+    assert_eq!(held.reply(), text.to_uppercase().as_bytes());
+    drop(held);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_client_that_does_not_read_may_leave_replies_up_to_the_budget_waiting() {
+    let budget = 1 << 20;
+    let config = ServerConfig {
+        max_pending_output: 64 << 20,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config).memory_budget(budget));
+    let mut greedy = socket(addr);
+    greedy.write_all(&PREFACE).unwrap();
+    let frame = FrameRepr::new(FrameType::Text, vec![b'a'; 4096]).to_bytes();
+    write_until_blocked(&mut greedy, &frame);
+    // Replies are charged at their size (their buffers may have grown to
+    // twice that): the server stops reading only once they fill a good
+    // part of the budget.
+    let pending = handle.pending_output_bytes();
+    assert!(
+        pending > budget / 4,
+        "only {pending} bytes of replies held for a budget of {budget}"
+    );
+    drop(greedy);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn a_connection_its_client_resets_is_closed_at_once() {
+    let (handle, addr) = start_with(|builder| builder);
+    let mut framed = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(framed.reply(), b"hello");
+    // SO_LINGER 0: close sends RST, to a server that waits for requests.
+    let reset = socket2::Socket::from(framed.stream);
+    reset.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(reset);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn shutdown_answers_a_request_the_budget_held_back() {
+    let SpentBudget {
+        handle,
+        greedy,
+        mut held,
+        text,
+        ..
+    } = spend_the_budget(false);
+    // The rest of the request is in the socket: shutdown reads it whatever
+    // the budget, answers it, then says BYE.
+    handle.begin_shutdown();
+    assert_eq!(held.reply(), text.to_uppercase().as_bytes());
+    match held.next() {
+        ClientEvent::ServerBye { unanswered, .. } => assert!(unanswered.is_empty()),
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    drop((greedy, held));
+    assert!(handle.wait(Some(TIMEOUT)));
+    handle.shutdown();
+}
+
+#[test]
+fn shutdown_closes_a_held_back_connection_its_client_reset_and_counts_it_closed() {
+    let SpentBudget {
+        handle,
+        metrics,
+        greedy,
+        held,
+        ..
+    } = spend_the_budget(true);
+    // Reset (SO_LINGER 0): unnoticed while the budget keeps the server
+    // from reading, found when shutdown reads what the socket holds.
+    let reset = socket2::Socket::from(held.stream);
+    reset.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(reset);
+    handle.begin_shutdown();
+    drop(greedy);
+    assert!(handle.wait(Some(TIMEOUT)));
+    let snapshot = metrics.expect("metrics are on").snapshot();
+    assert_eq!(snapshot.connections_open, [0; 3]);
+    assert_eq!(
+        snapshot.connections_closed.iter().sum::<u64>(),
+        snapshot.connections_accepted
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn the_metrics_report_the_configured_memory_budget() {
+    let budget = 3 * 1024 * 1024 + 17;
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .memory_budget(budget)
+        .metrics(true)
+        .bind()
+        .unwrap();
+    let metrics = Arc::clone(server.metrics().expect("metrics are on"));
+    let handle = server.spawn().unwrap();
+    let gauges = metrics.snapshot().gauges;
+    assert_eq!(gauges.memory_budget, budget as u64);
+    assert_eq!(gauges.memory_budget_used, 0);
+    handle.shutdown();
+}
+
+/// A listener whose connections are accepted by hand (a server that never
+/// reads or answers, or that hangs up).
+fn bare_listener() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Client settings that let a whole large request go out at once.
+fn unwindowed() -> ClientConfig {
+    ClientConfig {
+        max_in_flight: 64 << 20,
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn the_blocking_client_gives_up_when_the_server_takes_none_of_its_bytes() {
+    let (silent, addr) = bare_listener();
+    let timeout = Duration::from_secs(1);
+    let mut client = Client::connect_with(addr, timeout, unwindowed()).unwrap();
+    let (_accepted, _) = silent.accept().unwrap();
+    // Far more than the sockets' buffers hold: a write blocks.
+    match client.send_bytes(&vec![b'a'; 32 << 20]) {
+        Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_reports_a_connection_the_server_reset() {
+    let (listener, addr) = bare_listener();
+    let mut client = Client::connect_with(addr, TIMEOUT, unwindowed()).unwrap();
+    // Closed with the client's preface unread: the connection is reset.
+    drop(listener.accept().unwrap());
+    match client.send_bytes(&vec![b'a'; 32 << 20]) {
+        Err(ClientError::Io(error)) => assert!(
+            matches!(
+                error.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            ),
+            "{error}"
+        ),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_reports_a_connection_reset_while_it_waits_for_a_reply() {
+    let (listener, addr) = bare_listener();
+    let mut client = client(addr);
+    let (accepted, _) = listener.accept().unwrap();
+    client.send_text("anyone there?").unwrap();
+    // Closed with the client's bytes unread: the connection is reset.
+    drop(accepted);
+    match client.receive() {
+        Err(ClientError::Io(error)) => assert_eq!(error.kind(), ErrorKind::ConnectionReset),
+        other => panic!("expected a connection reset, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_says_nobody_listens_when_the_connection_is_refused() {
+    let (listener, addr) = bare_listener();
+    drop(listener);
+    match Client::connect(addr, TIMEOUT) {
+        Err(ClientError::Refused { addr: tried }) => assert_eq!(tried, addr),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_blocking_client_says_when_a_connect_is_not_answered_in_time() {
+    // A listener with a backlog of 0 that never accepts: once its queue is
+    // full, the kernel ignores further connection requests.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let timeout = Duration::from_millis(300);
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match Client::connect(addr, timeout) {
+            Ok(client) => queued.push(client),
+            Err(ClientError::ConnectTimeout {
+                addr: tried,
+                timeout: waited,
+            }) => {
+                assert_eq!((tried, waited), (addr, timeout));
+                return;
+            }
+            Err(other) => panic!("expected a connect timeout, got {other:?}"),
+        }
+    }
+    panic!("{} connections queued, none timed out", queued.len());
+}
+
+extern "C" fn do_nothing(_signal: libc::c_int) {}
+
+/// Catch SIGUSR1 with a handler that does nothing, as a program catching
+/// SIGWINCH or SIGCHLD does: the signal then interrupts blocking calls.
+fn catch_sigusr1() {
+    // SAFETY: a zeroed sigaction is valid; the handler does nothing, so it
+    // is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// Send SIGUSR1 to `thread` every 20 ms for `period`.
+fn interrupt_for(thread: libc::pthread_t, period: Duration) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        // SAFETY: `thread` is alive: it waits for this to end before it
+        // goes on.
+        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_do_not_break_the_blocking_clients_waits() {
+    catch_sigusr1();
+    // Connections wait in its queue, never accepted: nothing reads them.
+    let (_silent, addr) = bare_listener();
+    let timeout = Duration::from_secs(1);
+    let (to_main, from_worker) = std::sync::mpsc::channel();
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let mut writer = Client::connect_with(addr, timeout, unwindowed()).unwrap();
+        to_main.send(me).unwrap();
+        // Blocked writing to a server that does not read.
+        let written = writer.send_bytes(&vec![b'a'; 32 << 20]);
+        from_main.recv().unwrap();
+        let mut reader = Client::connect(addr, timeout).unwrap();
+        to_main.send(me).unwrap();
+        // Blocked reading from a server that does not answer.
+        let answered = reader.upcase("anyone there?");
+        from_main.recv().unwrap();
+        (written, answered)
+    });
+    for _ in 0..2 {
+        let thread = from_worker.recv().unwrap();
+        interrupt_for(thread, Duration::from_millis(500));
+        to_worker.send(()).unwrap();
+    }
+    // The worker went on waiting through every signal, until its timeout.
+    let (written, answered) = worker.join().unwrap();
+    for result in [written.map(|_| ()), answered.map(|_| ())] {
+        match result {
+            Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+}
+
+/// Send SIGUSR1 to every thread of this process named `name`. Whether
+/// there was one.
+fn signal_threads_named(name: &str) -> bool {
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let tid: libc::pid_t = task.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: tgkill takes plain numbers; a thread that has exited
+        // meanwhile makes it fail with ESRCH, which is ignored.
+        unsafe {
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1);
+        }
+        found = true;
+    }
+    found
+}
+
+#[test]
+fn signals_do_not_stop_the_servers_event_loop() {
+    catch_sigusr1();
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    assert_eq!(client.upcase("before").unwrap(), "BEFORE");
+    // The loop waits in poll, which a caught signal interrupts.
+    assert!(signal_threads_named("loop 0"), "no event loop thread found");
+    for _ in 0..4 {
+        thread::sleep(Duration::from_millis(20));
+        signal_threads_named("loop 0");
+    }
+    assert_eq!(client.upcase("after").unwrap(), "AFTER");
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_client_gives_up_after_its_reply_timeout() {
+    let (silent, addr) = bare_listener();
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let mut client = Client::connect(addr, timeout).unwrap();
+    let (_accepted, _) = silent.accept().unwrap();
+    match client.upcase("anyone there?") {
+        Err(ClientError::Timeout { timeout: waited }) => assert_eq!(waited, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Far more than 1 s on a loaded machine, far less than the 30 s a
+    // client without its own reply timeout would wait.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "gave up after {elapsed:?}"
+    );
+}
+
+#[test]
+fn the_blocking_client_upcases_bytes_in_ascii_only_and_pings() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    assert_eq!(
+        client.upcase_bytes(b"caf\xc3\xa9 \xff abc").unwrap(),
+        b"CAF\xc3\xa9 \xff ABC"
+    );
+    assert_eq!(client.ping(b"are you there").unwrap(), b"are you there");
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_client_pipelines_requests_of_every_kind_and_counts_those_waiting() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("one").unwrap();
+    client.send_bytes(b"two \xff").unwrap();
+    client
+        .send(FrameRepr::new(FrameType::Text, b"three".to_vec()))
+        .unwrap();
+    assert_eq!(client.waiting(), 3);
+    assert_eq!(client.receive().unwrap(), b"ONE");
+    assert_eq!(client.waiting(), 2);
+    assert_eq!(client.receive().unwrap(), b"TWO \xff");
+    assert_eq!(client.receive().unwrap(), b"THREE");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_clients_upcase_returns_its_own_reply_after_pipelined_requests() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("earlier").unwrap();
+    client.send_text("earlier still").unwrap();
+    assert_eq!(client.upcase("mine").unwrap(), "MINE");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_client_takes_an_error_as_its_requests_answer_and_waits_for_the_next() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client
+        .send(FrameRepr::new(FrameType::Unknown(200), b"?".to_vec()))
+        .unwrap();
+    client.send_text("after").unwrap();
+    assert_server_error(client.receive(), ErrorCode::UNKNOWN_TYPE);
+    assert_eq!(client.waiting(), 1);
+    assert_eq!(client.receive().unwrap(), b"AFTER");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn once_the_server_ends_the_connection_the_blocking_client_has_nothing_waiting() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    // Not UTF-8: a fatal error, so the request after it is never answered.
+    client
+        .send(FrameRepr::new(FrameType::Text, b"\xff".to_vec()))
+        .unwrap();
+    client.send_text("never answered").unwrap();
+    assert_eq!(client.waiting(), 2);
+    assert_server_error(client.receive(), ErrorCode::INVALID_UTF8);
+    assert_eq!(client.waiting(), 0);
+    drop(client);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
+fn the_blocking_clients_bye_reports_an_error_owed_for_an_earlier_request() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("answered").unwrap();
+    client
+        .send(FrameRepr::new(FrameType::Unknown(200), b"?".to_vec()))
+        .unwrap();
+    // bye() reads the replies still owed before the server's BYE: the
+    // first is fine, the second an ERROR it must not swallow.
+    assert_server_error(client.bye(), ErrorCode::UNKNOWN_TYPE);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
 #[test]
 fn output_that_makes_no_progress_for_the_send_timeout_closes_the_connection() {
     let config = ServerConfig {
@@ -765,6 +1347,117 @@ fn a_second_server_cannot_take_a_port_in_use_despite_reuseport() {
     }
     let mut client = client(addr);
     assert_eq!(client.upcase("still mine").unwrap(), "STILL MINE");
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+/// The environment variable that makes this test binary, run again, act as
+/// the child of [`in_child_process`].
+const CHILD_TEST: &str = "UPCASE_SERVER_TEST_CHILD";
+
+/// Run the test `name` again, alone in a child process: for what would
+/// disturb the tests running beside it (the descriptor limit) or be
+/// disturbed by them (a thread's CPU time). True in the parent, once the
+/// child passed; false in the child, which then runs the test's body.
+fn in_child_process(name: &str) -> bool {
+    if std::env::var(CHILD_TEST).is_ok_and(|child| child == name) {
+        return false;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child process failed:\n{stdout}\n{stderr}"
+    );
+    true
+}
+
+#[test]
+fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
+    if in_child_process("out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes")
+    {
+        return;
+    }
+    let (handle, addr) = start_with(|builder| builder);
+    let mut served = client(addr);
+    assert_eq!(served.upcase("before").unwrap(), "BEFORE");
+
+    // Take every descriptor the process may open but one.
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(256), hard).unwrap();
+    let mut hogs = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => hogs.push(file),
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(24), "{error}");
+                break;
+            }
+        }
+    }
+    drop(hogs.pop());
+    // The last one goes to a client, which the server has none to accept
+    // with: it must learn at once that it will not be served.
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    waiting.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match waiting.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+    drop(waiting);
+
+    // With descriptors again, it serves as before.
+    drop(hogs);
+    assert_eq!(served.upcase("still served").unwrap(), "STILL SERVED");
+    let mut newcomer = client(addr);
+    assert_eq!(newcomer.upcase("after").unwrap(), "AFTER");
+    served.bye().unwrap();
+    newcomer.bye().unwrap();
+    handle.shutdown();
+}
+
+/// The CPU time (user and system) used so far by this process's thread
+/// named `name` (the only one: see [`in_child_process`]).
+fn cpu_time_of_thread(name: &str) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // After "pid (comm) ", utime and stime are the 12th and 13th fields.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        return Duration::from_millis(ticks * 1000 / ticks_per_second);
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn an_idle_server_sleeps_until_something_happens() {
+    if in_child_process("an_idle_server_sleeps_until_something_happens") {
+        return;
+    }
+    let (handle, addr) = start_with(|builder| builder);
+    let mut client = client(addr);
+    assert_eq!(client.upcase("then quiet").unwrap(), "THEN QUIET");
+    let before = cpu_time_of_thread("loop 0");
+    thread::sleep(Duration::from_secs(2));
+    // A loop that polled without sleeping would use a good part of a core.
+    let used = cpu_time_of_thread("loop 0") - before;
+    assert!(
+        used < Duration::from_millis(100),
+        "the idle event loop used {used:?} of CPU in 2 s"
+    );
     client.bye().unwrap();
     handle.shutdown();
 }

@@ -129,6 +129,10 @@ pub struct Client {
     conn: ClientConnection,
     timeout: Duration,
     read_buffer: Vec<u8>,
+    /// Requests sent whose reply (or ERROR) the caller has not taken yet.
+    /// The core's own count drops as soon as a reply arrives, while the
+    /// reply may still wait among its events.
+    untaken: usize,
 }
 
 impl Client {
@@ -168,6 +172,7 @@ impl Client {
             conn: ClientConnection::new(Instant::now(), config),
             timeout,
             read_buffer: vec![0; 64 * 1024],
+            untaken: 0,
         };
         client.flush()?;
         Ok(client)
@@ -198,6 +203,7 @@ impl Client {
     /// As [`upcase`](Self::upcase).
     pub fn ping(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
         self.conn.ping(data)?;
+        self.untaken += 1;
         self.flush()?;
         self.receive_last()
     }
@@ -210,6 +216,7 @@ impl Client {
     /// failure reported while reading replies to make room.
     pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
         self.conn.send_text(text)?;
+        self.untaken += 1;
         self.flush()
     }
 
@@ -219,6 +226,7 @@ impl Client {
     /// As [`send_text`](Self::send_text).
     pub fn send_bytes(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.conn.send_bytes(data)?;
+        self.untaken += 1;
         self.flush()
     }
 
@@ -228,12 +236,14 @@ impl Client {
     /// As [`send_text`](Self::send_text).
     pub fn send(&mut self, frame: FrameRepr) -> Result<(), ClientError> {
         self.conn.send(frame)?;
+        self.untaken += 1;
         self.flush()
     }
 
-    /// Requests sent and not yet answered in full.
+    /// Requests sent whose replies [`receive`](Self::receive) has not
+    /// returned yet (none once the connection is over).
     pub fn waiting(&self) -> usize {
-        self.conn.waiting()
+        self.untaken
     }
 
     /// The data of the reply to the oldest unanswered request (its
@@ -245,14 +255,26 @@ impl Client {
     pub fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
         let mut data = Vec::new();
         loop {
-            match self.next_event()? {
+            let event = self.next_event()?;
+            if matches!(
+                event,
+                ClientEvent::ServerBye { .. } | ClientEvent::ConnectionLost { .. }
+            ) {
+                // The connection is over: nothing more will be answered.
+                self.untaken = 0;
+            }
+            match event {
                 ClientEvent::Reply { frame, last, .. } => {
                     data.extend_from_slice(&frame.data);
                     if last {
+                        self.untaken = self.untaken.saturating_sub(1);
                         return Ok(data);
                     }
                 }
-                ClientEvent::Error { error, .. } => return Err(error.into()),
+                ClientEvent::Error { error, .. } => {
+                    self.untaken = self.untaken.saturating_sub(1);
+                    return Err(error.into());
+                }
                 ClientEvent::ServerBye { reason, .. } => {
                     return Err(ClientError::ServerBye { reason });
                 }
@@ -283,9 +305,11 @@ impl Client {
         }
     }
 
-    /// The reply to the request just sent: earlier replies are dropped.
+    /// The reply to the request just sent: earlier replies are dropped
+    /// (counted by what the caller has not taken, not by what the server
+    /// has not answered: replies that arrived may still wait as events).
     fn receive_last(&mut self) -> Result<Vec<u8>, ClientError> {
-        while self.conn.waiting() > 1 {
+        while self.untaken > 1 {
             self.receive()?;
         }
         self.receive()

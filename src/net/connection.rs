@@ -438,3 +438,6 @@ enum End {
 fn usage(error: ServerUsageError) -> io::Error {
     io::Error::other(format!("internal error driving the connection: {error}"))
 }
+
+#[cfg(test)]
+mod tests;
