@@ -307,6 +307,28 @@ fn resolve_uses_the_header_addresses_or_the_sockets() {
     }
 }
 
+#[test]
+fn a_header_displays_its_version_and_what_it_says() {
+    let proxied_v1 = ProxyHeader {
+        version: 1,
+        addresses: proxied("192.0.2.1:56324", "198.51.100.2:443"),
+    };
+    assert_eq!(
+        proxied_v1.to_string(),
+        "PROXY v1 from 192.0.2.1:56324 to 198.51.100.2:443"
+    );
+    let local = ProxyHeader {
+        version: 2,
+        addresses: ProxiedAddresses::Local,
+    };
+    assert_eq!(local.to_string(), "PROXY v2 LOCAL");
+    let unknown = ProxyHeader {
+        version: 1,
+        addresses: ProxiedAddresses::Unknown,
+    };
+    assert_eq!(unknown.to_string(), "PROXY v1 UNKNOWN");
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
