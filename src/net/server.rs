@@ -176,19 +176,10 @@ impl ServerBuilder {
         } else {
             self.listen.clone()
         };
-        let any_port_zero = addrs.iter().any(|addr| addr.port() == 0);
         let mut attempt = 0;
         loop {
             match self.bind_once(&addrs) {
-                // Port 0 lets the kernel pick a TCP port; UDP then needs the
-                // same number, which another program may hold: pick again.
-                Err(error)
-                    if error.kind() == io::ErrorKind::AddrInUse
-                        && any_port_zero
-                        && attempt < PORT_ZERO_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
+                Err(error) if worth_another_port(&error, &addrs, attempt) => attempt += 1,
                 result => return result,
             }
         }
@@ -255,6 +246,16 @@ impl ServerBuilder {
             budget: MemoryBudget::new(self.memory_budget, self.max_buffer.max(max_frame)),
         })
     }
+}
+
+/// Whether [`ServerBuilder::bind`] should bind `addrs` again after `error`
+/// on its `attempt`th retry (0 for the first try). Port 0 lets the kernel
+/// pick a TCP port; UDP then needs the same number, which another program
+/// may hold: pick again, a few times. Any other error stays.
+fn worth_another_port(error: &io::Error, addrs: &[SocketAddr], attempt: usize) -> bool {
+    error.kind() == io::ErrorKind::AddrInUse
+        && addrs.iter().any(|addr| addr.port() == 0)
+        && attempt < PORT_ZERO_ATTEMPTS
 }
 
 /// A bound UPCASE/1 server, raw and framed on the same port, over TCP and
@@ -552,5 +553,109 @@ impl Shared {
         if *live == 0 {
             self.all_closed.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn shared(descriptor_cap: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            shutdown: AtomicBool::new(false),
+            live: Mutex::new(0),
+            all_closed: Condvar::new(),
+            budget: MemoryBudget::new(1000, 100),
+            limit: ConnectionLimit::new(10),
+            descriptor_cap,
+            udp: UdpStats::default(),
+        })
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|addr| addr.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn only_a_port_in_use_with_port_0_asked_for_is_tried_again_eight_times() {
+        let in_use = io::Error::from(io::ErrorKind::AddrInUse);
+        let picked = addrs(&["127.0.0.1:9999", "127.0.0.1:0"]);
+        assert!(worth_another_port(&in_use, &picked, 0));
+        assert!(worth_another_port(&in_use, &picked, 7));
+        assert!(!worth_another_port(&in_use, &picked, 8), "eight retries");
+        let fixed = addrs(&["127.0.0.1:9999", "127.0.0.2:9999"]);
+        assert!(
+            !worth_another_port(&in_use, &fixed, 0),
+            "no port was picked"
+        );
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(!worth_another_port(&denied, &picked, 0), "not a busy port");
+    }
+
+    #[test]
+    fn no_descriptor_is_left_once_the_cap_is_open() {
+        let shared = shared(2);
+        assert!(shared.has_descriptor_for_another());
+        shared.connection_opened();
+        assert!(shared.has_descriptor_for_another());
+        shared.connection_opened();
+        assert!(!shared.has_descriptor_for_another());
+        shared.connection_closed();
+        assert!(shared.has_descriptor_for_another());
+    }
+
+    #[test]
+    fn the_dropped_udp_gauge_counts_replies_not_sent_too() {
+        let shared = shared(1);
+        shared.udp.received.store(7, Relaxed);
+        shared.udp.answered.store(1, Relaxed);
+        shared.udp.dropped.store(3, Relaxed);
+        shared.udp.send_errors.store(2, Relaxed);
+        shared.udp.rate_limited.store(1, Relaxed);
+        assert_eq!(
+            shared.gauges(),
+            ServerGauges {
+                memory_budget_used: 0,
+                memory_budget: 1000,
+                pending_output: 0,
+                udp_received: 7,
+                udp_sent: 1,
+                udp_dropped: 5,
+                udp_rate_limited: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn wait_returns_true_as_soon_as_the_last_connection_closes() {
+        let shared = shared(10);
+        shared.connection_opened();
+        let handle = ServerHandle {
+            local_addrs: Vec::new(),
+            shared: Arc::clone(&shared),
+            wakers: Vec::new(),
+            threads: Vec::new(),
+        };
+        assert!(
+            !handle.wait(Some(Duration::from_millis(10))),
+            "a connection is open"
+        );
+        let (done, waited) = mpsc::channel();
+        let waiter = thread::spawn(move || done.send(handle.wait(Some(Duration::from_secs(60)))));
+        assert_eq!(
+            waited.recv_timeout(Duration::from_millis(200)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "still waiting while a connection is open"
+        );
+        shared.connection_closed();
+        assert_eq!(
+            waited.recv_timeout(Duration::from_secs(30)),
+            Ok(true),
+            "woken by the close, long before its 60 s"
+        );
+        waiter.join().unwrap().unwrap();
     }
 }
