@@ -375,3 +375,48 @@ fn sockets_waiting_for_their_header_are_bounded_by_the_connection_limit() {
     drop(waiting);
     server.handle.shutdown();
 }
+
+#[test]
+fn a_socket_whose_header_came_makes_room_for_another_to_wait() {
+    // This loop lets two sockets wait for their header at once (its share
+    // of the connection limit); one that finished waiting is not counted.
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).max_connections(2),
+    );
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.1", server.addr);
+        let mut bytes = V1_TCP4.to_vec();
+        bytes.extend_from_slice(&framed_request());
+        stream.write_all(&bytes).unwrap();
+        assert_eq!(&read_reply(&mut stream).data[..], b"WHO AM I");
+        served.push(stream);
+    }
+    assert_eq!(server.outcomes(), [2, 0, 0, 0, 0, 0, 0]);
+    drop(served);
+    server.handle.shutdown();
+}
+
+#[test]
+fn a_peer_that_resets_before_its_header_is_closed_at_once() {
+    // A header timeout far beyond the test's patience: only the reset
+    // itself can close the socket in time.
+    let server = ProxiedServer::start(&["127.0.0.1"], Duration::from_secs(120));
+    let stream = connect_from("127.0.0.1", server.addr);
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    let deadline = Instant::now() + TIMEOUT;
+    while server.outcomes() != [0, 0, 0, 1, 0, 0, 0] {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}: not counted invalid",
+            server.outcomes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.handle.shutdown();
+}
