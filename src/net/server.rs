@@ -176,13 +176,7 @@ impl ServerBuilder {
         } else {
             self.listen.clone()
         };
-        let mut attempt = 0;
-        loop {
-            match self.bind_once(&addrs) {
-                Err(error) if worth_another_port(&error, &addrs, attempt) => attempt += 1,
-                result => return result,
-            }
-        }
+        retry_port_clashes(&addrs, || self.bind_once(&addrs))
     }
 
     /// How many event loops to run.
@@ -248,14 +242,28 @@ impl ServerBuilder {
     }
 }
 
-/// Whether [`ServerBuilder::bind`] should bind `addrs` again after `error`
-/// on its `attempt`th retry (0 for the first try). Port 0 lets the kernel
-/// pick a TCP port; UDP then needs the same number, which another program
-/// may hold: pick again, a few times. Any other error stays.
-fn worth_another_port(error: &io::Error, addrs: &[SocketAddr], attempt: usize) -> bool {
-    error.kind() == io::ErrorKind::AddrInUse
-        && addrs.iter().any(|addr| addr.port() == 0)
-        && attempt < PORT_ZERO_ATTEMPTS
+/// Call `bind_once` (binding `addrs`) until it succeeds or fails for good.
+/// Port 0 lets the kernel pick a TCP port; UDP then needs the same number,
+/// which another program may hold: when a port was picked and it is in
+/// use, pick again, a few times. Any other error is returned at once.
+fn retry_port_clashes<T>(
+    addrs: &[SocketAddr],
+    mut bind_once: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let port_picked = addrs.iter().any(|addr| addr.port() == 0);
+    let mut retries = 0;
+    loop {
+        match bind_once() {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && port_picked
+                    && retries < PORT_ZERO_ATTEMPTS =>
+            {
+                retries += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A bound UPCASE/1 server, raw and framed on the same port, over TCP and
@@ -579,20 +587,45 @@ mod tests {
         list.iter().map(|addr| addr.parse().unwrap()).collect()
     }
 
+    /// How many times [`retry_port_clashes`] binds `addrs` when every
+    /// try fails with `error` (at most 100: more is "forever").
+    fn tries(addrs: &[SocketAddr], error: io::ErrorKind) -> usize {
+        let mut tries = 0;
+        let result: io::Result<()> = retry_port_clashes(addrs, || {
+            tries += 1;
+            assert!(tries < 100, "retried forever");
+            Err(io::Error::from(error))
+        });
+        assert_eq!(result.unwrap_err().kind(), error, "the last error");
+        tries
+    }
+
     #[test]
-    fn only_a_port_in_use_with_port_0_asked_for_is_tried_again_eight_times() {
-        let in_use = io::Error::from(io::ErrorKind::AddrInUse);
-        let picked = addrs(&["127.0.0.1:9999", "127.0.0.1:0"]);
-        assert!(worth_another_port(&in_use, &picked, 0));
-        assert!(worth_another_port(&in_use, &picked, 7));
-        assert!(!worth_another_port(&in_use, &picked, 8), "eight retries");
-        let fixed = addrs(&["127.0.0.1:9999", "127.0.0.2:9999"]);
-        assert!(
-            !worth_another_port(&in_use, &fixed, 0),
-            "no port was picked"
+    fn a_picked_port_in_use_is_tried_again_eight_times_and_nothing_else() {
+        let in_use = io::ErrorKind::AddrInUse;
+        assert_eq!(tries(&addrs(&["127.0.0.1:0"]), in_use), 1 + 8);
+        assert_eq!(tries(&addrs(&["127.0.0.1:9999", "[::1]:0"]), in_use), 1 + 8);
+        assert_eq!(
+            tries(&addrs(&["127.0.0.1:9999", "[::1]:9999"]), in_use),
+            1,
+            "no port was picked: trying again cannot help"
         );
-        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
-        assert!(!worth_another_port(&denied, &picked, 0), "not a busy port");
+        let denied = io::ErrorKind::PermissionDenied;
+        assert_eq!(tries(&addrs(&["127.0.0.1:0"]), denied), 1);
+    }
+
+    #[test]
+    fn a_clash_that_goes_away_is_bound() {
+        let mut tries = 0;
+        let result = retry_port_clashes(&addrs(&["127.0.0.1:0"]), || {
+            tries += 1;
+            if tries < 4 {
+                Err(io::Error::from(io::ErrorKind::AddrInUse))
+            } else {
+                Ok(tries)
+            }
+        });
+        assert_eq!(result.unwrap(), 4);
     }
 
     #[test]
