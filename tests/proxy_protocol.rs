@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use upcase::conn::ServerConfig;
 use upcase::net::{Cidr, Server, ServerHandle, ServerMetrics};
 use upcase::wire::{Address, ErrorCode, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
@@ -418,5 +419,39 @@ fn a_peer_that_resets_before_its_header_is_closed_at_once() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    server.handle.shutdown();
+}
+
+#[test]
+fn shutdown_closes_sockets_waiting_for_their_header_before_served_ones_finish() {
+    // Served connections get up to their linger to finish; a socket still
+    // waiting for its header has nothing to finish and is closed at once.
+    let config = ServerConfig {
+        linger: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).config(config),
+    );
+    let mut served = connect_from("127.0.0.1", server.addr);
+    let mut bytes = V1_TCP4.to_vec();
+    bytes.extend_from_slice(&framed_request());
+    served.write_all(&bytes).unwrap();
+    assert_eq!(&read_reply(&mut served).data[..], b"WHO AM I");
+    let mut waiting = connect_from("127.0.0.1", server.addr);
+    waiting.write_all(b"PROX").unwrap();
+    // Time to be accepted (a socket still in the listen queue is only
+    // closed with the listener).
+    std::thread::sleep(Duration::from_millis(500));
+    server.handle.begin_shutdown();
+    closed_without_reply(&mut waiting).unwrap();
+    assert_eq!(
+        server.handle.live_connections(),
+        1,
+        "the served connection is still lingering"
+    );
+    drop(served);
     server.handle.shutdown();
 }
