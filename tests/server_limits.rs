@@ -1,6 +1,6 @@
 //! How the server's limits show at its edges, over loopback: binding a
-//! port whose UDP twin is taken, the listen backlog, and how much a
-//! connection that never reads may make the server hold.
+//! port whose UDP twin is taken, the listen backlog, how many loops run,
+//! and how much a connection that never reads may make the server hold.
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -144,4 +144,33 @@ fn the_max_buffer_never_goes_below_one_whole_frame() {
 fn the_max_buffer_never_goes_below_64_kib() {
     let held = held_for_a_client_that_never_reads(|builder| builder.max_buffer(0), 100);
     assert!((32 * KIB..=512 * KIB).contains(&held), "{held} bytes held");
+}
+
+fn bound(builder: ServerBuilder) -> Server {
+    builder
+        .listen("127.0.0.1:0".parse().unwrap())
+        .udp(false)
+        .bind()
+        .unwrap()
+}
+
+#[test]
+fn the_loops_are_as_many_as_asked_but_never_more_than_the_connection_limit() {
+    assert_eq!(bound(Server::builder().threads(3)).threads(), 3);
+    assert_eq!(
+        bound(Server::builder().threads(3).max_connections(2)).threads(),
+        2
+    );
+    assert_eq!(bound(Server::builder().threads(0)).threads(), 1);
+}
+
+#[test]
+fn the_running_server_reports_the_addresses_it_was_bound_to() {
+    let server = bound(Server::builder().listen("127.0.0.2:0".parse().unwrap()));
+    let addrs = server.local_addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    assert!(addrs.iter().all(|addr| addr.port() != 0), "{addrs:?}");
+    let handle = server.spawn().unwrap();
+    assert_eq!(handle.local_addrs(), addrs);
+    handle.shutdown();
 }
