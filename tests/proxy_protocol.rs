@@ -430,9 +430,11 @@ fn shutdown_closes_sockets_waiting_for_their_header_before_served_ones_finish() 
         linger: Duration::from_secs(60),
         ..ServerConfig::default()
     };
+    // A header timeout beyond the test's patience: only shutdown can close
+    // the waiting socket in time.
     let server = ProxiedServer::start_with(
         &["127.0.0.1"],
-        TIMEOUT,
+        Duration::from_secs(120),
         Server::builder().threads(1).config(config),
     );
     let mut served = connect_from("127.0.0.1", server.addr);
