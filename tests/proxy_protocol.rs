@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use upcase::conn::ServerConfig;
 use upcase::net::{Cidr, Server, ServerHandle, ServerMetrics};
 use upcase::wire::{Address, ErrorCode, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
@@ -373,5 +374,86 @@ fn sockets_waiting_for_their_header_are_bounded_by_the_connection_limit() {
         assert_eq!(&read_reply(stream).data[..], b"WHO AM I");
     }
     drop(waiting);
+    server.handle.shutdown();
+}
+
+#[test]
+fn a_socket_whose_header_came_makes_room_for_another_to_wait() {
+    // This loop lets two sockets wait for their header at once (its share
+    // of the connection limit); one that finished waiting is not counted.
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).max_connections(2),
+    );
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.1", server.addr);
+        let mut bytes = V1_TCP4.to_vec();
+        bytes.extend_from_slice(&framed_request());
+        stream.write_all(&bytes).unwrap();
+        assert_eq!(&read_reply(&mut stream).data[..], b"WHO AM I");
+        served.push(stream);
+    }
+    assert_eq!(server.outcomes(), [2, 0, 0, 0, 0, 0, 0]);
+    drop(served);
+    server.handle.shutdown();
+}
+
+#[test]
+fn a_peer_that_resets_before_its_header_is_closed_at_once() {
+    // A header timeout far beyond the test's patience: only the reset
+    // itself can close the socket in time.
+    let server = ProxiedServer::start(&["127.0.0.1"], Duration::from_secs(120));
+    let stream = connect_from("127.0.0.1", server.addr);
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    let deadline = Instant::now() + TIMEOUT;
+    while server.outcomes() != [0, 0, 0, 1, 0, 0, 0] {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}: not counted invalid",
+            server.outcomes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.handle.shutdown();
+}
+
+#[test]
+fn shutdown_closes_sockets_waiting_for_their_header_before_served_ones_finish() {
+    // Served connections get up to their linger to finish; a socket still
+    // waiting for its header has nothing to finish and is closed at once.
+    let config = ServerConfig {
+        linger: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    // A header timeout beyond the test's patience: only shutdown can close
+    // the waiting socket in time.
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        Duration::from_secs(120),
+        Server::builder().threads(1).config(config),
+    );
+    let mut served = connect_from("127.0.0.1", server.addr);
+    let mut bytes = V1_TCP4.to_vec();
+    bytes.extend_from_slice(&framed_request());
+    served.write_all(&bytes).unwrap();
+    assert_eq!(&read_reply(&mut served).data[..], b"WHO AM I");
+    let mut waiting = connect_from("127.0.0.1", server.addr);
+    waiting.write_all(b"PROX").unwrap();
+    // Time to be accepted (a socket still in the listen queue is only
+    // closed with the listener).
+    std::thread::sleep(Duration::from_millis(500));
+    server.handle.begin_shutdown();
+    closed_without_reply(&mut waiting).unwrap();
+    assert_eq!(
+        server.handle.live_connections(),
+        1,
+        "the served connection is still lingering"
+    );
+    drop(served);
     server.handle.shutdown();
 }

@@ -315,3 +315,63 @@ fn a_source_over_its_rate_limit_is_dropped_while_another_is_served() {
     }
     handle.shutdown();
 }
+
+/// Every log line of this test binary, from every test.
+struct CapturedLog(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for CapturedLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lines.push(record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+static LOG: CapturedLog = CapturedLog(std::sync::Mutex::new(Vec::new()));
+
+/// Capture log lines from now on (in this binary, once for all tests).
+fn capture_log() {
+    if log::set_logger(&LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+#[test]
+fn the_end_of_a_flood_is_logged_with_the_count_held_back() {
+    capture_log();
+    let limit = UdpRateLimit {
+        per_second: 1,
+        burst: 1,
+    };
+    let (handle, addr) = start_with(Server::builder().udp_rate_limit(limit));
+    let flood = socket_at("127.0.0.1", TIMEOUT);
+    // One answered, 19 over the rate: at least one worker (four at most)
+    // logs one of those and holds back the count of the next ones.
+    for n in 0..20 {
+        flood
+            .send_to(format!("flood {n}").as_bytes(), addr)
+            .unwrap();
+    }
+    assert_eq!(counted(&handle.udp_stats().received, 20), 20);
+    // Nothing more comes: the count is logged once the interval is over.
+    let summary = |line: &String| {
+        line.strip_prefix("udp: source over its rate limit: ")
+            .and_then(|rest| rest.strip_suffix(" more like this suppressed"))
+            .is_some_and(|count| count.parse::<u64>().is_ok_and(|n| n > 0))
+    };
+    let deadline = Instant::now() + 2 * TIMEOUT;
+    while !LOG.0.lock().unwrap().iter().any(summary) {
+        assert!(
+            Instant::now() < deadline,
+            "no summary line in {:?}",
+            LOG.0.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handle.shutdown();
+}

@@ -74,8 +74,44 @@ mod tests {
     }
 
     #[test]
-    fn raising_leaves_the_soft_limit_at_least_where_it_was() {
+    fn the_fitted_limit_is_eight_ninths_of_what_the_server_leaves() {
+        // (20 000 - (32 + 2 loops × (1 listener + 4) + 16)) × 8 / 9
+        assert_eq!(connections_for_descriptors(20_000, 2, 1), 17_726);
+        // (20 000 - (32 + 4 × (3 + 4) + 16)) × 8 / 9
+        assert_eq!(connections_for_descriptors(20_000, 4, 3), 17_710);
+    }
+
+    #[test]
+    fn the_server_keeps_its_fixed_descriptors_and_each_loops_and_listeners() {
+        assert_eq!(own_descriptors(1, 1), 32 + 5 + 16);
+        assert_eq!(own_descriptors(2, 1), 32 + 2 * 5 + 16);
+        assert_eq!(own_descriptors(4, 3), 32 + 4 * 7 + 16);
+    }
+
+    #[test]
+    fn connections_may_hold_every_descriptor_the_server_does_not() {
+        // The soft limit only grows (raise_descriptor_limit may run
+        // meanwhile): read it before and after.
+        let (soft_before, _) = rlimit::Resource::NOFILE.get().unwrap();
+        let room = connection_descriptors(2, 1) as u64;
+        let (soft_after, _) = rlimit::Resource::NOFILE.get().unwrap();
+        let own = 32 + 2 * 5 + 16;
+        assert!(
+            (soft_before.saturating_sub(own)..=soft_after.saturating_sub(own)).contains(&room),
+            "{room} connections under a soft limit of {soft_before}..={soft_after}"
+        );
+    }
+
+    #[test]
+    fn raising_reports_the_soft_limit_before_and_sets_it_to_the_hard_limit() {
+        let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap();
         let (before, after) = raise_descriptor_limit().unwrap();
+        assert_eq!(before, soft.min(1 << 20));
+        let (soft_now, _) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(after, soft_now, "what it says is what it set");
         assert!(after >= before, "{before} -> {after}");
+        if hard <= 1 << 20 {
+            assert_eq!(after, hard, "raised to the hard limit");
+        }
     }
 }

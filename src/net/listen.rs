@@ -81,3 +81,36 @@ fn in_context(addr: SocketAddr, error: io::Error) -> io::Error {
         format!("cannot listen on tcp {addr}: {error}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    /// Whether a socket that sets `SO_REUSEPORT` can bind `addr` too.
+    fn can_share(addr: SocketAddr) -> bool {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.bind(&addr.into()).is_ok()
+    }
+
+    #[test]
+    fn a_group_has_one_listener_per_loop_on_one_port() {
+        let group = bind_tcp_group(loopback(), 16, 3).unwrap();
+        let addrs: Vec<SocketAddr> = group.iter().map(|l| l.local_addr().unwrap()).collect();
+        assert_eq!(addrs.len(), 3);
+        assert_ne!(addrs[0].port(), 0);
+        assert!(addrs.iter().all(|&addr| addr == addrs[0]), "{addrs:?}");
+    }
+
+    #[test]
+    fn a_single_loops_listener_shares_its_port_with_no_one() {
+        let group = bind_tcp_group(loopback(), 16, 1).unwrap();
+        assert_eq!(group.len(), 1);
+        let addr = group[0].local_addr().unwrap();
+        assert!(!can_share(addr), "another socket bound {addr} too");
+    }
+}

@@ -55,10 +55,10 @@ mod tests {
 
     #[test]
     fn bidi_controls_and_c1_controls_are_escaped() {
-        let input = "a\u{202e}b\u{202a}\u{2066}\u{2069}\u{200f}\u{85}c";
+        let input = "a\u{202e}b\u{202a}\u{2066}\u{2069}\u{200f}\u{80}\u{85}c";
         assert_eq!(
             escape_for_log(input.as_bytes()),
-            "a\\u{202e}b\\u{202a}\\u{2066}\\u{2069}\\u{200f}\\u{85}c"
+            "a\\u{202e}b\\u{202a}\\u{2066}\\u{2069}\\u{200f}\\u{80}\\u{85}c"
         );
     }
 

@@ -176,22 +176,7 @@ impl ServerBuilder {
         } else {
             self.listen.clone()
         };
-        let any_port_zero = addrs.iter().any(|addr| addr.port() == 0);
-        let mut attempt = 0;
-        loop {
-            match self.bind_once(&addrs) {
-                // Port 0 lets the kernel pick a TCP port; UDP then needs the
-                // same number, which another program may hold: pick again.
-                Err(error)
-                    if error.kind() == io::ErrorKind::AddrInUse
-                        && any_port_zero
-                        && attempt < PORT_ZERO_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        retry_port_clashes(&addrs, || self.bind_once(&addrs))
     }
 
     /// How many event loops to run.
@@ -254,6 +239,30 @@ impl ServerBuilder {
             }),
             budget: MemoryBudget::new(self.memory_budget, self.max_buffer.max(max_frame)),
         })
+    }
+}
+
+/// Call `bind_once` (binding `addrs`) until it succeeds or fails for good.
+/// Port 0 lets the kernel pick a TCP port; UDP then needs the same number,
+/// which another program may hold: when a port was picked and it is in
+/// use, pick again, a few times. Any other error is returned at once.
+fn retry_port_clashes<T>(
+    addrs: &[SocketAddr],
+    mut bind_once: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let port_picked = addrs.iter().any(|addr| addr.port() == 0);
+    let mut retries = 0;
+    loop {
+        match bind_once() {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && port_picked
+                    && retries < PORT_ZERO_ATTEMPTS =>
+            {
+                retries += 1;
+            }
+            result => return result,
+        }
     }
 }
 
@@ -552,5 +561,134 @@ impl Shared {
         if *live == 0 {
             self.all_closed.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn shared(descriptor_cap: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            shutdown: AtomicBool::new(false),
+            live: Mutex::new(0),
+            all_closed: Condvar::new(),
+            budget: MemoryBudget::new(1000, 100),
+            limit: ConnectionLimit::new(10),
+            descriptor_cap,
+            udp: UdpStats::default(),
+        })
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|addr| addr.parse().unwrap()).collect()
+    }
+
+    /// How many times [`retry_port_clashes`] binds `addrs` when every
+    /// try fails with `error` (at most 100: more is "forever").
+    fn tries(addrs: &[SocketAddr], error: io::ErrorKind) -> usize {
+        let mut tries = 0;
+        let result: io::Result<()> = retry_port_clashes(addrs, || {
+            tries += 1;
+            assert!(tries < 100, "retried forever");
+            Err(io::Error::from(error))
+        });
+        assert_eq!(result.unwrap_err().kind(), error, "the last error");
+        tries
+    }
+
+    #[test]
+    fn a_picked_port_in_use_is_tried_again_eight_times_and_nothing_else() {
+        let in_use = io::ErrorKind::AddrInUse;
+        assert_eq!(tries(&addrs(&["127.0.0.1:0"]), in_use), 1 + 8);
+        assert_eq!(tries(&addrs(&["127.0.0.1:9999", "[::1]:0"]), in_use), 1 + 8);
+        assert_eq!(
+            tries(&addrs(&["127.0.0.1:9999", "[::1]:9999"]), in_use),
+            1,
+            "no port was picked: trying again cannot help"
+        );
+        let denied = io::ErrorKind::PermissionDenied;
+        assert_eq!(tries(&addrs(&["127.0.0.1:0"]), denied), 1);
+    }
+
+    #[test]
+    fn a_clash_that_goes_away_is_bound() {
+        let mut tries = 0;
+        let result = retry_port_clashes(&addrs(&["127.0.0.1:0"]), || {
+            tries += 1;
+            if tries < 4 {
+                Err(io::Error::from(io::ErrorKind::AddrInUse))
+            } else {
+                Ok(tries)
+            }
+        });
+        assert_eq!(result.unwrap(), 4);
+    }
+
+    #[test]
+    fn no_descriptor_is_left_once_the_cap_is_open() {
+        let shared = shared(2);
+        assert!(shared.has_descriptor_for_another());
+        shared.connection_opened();
+        assert!(shared.has_descriptor_for_another());
+        shared.connection_opened();
+        assert!(!shared.has_descriptor_for_another());
+        shared.connection_closed();
+        assert!(shared.has_descriptor_for_another());
+    }
+
+    #[test]
+    fn the_dropped_udp_gauge_counts_replies_not_sent_too() {
+        let shared = shared(1);
+        shared.udp.received.store(7, Relaxed);
+        shared.udp.answered.store(1, Relaxed);
+        shared.udp.dropped.store(3, Relaxed);
+        shared.udp.send_errors.store(2, Relaxed);
+        shared.udp.rate_limited.store(1, Relaxed);
+        assert_eq!(
+            shared.gauges(),
+            ServerGauges {
+                memory_budget_used: 0,
+                memory_budget: 1000,
+                pending_output: 0,
+                udp_received: 7,
+                udp_sent: 1,
+                udp_dropped: 5,
+                udp_rate_limited: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn wait_returns_true_as_soon_as_the_last_connection_closes() {
+        let shared = shared(10);
+        shared.connection_opened();
+        let handle = ServerHandle {
+            local_addrs: Vec::new(),
+            shared: Arc::clone(&shared),
+            wakers: Vec::new(),
+            threads: Vec::new(),
+        };
+        assert!(
+            !handle.wait(Some(Duration::from_millis(10))),
+            "a connection is open"
+        );
+        let (done, waited) = mpsc::channel();
+        let waiter = thread::spawn(move || done.send(handle.wait(Some(Duration::from_secs(60)))));
+        assert_eq!(
+            waited.recv_timeout(Duration::from_millis(200)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "still waiting while a connection is open"
+        );
+        shared.connection_closed();
+        assert_eq!(
+            waited.recv_timeout(Duration::from_secs(30)),
+            Ok(true),
+            "woken by the close, long before its 60 s"
+        );
+        waiter.join().unwrap().unwrap();
     }
 }

@@ -360,4 +360,16 @@ mod tests {
         }
         assert_eq!(slots.admit(ip(1), &limit), Admission::Drop { limit: 1 });
     }
+
+    #[test]
+    fn a_refusal_that_ends_makes_room_for_another() {
+        let (mut slots, limit) = full(1, &[1]);
+        slots.dequeue(0);
+        for _ in 0..16 {
+            assert_eq!(slots.admit(ip(1), &limit), Admission::Refuse { limit: 1 });
+        }
+        slots.release(None, true, &limit);
+        assert_eq!(slots.admit(ip(1), &limit), Admission::Refuse { limit: 1 });
+        assert_eq!(slots.admit(ip(1), &limit), Admission::Drop { limit: 1 });
+    }
 }

@@ -113,4 +113,19 @@ mod tests {
         timers.purge_if_bloated(1, |_, _| false);
         assert_eq!(timers.len(), 2);
     }
+
+    #[test]
+    fn entries_are_purged_past_twice_the_live_connections_plus_1024() {
+        let start = Instant::now();
+        let mut timers = Timers::default();
+        // 2 × 1000 live + 1024 entries: not yet bloated.
+        for slot in 0..3024 {
+            timers.arm(start, key(slot));
+        }
+        timers.purge_if_bloated(1000, |_, _| false);
+        assert_eq!(timers.len(), 3024);
+        timers.arm(start, key(3024));
+        timers.purge_if_bloated(1000, |_, key| key.slot < 10);
+        assert_eq!(timers.len(), 10);
+    }
 }

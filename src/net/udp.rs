@@ -278,3 +278,23 @@ impl<'a> UdpService<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_udp_socket_gets_a_receive_buffer_of_four_mib_or_the_kernels_most() {
+        let Ok(rmem_max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max") else {
+            println!("skipped: no /proc/sys/net/core/rmem_max to compare with");
+            return;
+        };
+        let rmem_max: usize = rmem_max.trim().parse().unwrap();
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Linux caps the request at rmem_max and reports double what it
+        // granted (its bookkeeping overhead).
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        let asked = (4 << 20).min(rmem_max);
+        assert!(granted >= asked, "{granted} bytes, {asked} asked for");
+    }
+}

@@ -67,6 +67,61 @@ fn a_framed_connection_is_counted_from_accept_to_close() {
 }
 
 #[test]
+fn each_report_adds_only_what_happened_since_the_last() {
+    let metrics = Arc::new(ServerMetrics::new(1));
+    let shard = metrics.claim_shard().unwrap();
+    let mut conn = connection();
+    let mut meter = ConnectionMeter::accepted(&shard, false);
+    let mut bytes_in = 0;
+    let mut bytes_out = 0;
+    for input in [
+        frames(&[(FrameType::Text, b"abc")]),
+        FrameRepr::new(FrameType::Text, b"de".to_vec())
+            .to_bytes()
+            .to_vec(),
+        FrameRepr::new(FrameType::Text, b"f".to_vec())
+            .to_bytes()
+            .to_vec(),
+    ] {
+        let now = Instant::now();
+        meter.read_at(now);
+        conn.handle_input(now, &input).unwrap();
+        bytes_in += input.len();
+        meter.report(&conn);
+        let pending = conn.pending_output().len();
+        conn.mark_sent(Instant::now(), pending).unwrap();
+        bytes_out += pending;
+        meter.report(&conn);
+    }
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.frames_in[0], 3, "TEXT in");
+    assert_eq!(snapshot.frames_out[0], 3, "TEXT out");
+    assert_eq!(snapshot.bytes_in, bytes_in as u64);
+    assert_eq!(snapshot.bytes_out, bytes_out as u64);
+    assert_eq!(snapshot.reply_delay_buckets.iter().sum::<u64>(), 3);
+}
+
+#[test]
+fn label_values_are_the_names_the_readme_documents() {
+    assert_eq!(
+        ModeLabel::ALL.map(ModeLabel::name),
+        ["undetected", "raw", "framed"]
+    );
+    assert_eq!(
+        ProxyOutcome::ALL.map(ProxyOutcome::name),
+        [
+            "proxied",
+            "local",
+            "unknown",
+            "invalid",
+            "timeout",
+            "untrusted",
+            "overflow"
+        ]
+    );
+}
+
+#[test]
 fn a_refused_connection_counts_as_refused_in_its_mode() {
     let metrics = Arc::new(ServerMetrics::new(1));
     let shard = metrics.claim_shard().unwrap();

@@ -284,6 +284,19 @@ fn the_reader_holds_at_most_the_v2_cap_whatever_it_is_fed() {
 }
 
 #[test]
+fn the_reader_holds_what_it_was_fed_until_the_header_is_decided() {
+    let mut reader = ProxyHeaderReader::new();
+    assert_eq!(reader.buffered(), 0);
+    assert_eq!(reader.feed(b"PROXY TCP4 "), ProxyHeaderStatus::NeedMore);
+    assert_eq!(reader.buffered(), 11);
+    assert!(matches!(
+        reader.feed(b"192.0.2.1 198.51.100.2 56324 443\r\n"),
+        ProxyHeaderStatus::Done { .. }
+    ));
+    assert_eq!(reader.buffered(), 0, "a finished reader holds nothing");
+}
+
+#[test]
 fn resolve_uses_the_header_addresses_or_the_sockets() {
     let socket_local = addr("127.0.0.1:9999");
     let socket_peer = addr("127.0.0.2:40000");
@@ -305,6 +318,28 @@ fn resolve_uses_the_header_addresses_or_the_sockets() {
             (socket_local, socket_peer)
         );
     }
+}
+
+#[test]
+fn a_header_displays_its_version_and_what_it_says() {
+    let proxied_v1 = ProxyHeader {
+        version: 1,
+        addresses: proxied("192.0.2.1:56324", "198.51.100.2:443"),
+    };
+    assert_eq!(
+        proxied_v1.to_string(),
+        "PROXY v1 from 192.0.2.1:56324 to 198.51.100.2:443"
+    );
+    let local = ProxyHeader {
+        version: 2,
+        addresses: ProxiedAddresses::Local,
+    };
+    assert_eq!(local.to_string(), "PROXY v2 LOCAL");
+    let unknown = ProxyHeader {
+        version: 1,
+        addresses: ProxiedAddresses::Unknown,
+    };
+    assert_eq!(unknown.to_string(), "PROXY v1 UNKNOWN");
 }
 
 fn ip(text: &str) -> IpAddr {

@@ -269,6 +269,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tracked_source_in_a_full_table_keeps_its_empty_bucket() {
+        let start = Instant::now();
+        let mut limiter = SourceLimiter::new(limit(1, 1), 8);
+        for n in 0..8u64 {
+            let at = start + Duration::from_millis(n);
+            assert!(limiter.admit(ip(&format!("10.0.0.{n}")), at));
+        }
+        // The least recently seen source is back: it is tracked, so the
+        // table makes no room (which would forget it first).
+        let now = start + Duration::from_millis(8);
+        assert!(!limiter.admit(ip("10.0.0.0"), now), "its bucket is empty");
+        assert_eq!(limiter.len(), 8);
+    }
+
+    #[test]
     fn a_full_table_forgets_an_eighth_of_its_sources_at_a_time() {
         let start = Instant::now();
         let mut limiter = SourceLimiter::new(limit(1, 1), 16);
