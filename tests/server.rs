@@ -121,6 +121,31 @@ impl Framed {
         }
     }
 
+    /// Nothing but bytes that make no event (the server's preface) come
+    /// for `period`.
+    fn assert_no_event_for(&mut self, period: Duration) {
+        let until = Instant::now() + period;
+        let mut buffer = [0; 4096];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.stream.read(&mut buffer) {
+                Ok(read) => {
+                    assert!(read > 0, "the server closed");
+                    self.conn.handle_input(Instant::now(), &buffer[..read]);
+                    if let Some(event) = self.conn.poll_event() {
+                        panic!("expected nothing yet, got {event:?}");
+                    }
+                }
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+
     /// Read until the client core reports an event (a failure is one too).
     fn next(&mut self) -> ClientEvent {
         let mut buffer = [0; 4096];
@@ -774,6 +799,33 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
     handle.shutdown();
 }
 
+/// Wait until the peer has acknowledged everything written on `stream`:
+/// it is all in the peer's socket.
+fn wait_until_delivered(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+        let status = unsafe {
+            libc::ioctl(
+                stream.as_raw_fd(),
+                libc::TIOCOUTQ,
+                &mut unacknowledged as *mut libc::c_int,
+            )
+        };
+        assert_eq!(status, 0, "{}", std::io::Error::last_os_error());
+        if unacknowledged == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unacknowledged} bytes never acknowledged"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The memory budget of [`spend_the_budget`]'s servers.
 const SMALL_BUDGET: usize = 256 * 1024;
 
@@ -815,19 +867,21 @@ fn spend_the_budget(metrics: bool) -> SpentBudget {
         stream.write_all(&PREFACE).unwrap();
         write_until_blocked(stream, &frame);
     }
-    let mut held = Framed::connect([127, 0, 0, 1], addr);
-    assert_eq!(held.reply(), b"hello");
-    let text = "held back ".repeat(5_000);
+    // The preface and the request in one write: the connection never
+    // waits with empty buffers, so no timer of theirs wakes it later.
+    let mut held = Framed {
+        stream: socket_from([127, 0, 0, 1], addr),
+        conn: ClientConnection::new(Instant::now(), ClientConfig::default()),
+    };
+    // Three times its size (what it may become) is beyond the reserve, yet
+    // the whole request fits in the server's socket.
+    let text = "held back ".repeat(1_200);
     held.conn.send_text(&text).unwrap();
     held.write();
-    held.stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    match held.stream.read(&mut [0; 64]) {
-        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-        other => panic!("expected no reply while the budget is spent, got {other:?}"),
-    }
-    held.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    // All of it in the server's socket: no more of it arrives later, to
+    // wake the held-back connection.
+    wait_until_delivered(&held.stream);
+    held.assert_no_event_for(Duration::from_millis(500));
     SpentBudget {
         handle,
         metrics,
