@@ -596,6 +596,32 @@ fn shutdown_answers_every_frame_received_then_says_bye() {
 }
 
 #[test]
+fn an_idle_client_still_times_out_after_a_thousand_connections_came_and_went() {
+    let idle_timeout = Duration::from_secs(5);
+    let config = ServerConfig {
+        idle_timeout,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config));
+    let started = Instant::now();
+    let mut idle = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(idle.reply(), b"hello");
+    // Each leaves its deadline behind in the loop's timers: enough of them
+    // that the loop sweeps them out, which must keep the idle client's.
+    for _ in 0..1100 {
+        let mut passing = socket(addr);
+        passing.write_all(b"x").unwrap();
+        assert_eq!(read_exact(&mut passing, 1), b"X");
+    }
+    let error = idle.error();
+    assert_eq!(error.code, ErrorCode::IDLE_TIMEOUT, "{}", error.message);
+    assert!(started.elapsed() >= idle_timeout);
+    drop(idle);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
 fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
     let (handle, addr) = start_with(|builder| builder.max_connections(3));
     let mut first = Framed::connect([127, 0, 0, 1], addr);
@@ -1513,5 +1539,30 @@ fn an_idle_server_sleeps_until_something_happens() {
         "the idle event loop used {used:?} of CPU in 2 s"
     );
     client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn a_server_whose_budget_is_spent_waits_without_spinning() {
+    if in_child_process("a_server_whose_budget_is_spent_waits_without_spinning") {
+        return;
+    }
+    let SpentBudget {
+        handle,
+        greedy,
+        held,
+        ..
+    } = spend_the_budget(false);
+    // Held-back connections retry a hundred times a second, which costs
+    // next to nothing; a loop retrying without sleeping would use a core.
+    let before = cpu_time_of_thread("loop 0");
+    thread::sleep(Duration::from_secs(2));
+    let used = cpu_time_of_thread("loop 0") - before;
+    assert!(
+        used < Duration::from_millis(200),
+        "the waiting event loop used {used:?} of CPU in 2 s"
+    );
+    drop((greedy, held));
+    assert_no_connections_left(&handle);
     handle.shutdown();
 }
