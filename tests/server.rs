@@ -1467,7 +1467,11 @@ fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
     let mut served = client(addr);
     assert_eq!(served.upcase("before").unwrap(), "BEFORE");
 
-    // Take every descriptor the process may open but one.
+    // Sockets for clients made beforehand; then every descriptor the
+    // process may open is taken.
+    let waiting: Vec<socket2::Socket> = (0..3)
+        .map(|_| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap())
+        .collect();
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(256), hard).unwrap();
     let mut hogs = Vec::new();
@@ -1480,26 +1484,44 @@ fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
             }
         }
     }
-    drop(hogs.pop());
-    // The last one goes to a client, which the server has none to accept
-    // with: it must learn at once that it will not be served.
-    let mut waiting = TcpStream::connect(addr).unwrap();
-    waiting.set_read_timeout(Some(TIMEOUT)).unwrap();
-    match waiting.read(&mut [0; 16]) {
-        Ok(0) => {}
-        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
-        other => panic!("expected the server to close the connection, got {other:?}"),
+    // Clients the server has no descriptor to accept with, one alone and
+    // then two at once: each must learn at once that it will not be
+    // served, rather than wait in the queue.
+    // (Each is kept open, so that its descriptor stays taken.)
+    let mut waiting: Vec<TcpStream> = waiting.into_iter().map(TcpStream::from).collect();
+    let (alone, together) = waiting.split_at_mut(1);
+    socket2::SockRef::from(&alone[0])
+        .connect(&addr.into())
+        .unwrap();
+    assert_closed_by_the_server(&mut alone[0]);
+    for stream in together.iter() {
+        socket2::SockRef::from(stream)
+            .connect(&addr.into())
+            .unwrap();
     }
-    drop(waiting);
+    for stream in together {
+        assert_closed_by_the_server(stream);
+    }
 
     // With descriptors again, it serves as before.
-    drop(hogs);
+    drop((hogs, waiting));
     assert_eq!(served.upcase("still served").unwrap(), "STILL SERVED");
     let mut newcomer = client(addr);
     assert_eq!(newcomer.upcase("after").unwrap(), "AFTER");
     served.bye().unwrap();
     newcomer.bye().unwrap();
     handle.shutdown();
+}
+
+/// The server closes `stream` without a word.
+#[track_caller]
+fn assert_closed_by_the_server(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match stream.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
 }
 
 /// The CPU time (user and system) used so far by this process's thread
