@@ -121,6 +121,31 @@ impl Framed {
         }
     }
 
+    /// Nothing but bytes that make no event (the server's preface) come
+    /// for `period`.
+    fn assert_no_event_for(&mut self, period: Duration) {
+        let until = Instant::now() + period;
+        let mut buffer = [0; 4096];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.stream.read(&mut buffer) {
+                Ok(read) => {
+                    assert!(read > 0, "the server closed");
+                    self.conn.handle_input(Instant::now(), &buffer[..read]);
+                    if let Some(event) = self.conn.poll_event() {
+                        panic!("expected nothing yet, got {event:?}");
+                    }
+                }
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+
     /// Read until the client core reports an event (a failure is one too).
     fn next(&mut self) -> ClientEvent {
         let mut buffer = [0; 4096];
@@ -571,6 +596,32 @@ fn shutdown_answers_every_frame_received_then_says_bye() {
 }
 
 #[test]
+fn an_idle_client_still_times_out_after_a_thousand_connections_came_and_went() {
+    let idle_timeout = Duration::from_secs(5);
+    let config = ServerConfig {
+        idle_timeout,
+        ..ServerConfig::default()
+    };
+    let (handle, addr) = start_with(|builder| builder.config(config));
+    let started = Instant::now();
+    let mut idle = Framed::connect([127, 0, 0, 1], addr);
+    assert_eq!(idle.reply(), b"hello");
+    // Each leaves its deadline behind in the loop's timers: enough of them
+    // that the loop sweeps them out, which must keep the idle client's.
+    for _ in 0..1100 {
+        let mut passing = socket(addr);
+        passing.write_all(b"x").unwrap();
+        assert_eq!(read_exact(&mut passing, 1), b"X");
+    }
+    let error = idle.error();
+    assert_eq!(error.code, ErrorCode::IDLE_TIMEOUT, "{}", error.message);
+    assert!(started.elapsed() >= idle_timeout);
+    drop(idle);
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
+#[test]
 fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
     let (handle, addr) = start_with(|builder| builder.max_connections(3));
     let mut first = Framed::connect([127, 0, 0, 1], addr);
@@ -774,6 +825,33 @@ fn the_memory_budget_stops_reading_from_clients_that_do_not_read() {
     handle.shutdown();
 }
 
+/// Wait until the peer has acknowledged everything written on `stream`:
+/// it is all in the peer's socket.
+fn wait_until_delivered(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+        let status = unsafe {
+            libc::ioctl(
+                stream.as_raw_fd(),
+                libc::TIOCOUTQ,
+                &mut unacknowledged as *mut libc::c_int,
+            )
+        };
+        assert_eq!(status, 0, "{}", std::io::Error::last_os_error());
+        if unacknowledged == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unacknowledged} bytes never acknowledged"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The memory budget of [`spend_the_budget`]'s servers.
 const SMALL_BUDGET: usize = 256 * 1024;
 
@@ -815,19 +893,21 @@ fn spend_the_budget(metrics: bool) -> SpentBudget {
         stream.write_all(&PREFACE).unwrap();
         write_until_blocked(stream, &frame);
     }
-    let mut held = Framed::connect([127, 0, 0, 1], addr);
-    assert_eq!(held.reply(), b"hello");
-    let text = "held back ".repeat(5_000);
+    // The preface and the request in one write: the connection never
+    // waits with empty buffers, so no timer of theirs wakes it later.
+    let mut held = Framed {
+        stream: socket_from([127, 0, 0, 1], addr),
+        conn: ClientConnection::new(Instant::now(), ClientConfig::default()),
+    };
+    // Three times its size (what it may become) is beyond the reserve, yet
+    // the whole request fits in the server's socket.
+    let text = "held back ".repeat(1_200);
     held.conn.send_text(&text).unwrap();
     held.write();
-    held.stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    match held.stream.read(&mut [0; 64]) {
-        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-        other => panic!("expected no reply while the budget is spent, got {other:?}"),
-    }
-    held.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    // All of it in the server's socket: no more of it arrives later, to
+    // wake the held-back connection.
+    wait_until_delivered(&held.stream);
+    held.assert_no_event_for(Duration::from_millis(500));
     SpentBudget {
         handle,
         metrics,
@@ -1387,7 +1467,11 @@ fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
     let mut served = client(addr);
     assert_eq!(served.upcase("before").unwrap(), "BEFORE");
 
-    // Take every descriptor the process may open but one.
+    // Sockets for clients made beforehand; then every descriptor the
+    // process may open is taken.
+    let waiting: Vec<socket2::Socket> = (0..3)
+        .map(|_| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap())
+        .collect();
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(256), hard).unwrap();
     let mut hogs = Vec::new();
@@ -1400,26 +1484,44 @@ fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
             }
         }
     }
-    drop(hogs.pop());
-    // The last one goes to a client, which the server has none to accept
-    // with: it must learn at once that it will not be served.
-    let mut waiting = TcpStream::connect(addr).unwrap();
-    waiting.set_read_timeout(Some(TIMEOUT)).unwrap();
-    match waiting.read(&mut [0; 16]) {
-        Ok(0) => {}
-        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
-        other => panic!("expected the server to close the connection, got {other:?}"),
+    // Clients the server has no descriptor to accept with, one alone and
+    // then two at once: each must learn at once that it will not be
+    // served, rather than wait in the queue.
+    // (Each is kept open, so that its descriptor stays taken.)
+    let mut waiting: Vec<TcpStream> = waiting.into_iter().map(TcpStream::from).collect();
+    let (alone, together) = waiting.split_at_mut(1);
+    socket2::SockRef::from(&alone[0])
+        .connect(&addr.into())
+        .unwrap();
+    assert_closed_by_the_server(&mut alone[0]);
+    for stream in together.iter() {
+        socket2::SockRef::from(stream)
+            .connect(&addr.into())
+            .unwrap();
     }
-    drop(waiting);
+    for stream in together {
+        assert_closed_by_the_server(stream);
+    }
 
     // With descriptors again, it serves as before.
-    drop(hogs);
+    drop((hogs, waiting));
     assert_eq!(served.upcase("still served").unwrap(), "STILL SERVED");
     let mut newcomer = client(addr);
     assert_eq!(newcomer.upcase("after").unwrap(), "AFTER");
     served.bye().unwrap();
     newcomer.bye().unwrap();
     handle.shutdown();
+}
+
+/// The server closes `stream` without a word.
+#[track_caller]
+fn assert_closed_by_the_server(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match stream.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
 }
 
 /// The CPU time (user and system) used so far by this process's thread
@@ -1459,5 +1561,30 @@ fn an_idle_server_sleeps_until_something_happens() {
         "the idle event loop used {used:?} of CPU in 2 s"
     );
     client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
+fn a_server_whose_budget_is_spent_waits_without_spinning() {
+    if in_child_process("a_server_whose_budget_is_spent_waits_without_spinning") {
+        return;
+    }
+    let SpentBudget {
+        handle,
+        greedy,
+        held,
+        ..
+    } = spend_the_budget(false);
+    // Held-back connections retry a hundred times a second, which costs
+    // next to nothing; a loop retrying without sleeping would use a core.
+    let before = cpu_time_of_thread("loop 0");
+    thread::sleep(Duration::from_secs(2));
+    let used = cpu_time_of_thread("loop 0") - before;
+    assert!(
+        used < Duration::from_millis(200),
+        "the waiting event loop used {used:?} of CPU in 2 s"
+    );
+    drop((greedy, held));
+    assert_no_connections_left(&handle);
     handle.shutdown();
 }
