@@ -1494,6 +1494,8 @@ fn out_of_descriptors_a_waiting_client_is_closed_at_once_and_service_resumes() {
         .connect(&addr.into())
         .unwrap();
     assert_closed_by_the_server(&mut alone[0]);
+    // Still out of descriptors, it goes on serving its connections.
+    assert_eq!(served.upcase("meanwhile").unwrap(), "MEANWHILE");
     for stream in together.iter() {
         socket2::SockRef::from(stream)
             .connect(&addr.into())
