@@ -1308,6 +1308,18 @@ fn the_blocking_clients_upcase_returns_its_own_reply_after_pipelined_requests() 
 }
 
 #[test]
+fn the_blocking_clients_ping_returns_its_own_pong_after_pipelined_requests() {
+    let (handle, addr) = start_default();
+    let mut client = client(addr);
+    client.send_text("earlier").unwrap();
+    client.send_bytes(b"earlier still").unwrap();
+    assert_eq!(client.ping(b"mine").unwrap(), b"mine");
+    assert_eq!(client.waiting(), 0);
+    client.bye().unwrap();
+    handle.shutdown();
+}
+
+#[test]
 fn the_blocking_client_takes_an_error_as_its_requests_answer_and_waits_for_the_next() {
     let (handle, addr) = start_default();
     let mut client = client(addr);
