@@ -203,8 +203,7 @@ impl Client {
     /// As [`upcase`](Self::upcase).
     pub fn ping(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
         self.conn.ping(data)?;
-        self.untaken += 1;
-        self.flush()?;
+        self.flush_request()?;
         self.receive_last()
     }
 
@@ -216,8 +215,7 @@ impl Client {
     /// failure reported while reading replies to make room.
     pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
         self.conn.send_text(text)?;
-        self.untaken += 1;
-        self.flush()
+        self.flush_request()
     }
 
     /// Send a BYTES request without waiting for its reply.
@@ -226,8 +224,7 @@ impl Client {
     /// As [`send_text`](Self::send_text).
     pub fn send_bytes(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.conn.send_bytes(data)?;
-        self.untaken += 1;
-        self.flush()
+        self.flush_request()
     }
 
     /// Send one frame as it is, without waiting for its reply.
@@ -236,6 +233,12 @@ impl Client {
     /// As [`send_text`](Self::send_text).
     pub fn send(&mut self, frame: FrameRepr) -> Result<(), ClientError> {
         self.conn.send(frame)?;
+        self.flush_request()
+    }
+
+    /// Count the request just queued in the core as one whose reply the
+    /// caller has yet to take, and send it.
+    fn flush_request(&mut self) -> Result<(), ClientError> {
         self.untaken += 1;
         self.flush()
     }

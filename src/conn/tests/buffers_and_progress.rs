@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::harness::*;
-use crate::conn::{ClientConfig, ClientConnection, ServerConfig, ServerUsageError};
+use crate::conn::{ServerConfig, ServerUsageError};
 use crate::wire::{FrameType, HEADER_LEN, PREFACE};
 
 /// A framed connection whose preface exchange is done and written.
@@ -176,12 +176,7 @@ fn marking_nothing_sent_does_not_restart_the_send_timer() {
 fn bytes_from_the_server_restart_the_reply_timer_and_an_empty_read_does_not() {
     let start = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
-    let config = ClientConfig {
-        reply_timeout: timeout,
-        ..ClientConfig::default()
-    };
-    let mut client = ClientConnection::new(start, config);
-    client.send_text("x").unwrap();
+    let mut client = super::client_with_one_request(start, timeout);
     let len = client.pending_output().len();
     client.mark_sent(start, len).unwrap();
     assert_eq!(client.poll_timeout(), Some(start + timeout));

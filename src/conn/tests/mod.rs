@@ -18,3 +18,18 @@ mod model;
 mod request_ids;
 mod server;
 mod timer_edges;
+
+/// A client with a reply timeout of `reply_timeout`, made at `start`, with
+/// one TEXT request queued and nothing of it sent yet.
+fn client_with_one_request(
+    start: std::time::Instant,
+    reply_timeout: std::time::Duration,
+) -> crate::conn::ClientConnection {
+    let config = crate::conn::ClientConfig {
+        reply_timeout,
+        ..crate::conn::ClientConfig::default()
+    };
+    let mut client = crate::conn::ClientConnection::new(start, config);
+    client.send_text("x").unwrap();
+    client
+}

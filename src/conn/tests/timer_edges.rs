@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::harness::*;
-use crate::conn::{
-    ClientConfig, ClientConnection, CloseReason, ServerConfig, ServerEvent, ServerMode,
-};
+use crate::conn::{CloseReason, ServerConfig, ServerEvent, ServerMode};
 use crate::wire::FrameType;
 
 #[test]
@@ -69,12 +67,7 @@ fn a_wake_up_before_the_linger_has_passed_does_not_close_the_connection() {
 fn a_client_marking_nothing_sent_does_not_restart_the_reply_timer() {
     let start = Instant::now();
     let timeout = Duration::from_secs(5);
-    let config = ClientConfig {
-        reply_timeout: timeout,
-        ..ClientConfig::default()
-    };
-    let mut client = ClientConnection::new(start, config);
-    client.send_text("x").unwrap();
+    let mut client = super::client_with_one_request(start, timeout);
     let len = client.pending_output().len();
     client.mark_sent(start, len - 1).unwrap();
     assert_eq!(client.poll_timeout(), Some(start + timeout));

@@ -53,6 +53,21 @@ impl Harness {
         }
     }
 
+    /// The client writes as much of `unsent` as its socket takes (taking
+    /// it off the front), then the connection is driven at `now`, which
+    /// must not close it. The step the drive ended with.
+    fn send_some(&mut self, unsent: &mut &[u8], now: Instant) -> Step {
+        match self.client.write(unsent) {
+            Ok(written) => *unsent = &unsent[written..],
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+            Err(error) => panic!("write failed: {error}"),
+        }
+        self.connection.set_read_ready();
+        let step = self.connection.drive(now, &mut self.scratch, &self.budget);
+        assert_ne!(step, Step::Closed);
+        step
+    }
+
     /// The client sends `request` (raw text) and reads its whole reply,
     /// the connection being driven at `now` throughout.
     fn exchange(&mut self, request: &[u8], now: Instant) {
@@ -60,14 +75,7 @@ impl Harness {
         let mut received = Vec::new();
         let mut chunk = [0; 64 * 1024];
         while !unsent.is_empty() || received.len() < request.len() {
-            match self.client.write(unsent) {
-                Ok(written) => unsent = &unsent[written..],
-                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                Err(error) => panic!("write failed: {error}"),
-            }
-            self.connection.set_read_ready();
-            let step = self.connection.drive(now, &mut self.scratch, &self.budget);
-            assert_ne!(step, Step::Closed);
+            self.send_some(&mut unsent, now);
             match self.client.read(&mut chunk) {
                 Ok(read) => received.extend_from_slice(&chunk[..read]),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
@@ -165,16 +173,7 @@ fn buffers_holding_data_are_kept_however_long_the_quiet() {
     let request = large_request();
     let mut unsent = &request[..];
     while !unsent.is_empty() || harness.connection.read_ready {
-        match harness.client.write(unsent) {
-            Ok(written) => unsent = &unsent[written..],
-            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-            Err(error) => panic!("write failed: {error}"),
-        }
-        harness.connection.set_read_ready();
-        let step = harness
-            .connection
-            .drive(start, &mut harness.scratch, &harness.budget);
-        assert_ne!(step, Step::Closed);
+        harness.send_some(&mut unsent, start);
     }
     assert!(harness.connection.core.pending_output().len() > RESERVE_PER_CONNECTION);
     let capacity = harness.connection.core.buffered_capacity();
@@ -197,16 +196,7 @@ fn a_connection_may_fill_its_reserve_with_replies_its_client_has_not_taken() {
     let request = large_request();
     let mut unsent = &request[..];
     loop {
-        match harness.client.write(unsent) {
-            Ok(written) => unsent = &unsent[written..],
-            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-            Err(error) => panic!("write failed: {error}"),
-        }
-        harness.connection.set_read_ready();
-        let step = harness
-            .connection
-            .drive(start, &mut harness.scratch, &harness.budget);
-        assert_ne!(step, Step::Closed);
+        let step = harness.send_some(&mut unsent, start);
         if step == Step::BudgetBlocked {
             break;
         }
