@@ -44,7 +44,7 @@ mod timers;
 mod udp;
 mod udp_client;
 
-pub use client::{Client, ClientError, connect_stream};
+pub use client::{Answer, Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use metrics::{

@@ -6,8 +6,8 @@ use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use upcase::conn::PeerError;
-use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
+use upcase::conn::{ClientConfig, PeerError};
+use upcase::net::{Answer, Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
 use upcase::wire::{FrameRepr, FrameType};
 
 /// Arguments of `upcase client`.
@@ -29,6 +29,10 @@ pub struct ClientArgs {
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
+    /// The longest frame data to send, for a server with a receive limit
+    /// under 65,536 (`serve --max-frame N`): longer lines go as fragments.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_frame: Option<u32>,
 }
 
 /// The prompt shown when stdin is a terminal (the tutorial's).
@@ -79,7 +83,10 @@ fn advice(error: &ClientError, args: &ClientArgs) -> Option<&'static str> {
         ClientError::NoDatagramReply { .. } => {
             Some("`upcase serve` answers UDP on its TCP port unless it was started with --no-udp")
         }
-        ClientError::Timeout { .. } | ClientError::Protocol(PeerError::BadPreface) if !args.raw => {
+        ClientError::Timeout { .. }
+        | ClientError::Protocol(PeerError::BadPreface | PeerError::RawServer)
+            if !args.raw =>
+        {
             Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw")
         }
         _ => None,
@@ -115,7 +122,16 @@ impl Lines {
 }
 
 fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
-    let mut client = Client::connect(args.addr.as_str(), timeout)?;
+    // The §2.4 probe, so that a raw server's echo is not taken for replies.
+    let config = ClientConfig {
+        reply_timeout: timeout,
+        probe: true,
+        max_fragment_len: args
+            .max_frame
+            .unwrap_or(upcase::conn::DEFAULT_MAX_FRAGMENT_LEN),
+        ..ClientConfig::default()
+    };
+    let mut client = Client::connect_with(args.addr.as_str(), timeout, config)?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
         interactive,
@@ -142,14 +158,31 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
         in_flight.push_back(len);
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
-            print_reply(&client.receive()?)?;
+            print_answer(client.receive_answer()?)?;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
-        print_reply(&client.receive()?)?;
+        print_answer(client.receive_answer()?)?;
     }
     client.bye()
+}
+
+/// A reply's data, or `ERROR <code>` for an ERROR the connection survives
+/// (its message on stderr): SPEC.md §6.6 counts it as the reply, whatever
+/// the code, and the session goes on.
+fn print_answer(answer: Answer) -> io::Result<()> {
+    match answer {
+        Answer::Data(data) => print_reply(&data),
+        Answer::Error(error) => {
+            eprintln!(
+                "upcase client: server error {}: {}",
+                error.code,
+                error.message.escape_debug()
+            );
+            print_reply(format!("ERROR {}", error.code.0).as_bytes())
+        }
+    }
 }
 
 /// UDP: each line is one datagram — raw (with its newline) or one frame —
