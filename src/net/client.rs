@@ -317,6 +317,9 @@ impl Client {
     /// # Errors
     /// As [`receive`](Self::receive); the socket is closed in any case.
     pub fn bye(mut self) -> Result<(), ClientError> {
+        if self.conn.is_closed() {
+            return self.ended_before_bye();
+        }
         self.conn.bye()?;
         self.flush()?;
         loop {
@@ -328,6 +331,24 @@ impl Client {
                 ClientEvent::Error { error, .. } => return Err(error.into()),
                 // The server was closing anyway: the session is over just the same.
                 ClientEvent::ServerBye { .. } => return Ok(()),
+                ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The connection ended before our BYE could go: a server BYE that
+    /// left nothing unanswered is a normal end (SPEC.md §5.4), anything
+    /// else the failure it was.
+    fn ended_before_bye(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.next_event()? {
+                ClientEvent::Reply { .. } | ClientEvent::Error { .. } => {}
+                ClientEvent::ServerBye { unanswered, .. } if unanswered.is_empty() => {
+                    return Ok(());
+                }
+                ClientEvent::ServerBye { reason, .. } => {
+                    return Err(ClientError::ServerBye { reason });
+                }
                 ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
             }
         }

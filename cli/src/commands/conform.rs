@@ -22,11 +22,13 @@ Examples:
                                                  a server on Unicode 14.0; an HTML report
   # a server started with `serve --max-connections 4 --mode framed`:
   upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
+  # a client: conform plays the server and appends its HOST:PORT to the command
+  upcase conform --client --supports bytes,max-frame,timeout -- upcase client
 
 Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
 pub struct ConformArgs {
     /// The server to test, HOST:PORT (not needed with --list).
-    #[arg(value_name = "ADDR", required_unless_present = "list")]
+    #[arg(value_name = "ADDR", required_unless_present_any = ["list", "client"])]
     addr: Option<String>,
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
@@ -79,6 +81,12 @@ pub struct ConformArgs {
     /// (SPEC.md §10).
     #[arg(long, value_name = "X.Y", value_parser = unicode_version)]
     unicode: Option<String>,
+    /// Test a client instead of a server: conform plays a scripted server,
+    /// case by case, and runs the command after `--` against it.
+    #[arg(long)]
+    client: bool,
+    #[command(flatten)]
+    client_args: super::conform_client::ClientSuiteArgs,
 }
 
 /// `--unicode`'s value: `X.Y` or `X.Y.Z` (numbers), kept as `X.Y`.
@@ -110,6 +118,23 @@ enum ServerModeArg {
 /// Run `upcase conform`: exit 0 when every case passed, 1 on a failure or a
 /// filter that matches nothing, 2 on bad usage or no server.
 pub fn run(args: ConformArgs) -> ExitCode {
+    if args.client {
+        // `--client framed/…`: the first filter lands where ADDR would.
+        let mut filters = args.filters.clone();
+        filters.extend(args.addr.iter().cloned());
+        let reports = super::conform_client::Reports {
+            junit: args.junit,
+            json: args.json,
+            html: args.html,
+        };
+        return super::conform_client::run(
+            &args.client_args,
+            filters,
+            args.list,
+            args.verbose,
+            &reports,
+        );
+    }
     if args.list {
         // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
         let mut filters = args.filters.clone();

@@ -1,0 +1,137 @@
+//! `upcase conform --client -- CMD [ARGS…]`: the client suite's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use upcase_cli::conform::SuiteReport;
+use upcase_cli::conform::client_suite::{self, ClientOptions, Flag};
+
+/// The arguments only `--client` uses.
+#[derive(clap::Args)]
+pub struct ClientSuiteArgs {
+    /// With --client: the optional flags the client supports, which enable
+    /// their cases (the others are skipped, saying why).
+    #[arg(long, value_delimiter = ',', value_name = "FLAG", value_enum)]
+    supports: Vec<FlagArg>,
+    /// With --client: the client's command and arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// `--supports`' values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FlagArg {
+    /// `--bytes`: send lines as BYTES.
+    Bytes,
+    /// `--max-frame N`: the fragment size.
+    MaxFrame,
+    /// `--timeout SECS`: the reply timeout.
+    Timeout,
+}
+
+impl From<FlagArg> for Flag {
+    fn from(flag: FlagArg) -> Flag {
+        match flag {
+            FlagArg::Bytes => Flag::Bytes,
+            FlagArg::MaxFrame => Flag::MaxFrame,
+            FlagArg::Timeout => Flag::Timeout,
+        }
+    }
+}
+
+/// Where to write the reports, as for the server suite.
+pub struct Reports {
+    /// JUnit XML.
+    pub junit: Option<PathBuf>,
+    /// JSON.
+    pub json: Option<PathBuf>,
+    /// HTML.
+    pub html: Option<PathBuf>,
+}
+
+/// Run the client suite: exit 0 when every case passed, 1 on a failure or
+/// a filter that matches nothing, 2 on bad usage.
+pub fn run(
+    args: &ClientSuiteArgs,
+    filters: Vec<String>,
+    list: bool,
+    verbose: bool,
+    reports: &Reports,
+) -> ExitCode {
+    let options = ClientOptions {
+        command: args.command.clone(),
+        filters,
+        supports: args.supports.iter().map(|&f| f.into()).collect(),
+    };
+    let cases = match client_suite::select(&options) {
+        Ok(cases) => cases,
+        Err(message) => {
+            eprintln!("upcase conform: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if list {
+        for case in &cases {
+            let needs: Vec<String> = case
+                .needs
+                .iter()
+                .map(|f| format!("needs --supports {}", f.name()))
+                .collect();
+            let tags = if needs.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", needs.join(", "))
+            };
+            println!("{}{tags}\n    {}", case.name, case.description);
+        }
+        println!("{} cases", cases.len());
+        return ExitCode::SUCCESS;
+    }
+    if options.command.is_empty() {
+        eprintln!(
+            "upcase conform: --client needs the client's command after `--`, e.g. `upcase conform --client -- upcase client`"
+        );
+        return ExitCode::from(2);
+    }
+    println!(
+        "upcase conform --client -- {}",
+        options.command.join(" ").escape_debug()
+    );
+    let report = client_suite::run_with(&options, |result| {
+        println!(
+            "{}",
+            result.render(&upcase_cli::conform::unicode_version(), verbose)
+        );
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(message) => {
+            eprintln!("upcase conform: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    finish(&report, reports)
+}
+
+/// The summary, the verdict, the report files and the exit status.
+fn finish(report: &SuiteReport, reports: &Reports) -> ExitCode {
+    println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
+    println!("{}", report.verdict());
+    for (path, text) in [
+        (&reports.junit, report.to_junit()),
+        (&reports.json, report.to_json()),
+        (&reports.html, report.to_html()),
+    ] {
+        if let Some(path) = path
+            && let Err(error) = std::fs::write(path, text)
+        {
+            eprintln!("upcase conform: cannot write {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
