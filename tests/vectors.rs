@@ -18,6 +18,9 @@ use upcase::wire::{Address, Flags, Frame, FrameDecoder, FrameRepr, FrameType};
 
 use upcase::testing::Pair;
 
+#[path = "vectors/client.rs"]
+mod client;
+
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
@@ -423,7 +426,12 @@ fn transcripts_give_the_expected_bytes_errors_and_close() {
 /// this implementation applies, or it could expect mappings std lacks.
 #[test]
 fn vectors_come_from_a_unicode_version_no_newer_than_std() {
-    for file in ["frames.json", "transform.json", "transcripts.json"] {
+    for file in [
+        "frames.json",
+        "transform.json",
+        "transcripts.json",
+        "client.json",
+    ] {
         let header: Header = load(file);
         let version: Vec<u8> = header
             .unicode_version_of_generator
@@ -443,7 +451,12 @@ fn vectors_come_from_a_unicode_version_no_newer_than_std() {
 /// failure report names one vector.
 #[test]
 fn vector_names_are_unique_within_each_list() {
-    for file in ["frames.json", "transform.json", "transcripts.json"] {
+    for file in [
+        "frames.json",
+        "transform.json",
+        "transcripts.json",
+        "client.json",
+    ] {
         let content: serde_json::Map<String, serde_json::Value> = load(file);
         let mut lists = 0;
         for (key, value) in &content {

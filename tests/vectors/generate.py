@@ -687,6 +687,13 @@ def transcripts_cases():
         ("raw-only-mode-treats-preface-as-raw", {"mode": "raw"}, [P + b"abc", "eof"]),
         ("framed-only-mode-closes-raw-client", {"mode": "framed"}, [b"hello"]),
         ("framed-only-mode-serves-framed-client", {"mode": "framed"}, [P + t(TEXT, b"hi"), "eof"]),
+        # Connections that stay open: nothing ends them (no EOF, BYE or fatal ERROR).
+        ("open-after-preface", {}, [P]),
+        ("open-after-text", {}, [P + t(TEXT, b"hello")]),
+        ("open-inside-a-message", {}, [P + t(TEXT, b"ab\xc3", MORE)]),
+        ("open-after-non-fatal-errors", {}, [P + t(0x07, b"?") + t(PONG) + t(TEXT, b"still open")]),
+        ("open-with-an-incomplete-frame", {}, [P + t(TEXT, b"x") + t(TEXT, b"half")[:44]]),
+        ("open-in-raw-mode", {}, [b"raw ", b"stays open \xe2\x82"]),
     ]
     return cases
 
@@ -726,6 +733,196 @@ def transcripts_json():
 
 
 # ---------------------------------------------------------------------------
+# client.json: what a conforming client reports for a server's byte stream
+# (SPEC §2.4, §2.5, §3.4, §5.4, §6.6).
+
+IDLE_TIMEOUT, BUSY = 8, 9
+NO_FRAME = {UNSUPPORTED_VERSION, IDLE_TIMEOUT, BUSY}
+CLIENT_LIMIT = 1048576  # the client's limit on ERROR and BYE (§3.4)
+
+
+class ClientFailure(Exception):
+    def __init__(self, reason, code=None, request=None):
+        self.reason, self.code, self.request = reason, code, request
+
+
+class ClientModel:
+    """A client that sent `requests` (each frame one request, in order) and
+    reads the server's bytes. Events follow the SPEC's client rules."""
+
+    def __init__(self, requests):
+        self.waiting = [(i, ftype, flags & MORE, len(data)) for i, (ftype, flags, data) in enumerate(requests)]
+        self.buf = b""
+        self.preface = False
+        self.events = []
+        self.closed = False
+
+    def feed(self, data):
+        if self.closed:
+            return
+        self.buf += data
+        try:
+            self.decode()
+        except ClientFailure as failure:
+            self.fail(failure.reason, failure.code, failure.request)
+
+    def eof(self):
+        if not self.closed:
+            self.fail("closed")
+
+    def fail(self, reason, code=None, request=None):
+        unanswered = [w[0] for w in self.waiting if w[0] != request]
+        self.events.append({"failure": reason, "code": code, "request": request, "unanswered": unanswered})
+        self.closed = True
+
+    def decode(self):
+        if not self.preface:
+            head = self.buf[:8]
+            if head != PREFACE[:len(head)]:
+                if head[:7] == PREFACE_MAGIC and len(head) == 8:
+                    raise ClientFailure("unsupported-version")
+                raise ClientFailure("bad-preface")
+            if len(head) < 8:
+                return
+            self.preface, self.buf = True, self.buf[8:]
+        while not self.closed and len(self.buf) >= HEADER_LEN:
+            ftype, flags = self.buf[36], self.buf[37]
+            length = struct.unpack(">I", self.buf[38:42])[0]
+            limit = self.header_limit(ftype, flags, length)
+            if length > limit:
+                raise ClientFailure("over-limit")
+            if len(self.buf) < HEADER_LEN + length:
+                return
+            data = self.buf[HEADER_LEN:HEADER_LEN + length]
+            self.buf = self.buf[HEADER_LEN + length:]
+            self.frame(ftype, flags, data)
+
+    def header_limit(self, ftype, flags, length):
+        """§3.3 flags, then §2.4: the reply must fit the oldest waiting request."""
+        if flags & 0xFE or (flags & MORE and ftype not in (TEXT, BYTES)):
+            raise ClientFailure("bad-flags")
+        if ftype in (ERROR, BYE):
+            return CLIENT_LIMIT
+        if not self.waiting:
+            raise ClientFailure("unexpected-frame")
+        _, rtype, more, n = self.waiting[0]
+        expected = PONG if rtype == PING else rtype
+        if ftype != expected:
+            raise ClientFailure("unexpected-frame")
+        if (flags & MORE) != more:
+            raise ClientFailure("more-mismatch")
+        return 3 * (n + 3) if rtype == TEXT else n
+
+    def frame(self, ftype, flags, data):
+        if ftype == ERROR:
+            if len(data) < 2:
+                raise ClientFailure("short-error")
+            code = struct.unpack(">H", data[:2])[0]
+            if code in NO_FRAME:
+                raise ClientFailure("server-error", code)
+            if not self.waiting:
+                raise ClientFailure("unexpected-frame")
+            request = self.waiting.pop(0)[0]
+            if code in FATAL:
+                raise ClientFailure("server-error", code, request)
+            # Not fatal, or a code this client does not know (§6.6).
+            self.events.append({"error": request, "code": code})
+            return
+        if ftype == BYE and not (self.waiting and self.waiting[0][1] == BYE):
+            self.events.append({"server_bye": True, "unanswered": [w[0] for w in self.waiting]})
+            self.waiting, self.closed = [], True
+            return
+        if ftype == TEXT:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ClientFailure("text-not-utf8")
+        request = self.waiting.pop(0)[0]
+        self.events.append({"reply": request, "type": ftype, "data_hex": data.hex()})
+        if ftype == BYE:
+            self.closed = True
+
+
+def e(code, message=""):
+    return t(ERROR, error_data(code, message), src=LOCAL, dst=PEER)
+
+
+def client_cases():
+    """(name, requests, server bytes, eof after them)."""
+    P = PREFACE
+    a, b = (TEXT, 0, b"a"), (TEXT, 0, b"b")
+    bye = (BYE, 0, b"")
+    return [
+        ("reply", [(TEXT, 0, b"hello")], P + t(TEXT, b"HELLO", src=LOCAL, dst=PEER), False),
+        ("replies-to-pipelined-requests", [(TEXT, 0, "straße".encode()), (BYTES, 0, b"ok\xff"), (PING, 0, b"\x00p")],
+         P + t(TEXT, b"STRASSE") + t(BYTES, b"OK\xff") + t(PONG, b"\x00p"), False),
+        ("replies-to-fragments-empty-ones-among-them",
+         [(TEXT, MORE, b"a\xe2"), (TEXT, MORE, b"\x82"), (TEXT, 0, b"\xac")],
+         P + t(TEXT, b"A", MORE) + t(TEXT, b"", MORE) + t(TEXT, "€".encode()), False),
+        ("reply-of-three-times-n-plus-nine-accepted", [(TEXT, 0, b"ab")], P + t(TEXT, b"A" * 15), False),
+        ("reply-addresses-not-checked", [a],
+         P + t(TEXT, b"A", src="[2001:db8::1]:7", dst="10.9.8.7:6"), False),
+        ("no-reply-yet-stays-open", [a], P, False),
+        ("bye-answered", [a, bye], P + t(TEXT, b"A") + t(BYE), False),
+        ("bye-answered-with-data", [bye], P + t(BYE, b"server shutting down"), False),
+        ("server-bye-leaves-requests-unanswered", [a, b],
+         P + t(TEXT, b"A") + t(BYE, b"server shutting down", src=LOCAL, dst=PEER), False),
+        ("server-bye-before-replies-to-frames-ahead-of-client-bye", [a, bye],
+         P + t(BYE, b"server shutting down"), False),
+        ("unknown-error-code-is-a-reply", [a, b], P + e(77, "new") + t(TEXT, b"B"), False),
+        ("non-fatal-error-codes-are-replies", [a, b, (TEXT, 0, b"c")],
+         P + e(UNKNOWN_TYPE) + e(UNEXPECTED_TYPE, "") + t(TEXT, b"C"), False),
+        ("unknown-error-code-then-close", [a, b], P + e(77, "fatal after all"), True),
+        ("fatal-error-answers-its-request", [a, b], P + e(INVALID_UTF8, "x") + t(TEXT, b"B"), False),
+        ("idle-timeout-answers-no-request", [a], P + e(IDLE_TIMEOUT, "no complete frame within 300 s"), False),
+        ("busy-answers-no-request", [a], P + e(BUSY, "server is at its connection limit of 1; try again later"), False),
+        ("unsupported-version-answers-no-request", [a], P + e(UNSUPPORTED_VERSION), False),
+        ("short-error", [a], P + t(ERROR, b"\x00") + t(TEXT, b"A"), False),
+        ("empty-error", [a], P + t(ERROR), False),
+        ("wrong-magic", [a], b"\xc0UPCASF\x01" + t(TEXT, b"A"), False),
+        ("wrong-version", [a], PREFACE_MAGIC + b"\x02" + t(TEXT, b"A"), False),
+        ("extra-reply-after-the-last", [a], P + t(TEXT, b"A") + t(TEXT, b"extra"), False),
+        ("reserved-flag-bit", [a], P + t(TEXT, b"A", 0x02), False),
+        ("more-on-pong", [(PING, 0, b"")], P + t(PONG, b"", MORE), False),
+        ("more-on-error", [a], P + t(ERROR, error_data(UNEXPECTED_TYPE, ""), flags=MORE), False),
+        ("ping-from-server", [a], P + t(PING) + t(TEXT, b"A"), False),
+        ("unknown-type-from-server", [a], P + t(0x07) + t(TEXT, b"A"), False),
+        ("wrong-reply-type", [a], P + t(BYTES, b"A"), False),
+        ("more-not-mirrored", [a], P + t(TEXT, b"A", MORE), False),
+        ("reply-with-nothing-waiting", [], P + t(TEXT, b"A"), False),
+        ("text-reply-not-utf8", [a], P + t(TEXT, b"A\xff"), False),
+        ("text-reply-over-limit-from-header-alone", [(TEXT, 0, b"ab")], P + t(TEXT, length=16), False),
+        ("bytes-reply-longer-than-request", [(BYTES, 0, b"ab")], P + t(BYTES, b"ABC"), False),
+        ("close-with-reply-due", [a], P, True),
+        ("close-mid-frame", [a], P + t(TEXT, b"A")[:20], True),
+        ("close-before-preface", [a], b"", True),
+    ]
+
+
+def client_json():
+    vectors = []
+    for name, requests, stream, eof in client_cases():
+        model = ClientModel(requests)
+        model.feed(stream)
+        if eof:
+            model.eof()
+        vectors.append({
+            "name": name,
+            "requests": [{"type": ftype, "flags": flags, "data_hex": data.hex()} for ftype, flags, data in requests],
+            "server_hex": stream.hex(),
+            "eof": eof,
+            "events": model.events,
+            "closes": model.closed,
+        })
+    return {
+        "description": "UPCASE/1 client vectors: the requests a client sent, the server's byte stream "
+                       "(and whether it then closes), and what a conforming client reports, however the "
+                       "stream is split into reads. See README.md.",
+        "vectors": vectors,
+    }
+
+
+# ---------------------------------------------------------------------------
 # Output.
 
 def render(payload):
@@ -747,7 +944,8 @@ def render(payload):
     return "\n".join(lines) + "\n"
 
 
-FILES = {"frames.json": frames_json, "transform.json": transform_json, "transcripts.json": transcripts_json}
+FILES = {"frames.json": frames_json, "transform.json": transform_json, "transcripts.json": transcripts_json,
+         "client.json": client_json}
 
 
 def main(argv):

@@ -56,18 +56,33 @@ impl Peer {
     /// Write `bytes` as they are, described in the log as `what`.
     pub fn send_raw(&mut self, bytes: &[u8], what: &str) -> CheckResult {
         self.log.push(format!("s→c {what} [{}]", show::hex(bytes)));
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| Failure::new(format!("the client's connection failed: {e}")))
+        self.write(bytes)
+    }
+
+    /// Write to the client. A client that closed (a reset or a broken
+    /// pipe) is no failure here: whether it was right to close is judged
+    /// by what it printed and how it exited.
+    fn write(&mut self, bytes: &[u8]) -> CheckResult {
+        match self.stream.write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                self.log.push(format!("(the client has closed: {e})"));
+                Ok(())
+            }
+            Err(e) => Err(Failure::new(format!("the client's connection failed: {e}"))),
+        }
     }
 
     /// Write a frame.
     pub fn send(&mut self, frame: &FrameRepr) -> CheckResult {
         self.bye_sent |= frame.frame_type == FrameType::Bye;
         self.log.push(format!("s→c {}", show::frame(frame)));
-        self.stream
-            .write_all(&frame.to_bytes())
-            .map_err(|e| Failure::new(format!("the client's connection failed: {e}")))
+        self.write(&frame.to_bytes())
     }
 
     /// Write `bytes` one at a time, each its own segment (SPEC.md §3.5).
@@ -77,9 +92,7 @@ impl Peer {
             show::hex(bytes)
         ));
         for byte in bytes {
-            self.stream
-                .write_all(&[*byte])
-                .map_err(|e| Failure::new(format!("the client's connection failed: {e}")))?;
+            self.write(&[*byte])?;
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(())
