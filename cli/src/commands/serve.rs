@@ -16,7 +16,7 @@ use upcase::net::{
     Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
     connections_for_descriptors, raise_descriptor_limit,
 };
-use upcase_cli::metrics::MetricsEndpoint;
+use upcase_cli::metrics::{Limits, MetricsEndpoint};
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
@@ -250,7 +250,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 /// Raise the descriptor limit and lower `--max-connections` to what it
-/// allows, logging both (as Redis does with `maxclients`).
+/// allows, logging both (as Redis does with `maxclients`). With
+/// `--metrics`, the endpoint's descriptors are set aside first, so that
+/// however many metrics peers arrive the UPCASE connections keep theirs.
 fn fit_max_connections(args: &ServeArgs) -> usize {
     let descriptors = match raise_descriptor_limit() {
         Ok((before, after)) => {
@@ -268,7 +270,12 @@ fn fit_max_connections(args: &ServeArgs) -> usize {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let fit = connections_for_descriptors(descriptors, threads, args.listen.len());
+    let metrics = args.metrics.map_or(0, |_| Limits::default().descriptors());
+    let fit = connections_for_descriptors(
+        descriptors.saturating_sub(metrics),
+        threads,
+        args.listen.len(),
+    );
     if args.max_connections > fit {
         warn!(
             "--max-connections {} lowered to {fit}: the process may open {descriptors} \

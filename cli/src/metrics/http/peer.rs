@@ -1,0 +1,134 @@
+//! One metrics connection: read one request head, write one answer, close.
+//!
+//! Each phase a peer can stall in has a deadline: the whole head must
+//! arrive within [`Limits::request_timeout`] of the accept (else 408), and
+//! the answer must be taken within [`Limits::write_timeout`] (else the
+//! connection is closed with the answer half written). The answer is held
+//! whole (a few KiB) and written without waiting, as the socket takes it.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use super::Limits;
+use super::head::{Fill, HeadBuffer};
+use super::response;
+
+/// What the loop does with a peer after giving it a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Keep it: it waits for readiness or its deadline.
+    Wait,
+    /// Close it: answered, gone, or out of time.
+    Close,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Reading(HeadBuffer),
+    Writing { answer: Vec<u8>, written: usize },
+}
+
+/// One accepted metrics connection.
+#[derive(Debug)]
+pub(super) struct Peer {
+    stream: TcpStream,
+    token: Token,
+    phase: Phase,
+    deadline: Instant,
+}
+
+impl Peer {
+    /// A peer registered for reading under `token`, accepted at `now`.
+    pub(super) fn new(stream: TcpStream, token: Token, now: Instant, limits: &Limits) -> Peer {
+        Peer {
+            stream,
+            token,
+            phase: Phase::Reading(HeadBuffer::default()),
+            deadline: now + limits.request_timeout,
+        }
+    }
+
+    /// The socket, to register or deregister it.
+    pub(super) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// When the current phase runs out of time.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The socket is ready: read what the head still needs, or write what
+    /// the answer still has. `render` writes the exposition, `scratch` is
+    /// the loop's read buffer.
+    pub(super) fn ready(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        limits: &Limits,
+        scratch: &mut [u8],
+        render: impl FnOnce() -> String,
+    ) -> Next {
+        let Phase::Reading(head) = &mut self.phase else {
+            return self.write();
+        };
+        let Ok(fill) = head.fill(&mut self.stream, limits.max_head, scratch) else {
+            return Next::Close;
+        };
+        match head.request(fill == Fill::Full) {
+            Some(request) => self.answer(response::answer(request, render), registry, now, limits),
+            None if fill == Fill::Closed => Next::Close,
+            None => Next::Wait,
+        }
+    }
+
+    /// Called when the deadline may have passed: a head still incomplete
+    /// is answered 408, an answer still unwritten is given up.
+    pub(super) fn expire(&mut self, registry: &Registry, now: Instant, limits: &Limits) -> Next {
+        if now < self.deadline {
+            return Next::Wait;
+        }
+        match self.phase {
+            Phase::Reading(_) => self.answer(response::timed_out(), registry, now, limits),
+            Phase::Writing { .. } => Next::Close,
+        }
+    }
+
+    /// Stop reading for good and start writing `answer`.
+    fn answer(
+        &mut self,
+        answer: Vec<u8>,
+        registry: &Registry,
+        now: Instant,
+        limits: &Limits,
+    ) -> Next {
+        self.phase = Phase::Writing { answer, written: 0 };
+        self.deadline = now + limits.write_timeout;
+        if registry
+            .reregister(&mut self.stream, self.token, Interest::WRITABLE)
+            .is_err()
+        {
+            return Next::Close;
+        }
+        self.write()
+    }
+
+    fn write(&mut self) -> Next {
+        let Phase::Writing { answer, written } = &mut self.phase else {
+            return Next::Wait;
+        };
+        while *written < answer.len() {
+            match self.stream.write(&answer[*written..]) {
+                Ok(0) => return Next::Close,
+                Ok(sent) => *written += sent,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Close,
+            }
+        }
+        Next::Close
+    }
+}
