@@ -14,10 +14,13 @@
 //! * at most [`Limits::max_connections`] peers are open at once; more are
 //!   accepted and closed at once, so the endpoint never holds more than
 //!   [`Limits::descriptors`] descriptors (`upcase serve` keeps them out
-//!   of what it fits `--max-connections` to);
+//!   of what it fits `--max-connections` to); a newcomer from an address
+//!   holding fewer than another takes the place of that address's
+//!   longest-waiting peer instead ([`admission`]);
 //! * dropping the endpoint wakes its thread, which closes every peer and
 //!   ends: shutdown never waits for one.
 
+mod admission;
 mod event_loop;
 mod head;
 mod peer;

@@ -5,7 +5,8 @@
 //! slot and a descriptor until its deadline, never a thread, and the
 //! number of both is fixed. Peers over the cap are accepted and closed at
 //! once (after one unwaited `503`), so they cannot wait in the kernel's
-//! queue either. A failed `accept` (EMFILE: the process ran out of
+//! queue either; [`admission`] says when a newcomer takes an older peer's
+//! place instead. A failed `accept` (EMFILE: the process ran out of
 //! descriptors) pauses accepting for a moment instead of spinning, and
 //! accepting resumes by the clock, since an edge-triggered listener may
 //! not report readiness again. The waker ends the loop at once: dropping
@@ -23,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use upcase::net::ServerMetrics;
 
 use super::peer::{Next, Peer};
-use super::{Limits, response};
+use super::{Limits, admission, response};
 
 /// The listener's token.
 pub(super) const LISTENER: Token = Token(0);
@@ -55,6 +56,12 @@ impl Throttled {
     }
 }
 
+/// Answer 503 once, without waiting (a peer that does not take it loses
+/// it); the caller then drops the stream, which closes it.
+fn refuse(stream: &mut TcpStream) {
+    let _ = stream.write(&response::too_busy());
+}
+
 fn suppressed(count: u64) -> String {
     if count == 0 {
         String::new()
@@ -74,6 +81,7 @@ pub(super) struct EndpointLoop {
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
     refusals: Throttled,
+    evictions: Throttled,
     accept_failures: Throttled,
 }
 
@@ -95,6 +103,7 @@ impl EndpointLoop {
             limits,
             accept_paused_until: None,
             refusals: Throttled::default(),
+            evictions: Throttled::default(),
             accept_failures: Throttled::default(),
         }
     }
@@ -164,11 +173,13 @@ impl EndpointLoop {
         }
     }
 
-    /// Give `stream` a free slot, or answer 503 and close it.
+    /// Give `stream` a free slot, or the slot of a peer from a more
+    /// crowded address (which is answered 503 and closed), or answer it
+    /// 503 and close it.
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let Some(slot) = self.peers.iter().position(Option::is_none) else {
-            // Once, without waiting: a peer that does not take it loses it.
-            let _ = stream.write(&response::too_busy());
+        let free = self.peers.iter().position(Option::is_none);
+        let Some(slot) = free.or_else(|| admission::victim(&self.peers, peer.ip())) else {
+            refuse(&mut stream);
             if let Some(count) = self.refusals.due(now) {
                 warn!(
                     "metrics: {peer} refused: {} metrics connections already open{}",
@@ -178,6 +189,17 @@ impl EndpointLoop {
             }
             return;
         };
+        if let Some(mut evicted) = self.close(slot) {
+            refuse(evicted.stream());
+            if let Some(count) = self.evictions.due(now) {
+                warn!(
+                    "metrics: {} closed before its request was complete, to make room for {peer}: \
+                     its address holds the most metrics connections{}",
+                    evicted.addr(),
+                    suppressed(count)
+                );
+            }
+        }
         let token = Token(FIRST_PEER + slot);
         if let Err(error) = self
             .poll
@@ -187,7 +209,7 @@ impl EndpointLoop {
             warn!("metrics: cannot watch {peer}: {error}");
             return;
         }
-        self.peers[slot] = Some(Peer::new(stream, token, now, &self.limits));
+        self.peers[slot] = Some(Peer::new(stream, peer, token, now, &self.limits));
     }
 
     fn ready(&mut self, slot: usize, now: Instant) {
@@ -224,9 +246,10 @@ impl EndpointLoop {
         }
     }
 
-    fn close(&mut self, slot: usize) {
-        if let Some(mut peer) = self.peers[slot].take() {
-            let _ = self.poll.registry().deregister(peer.stream());
-        }
+    /// Free `slot`; the peer it held, to drop (which closes it).
+    fn close(&mut self, slot: usize) -> Option<Peer> {
+        let mut peer = self.peers[slot].take()?;
+        let _ = self.poll.registry().deregister(peer.stream());
+        Some(peer)
     }
 }

@@ -7,12 +7,14 @@
 //! whole (a few KiB) and written without waiting, as the socket takes it.
 
 use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::Limits;
+use super::admission::address_group;
 use super::head::{Fill, HeadBuffer};
 use super::response;
 
@@ -36,19 +38,50 @@ enum Phase {
 pub(super) struct Peer {
     stream: TcpStream,
     token: Token,
+    addr: SocketAddr,
+    accepted: Instant,
     phase: Phase,
     deadline: Instant,
 }
 
 impl Peer {
-    /// A peer registered for reading under `token`, accepted at `now`.
-    pub(super) fn new(stream: TcpStream, token: Token, now: Instant, limits: &Limits) -> Peer {
+    /// A peer at `addr` registered for reading under `token`, accepted at
+    /// `now`.
+    pub(super) fn new(
+        stream: TcpStream,
+        addr: SocketAddr,
+        token: Token,
+        now: Instant,
+        limits: &Limits,
+    ) -> Peer {
         Peer {
             stream,
             token,
+            addr,
+            accepted: now,
             phase: Phase::Reading(HeadBuffer::default()),
             deadline: now + limits.request_timeout,
         }
+    }
+
+    /// Its address.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address group it counts in for admission.
+    pub(super) fn group(&self) -> IpAddr {
+        address_group(self.addr.ip())
+    }
+
+    /// When it was accepted.
+    pub(super) fn accepted(&self) -> Instant {
+        self.accepted
+    }
+
+    /// Whether its head is still awaited (no answer started).
+    pub(super) fn is_reading(&self) -> bool {
+        matches!(self.phase, Phase::Reading(_))
     }
 
     /// The socket, to register or deregister it.

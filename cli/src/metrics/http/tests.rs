@@ -28,6 +28,17 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A connection from another loopback address than 127.0.0.1.
+fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
 /// Everything the endpoint sends until it closes. A reset after the
 /// answer (the endpoint closed with bytes of ours unread) ends it too.
 ///
@@ -243,6 +254,41 @@ fn the_connection_over_the_cap_is_closed_at_once_while_upcase_serves() {
     }
     drop(endpoint);
     handle.shutdown();
+}
+
+#[test]
+fn an_address_holding_every_slot_crowds_out_only_itself() {
+    let limits = Limits {
+        max_connections: 4,
+        request_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    };
+    let endpoint = endpoint(limits);
+    let addr = endpoint.local_addr();
+    let half_sent = || {
+        let mut stream = connect(addr);
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+        stream
+    };
+    let mut held: Vec<TcpStream> = (0..3).map(|_| half_sent()).collect();
+    // Accepted in order: the three hold their slots once this is answered.
+    assert_scrape_answered(addr);
+    held.push(half_sent());
+    // Another from 127.0.0.1, which holds every slot: refused.
+    let answer = exchange(addr, SCRAPE);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    // One from 127.0.0.2 takes the place of 127.0.0.1's oldest.
+    let mut polite = connect_from("127.0.0.2", addr);
+    polite.write_all(SCRAPE).unwrap();
+    let answer = read_until_closed(&mut polite);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let answer = read_until_closed(&mut held[0]);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    for stream in &held[1..] {
+        stream.set_nonblocking(true).unwrap();
+        let read = (&*stream).read(&mut [0]);
+        assert_eq!(read.map_err(|e| e.kind()), Err(ErrorKind::WouldBlock));
+    }
 }
 
 #[test]
