@@ -372,14 +372,11 @@ fn answer_to(addr: SocketAddr, request: &[u8]) -> String {
     // The endpoint may close before it takes all of a long request.
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
-    let mut buffer = [0; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => answer.extend_from_slice(&buffer[..read]),
-            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
-            Err(error) => panic!("no answer and no close from the endpoint: {error}"),
-        }
+    // What was read before a reset stays in `answer`.
+    if let Err(error) = stream.read_to_end(&mut answer)
+        && error.kind() != ErrorKind::ConnectionReset
+    {
+        panic!("no answer and no close from the endpoint: {error}");
     }
     String::from_utf8_lossy(&answer).into_owned()
 }

@@ -46,17 +46,13 @@ fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
 /// When nothing ends it within [`PATIENCE`].
 fn read_until_closed(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
-    let mut buffer = [0; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => answer.extend_from_slice(&buffer[..read]),
-            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
-            Err(error) => panic!(
-                "the endpoint did not close ({error}) after sending {:?}",
-                String::from_utf8_lossy(&answer)
-            ),
-        }
+    // What was read before an error stays in `answer`.
+    match stream.read_to_end(&mut answer) {
+        Err(error) if error.kind() != ErrorKind::ConnectionReset => panic!(
+            "the endpoint did not close ({error}) after sending {:?}",
+            String::from_utf8_lossy(&answer)
+        ),
+        _ => {}
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
