@@ -105,8 +105,9 @@ impl Peer {
         scratch: &mut [u8],
         render: impl FnOnce() -> String,
     ) -> Next {
-        let Phase::Reading(head) = &mut self.phase else {
-            return self.write();
+        let head = match &mut self.phase {
+            Phase::Writing { answer, written } => return write(&mut self.stream, answer, written),
+            Phase::Reading(head) => head,
         };
         let Ok(fill) = head.fill(&mut self.stream, limits.max_head, scratch) else {
             return Next::Close;
@@ -138,7 +139,6 @@ impl Peer {
         now: Instant,
         limits: &Limits,
     ) -> Next {
-        self.phase = Phase::Writing { answer, written: 0 };
         self.deadline = now + limits.write_timeout;
         if registry
             .reregister(&mut self.stream, self.token, Interest::WRITABLE)
@@ -146,22 +146,25 @@ impl Peer {
         {
             return Next::Close;
         }
-        self.write()
+        let mut written = 0;
+        let next = write(&mut self.stream, &answer, &mut written);
+        self.phase = Phase::Writing { answer, written };
+        next
     }
+}
 
-    fn write(&mut self) -> Next {
-        let Phase::Writing { answer, written } = &mut self.phase else {
-            return Next::Wait;
-        };
-        while *written < answer.len() {
-            match self.stream.write(&answer[*written..]) {
-                Ok(0) => return Next::Close,
-                Ok(sent) => *written += sent,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Next::Close,
-            }
+/// Write what is left of `answer` after `written` bytes, as far as the
+/// socket takes it now: [`Next::Close`] once all is written (or the
+/// peer is gone).
+fn write(stream: &mut TcpStream, answer: &[u8], written: &mut usize) -> Next {
+    while *written < answer.len() {
+        match stream.write(&answer[*written..]) {
+            Ok(0) => return Next::Close,
+            Ok(sent) => *written += sent,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Next::Close,
         }
-        Next::Close
     }
+    Next::Close
 }
