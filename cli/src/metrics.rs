@@ -241,6 +241,13 @@ impl Collector for SnapshotCollector {
             "outcome",
             &outcomes,
         )?;
+        counter(
+            e,
+            "log_lines_dropped",
+            "Log lines dropped: stderr did not take them as fast as they came (see --log-queue).",
+            None,
+            s.log_lines_dropped,
+        )?;
         let buckets: Vec<(f64, u64)> = REPLY_DELAY_BUCKETS_MICROS
             .iter()
             .map(|&micros| micros as f64 / 1e6)
