@@ -1,6 +1,6 @@
 //! `upcase conform`: run the conformance suite against any UPCASE/1 server.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -127,7 +127,9 @@ pub fn run(args: ConformArgs) -> ExitCode {
         eprintln!("upcase conform: {error}");
         return ExitCode::FAILURE;
     }
-    if let Err(message) = reach(&options) {
+    if options.udp
+        && let Err(message) = reach_udp(&options)
+    {
         eprintln!("upcase conform: {message}");
         return ExitCode::from(2);
     }
@@ -139,24 +141,38 @@ pub fn run(args: ConformArgs) -> ExitCode {
         }
         _ => String::new(),
     };
-    println!(
+    // Printed with the first result: a missing server is only the message.
+    let mut header = Some(format!(
         "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
         options.addr,
         conform::unicode_version()
-    );
+    ));
     let unicode = conform::unicode_version();
     let report = conform::run_with(&options, |result| {
+        if let Some(header) = header.take() {
+            println!("{header}");
+        }
         println!("{}", result.render(&unicode, args.verbose));
     });
     let report = match report {
         Ok(report) => report,
+        Err(error @ conform::SelectError::NoServer { .. }) => {
+            eprintln!("upcase conform: {error} — {START_ONE}");
+            return ExitCode::from(2);
+        }
         Err(error) => {
             eprintln!("upcase conform: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(header) = header {
+        println!("{header}");
+    }
     println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
     println!("{}", report.verdict());
+    if let Some(note) = report.refusal_note() {
+        println!("{note}");
+    }
     for (path, text) in [
         (&args.junit, report.to_junit()),
         (&args.json, report.to_json()),
@@ -239,27 +255,19 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
     Ok(options)
 }
 
-/// Check once that something listens at the address, so that a missing
-/// server is one clear message instead of every case failing.
-fn reach(options: &Options) -> Result<(), String> {
-    let hint = "start one with `cargo run --release -- serve`";
-    if options.udp {
-        // A PING datagram gets an answer from any UPCASE server: PONG when
-        // framed, the bytes back when raw-only. Silence means nobody is there.
-        let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
-        return UdpClient::connect(options.addr, options.timeout)
-            .and_then(|mut client| client.exchange(&ping))
-            .map(drop)
-            .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
-    }
-    let stream = TcpStream::connect_timeout(&options.addr, options.timeout)
-        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))?;
-    if options.max_connections.is_some() {
-        // This connection takes a slot: give it back before the first case,
-        // which may need every one (the server closes at our end of input).
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(options.timeout));
-        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-    }
-    Ok(())
+/// What the message for a missing server suggests.
+const START_ONE: &str = "start one with `cargo run --release -- serve`";
+
+/// Check once that something answers UDP at the address, so that a missing
+/// server is one clear message instead of every case failing. (TCP needs no
+/// probe: the first case's connection is the check, see
+/// [`conform::SelectError::NoServer`].)
+fn reach_udp(options: &Options) -> Result<(), String> {
+    // A PING datagram gets an answer from any UPCASE server: PONG when
+    // framed, the bytes back when raw-only. Silence means nobody is there.
+    let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
+    UdpClient::connect(options.addr, options.timeout)
+        .and_then(|mut client| client.exchange(&ping))
+        .map(drop)
+        .map_err(|e| format!("no UDP server at {} ({e}) — {START_ONE}", options.addr))
 }

@@ -29,6 +29,18 @@ pub struct Ctx<'a> {
     warnings: Vec<String>,
     turned_away: Rc<Cell<bool>>,
     leftovers: Option<Leftovers>,
+    first_connect: Option<Reach>,
+}
+
+/// How a case's first TCP connection went: the suite's only check that a
+/// server is there, so that a server taking one client is not spent on a
+/// probe (see [`run_with`](super::run_with)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// The server accepted it.
+    Connected,
+    /// It could not be opened: the reason (refused, timed out).
+    Unreachable(String),
 }
 
 /// Connections a case dropped before the server closed them, with their
@@ -45,6 +57,8 @@ pub(super) struct Aftermath {
     /// (SPEC.md §9.3): it received ERROR(BUSY), or the server closed it
     /// before sending a byte, as it does to a raw client over the limit.
     pub turned_away: bool,
+    /// How its first TCP connection went; `None` when it opened none.
+    pub first_connect: Option<Reach>,
 }
 
 impl<'a> Ctx<'a> {
@@ -59,6 +73,7 @@ impl<'a> Ctx<'a> {
             // Under a known connection limit, every connection must be seen
             // to end before the next case, which may need every slot.
             leftovers: options.max_connections.map(|_| Leftovers::default()),
+            first_connect: None,
         }
     }
 
@@ -79,6 +94,7 @@ impl<'a> Ctx<'a> {
             log: self.log.take(),
             warnings: self.warnings,
             turned_away: self.turned_away.get(),
+            first_connect: self.first_connect,
         }
     }
 
@@ -108,8 +124,13 @@ impl<'a> Ctx<'a> {
     pub fn connect(&mut self) -> Result<Conn, Failure> {
         let tap = self.tap("c");
         let addr = self.options.addr;
-        let stream = TcpStream::connect_timeout(&addr, self.options.timeout)
-            .map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
+        let connected = TcpStream::connect_timeout(&addr, self.options.timeout);
+        self.first_connect.get_or_insert_with(|| match &connected {
+            Ok(_) => Reach::Connected,
+            Err(e) => Reach::Unreachable(e.to_string()),
+        });
+        let stream =
+            connected.map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
         let setup = |stream: &TcpStream| -> std::io::Result<(Address, Address)> {
             stream.set_nodelay(true)?;
             stream.set_read_timeout(Some(self.options.timeout))?;

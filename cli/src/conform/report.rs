@@ -57,6 +57,10 @@ pub struct SuiteReport {
     pub elapsed_ms: f64,
     /// One result per selected case, in run order.
     pub results: Vec<CaseResult>,
+    /// The last case whose connection the server accepted before it
+    /// refused a later case's: a server that serves one client and exits
+    /// (the Python tutorial's) can pass or fail only the first case.
+    pub refusing_after: Option<String>,
 }
 
 impl CaseResult {
@@ -156,6 +160,16 @@ impl SuiteReport {
             1 => "does not conform to UPCASE/1: 1 case failed".to_string(),
             failed => format!("does not conform to UPCASE/1: {failed} cases failed"),
         }
+    }
+
+    /// What to say when the server stopped accepting connections mid-run
+    /// ([`refusing_after`](Self::refusing_after)).
+    pub fn refusal_note(&self) -> Option<String> {
+        self.refusing_after.as_ref().map(|last| {
+            format!(
+                "note: the server refused connections after {last}: does it serve one client and exit, as the Python tutorial's does? conform needs a server that keeps accepting (README.md, \"What conform finds in the tutorial's server\")"
+            )
+        })
     }
 
     /// The report as pretty-printed JSON.
@@ -266,6 +280,7 @@ mod tests {
                     },
                 ),
             ],
+            refusing_after: None,
         }
     }
 
