@@ -179,7 +179,7 @@ pub fn run(args: ConformArgs) -> ExitCode {
         (&args.html, report.to_html()),
     ] {
         if let Some(path) = path
-            && let Err(error) = std::fs::write(path, text)
+            && let Err(error) = write_report(path, &text)
         {
             eprintln!("upcase conform: cannot write {}: {error}", path.display());
             return ExitCode::from(2);
@@ -190,6 +190,14 @@ pub fn run(args: ConformArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Write a report to `path`, creating the directories it names.
+fn write_report(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
 }
 
 fn list(filters: &[String]) -> ExitCode {

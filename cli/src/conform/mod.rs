@@ -106,6 +106,7 @@ mod oracle;
 mod report;
 mod show;
 mod tap;
+mod wire_log;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ pub use datagram::Dgram;
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
 use upcase::conn::ServerMode;
+pub use wire_log::{Direction, WireBytes, WireEvent};
 
 /// How to run the suite.
 #[derive(Debug, Clone)]
@@ -346,10 +348,11 @@ fn run_case_reaching(case: &Case, options: &Options) -> (CaseResult, Option<Reac
         if !retry {
             break (outcome, aftermath.warnings);
         }
-        wire_log.push(format!(
+        let at = started.elapsed().as_secs_f64() * 1000.0;
+        wire_log.push(WireEvent::new(at, "--", &format!(
             "(attempt {attempt} met ERROR(BUSY), or a close without reply, under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
             backoff.as_millis()
-        ));
+        )));
         std::thread::sleep(backoff);
         backoff *= 2;
         attempt += 1;

@@ -5,6 +5,14 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::case::Failure;
+use super::wire_log::WireEvent;
+use crate::provenance::Provenance;
+
+/// The JSON report's format (IMPLEMENTING.md, "Reports for machines").
+pub const SCHEMA: &str = "upcase-conform-report";
+
+/// Its version: raised when a field is removed, renamed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,8 +47,8 @@ pub struct CaseResult {
     pub warnings: Vec<String>,
     /// How long it took.
     pub elapsed_ms: f64,
-    /// What was sent and received, one line per event.
-    pub wire_log: Vec<String>,
+    /// What was sent and received, one entry per event.
+    pub wire_log: Vec<WireEvent>,
 }
 
 /// The result of a run.
@@ -172,9 +180,21 @@ impl SuiteReport {
         })
     }
 
-    /// The report as pretty-printed JSON.
+    /// The report as pretty-printed JSON, headed by its [`Provenance`]
+    /// (format, tool and protocol versions).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serializes")
+        #[derive(Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            head: Provenance,
+            #[serde(flatten)]
+            report: &'a SuiteReport,
+        }
+        let json = Json {
+            head: Provenance::new(SCHEMA, SCHEMA_VERSION),
+            report: self,
+        };
+        serde_json::to_string_pretty(&json).expect("a report always serializes")
     }
 
     /// The report as JUnit XML (one `testcase` per case, the wire log in `system-out`).
@@ -215,7 +235,8 @@ impl SuiteReport {
                 }
             }
             let warnings = result.warnings.iter().map(|w| format!("warning: {w}"));
-            let system_out: Vec<String> = warnings.chain(result.wire_log.clone()).collect();
+            let log = result.wire_log.iter().map(WireEvent::to_string);
+            let system_out: Vec<String> = warnings.chain(log).collect();
             if !system_out.is_empty() {
                 let _ = write!(
                     out,
@@ -228,6 +249,12 @@ impl SuiteReport {
         out.push_str("</testsuite></testsuites>\n");
         out
     }
+}
+
+/// A wire log as the text and HTML reports show it, one line an entry.
+pub(super) fn lines(log: &[WireEvent]) -> String {
+    let lines: Vec<String> = log.iter().map(WireEvent::to_string).collect();
+    lines.join("\n")
 }
 
 /// Escape text for XML content and attributes; drop characters XML 1.0 forbids.
@@ -260,7 +287,7 @@ mod tests {
             outcome,
             warnings: Vec::new(),
             elapsed_ms: 1.0,
-            wire_log: vec!["c1 → <x> & \"y\"".into()],
+            wire_log: vec![WireEvent::new(0.5, "c1", "→ <x> & \"y\"")],
         };
         SuiteReport {
             addr: "127.0.0.1:1".into(),
