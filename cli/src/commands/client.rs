@@ -46,9 +46,12 @@ const WINDOW_BYTES: usize = 64 * 1024;
 
 /// Run `upcase client`.
 pub fn run(args: ClientArgs) -> ExitCode {
-    let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
-        eprintln!("upcase client: --timeout must be a positive number of seconds");
-        return ExitCode::FAILURE;
+    let timeout = match super::seconds("--timeout", args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => {
+            eprintln!("upcase client: {message}");
+            return ExitCode::FAILURE;
+        }
     };
     let interactive = io::stdin().is_terminal();
     let mut answered = false;

@@ -3,7 +3,6 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use upcase::conn::ServerMode;
 use upcase::net::UdpClient;
@@ -224,13 +223,6 @@ fn list(filters: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{flag} must be a positive number of seconds, not {value}"))
-}
-
 fn options(args: &ConformArgs) -> Result<Options, String> {
     let given = args.addr.as_deref().unwrap_or_default();
     let addr: SocketAddr = given
@@ -245,11 +237,11 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
         .ok_or_else(|| format!("{given:?} resolves to no address"))?;
     let mut options = Options::new(addr);
     options.filters = args.filters.clone();
-    options.timeout = seconds(args.timeout, "--timeout")?;
+    options.timeout = super::seconds("--timeout", args.timeout)?;
     options.udp = args.udp;
     options.idle_timeout = args
         .idle_timeout
-        .map(|s| seconds(s, "--idle-timeout"))
+        .map(|s| super::seconds("--idle-timeout", s))
         .transpose()?;
     options.max_frame = args.max_frame;
     options.raw_ascii = args.raw_ascii;

@@ -337,6 +337,33 @@ mod tests {
         );
     }
 
+    /// Why this writer and not quick-junit 0.8 (nextest's): given these
+    /// characters, which a server's ERROR message can carry into `actual`,
+    /// quick-junit writes U+FFFE and U+FFFF as they are, and roxmltree
+    /// rejects its output (`NonXmlChar('\u{fffe}')`); here they become
+    /// U+FFFD, visibly, and the report stays XML 1.0.
+    #[test]
+    fn junit_stays_well_formed_with_characters_xml_forbids() {
+        let mut report = report();
+        report.results[1].outcome = CaseOutcome::Failed(Failure::mismatch(
+            "wrong \u{fffe}\u{ffff}\u{1b}[31m\u{7}",
+            "A",
+            "server said \u{fffe}",
+        ));
+        let junit = report.to_junit();
+        let parsed = roxmltree::Document::parse(&junit);
+        assert!(parsed.is_ok(), "{parsed:?}\n{junit}");
+        let failure = parsed
+            .unwrap()
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .and_then(|n| n.attribute("message").map(String::from));
+        assert_eq!(
+            failure.as_deref(),
+            Some("wrong \u{fffd}\u{fffd}\u{fffd}[31m\u{fffd}")
+        );
+    }
+
     #[test]
     fn json_has_status_per_case() {
         let json: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
