@@ -73,6 +73,34 @@ fn conform_fails_exactly_the_tutorial_servers_utf8_bugs() {
         stdout.contains("does not conform to UPCASE/1: 7 cases failed"),
         "{shown}"
     );
+    // Both READMEs show this run: its command, and the same ✔ and ✘.
+    for (readme, heading) in [
+        (
+            "README.md",
+            "## What conform finds in the tutorial's server",
+        ),
+        ("README.zh-CN.md", "## 用 conform 检查教程的服务器"),
+    ] {
+        let path = format!("{}/../{readme}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let section = text
+            .split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{readme} has no {heading:?}"));
+        let section = section.split("\n## ").next().unwrap_or_default();
+        assert!(
+            section.contains("tutorial_server.py 127.0.0.1 9998 --forever")
+                && section.contains("conform 127.0.0.1:9998 --server-mode raw --unicode 14.0"),
+            "{readme}: the commands differ from the test's"
+        );
+        for mark in ['✘', '✔'] {
+            assert_eq!(
+                cases_marked(section, mark),
+                cases_marked(&stdout, mark),
+                "{readme}'s report differs from the run's {mark}: {shown}"
+            );
+        }
+    }
     assert!(
         server.stderr_says("UnicodeDecodeError"),
         "the failures are the tutorial's decode() raising; its stderr:\n{}",
