@@ -296,12 +296,16 @@ fn the_command_line_writes_every_report_and_exits_1_on_a_failure() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(json["results"][0]["outcome"]["status"], "failed");
+    let sent_error = |entry: &serde_json::Value| {
+        entry["direction"] == "sent" && entry["text"].as_str().unwrap().starts_with("ERROR")
+    };
     assert!(
         json["results"][0]["wire_log"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|l| l.as_str().unwrap().starts_with("s→c ERROR"))
+            .any(sent_error),
+        "{json}"
     );
     let junit = std::fs::read_to_string(&junit).unwrap();
     assert!(junit.contains("failures=\"1\""), "{junit}");

@@ -46,6 +46,31 @@ use subject::{Ended, Subject};
 use super::case::{CheckResult, Failure};
 use super::report::{CaseOutcome, CaseResult, SuiteReport};
 use super::show;
+use super::wire_log::WireEvent;
+
+/// A case's wire log: lines starting `→ ` are what the scripted server
+/// sent, `← ` what it received, the rest notes (SPEC-side verdicts, the
+/// client's exit and output).
+pub struct Log {
+    started: Instant,
+    events: Vec<WireEvent>,
+}
+
+impl Log {
+    fn new(started: Instant) -> Log {
+        Log {
+            started,
+            events: Vec::new(),
+        }
+    }
+
+    /// Add a line, timed from the case's start.
+    pub fn push(&mut self, line: impl AsRef<str>) {
+        let at = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.events
+            .push(WireEvent::new(at, "client", line.as_ref()));
+    }
+}
 
 /// An optional flag of the contract a client may support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,13 +232,14 @@ pub fn run_with(
         server_unicode: super::unicode_version(),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         results,
+        refusing_after: None,
     })
 }
 
 /// Run one case against a fresh process of the client.
 pub fn run_case(case: &ClientCase, options: &ClientOptions) -> CaseResult {
     let started = Instant::now();
-    let mut log = Vec::new();
+    let mut log = Log::new(started);
     let mut warnings = Vec::new();
     let outcome = match case.needs.iter().find(|f| !options.supports.contains(f)) {
         Some(flag) => CaseOutcome::Skipped {
@@ -243,12 +269,12 @@ pub fn run_case(case: &ClientCase, options: &ClientOptions) -> CaseResult {
         outcome,
         warnings,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        wire_log: log,
+        wire_log: log.events,
     }
 }
 
 /// Start the client, play the script, judge what it sent, printed and exited with.
-fn play(plan: Plan, options: &ClientOptions, log: &mut Vec<String>) -> CheckResult {
+fn play(plan: Plan, options: &ClientOptions, log: &mut Log) -> CheckResult {
     let deadline = Instant::now() + plan.deadline;
     let listener = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -265,10 +291,10 @@ fn play(plan: Plan, options: &ClientOptions, log: &mut Vec<String>) -> CheckResu
     let mut subject = Subject::start(argv, stdin.into_bytes())
         .map_err(|e| Failure::new(format!("cannot start the client: {e}")))?;
     let scripted = accept(&listener, &mut subject, deadline).and_then(|stream| {
-        let mut peer = Peer::new(stream, deadline, plan.max_frame)
+        let mut peer = Peer::new(stream, deadline, plan.max_frame, Log::new(log.started))
             .map_err(|e| Failure::new(format!("the accepted connection failed: {e}")))?;
         let result = (plan.script)(&mut peer);
-        log.append(&mut peer.log);
+        log.events.append(&mut peer.log.events);
         result
     });
     let ended = subject.finish(deadline);
@@ -314,7 +340,7 @@ fn accept(
     }
 }
 
-fn log_ended(ended: &Ended, log: &mut Vec<String>) {
+fn log_ended(ended: &Ended, log: &mut Log) {
     let status = match ended.status {
         Some(status) => status.to_string(),
         None => "killed at the case's deadline".into(),

@@ -12,6 +12,7 @@ use upcase::wire::{
     PREFACE_LEN,
 };
 
+use super::Log;
 use crate::conform::case::{CheckResult, Failure};
 use crate::conform::show;
 
@@ -31,13 +32,18 @@ pub struct Peer {
     pub client_addr: SocketAddr,
     /// This end's address.
     pub server_addr: SocketAddr,
-    /// What was sent and received, one line each.
-    pub log: Vec<String>,
+    /// What was sent and received, one entry each.
+    pub log: Log,
 }
 
 impl Peer {
     /// Wrap an accepted connection; nothing is read past `deadline`.
-    pub fn new(stream: TcpStream, deadline: Instant, max_frame: u32) -> std::io::Result<Peer> {
+    pub fn new(
+        stream: TcpStream,
+        deadline: Instant,
+        max_frame: u32,
+        log: Log,
+    ) -> std::io::Result<Peer> {
         stream.set_nodelay(true)?;
         Ok(Peer {
             client_addr: stream.peer_addr()?,
@@ -49,13 +55,13 @@ impl Peer {
             carry: Vec::new(),
             bye_seen: false,
             bye_sent: false,
-            log: Vec::new(),
+            log,
         })
     }
 
     /// Write `bytes` as they are, described in the log as `what`.
     pub fn send_raw(&mut self, bytes: &[u8], what: &str) -> CheckResult {
-        self.log.push(format!("s→c {what} [{}]", show::hex(bytes)));
+        self.log.push(format!("→ {what} [{}]", show::hex(bytes)));
         self.write(bytes)
     }
 
@@ -81,14 +87,14 @@ impl Peer {
     /// Write a frame.
     pub fn send(&mut self, frame: &FrameRepr) -> CheckResult {
         self.bye_sent |= frame.frame_type == FrameType::Bye;
-        self.log.push(format!("s→c {}", show::frame(frame)));
+        self.log.push(format!("→ {}", show::frame(frame)));
         self.write(&frame.to_bytes())
     }
 
     /// Write `bytes` one at a time, each its own segment (SPEC.md §3.5).
     pub fn send_trickled(&mut self, bytes: &[u8], what: &str) -> CheckResult {
         self.log.push(format!(
-            "s→c {what}, one byte per write [{}]",
+            "→ {what}, one byte per write [{}]",
             show::hex(bytes)
         ));
         for byte in bytes {
@@ -107,7 +113,7 @@ impl Peer {
     pub fn expect_preface(&mut self) -> CheckResult {
         self.fill(PREFACE_LEN, "its preface")?;
         let got = self.input.split_to(PREFACE_LEN);
-        self.log.push(format!("c→s preface [{}]", show::hex(&got)));
+        self.log.push(format!("← preface [{}]", show::hex(&got)));
         if got[..] != PREFACE {
             return Err(Failure::mismatch(
                 "C1: the client's first bytes are not the preface",
@@ -173,7 +179,7 @@ impl Peer {
         loop {
             match decoder.decode(&mut self.input) {
                 Ok(Some(frame)) => {
-                    self.log.push(format!("c→s {}", show::frame(&frame)));
+                    self.log.push(format!("← {}", show::frame(&frame)));
                     return self.check_sent(frame).map(Some);
                 }
                 Ok(None) => {}
@@ -190,7 +196,7 @@ impl Peer {
             }
             if self.read_some()? == 0 {
                 if self.input.is_empty() {
-                    self.log.push("c→s <close>".into());
+                    self.log.push("← <close>");
                     return Ok(None);
                 }
                 return Err(Failure::new(format!(
@@ -380,25 +386,25 @@ impl Peer {
             let echo = self.input.split().to_ascii_uppercase();
             self.send_raw(&echo, "raw echo")?;
         }
-        self.log.push("c→s <close>".into());
+        self.log.push("← <close>");
         Ok(())
     }
 
     /// Send nothing more and hold the connection open until the client
     /// closes it (its reply timeout, C16), reading what it sends.
     pub fn stall(&mut self) -> CheckResult {
-        self.log.push("(the server says nothing more)".into());
+        self.log.push("(the server says nothing more)");
         while self.read_some()? > 0 {
             self.input.clear();
         }
-        self.log.push("c→s <close>".into());
+        self.log.push("← <close>");
         Ok(())
     }
 
     /// End this side: close after reading what the client sent, so the
     /// close is no reset (§6.5).
     pub fn close(&mut self) {
-        self.log.push("s→c <close>".into());
+        self.log.push("→ <close>");
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -58,7 +58,7 @@ fn late(supports: &[Flag]) -> Plan {
             for _ in 0..3 {
                 let request = peer.next_request()?;
                 let reply = peer.correct_reply(&request)?;
-                peer.log.push("(700 ms pass)".into());
+                peer.log.push("(700 ms pass)");
                 std::thread::sleep(Duration::from_millis(700));
                 peer.send(&reply)?;
             }
