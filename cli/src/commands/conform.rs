@@ -121,17 +121,12 @@ pub fn run(args: ConformArgs) -> ExitCode {
         // `--client framed/…`: the first filter lands where ADDR would.
         let mut filters = args.filters.clone();
         filters.extend(args.addr.iter().cloned());
-        let reports = super::conform_client::Reports {
-            junit: args.junit,
-            json: args.json,
-            html: args.html,
-        };
         return super::conform_client::run(
             &args.client_args,
             filters,
             args.list,
             args.verbose,
-            &reports,
+            [&args.junit, &args.json, &args.html],
         );
     }
     if args.list {
@@ -192,15 +187,27 @@ pub fn run(args: ConformArgs) -> ExitCode {
     if let Some(header) = header {
         println!("{header}");
     }
+    finish(&report, &args.junit, &args.json, &args.html)
+}
+
+/// The summary, the verdict, the report files and the exit status: 0 when
+/// every case passed, 1 on a failure, 2 when a report cannot be written
+/// (the server suite's and the client suite's).
+pub(super) fn finish(
+    report: &conform::SuiteReport,
+    junit: &Option<PathBuf>,
+    json: &Option<PathBuf>,
+    html: &Option<PathBuf>,
+) -> ExitCode {
     println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
     println!("{}", report.verdict());
     if let Some(note) = report.refusal_note() {
         println!("{note}");
     }
     for (path, text) in [
-        (&args.junit, report.to_junit()),
-        (&args.json, report.to_json()),
-        (&args.html, report.to_html()),
+        (junit, report.to_junit()),
+        (json, report.to_json()),
+        (html, report.to_html()),
     ] {
         if let Some(path) = path
             && let Err(error) = write_report(path, &text)
@@ -236,16 +243,20 @@ fn list(filters: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     for case in &cases {
-        let tags = case.tags();
-        let tags = if tags.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", tags.join(", "))
-        };
-        println!("{}{tags}\n    {}", case.name, case.description);
+        print_listed(case.name, &case.tags(), case.description);
     }
     println!("{} cases", cases.len());
     ExitCode::SUCCESS
+}
+
+/// One case of `--list`: its name, its tags in brackets, its description.
+pub(super) fn print_listed(name: &str, tags: &[String], description: &str) {
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", tags.join(", "))
+    };
+    println!("{name}{tags}\n    {description}");
 }
 
 fn options(args: &ConformArgs) -> Result<Options, String> {

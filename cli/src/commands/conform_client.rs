@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use upcase_cli::conform::SuiteReport;
 use upcase_cli::conform::client_suite::{self, ClientOptions, Flag};
 
 /// The arguments only `--client` uses.
@@ -39,16 +38,6 @@ impl From<FlagArg> for Flag {
     }
 }
 
-/// Where to write the reports, as for the server suite.
-pub struct Reports {
-    /// JUnit XML.
-    pub junit: Option<PathBuf>,
-    /// JSON.
-    pub json: Option<PathBuf>,
-    /// HTML.
-    pub html: Option<PathBuf>,
-}
-
 /// Run the client suite: exit 0 when every case passed, 1 on a failure or
 /// a filter that matches nothing, 2 on bad usage.
 pub fn run(
@@ -56,7 +45,7 @@ pub fn run(
     filters: Vec<String>,
     list: bool,
     verbose: bool,
-    reports: &Reports,
+    [junit, json, html]: [&Option<PathBuf>; 3],
 ) -> ExitCode {
     let options = ClientOptions {
         command: args.command.clone(),
@@ -77,12 +66,7 @@ pub fn run(
                 .iter()
                 .map(|f| format!("needs --supports {}", f.name()))
                 .collect();
-            let tags = if needs.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", needs.join(", "))
-            };
-            println!("{}{tags}\n    {}", case.name, case.description);
+            super::conform::print_listed(case.name, &needs, case.description);
         }
         println!("{} cases", cases.len());
         return ExitCode::SUCCESS;
@@ -110,28 +94,5 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
-    finish(&report, reports)
-}
-
-/// The summary, the verdict, the report files and the exit status.
-fn finish(report: &SuiteReport, reports: &Reports) -> ExitCode {
-    println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
-    println!("{}", report.verdict());
-    for (path, text) in [
-        (&reports.junit, report.to_junit()),
-        (&reports.json, report.to_json()),
-        (&reports.html, report.to_html()),
-    ] {
-        if let Some(path) = path
-            && let Err(error) = std::fs::write(path, text)
-        {
-            eprintln!("upcase conform: cannot write {}: {error}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    if report.all_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    super::conform::finish(&report, junit, json, html)
 }

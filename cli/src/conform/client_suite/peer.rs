@@ -250,19 +250,6 @@ impl Peer {
         }
     }
 
-    /// The next request, which must be of `frame_type`.
-    pub fn expect_request(&mut self, frame_type: FrameType) -> Result<FrameRepr, Failure> {
-        let frame = self.next_request()?;
-        if frame.frame_type != frame_type {
-            return Err(Failure::mismatch(
-                "the client sent another request than its stdin asks for",
-                frame_type,
-                show::frame(&frame),
-            ));
-        }
-        Ok(frame)
-    }
-
     /// A reply to `request`: addresses swapped and filled in (§5.5), MORE
     /// mirrored for data types.
     pub fn reply_to(
@@ -330,23 +317,6 @@ impl Peer {
             }
         };
         Ok(self.reply_to(request, request.frame_type, data))
-    }
-
-    /// Read the next request and answer it correctly; the request is returned.
-    pub fn answer_next(&mut self) -> Result<FrameRepr, Failure> {
-        let request = self.next_request()?;
-        let reply = self.correct_reply(&request)?;
-        self.send(&reply)?;
-        Ok(request)
-    }
-
-    /// Answer every fragment of the next message correctly.
-    pub fn answer_message(&mut self) -> Result<Vec<FrameRepr>, Failure> {
-        let mut fragments = vec![self.answer_next()?];
-        while fragments.last().is_some_and(|f| f.flags.more()) {
-            fragments.push(self.answer_next()?);
-        }
-        Ok(fragments)
     }
 
     /// The end of a session: the client's BYE, answered with `reply_data`

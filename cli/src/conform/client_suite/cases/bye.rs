@@ -2,7 +2,10 @@
 
 use upcase::wire::{Address, FrameRepr, FrameType};
 
-use super::{ClientCase, Flag, fault_then_close, prefaces, prefaces_then_serve};
+use super::{
+    ClientCase, Flag, answer_one_then_take_the_next, fault_then_close, prefaces,
+    prefaces_then_serve,
+};
 use crate::conform::client_suite::{Peer, Plan};
 
 pub const CASES: &[ClientCase] = &[
@@ -61,11 +64,7 @@ fn server_bye(peer: &Peer) -> FrameRepr {
 
 fn server_bye_early(_: &[Flag]) -> Plan {
     Plan::new(&["a", "b"], &["A"], false, |peer: &mut Peer| {
-        prefaces(peer)?;
-        let request = peer.next_request()?;
-        let reply = peer.correct_reply(&request)?;
-        peer.send(&reply)?;
-        peer.next_request()?;
+        answer_one_then_take_the_next(peer)?;
         peer.send(&server_bye(peer))?;
         fault_then_close(peer)
     })

@@ -2,7 +2,9 @@
 
 use upcase::wire::{FrameRepr, FrameType};
 
-use super::{ClientCase, Flag, fault_then_close, prefaces, serve_correctly};
+use super::{
+    ClientCase, Flag, answer_one_then_take_the_next, fault_then_close, prefaces, serve_correctly,
+};
 use crate::conform::case::CheckResult;
 use crate::conform::client_suite::{Peer, Plan};
 
@@ -63,13 +65,12 @@ fn unknown_code(_: &[Flag]) -> Plan {
 
 /// Answer the first request with `error`, then close.
 fn error_then_close(peer: &mut Peer, code: u16, answer_first: bool) -> CheckResult {
-    prefaces(peer)?;
-    let mut request = peer.next_request()?;
-    if answer_first {
-        let reply = peer.correct_reply(&request)?;
-        peer.send(&reply)?;
-        request = peer.next_request()?;
-    }
+    let request = if answer_first {
+        answer_one_then_take_the_next(peer)?
+    } else {
+        prefaces(peer)?;
+        peer.next_request()?
+    };
     let error = peer.error(Some(&request), code, "and the server closes");
     peer.send(&error)?;
     peer.close();
@@ -105,11 +106,7 @@ fn short_error(_: &[Flag]) -> Plan {
 
 fn idle_timeout(_: &[Flag]) -> Plan {
     Plan::new(&["a", "b"], &["A"], false, |peer: &mut Peer| {
-        prefaces(peer)?;
-        let request = peer.next_request()?;
-        let reply = peer.correct_reply(&request)?;
-        peer.send(&reply)?;
-        peer.next_request()?;
+        answer_one_then_take_the_next(peer)?;
         let error = peer.error(None, 8, "no complete frame within 1 s");
         peer.send(&error)?;
         peer.close();

@@ -79,6 +79,16 @@ fn prefaces_then_serve(peer: &mut Peer) -> CheckResult {
     serve_correctly(peer)
 }
 
+/// Both prefaces, the first request answered correctly; the second
+/// request, read and not answered.
+fn answer_one_then_take_the_next(peer: &mut Peer) -> Result<FrameRepr, Failure> {
+    prefaces(peer)?;
+    let first = peer.next_request()?;
+    let reply = peer.correct_reply(&first)?;
+    peer.send(&reply)?;
+    peer.next_request()
+}
+
 /// The client's preface checked, the server's sent.
 fn prefaces(peer: &mut Peer) -> CheckResult {
     peer.expect_preface()?;
