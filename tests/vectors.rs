@@ -20,6 +20,8 @@ use upcase::testing::Pair;
 
 #[path = "vectors/client.rs"]
 mod client;
+#[path = "vectors/datagram.rs"]
+mod datagram;
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
@@ -296,12 +298,12 @@ struct Transcript {
 }
 
 #[derive(Deserialize)]
-struct ServerSpec {
+pub(crate) struct ServerSpec {
     mode: String,
     raw_case: String,
     max_frame: u32,
-    local: String,
-    peer: String,
+    pub(crate) local: String,
+    pub(crate) peer: String,
 }
 
 #[derive(Deserialize)]
@@ -317,7 +319,7 @@ struct ErrorEntry {
     code: u16,
 }
 
-fn server_config(spec: &ServerSpec) -> ServerConfig {
+pub(crate) fn server_config(spec: &ServerSpec) -> ServerConfig {
     ServerConfig {
         mode: match spec.mode.as_str() {
             "auto" => ServerMode::Auto,

@@ -923,6 +923,135 @@ def client_json():
 
 
 # ---------------------------------------------------------------------------
+# datagram.json: a model of the server's answer to one UDP datagram (SPEC §8).
+
+MAX_UDP_PAYLOAD = 65507
+
+
+def datagram_error(datagram, addresses, code, message):
+    """Preface + ERROR, its message cut so the reply stays within 3 × the
+    datagram (§8.4); None when not even the code fits."""
+    limit = 3 * len(datagram)
+    text = message.encode("utf-8")
+    if 8 + HEADER_LEN + 2 + len(text) > limit:
+        if limit < 8 + HEADER_LEN + 2:
+            return None
+        text = text[:limit - (8 + HEADER_LEN + 2)]
+        while valid_up_to(text) is not None:
+            text = text[:-1]
+    return PREFACE + frame(ERROR, struct.pack(">H", code) + text, addresses[0], addresses[1])
+
+
+def datagram_reply(datagram, mode, raw_case, max_frame, local, peer):
+    """The reply datagram, or None for no reply."""
+    framed = mode != "raw" and len(datagram) >= 8 and datagram[:7] == PREFACE_MAGIC
+    if not framed:
+        if mode == "framed":
+            return None
+        out = ascii_upper(datagram) if raw_case == "ascii" else lossless(datagram)
+        return out if len(out) <= MAX_UDP_PAYLOAD else None
+    local_b, peer_b = addr(local), addr(peer)
+    if datagram[7] != 1:
+        return datagram_error(datagram, (local_b, peer_b), UNSUPPORTED_VERSION,
+                              f"unsupported version {datagram[7]}; this server speaks version 1")
+    rest = datagram[8:]
+    if len(rest) < HEADER_LEN:
+        return datagram_error(datagram, (local_b, peer_b), MALFORMED, "datagram ends inside the frame header")
+    src, dst = rest[0:18], rest[18:36]
+    ftype, flags = rest[36], rest[37]
+    (length,) = struct.unpack(">I", rest[38:42])
+    data = rest[HEADER_LEN:]
+    addresses = (dst if dst != UNSPECIFIED else local_b, src if src != UNSPECIFIED else peer_b)
+    def error(code, message):
+        return datagram_error(datagram, addresses, code, message)
+    if length > max_frame:
+        return error(FRAME_TOO_LARGE, f"frame length {length} exceeds the limit of {max_frame} bytes")
+    if length != len(data):
+        return error(MALFORMED, f"frame length {length} does not match the {len(data)} data bytes in the datagram")
+    if flags & 0xFE:
+        return error(MALFORMED, "reserved flag bits set")
+    if flags & MORE and ftype not in (TEXT, BYTES):
+        return error(MALFORMED, "MORE set on a frame that is not TEXT or BYTES")
+    if ftype not in TYPE_NAMES:
+        return error(UNKNOWN_TYPE, f"unknown frame type 0x{ftype:02x}")
+    if ftype in (PONG, ERROR):
+        return error(UNEXPECTED_TYPE, f"a client may not send {type_name(ftype)} frames")
+    if flags & MORE:
+        return error(MALFORMED, "MORE set on a frame in a datagram")
+    if ftype == TEXT:
+        bad = valid_up_to(data)
+        if bad is not None:
+            return error(INVALID_UTF8, f"invalid UTF-8 at byte {bad} of the message")
+        out = upper(data.decode("utf-8")).encode("utf-8")
+        if 8 + HEADER_LEN + len(out) > MAX_UDP_PAYLOAD:
+            return error(FRAME_TOO_LARGE, f"the upper case of this {length}-byte TEXT is {len(out)} bytes, "
+                                          f"over the {MAX_UDP_PAYLOAD - 8 - HEADER_LEN} a reply datagram can carry")
+        return PREFACE + frame(TEXT, out, *addresses)
+    if ftype == BYTES:
+        return PREFACE + frame(BYTES, ascii_upper(data), *addresses)
+    if ftype == PING:
+        return PREFACE + frame(PONG, data, *addresses)
+    return PREFACE + frame(BYE, b"", *addresses)
+
+
+def datagram_cases():
+    """(name, server overrides, datagram)."""
+    P = PREFACE
+    big = "ΐ".encode() * 11000  # 22,000 bytes whose upper case is 66,000
+    return [
+        ("raw-hello", {}, b"hello\n"),
+        ("raw-empty", {}, b""),
+        ("raw-invalid-and-incomplete-copied", {}, b"caf\xc3\xa9 \xff ok \xe2\x82"),
+        ("raw-ascii-option", {"raw_case": "ascii"}, "straße abc".encode()),
+        ("raw-magic-without-version-is-raw", {}, PREFACE_MAGIC),
+        ("raw-only-server-echoes-a-preface", {"mode": "raw"}, P + t(TEXT, b"hi")),
+        ("framed-only-server-drops-raw", {"mode": "framed"}, b"hello"),
+        ("text", {}, P + t(TEXT, "straße".encode())),
+        ("text-addressed", {}, P + t(TEXT, b"hi", **C2S)),
+        ("text-empty", {}, P + t(TEXT)),
+        ("bytes", {}, P + t(BYTES, b"ab\xff")),
+        ("ping", {}, P + t(PING, b"\x00p", src="[2001:db8::2]:5")),
+        ("bye", {}, P + t(BYE, b"reason")),
+        ("unsupported-version-message-cut", {}, PREFACE_MAGIC + b"\x02" + b"0123456789"),
+        ("unsupported-version-no-reply-for-8-bytes", {}, PREFACE_MAGIC + b"\xff"),
+        ("bare-preface-no-reply", {}, P),
+        ("header-short-message-cut", {}, P + bytes(21)),
+        ("header-short-whole-message", {}, P + bytes(41)),
+        ("frame-too-large", {"max_frame": 4}, P + t(TEXT, b"hello", **C2S)),
+        ("length-mismatch-short", {}, P + t(TEXT, b"abc", length=4)),
+        ("length-mismatch-long", {}, P + t(TEXT, b"abc", length=2)),
+        ("reserved-flag", {}, P + t(TEXT, b"a", 0x02)),
+        ("more-on-ping", {}, P + t(PING, b"", MORE)),
+        ("unknown-type", {}, P + t(0x07, b"?")),
+        ("unexpected-pong", {}, P + t(PONG)),
+        ("more-in-a-datagram", {}, P + t(TEXT, b"half", MORE)),
+        ("invalid-utf8", {}, P + t(TEXT, b"ab\xffc")),
+        ("incomplete-utf8-at-end", {}, P + t(TEXT, b"caf\xc3")),
+        ("text-reply-too-large-for-a-datagram", {}, P + t(TEXT, big)),
+    ]
+
+
+def datagram_json():
+    vectors = []
+    for name, overrides, datagram in datagram_cases():
+        server = {"mode": "auto", "raw_case": "unicode", "max_frame": 1048576, "local": LOCAL, "peer": PEER}
+        server.update(overrides)
+        reply = datagram_reply(datagram, **server)
+        assert reply is None or len(reply) <= 3 * max(len(datagram), 1), f"{name}: over 3 × the datagram"
+        vectors.append({
+            "name": name,
+            "server": server,
+            "datagram_hex": datagram.hex(),
+            "reply_hex": None if reply is None else reply.hex(),
+        })
+    return {
+        "description": "UPCASE/1 UDP: one datagram to the server and its reply datagram (null: none). "
+                       "See README.md.",
+        "vectors": vectors,
+    }
+
+
+# ---------------------------------------------------------------------------
 # Output.
 
 def render(payload):
@@ -945,7 +1074,7 @@ def render(payload):
 
 
 FILES = {"frames.json": frames_json, "transform.json": transform_json, "transcripts.json": transcripts_json,
-         "client.json": client_json}
+         "client.json": client_json, "datagram.json": datagram_json}
 
 
 def main(argv):
