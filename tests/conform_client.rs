@@ -295,6 +295,7 @@ fn the_command_line_writes_every_report_and_exits_1_on_a_failure() {
     assert!(stdout.contains("expected: "), "{stdout}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(json["schema"], "upcase-conform-report", "{json}");
     assert_eq!(json["results"][0]["outcome"]["status"], "failed");
     let sent_error = |entry: &serde_json::Value| {
         entry["direction"] == "sent" && entry["text"].as_str().unwrap().starts_with("ERROR")
