@@ -99,7 +99,22 @@ const BUGS: &[(&[&str], &[&str])] = &[
         &["one-read-preface"],
         &["client/2.4/server-preface-one-byte-per-write"],
     ),
-    (&["no-type-check"], &["client/2.4/wrong-reply-type"]),
+    (
+        &["no-type-check"],
+        &[
+            "client/2.4/wrong-reply-type",
+            "client/8.2/udp-reply-of-wrong-type",
+        ],
+    ),
+    (&["udp-no-preface"], &["client/8.2/udp-replies-printed"]),
+    (
+        &["udp-no-preface-check"],
+        &["client/8.2/udp-reply-without-preface"],
+    ),
+    (
+        &["udp-error-is-fatal"],
+        &["client/8.2/udp-error-is-a-reply"],
+    ),
     (&["no-more-check"], &["client/2.4/more-not-mirrored"]),
     (
         &["skip-until-bye"],
@@ -112,7 +127,11 @@ const BUGS: &[(&[&str], &[&str])] = &[
     ),
     (
         &["no-reply-timeout"],
-        &["client/2.4/silent-server", "client/5.6/stalled-reply"],
+        &[
+            "client/2.4/silent-server",
+            "client/5.6/stalled-reply",
+            "client/8.4/udp-no-reply",
+        ],
     ),
     (
         &["swap-addresses"],

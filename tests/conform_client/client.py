@@ -3,11 +3,13 @@
 contract, with switchable bugs (`--bug NAME`, repeatable) so that
 tests/conform_client.rs can check that each client case catches one.
 
-    client.py [--bug NAME]... [--bytes] [--max-frame N] [--timeout SECS] HOST:PORT
+    client.py [--bug NAME]... [--bytes] [--max-frame N] [--timeout SECS] [--udp] HOST:PORT
 
 One request at a time: each stdin line is sent (in fragments of at most
 --max-frame bytes, default 65,536, SPEC.md §3.4) and its reply printed
-before the next line is read. Exit 0 after a normal end, 1 on a failure.
+before the next line is read; with --udp, each line is one datagram (the
+preface and one frame, SPEC.md §8.2). Exit 0 after a normal end, 1 on a
+failure.
 """
 
 import argparse
@@ -32,6 +34,7 @@ BUGS = {
     "skip-until-bye", "sends-error-on-failure", "exit-zero-on-failure", "bye-data-is-fault",
     "server-bye-is-normal", "idle-timeout-is-a-reply", "no-bye", "ping-after-bye",
     "short-timeout", "one-read-preface", "one-read-frame", "no-join", "reject-reply-addresses",
+    "udp-no-preface", "udp-no-preface-check", "udp-error-is-fatal",
 }
 
 
@@ -218,16 +221,56 @@ class Conn:
                 self.fail("expected BYE")
 
 
+def udp_session(args, bugs):
+    """SPEC §8: one datagram per line, one reply datagram each."""
+    host, port = args.addr.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(None if "no-reply-timeout" in bugs else args.timeout)
+    ftype = BYTES if args.bytes else TEXT
+    for line in sys.stdin.buffer:
+        line = line.rstrip(b"\r\n")
+        if line == b"exit":
+            break
+        header = b"\0" * 36 + struct.pack(">BBI", ftype, 0, len(line))
+        preface = b"" if "udp-no-preface" in bugs else PREFACE
+        sock.sendto(preface + header + line, (host, int(port)))
+        try:
+            reply = sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            raise Failure("no reply datagram")
+        if reply[:8] != PREFACE and "udp-no-preface-check" not in bugs:
+            raise Failure("the reply datagram has no preface")
+        if len(reply) < 50:
+            print(reply.decode("utf-8", "replace"), flush=True)
+            continue
+        rtype, flags, length = struct.unpack(">BBI", reply[44:50])
+        data = reply[50:]
+        if flags or len(data) != length:
+            raise Failure("malformed reply datagram")
+        if rtype == ERROR:
+            if len(data) < 2 or "udp-error-is-fatal" in bugs:
+                raise Failure("ERROR reply")
+            print(f"ERROR {struct.unpack('>H', data[:2])[0]}", flush=True)
+            continue
+        if rtype != ftype and "no-type-check" not in bugs:
+            raise Failure("wrong reply type")
+        print(data.decode("utf-8", "replace"), flush=True)
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bug", action="append", default=[], choices=sorted(BUGS))
     parser.add_argument("--bytes", action="store_true")
     parser.add_argument("--max-frame", type=int, default=65536)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--udp", action="store_true")
     parser.add_argument("addr")
     args = parser.parse_args()
     failed = 0 if "exit-zero-on-failure" in args.bug else 1
     try:
+        if args.udp:
+            return udp_session(args, set(args.bug))
         conn = Conn(args)
         conn.start()
         for line in sys.stdin.buffer:

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use upcase::conn::ClientConfig;
 use upcase::net::{Answer, Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
-use upcase::wire::{FrameRepr, FrameType};
+use upcase::wire::{ErrorPayload, FrameRepr, FrameType};
 
 /// Arguments of `upcase client`.
 #[derive(clap::Args)]
@@ -235,10 +235,16 @@ fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<()
             } else {
                 FrameType::Text
             };
-            client
-                .request(&FrameRepr::new(frame_type, line))?
-                .data
-                .to_vec()
+            match client.request(&FrameRepr::new(frame_type, line)) {
+                Ok(frame) => frame.data.to_vec(),
+                // Each datagram stands alone (SPEC.md §8.2): an ERROR is its
+                // reply, and the next line goes on.
+                Err(ClientError::Server { code, message }) => {
+                    print_answer(Answer::Error(ErrorPayload::new(code, message)))?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
         };
         print_reply(&reply)?;
     }

@@ -22,7 +22,7 @@ Examples:
   # a server started with `serve --max-connections 4 --mode framed`:
   upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
   # a client: conform plays the server and appends its HOST:PORT to the command
-  upcase conform --client --supports bytes,max-frame,timeout -- upcase client
+  upcase conform --client --supports bytes,max-frame,timeout,udp -- upcase client
 
 Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
 pub struct ConformArgs {

@@ -26,6 +26,8 @@ enum FlagArg {
     MaxFrame,
     /// `--timeout SECS`: the reply timeout.
     Timeout,
+    /// `--udp`: each line one datagram.
+    Udp,
 }
 
 impl From<FlagArg> for Flag {
@@ -34,6 +36,7 @@ impl From<FlagArg> for Flag {
             FlagArg::Bytes => Flag::Bytes,
             FlagArg::MaxFrame => Flag::MaxFrame,
             FlagArg::Timeout => Flag::Timeout,
+            FlagArg::Udp => Flag::Udp,
         }
     }
 }

@@ -21,7 +21,7 @@
 //!   server BYE that left requests unanswered).
 //!
 //! Optional flags ([`Flag`]) get their own cases, skipped unless the
-//! client is said to support them (`--supports bytes,max-frame,timeout`).
+//! client is said to support them (`--supports bytes,max-frame,timeout,udp`).
 //!
 //! # What a case checks
 //!
@@ -34,12 +34,14 @@
 //! A SHOULD rule (C3, the probe) gives a warning, not a failure.
 
 mod cases;
+mod datagram_peer;
 mod peer;
 mod subject;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
+pub use datagram_peer::DatagramPeer;
 pub use peer::Peer;
 use subject::{Ended, Subject};
 
@@ -81,6 +83,8 @@ pub enum Flag {
     MaxFrame,
     /// `--timeout SECS`: its reply timeout (SPEC.md §2.4, C16).
     Timeout,
+    /// `--udp`: each line one datagram (SPEC.md §8, C17).
+    Udp,
 }
 
 impl Flag {
@@ -90,11 +94,12 @@ impl Flag {
             Flag::Bytes => "bytes",
             Flag::MaxFrame => "max-frame",
             Flag::Timeout => "timeout",
+            Flag::Udp => "udp",
         }
     }
 
     /// Every flag.
-    pub const ALL: [Flag; 3] = [Flag::Bytes, Flag::MaxFrame, Flag::Timeout];
+    pub const ALL: [Flag; 4] = [Flag::Bytes, Flag::MaxFrame, Flag::Timeout, Flag::Udp];
 }
 
 /// How to run the client suite.
@@ -125,7 +130,7 @@ pub struct Plan {
     /// How long the whole case may take.
     pub deadline: Duration,
     /// The server's side.
-    pub script: Box<dyn FnOnce(&mut Peer) -> CheckResult>,
+    pub script: Script,
     /// The rule is a SHOULD: a difference is a warning.
     pub should_only: bool,
 }
@@ -147,10 +152,31 @@ impl Plan {
             success,
             max_frame: DEFAULT_FRAGMENT_LIMIT,
             deadline: CASE_DEADLINE,
-            script: Box::new(script),
+            script: Script::Stream(Box::new(script)),
             should_only: false,
         }
     }
+
+    /// A UDP case: the client runs with `--udp`, the server plays `script`.
+    pub fn udp(
+        stdin: &[&str],
+        stdout: &[&str],
+        success: bool,
+        script: impl FnOnce(&mut DatagramPeer) -> CheckResult + 'static,
+    ) -> Plan {
+        let mut plan = Plan::new(stdin, stdout, success, |_: &mut Peer| Ok(()));
+        plan.args = vec!["--udp".into()];
+        plan.script = Script::Datagrams(Box::new(script));
+        plan
+    }
+}
+
+/// What the scripted server plays.
+pub enum Script {
+    /// A TCP server: one connection.
+    Stream(Box<dyn FnOnce(&mut Peer) -> CheckResult>),
+    /// A UDP server (the client runs with `--udp`).
+    Datagrams(Box<dyn FnOnce(&mut DatagramPeer) -> CheckResult>),
 }
 
 /// SPEC.md §3.4: no client data frame over this without being told the limit.
@@ -276,27 +302,34 @@ pub fn run_case(case: &ClientCase, options: &ClientOptions) -> CaseResult {
 /// Start the client, play the script, judge what it sent, printed and exited with.
 fn play(plan: Plan, options: &ClientOptions, log: &mut Log) -> CheckResult {
     let deadline = Instant::now() + plan.deadline;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| Failure::new(format!("cannot listen on 127.0.0.1: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Failure::new(e.to_string()))?;
+    let server = Server::bind(plan.script)?;
     let mut argv = options.command.clone();
     argv.extend(plan.args.iter().cloned());
-    argv.push(addr.to_string());
+    argv.push(server.addr()?.to_string());
     let stdin: String = plan.stdin.iter().map(|l| format!("{l}\n")).collect();
     log.push(format!("client: {}", argv.join(" ").escape_debug()));
     log.push(format!("stdin: {} lines", plan.stdin.len()));
     let mut subject = Subject::start(argv, stdin.into_bytes())
         .map_err(|e| Failure::new(format!("cannot start the client: {e}")))?;
-    let scripted = accept(&listener, &mut subject, deadline).and_then(|stream| {
-        let mut peer = Peer::new(stream, deadline, plan.max_frame, Log::new(log.started))
-            .map_err(|e| Failure::new(format!("the accepted connection failed: {e}")))?;
-        let result = (plan.script)(&mut peer);
-        log.events.append(&mut peer.log.events);
-        result
-    });
+    let scripted = match server {
+        Server::Tcp(listener, script) => {
+            accept(&listener, &mut subject, deadline).and_then(|stream| {
+                let mut peer = Peer::new(stream, deadline, plan.max_frame, Log::new(log.started))
+                    .map_err(|e| {
+                    Failure::new(format!("the accepted connection failed: {e}"))
+                })?;
+                let result = script(&mut peer);
+                log.events.append(&mut peer.log.events);
+                result
+            })
+        }
+        Server::Udp(socket, script) => {
+            let mut peer = DatagramPeer::new(socket, deadline, Log::new(log.started));
+            let result = script(&mut peer);
+            log.events.append(&mut peer.log.events);
+            result
+        }
+    };
     let ended = subject.finish(deadline);
     log_ended(&ended, log);
     scripted?;
@@ -307,6 +340,36 @@ fn play(plan: Plan, options: &ClientOptions, log: &mut Log) -> CheckResult {
         plan.success,
         plan.deadline,
     )
+}
+
+/// The scripted server's socket on 127.0.0.1, with the script it plays.
+enum Server {
+    Tcp(TcpListener, Box<dyn FnOnce(&mut Peer) -> CheckResult>),
+    Udp(UdpSocket, Box<dyn FnOnce(&mut DatagramPeer) -> CheckResult>),
+}
+
+impl Server {
+    fn bind(script: Script) -> Result<Server, Failure> {
+        let cannot = |e: std::io::Error| Failure::new(format!("cannot listen on 127.0.0.1: {e}"));
+        Ok(match script {
+            Script::Stream(script) => {
+                let listener = TcpListener::bind("127.0.0.1:0").map_err(cannot)?;
+                listener.set_nonblocking(true).map_err(cannot)?;
+                Server::Tcp(listener, script)
+            }
+            Script::Datagrams(script) => {
+                Server::Udp(UdpSocket::bind("127.0.0.1:0").map_err(cannot)?, script)
+            }
+        })
+    }
+
+    fn addr(&self) -> Result<std::net::SocketAddr, Failure> {
+        match self {
+            Server::Tcp(listener, _) => listener.local_addr(),
+            Server::Udp(socket, _) => socket.local_addr(),
+        }
+        .map_err(|e| Failure::new(e.to_string()))
+    }
 }
 
 /// The client's connection, waiting at most until `deadline`.

@@ -8,6 +8,7 @@ mod faults;
 mod fragments;
 mod preface;
 mod timeouts;
+mod udp;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub fn all() -> Vec<&'static ClientCase> {
         bye::CASES,
         errors::CASES,
         timeouts::CASES,
+        udp::CASES,
     ]
     .iter()
     .flat_map(|group| group.iter())
