@@ -12,7 +12,7 @@
 # Each script caps its own run time and `timeout` caps it again; the server
 # is killed after each script and on any exit. Results (one JSON object per
 # script) go to target/hostile/results.jsonl, the server's log to
-# target/hostile/NAME.err; the table is printed at the end. About 5 minutes.
+# target/hostile/NAME.err; the table is printed at the end. About 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
