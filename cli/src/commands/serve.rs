@@ -135,7 +135,7 @@ fn parse_size(text: &str) -> Result<usize, String> {
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 /// How long an exit waits for queued log lines to reach stderr.
-const LOG_DRAIN: Duration = Duration::from_secs(1);
+const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 /// How long the second signal's exit waits for its own log line.
 const SECOND_SIGNAL_LOG_DRAIN: Duration = Duration::from_millis(100);
