@@ -27,11 +27,17 @@ fn serve(extra: &[&str]) -> (Process, String) {
 /// Start `upcase serve` on a free port with `extra` options; the process
 /// and the first line it printed (within [`child::READY`]).
 fn serve_first_line(extra: &[&str]) -> (Process, String) {
+    serve_at(&[&["--listen", "127.0.0.1:0"], extra].concat())
+}
+
+/// Start `upcase serve -q` with `args` (which say where to listen); the
+/// process and the first line it printed (within [`child::READY`]).
+fn serve_at(args: &[&str]) -> (Process, String) {
     let mut process = Process::spawn(
         "upcase serve",
         Command::new(env!("CARGO_BIN_EXE_upcase"))
-            .args(["serve", "--listen", "127.0.0.1:0", "-q"])
-            .args(extra),
+            .args(["serve", "-q"])
+            .args(args),
     );
     let line = process.stdout_line();
     (process, line)
@@ -94,4 +100,64 @@ fn the_first_line_names_every_socket_listened_on() {
         line.starts_with("upcase listening on tcp 127.0.0.1:") && !line.contains(", "),
         "TCP only with --no-udp: {line:?}"
     );
+}
+
+#[test]
+fn port_is_shorthand_for_listening_on_127_0_0_1() {
+    let (_server, line) = serve_at(&["--port", "0", "--no-udp"]);
+    let addr = listening_tcp(&line).unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    assert!(addr.starts_with("127.0.0.1:"), "{line:?}");
+    TcpStream::connect(addr).expect("it listens where it says");
+}
+
+#[test]
+fn port_and_listen_together_are_refused() {
+    let output = child::run(
+        "upcase serve",
+        Command::new(env!("CARGO_BIN_EXE_upcase")).args([
+            "serve",
+            "--port",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+        b"",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--port") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let (_server, line) = serve_at(&["--listen", "localhost:0", "--no-udp"]);
+    let sockets = line
+        .trim_end()
+        .strip_prefix("upcase listening on ")
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    // localhost names 127.0.0.1, ::1 or both; each is listened on.
+    for socket in sockets.split(", ") {
+        let addr: std::net::SocketAddr = socket
+            .strip_prefix("tcp ")
+            .unwrap_or_else(|| panic!("TCP only: {line:?}"))
+            .parse()
+            .unwrap();
+        assert!(addr.ip().is_loopback(), "{line:?}");
+        TcpStream::connect(addr).expect("it listens where it says");
+    }
+}
+
+#[test]
+fn listen_without_a_port_says_to_add_one() {
+    let output = child::run(
+        "upcase serve",
+        Command::new(env!("CARGO_BIN_EXE_upcase")).args(["serve", "--listen", "localhost"]),
+        b"",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("localhost:9999"), "{stderr}");
 }
