@@ -3,5 +3,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod completions;
 pub mod conform;
+pub mod man;
 pub mod serve;
