@@ -61,21 +61,22 @@ fn a_second_sigterm_exits_at_once_with_128_plus_its_number() {
     assert_eq!(server.wait(TIMEOUT).code(), Some(143), "128 + SIGTERM (15)");
 }
 
-#[test]
-fn bad_sizes_are_refused_with_a_hint() {
+/// Run `upcase serve` with `args`, which it must refuse; what it said.
+fn refusal(args: &[&str]) -> String {
     let output = child::run(
         "upcase serve",
-        Command::new(env!("CARGO_BIN_EXE_upcase")).args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--memory-budget",
-            "lots",
-        ]),
+        Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .arg("serve")
+            .args(args),
         b"",
     );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{args:?} accepted: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_sizes_are_refused_with_a_hint() {
+    let stderr = refusal(&["--listen", "127.0.0.1:0", "--memory-budget", "lots"]);
     assert!(stderr.contains("256M"), "{stderr}");
 }
 
@@ -112,19 +113,7 @@ fn port_is_shorthand_for_listening_on_127_0_0_1() {
 
 #[test]
 fn port_and_listen_together_are_refused() {
-    let output = child::run(
-        "upcase serve",
-        Command::new(env!("CARGO_BIN_EXE_upcase")).args([
-            "serve",
-            "--port",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-        ]),
-        b"",
-    );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refusal(&["--port", "0", "--listen", "127.0.0.1:0"]);
     assert!(
         stderr.contains("--port") && stderr.contains("--listen"),
         "{stderr}"
@@ -152,12 +141,6 @@ fn listen_takes_a_host_name() {
 
 #[test]
 fn listen_without_a_port_says_to_add_one() {
-    let output = child::run(
-        "upcase serve",
-        Command::new(env!("CARGO_BIN_EXE_upcase")).args(["serve", "--listen", "localhost"]),
-        b"",
-    );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refusal(&["--listen", "localhost"]);
     assert!(stderr.contains("localhost:9999"), "{stderr}");
 }

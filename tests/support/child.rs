@@ -123,12 +123,7 @@ impl Process {
     /// # Panics
     /// When it cannot start.
     pub fn spawn(name: &str, command: &mut Command) -> Process {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("{name} cannot start: {error}"));
+        let mut child = start(name, command, Stdio::null());
         Process {
             name: name.to_string(),
             stdout: Pipe::drain(child.stdout.take().unwrap()),
@@ -277,12 +272,7 @@ impl Drop for Process {
 /// When it cannot start, or past the deadline (after killing it), with its
 /// stderr.
 pub fn run(name: &str, command: &mut Command, input: &[u8]) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{name} cannot start: {error}"));
+    let mut child = start(name, command, Stdio::piped());
     let mut stdout = Pipe::drain(child.stdout.take().unwrap());
     let mut stderr = Pipe::drain(child.stderr.take().unwrap());
     let mut stdin = child.stdin.take().unwrap();
@@ -312,6 +302,19 @@ pub fn run(name: &str, command: &mut Command, input: &[u8]) -> Output {
         stdout: stdout.text().into_bytes(),
         stderr: stderr.text().into_bytes(),
     }
+}
+
+/// Start `command` with `stdin`, its stdout and stderr piped.
+///
+/// # Panics
+/// When it cannot start.
+fn start(name: &str, command: &mut Command, stdin: Stdio) -> Child {
+    command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{name} cannot start: {error}"))
 }
 
 /// A scratch file or directory, removed when dropped (when the test fails
