@@ -3,13 +3,16 @@
 #[path = "support/serve_process.rs"]
 mod serve_process;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::Command;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
-use serve_process::child::{self, Process};
+use serve_process::child::{self, Process, READY};
 use serve_process::listening_tcp;
+use upcase::wire::{FrameRepr, FrameType, PREFACE};
 
 /// How long the server may take to exit once a signal should end it.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -143,4 +146,199 @@ fn listen_takes_a_host_name() {
 fn listen_without_a_port_says_to_add_one() {
     let stderr = refusal(&["--listen", "localhost"]);
     assert!(stderr.contains("localhost:9999"), "{stderr}");
+}
+
+/// `upcase serve -v --log-queue 4K --metrics …` whose stderr is a pipe the
+/// test does not read until it says so. Killed on drop; a failure shows
+/// what it had logged.
+struct StarvedServe {
+    child: Child,
+    tcp: SocketAddr,
+    metrics: SocketAddr,
+    stderr: Option<ChildStderr>,
+}
+
+impl StarvedServe {
+    fn start() -> StarvedServe {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(["--no-udp", "-v", "--log-queue", "4K"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (lines, first_two) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().take(2) {
+                let _ = lines.send(line.unwrap_or_default());
+            }
+        });
+        let mut server = StarvedServe {
+            child,
+            tcp: "127.0.0.1:0".parse().unwrap(),
+            metrics: "127.0.0.1:0".parse().unwrap(),
+            stderr: None,
+        };
+        server.stderr = server.child.stderr.take();
+        let next_line = |prefix: &str| {
+            let line = first_two.recv_timeout(READY).unwrap_or_default();
+            line.strip_prefix(prefix)
+                .and_then(|rest| rest.split([',', '/']).next())
+                .and_then(|addr| addr.parse().ok())
+        };
+        match next_line("upcase listening on tcp ") {
+            Some(tcp) => server.tcp = tcp,
+            None => server.fail("no listening line"),
+        }
+        match next_line("upcase metrics on http://") {
+            Some(metrics) => server.metrics = metrics,
+            None => server.fail("no metrics line"),
+        }
+        server
+    }
+
+    /// `upcase_log_lines_dropped_total` now.
+    fn dropped(&mut self) -> u64 {
+        let scrape = (|| {
+            let mut stream = TcpStream::connect(self.metrics).ok()?;
+            stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+            write!(stream, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).ok()?;
+            answer
+                .lines()
+                .find_map(|line| line.strip_prefix("upcase_log_lines_dropped_total "))?
+                .parse()
+                .ok()
+        })();
+        scrape.unwrap_or_else(|| self.fail("no upcase_log_lines_dropped_total scraped"))
+    }
+
+    /// Start reading stderr into the returned buffer.
+    fn read_stderr(&mut self) -> Arc<Mutex<String>> {
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(mut stderr) = self.stderr.take() {
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut buffer = [0; 4096];
+                while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                    let text = String::from_utf8_lossy(&buffer[..read]);
+                    sink.lock().unwrap().push_str(&text);
+                }
+            });
+        }
+        log
+    }
+
+    /// Kill it and panic with `why` and the end of what it logged.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        panic!("{why}; the server's log ended with:\n{}", tail(&log));
+    }
+}
+
+impl Drop for StarvedServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last 4,000 bytes or so of `log`, cut at a character boundary.
+/// (`str::floor_char_boundary` does this from Rust 1.91; rust-version is
+/// 1.88.)
+fn tail(log: &str) -> &str {
+    let from = log.len().saturating_sub(4000);
+    let start = (from..=log.len())
+        .find(|&at| log.is_char_boundary(at))
+        .unwrap_or(log.len());
+    &log[start..]
+}
+
+/// One framed connection pipelining TEXT frames (each logged with `-v`)
+/// and unknown-type frames (each a protocol error) until told to stop,
+/// reading every reply on a thread of its own.
+fn flood(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let mut replies = stream.try_clone()?;
+    std::thread::spawn(move || std::io::copy(&mut replies, &mut std::io::sink()));
+    let mut batch = PREFACE.to_vec();
+    stream.write_all(&batch)?;
+    batch.clear();
+    for _ in 0..100 {
+        let text = FrameRepr::new(FrameType::Text, &b"a message logged with -v"[..]);
+        batch.extend_from_slice(&text.to_bytes());
+        let unknown = FrameRepr::new(FrameType::Unknown(0x7f), &b""[..]);
+        batch.extend_from_slice(&unknown.to_bytes());
+    }
+    while !stop.load(Ordering::Relaxed) {
+        stream.write_all(&batch)?;
+    }
+    stream.shutdown(Shutdown::Both)
+}
+
+/// A fresh raw connection's round trip: whether it was answered right.
+fn served(addr: SocketAddr) -> bool {
+    let round_trip = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.write_all(b"served?\n")?;
+        stream.shutdown(Shutdown::Write)?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    round_trip().is_ok_and(|reply| reply == "SERVED?\n")
+}
+
+#[test]
+fn a_stderr_nobody_reads_costs_log_lines_not_service() {
+    let mut server = StarvedServe::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let (addr, stop) = (server.tcp, Arc::clone(&stop));
+        std::thread::spawn(move || flood(addr, stop))
+    };
+    // The pipe fills (64 KiB on Linux), then the 4 KiB queue: lines drop.
+    let deadline = Instant::now() + READY;
+    while server.dropped() == 0 {
+        if Instant::now() > deadline {
+            server.fail("no log line dropped while the flood ran");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fresh = 5;
+    let answered = (0..fresh).filter(|_| served(server.tcp)).count();
+    if answered != fresh {
+        server.fail(&format!("{answered} of {fresh} new clients served"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Ok(Err(error)) = flooder.join() {
+        server.fail(&format!("the flood failed: {error}"));
+    }
+    // Once stderr is read again, the exit says how many lines were lost.
+    let log = server.read_stderr();
+    child::send_signal(server.child.id(), "TERM");
+    let status = child::wait_at_most(&mut server.child, TIMEOUT)
+        .unwrap_or_else(|| server.fail(&format!("no exit within {TIMEOUT:?} of SIGTERM")));
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "{status}; log:\n{log}");
+    assert!(
+        log.contains("log lines were dropped: stderr did not take them"),
+        "no exit summary of dropped lines in:\n{}",
+        tail(&log)
+    );
 }

@@ -215,13 +215,14 @@ impl Process {
         }
     }
 
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Send it the signal `name` (`TERM`, `INT`…).
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{name} {}", self.child.id());
+        send_signal(self.child.id(), name);
     }
 
     /// Wait for it to exit, at most `within`.
@@ -229,21 +230,15 @@ impl Process {
     /// # Panics
     /// Past the deadline (it is killed as it is dropped).
     pub fn wait(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.stdout.finish();
-                self.stderr.finish();
-                return status;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} did not exit within {within:?} (its output follows)",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let Some(status) = wait_at_most(&mut self.child, within) else {
+            panic!(
+                "{} did not exit within {within:?} (its output follows)",
+                self.name
+            );
+        };
+        self.stdout.finish();
+        self.stderr.finish();
+        status
     }
 }
 
@@ -279,21 +274,14 @@ pub fn run(name: &str, command: &mut Command, input: &[u8]) -> Output {
     // A program that exits without reading its input is not an error here.
     let _ = stdin.write_all(input);
     drop(stdin);
-    let deadline = Instant::now() + RUN;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            stderr.finish();
-            panic!(
-                "{name} did not finish within {RUN:?}; its stderr:\n{}",
-                stderr.text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_at_most(&mut child, RUN) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        stderr.finish();
+        panic!(
+            "{name} did not finish within {RUN:?}; its stderr:\n{}",
+            stderr.text()
+        );
     };
     stdout.finish();
     stderr.finish();
@@ -301,6 +289,30 @@ pub fn run(name: &str, command: &mut Command, input: &[u8]) -> Output {
         status,
         stdout: stdout.text().into_bytes(),
         stderr: stderr.text().into_bytes(),
+    }
+}
+
+/// Send the process `pid` the signal `name` (`TERM`, `INT`…).
+pub fn send_signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid}");
+}
+
+/// Wait for `child` to exit, at most `within`: its status, or `None` (it is
+/// then still running).
+pub fn wait_at_most(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

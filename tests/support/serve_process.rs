@@ -63,6 +63,16 @@ impl ServeProcess {
         self.process.stderr().wait_for(needle, READY)
     }
 
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.process.try_wait()
+    }
+
     /// SIGTERM (a graceful shutdown), then wait (at most [`READY`]) for the
     /// exit.
     pub fn terminate(&mut self) -> ExitStatus {
