@@ -7,7 +7,7 @@
 //! scrape costs the server nothing between scrapes and the series can
 //! never disagree with the library's own names for modes, types and codes.
 //! The HTTP side, a small server made for hostile peers on a thread of
-//! its own, away from the server's loops, is in [`http`].
+//! its own, away from the server's loops, is in `metrics/http.rs`.
 
 mod http;
 
