@@ -43,7 +43,7 @@
 //!
 //! ## Features
 //!
-//! - `net` (default): [`net`], the `std::net` shell: a TCP and UDP server
+//! - `net` (default): `upcase::net`, the `std::net` shell: a TCP and UDP server
 //!   (mio, socket2) and a blocking client. Without it (`default-features =
 //!   false`) the crate is the sans-IO core alone, depending on `bytes` and
 //!   `thiserror` only.
