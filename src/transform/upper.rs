@@ -48,7 +48,7 @@ pub fn push_upper_str(text: &str, out: &mut impl Buffer) {
 /// complete, valid UTF-8, and return that prefix's length: what
 /// `std::str::from_utf8` would call `valid_up_to`.
 pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
-    let mut done = 0;
+    let mut done = push_leading_ascii(input, out);
     loop {
         let run = ascii_upper_run_len(&input[done..]);
         push_ascii_upper(&input[done..done + run], out);
@@ -61,12 +61,62 @@ pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
     }
 }
 
+/// Bytes of ASCII text per call of [`push_if_ascii_upper`]: large enough
+/// that the call costs nothing, small enough that a block found not to be
+/// ASCII wastes little.
+const ASCII_BLOCK: usize = 16 * 1024;
+
+/// Upper-case the leading whole blocks of `input` that are ASCII, in the
+/// single pass of [`push_if_ascii_upper`] (the general path scans a run
+/// before it writes it: a third slower on English), and return their
+/// length. Only tried when the first 32 bytes are ASCII, so that other
+/// text does not pay for a pass that fails.
+fn push_leading_ascii(input: &[u8], out: &mut impl Buffer) -> usize {
+    if !input[..input.len().min(32)].is_ascii() {
+        return 0;
+    }
+    let mut done = 0;
+    for block in input.chunks(ASCII_BLOCK) {
+        if !push_if_ascii_upper(block, out) {
+            break;
+        }
+        done += block.len();
+    }
+    done
+}
+
+/// If `input` is all ASCII, append its upper case and return true;
+/// otherwise append nothing and return false. Instead of validating first,
+/// one pass the compiler vectorises upper-cases while OR-ing every byte (a–z
+/// never occur inside a multi-byte UTF-8 sequence).
+fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
+    let start = out.len();
+    let mut any_high_bit = 0u8;
+    for (upper, byte) in out.grow_zeroed(input.len()).iter_mut().zip(input) {
+        any_high_bit |= *byte;
+        *upper = byte.to_ascii_uppercase();
+    }
+    if any_high_bit.is_ascii() {
+        true
+    } else {
+        out.truncate(start);
+        false
+    }
+}
+
 /// The length of the prefix of `bytes` made of ASCII and of valid
 /// sequences whose block has no case: the part whose upper case is its
 /// ASCII upper case.
 fn ascii_upper_run_len(bytes: &[u8]) -> usize {
     let mut index = 0;
     loop {
+        // ASCII 32 bytes at a time (vectorised), then 8.
+        while let Some(block) = bytes.get(index..index + 32) {
+            if !block.iter().fold(0, |any, byte| any | byte).is_ascii() {
+                break;
+            }
+            index += 32;
+        }
         while let Some(word) = word_at(bytes, index) {
             if word & 0x8080_8080_8080_8080 != 0 {
                 break;
@@ -95,6 +145,7 @@ fn ascii_upper_run_len(bytes: &[u8]) -> usize {
 
 /// Whether the first six bytes of `word` (little-endian) are two 3-byte
 /// sequences that are valid and their own upper case.
+#[inline]
 fn two_unchanged_3byte_sequences(word: u64) -> bool {
     const MASK: u64 = 0x0000_c0c0_f0c0_c0f0;
     const SHAPE: u64 = 0x0000_8080_e080_80e0;
@@ -114,9 +165,30 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
     while index < end {
         let lead = bytes[index];
         if lead.is_ascii() {
+            // Up to eight ASCII bytes at once; what follows them is
+            // written over by the next step or cut off.
+            if let Some(word) = word_at(bytes, index) {
+                let ascii = ((word & 0x8080_8080_8080_8080).trailing_zeros() / 8) as usize;
+                room[written..written + 8].copy_from_slice(&ascii_upper_word(word).to_le_bytes());
+                index += ascii;
+                written += ascii;
+                continue;
+            }
             room[written] = lead.to_ascii_uppercase();
             index += 1;
             written += 1;
+            continue;
+        }
+        if (0xc2..0xe0).contains(&lead) {
+            // Two bytes (Latin, Greek, Cyrillic, Armenian...): one lookup.
+            let Some(&second) = bytes.get(index + 1).filter(|&&b| b & 0xc0 == 0x80) else {
+                break;
+            };
+            let upper =
+                UPPER_BELOW_0800[usize::from(lead & 0x1f) << 6 | usize::from(second & 0x3f)];
+            room[written..written + 8].copy_from_slice(&upper.to_le_bytes());
+            written += (upper >> 56) as usize;
+            index += 2;
             continue;
         }
         let Some((code_point, width, sequence)) = decode(bytes, index) else {
@@ -140,12 +212,28 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
     index
 }
 
+/// `word` with its ASCII bytes upper-cased, all eight at once: an ASCII
+/// byte's high bit is set by adding 0x80 - b'a' to its low seven bits when
+/// it is at least `a`, and by adding 0x80 - b'z' - 1 when it is past `z`
+/// (no sum carries into the next byte); other bytes are left alone.
+#[inline]
+fn ascii_upper_word(word: u64) -> u64 {
+    const EACH: u64 = 0x0101_0101_0101_0101;
+    let low_bits = word & (EACH * 0x7f);
+    let at_least_a = low_bits + EACH * u64::from(0x80 - b'a');
+    let past_z = low_bits + EACH * u64::from(0x80 - b'z' - 1);
+    let lower = at_least_a & !past_z & !word & (EACH * 0x80);
+    word - (lower >> 2)
+}
+
 /// The case page of the 64-code-point block of `code_point` (0: no case).
+#[inline]
 pub fn block_page(code_point: u32) -> u8 {
     BLOCK_PAGE[(code_point >> 6) as usize]
 }
 
 /// The eight bytes at `index` as a little-endian word, if there are eight.
+#[inline]
 fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
     let eight = bytes.get(index..index + 8)?;
     Some(u64::from_le_bytes(eight.try_into().expect("eight bytes")))
@@ -155,6 +243,7 @@ fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
 /// sequence's bytes (little-endian, with what follows them), if a
 /// complete, valid UTF-8 sequence starts there: no overlong form, no
 /// surrogate, nothing past U+10FFFF.
+#[inline]
 fn decode(bytes: &[u8], index: usize) -> Option<(u32, usize, u32)> {
     let word = match bytes.get(index..index + 4) {
         Some(four) => u32::from_le_bytes(four.try_into().expect("four bytes")),
