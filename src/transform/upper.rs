@@ -50,9 +50,14 @@ pub fn push_upper_str(text: &str, out: &mut impl Buffer) {
 pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
     let mut done = push_leading_ascii(input, out);
     loop {
-        let run = ascii_upper_run_len(&input[done..]);
-        push_ascii_upper(&input[done..done + run], out);
-        done += run;
+        let run = unchanged_run(&input[done..]);
+        let unchanged = &input[done..done + run.len];
+        if run.ascii_letters {
+            push_ascii_upper(unchanged, out);
+        } else {
+            out.extend_from_slice(unchanged);
+        }
+        done += run.len;
         let mapped = push_cased_window(&input[done..], out);
         if mapped == 0 {
             return done;
@@ -104,42 +109,92 @@ fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
     }
 }
 
-/// The length of the prefix of `bytes` made of ASCII and of valid
-/// sequences whose block has no case: the part whose upper case is its
-/// ASCII upper case.
-fn ascii_upper_run_len(bytes: &[u8]) -> usize {
+/// The prefix of `bytes` made of ASCII and of valid sequences whose block
+/// has no case: the part whose upper case is its ASCII upper case. Each
+/// kind of sequence has its loop, so that a run of one kind takes no
+/// branch per code point on which kind comes next.
+struct UnchangedRun {
+    len: usize,
+    /// Whether it may hold an ASCII lower-case letter; if not, it is its
+    /// own upper case and is copied as it is.
+    ascii_letters: bool,
+}
+
+fn unchanged_run(bytes: &[u8]) -> UnchangedRun {
     let mut index = 0;
-    loop {
-        // ASCII 32 bytes at a time (vectorised), then 8.
-        while let Some(block) = bytes.get(index..index + 32) {
-            if !block.iter().fold(0, |any, byte| any | byte).is_ascii() {
-                break;
+    let mut ascii_letters = false;
+    while let Some(&lead) = bytes.get(index) {
+        let start = index;
+        match lead {
+            0x00..=0x7f => {
+                // 32 bytes at a time (vectorised), then 8, then one.
+                while let Some(block) = bytes.get(index..index + 32) {
+                    if !block.iter().fold(0, |any, byte| any | byte).is_ascii() {
+                        break;
+                    }
+                    index += 32;
+                }
+                while let Some(word) = word_at(bytes, index) {
+                    if word & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    index += 8;
+                }
+                ascii_letters |= index > start;
+                while let Some(&byte) = bytes.get(index).filter(|byte| byte.is_ascii()) {
+                    ascii_letters |= byte.is_ascii_lowercase();
+                    index += 1;
+                }
             }
-            index += 32;
-        }
-        while let Some(word) = word_at(bytes, index) {
-            if word & 0x8080_8080_8080_8080 != 0 {
-                break;
+            0xe0..=0xef => {
+                // Four at a time, then two, then one.
+                while let (Some(first), Some(second)) =
+                    (word_at(bytes, index), word_at(bytes, index + 6))
+                {
+                    if !(two_unchanged_3byte_sequences(first)
+                        && two_unchanged_3byte_sequences(second))
+                    {
+                        break;
+                    }
+                    index += 12;
+                }
+                while let Some(word) = word_at(bytes, index) {
+                    if !two_unchanged_3byte_sequences(word) {
+                        break;
+                    }
+                    index += 6;
+                }
+                if let Some(three) = bytes.get(index..index + 3) {
+                    let word =
+                        u64::from(three[0]) | u64::from(three[1]) << 8 | u64::from(three[2]) << 16;
+                    if unchanged_3byte_sequence(word) {
+                        index += 3;
+                    }
+                }
             }
-            index += 8;
-        }
-        while let Some(word) = word_at(bytes, index) {
-            if !two_unchanged_3byte_sequences(word) {
-                break;
+            0xf0..=0xf4 => {
+                while let Some((code_point, 4)) = decode(bytes, index) {
+                    if block_page(code_point) != 0 {
+                        break;
+                    }
+                    index += 4;
+                }
             }
-            index += 6;
+            _ => {
+                if let Some((code_point, width)) = decode(bytes, index)
+                    && block_page(code_point) == 0
+                {
+                    index += width;
+                }
+            }
         }
-        let Some(&lead) = bytes.get(index) else {
-            return index;
-        };
-        if lead.is_ascii() {
-            index += 1;
-            continue;
+        if index == start {
+            break;
         }
-        match decode(bytes, index) {
-            Some((code_point, width, _)) if block_page(code_point) == 0 => index += width,
-            _ => return index,
-        }
+    }
+    UnchangedRun {
+        len: index,
+        ascii_letters,
     }
 }
 
@@ -149,8 +204,20 @@ fn ascii_upper_run_len(bytes: &[u8]) -> usize {
 fn two_unchanged_3byte_sequences(word: u64) -> bool {
     const MASK: u64 = 0x0000_c0c0_f0c0_c0f0;
     const SHAPE: u64 = 0x0000_8080_e080_80e0;
-    let block = |shift: u32| ((word >> shift & 0x0f) << 6 | (word >> (shift + 8) & 0x3f)) as usize;
-    word & MASK == SHAPE && UNCHANGED_3BYTE[block(0)] & UNCHANGED_3BYTE[block(24)]
+    word & MASK == SHAPE && unchanged_3byte_block(word) & unchanged_3byte_block(word >> 24)
+}
+
+/// Whether the first three bytes of `word` (little-endian) are a 3-byte
+/// sequence that is valid and its own upper case.
+#[inline]
+fn unchanged_3byte_sequence(word: u64) -> bool {
+    word & 0xc0_c0f0 == 0x80_80e0 && unchanged_3byte_block(word)
+}
+
+/// `UNCHANGED_3BYTE` for the lead and second byte at the bottom of `word`.
+#[inline]
+fn unchanged_3byte_block(word: u64) -> bool {
+    UNCHANGED_3BYTE[((word & 0x0f) << 6 | (word >> 8 & 0x3f)) as usize]
 }
 
 /// Map one window (up to [`WINDOW`] bytes, ending on a code point) of
@@ -191,21 +258,19 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
             index += 2;
             continue;
         }
-        let Some((code_point, width, sequence)) = decode(bytes, index) else {
+        // Three or four bytes: a caseless one ends the window (the run
+        // loops are faster on it; the window never starts on one).
+        let Some((code_point, width)) = decode(bytes, index) else {
             break;
         };
-        match block_page(code_point) {
-            0 => {
-                room[written..written + 4].copy_from_slice(&sequence.to_le_bytes());
-                written += width;
-            }
-            page => {
-                // UTF-8 in the low bytes, the length in the top byte.
-                let upper = PAGES[usize::from(page) - 1][code_point as usize & 63];
-                room[written..written + 8].copy_from_slice(&upper.to_le_bytes());
-                written += (upper >> 56) as usize;
-            }
+        let page = block_page(code_point);
+        if page == 0 {
+            break;
         }
+        // UTF-8 in the low bytes, the length in the top byte.
+        let upper = PAGES[usize::from(page) - 1][code_point as usize & 63];
+        room[written..written + 8].copy_from_slice(&upper.to_le_bytes());
+        written += (upper >> 56) as usize;
         index += width;
     }
     out.truncate(start + written);
@@ -239,12 +304,11 @@ fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
     Some(u64::from_le_bytes(eight.try_into().expect("eight bytes")))
 }
 
-/// The non-ASCII code point that starts at `index`, its width and the
-/// sequence's bytes (little-endian, with what follows them), if a
+/// The non-ASCII code point that starts at `index` and its width, if a
 /// complete, valid UTF-8 sequence starts there: no overlong form, no
 /// surrogate, nothing past U+10FFFF.
-#[inline]
-fn decode(bytes: &[u8], index: usize) -> Option<(u32, usize, u32)> {
+#[inline(always)]
+fn decode(bytes: &[u8], index: usize) -> Option<(u32, usize)> {
     let word = match bytes.get(index..index + 4) {
         Some(four) => u32::from_le_bytes(four.try_into().expect("four bytes")),
         None => {
@@ -274,5 +338,5 @@ fn decode(bytes: &[u8], index: usize) -> Option<(u32, usize, u32)> {
         }
         _ => return None,
     };
-    Some((code_point, width, word))
+    Some((code_point, width))
 }
