@@ -147,7 +147,20 @@ fn unchanged_run(bytes: &[u8]) -> UnchangedRun {
                 }
             }
             0xe0..=0xef => {
-                // Four at a time, then two, then one.
+                // Five at a time where the blocks are ones known in
+                // advance, then four, two and one by the table.
+                while let (Some(block), Some(next)) = (
+                    bytes.get(index..index + 16),
+                    bytes.get(index + 1..index + 17),
+                ) {
+                    if !five_common_caseless(
+                        block.try_into().expect("16 bytes"),
+                        next.try_into().expect("16 bytes"),
+                    ) {
+                        break;
+                    }
+                    index += 15;
+                }
                 while let (Some(first), Some(second)) =
                     (word_at(bytes, index), word_at(bytes, index + 6))
                 {
@@ -196,6 +209,34 @@ fn unchanged_run(bytes: &[u8]) -> UnchangedRun {
         len: index,
         ascii_letters,
     }
+}
+
+/// Whether the first 15 bytes of `block` are five 3-byte sequences in the
+/// commonest caseless ranges: U+3000..U+9FFF (leads E3..E9: CJK, kana),
+/// most Hangul (EB, EC: U+B000..U+CFFF) and U+FF00..U+FF3F (EF BC:
+/// full-width punctuation). Each of the 16 steps is the same branch-free
+/// arithmetic; the exhaustive tests check every code point through it.
+/// (Adding U+0800..U+0FFF and the rest of Hangul made Chinese 50 %
+/// slower.) `next` is `block` one byte on.
+#[inline]
+fn five_common_caseless(block: &[u8; 16], next: &[u8; 16]) -> bool {
+    const LEAD: [u8; 16] = [
+        0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0,
+    ];
+    const CONT: [u8; 16] = [
+        0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0,
+    ];
+    let mut bad = 0u8;
+    for i in 0..16 {
+        let (byte, after) = (block[i], next[i]);
+        let lead_ok = (byte.wrapping_sub(0xe3) <= 6)
+            | (byte.wrapping_sub(0xeb) <= 1)
+            | ((byte == 0xef) & (after == 0xbc));
+        let cont_ok = byte & 0xc0 == 0x80;
+        bad |=
+            LEAD[i] & !(lead_ok as u8).wrapping_neg() | CONT[i] & !(cont_ok as u8).wrapping_neg();
+    }
+    bad == 0
 }
 
 /// Whether the first six bytes of `word` (little-endian) are two 3-byte
