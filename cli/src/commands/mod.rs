@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod client;
+pub mod completions;
 pub mod conform;
 pub mod conform_client;
+pub mod man;
 pub mod serve;
 
 use std::time::Duration;
