@@ -123,3 +123,9 @@ fn a_bytes_reply_that_is_not_utf8_is_a_reply() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_client_without_the_probe_setting_sends_the_preface_alone() {
+    let client = ClientConnection::new(Instant::now(), ClientConfig::default());
+    assert_eq!(client.pending_output(), PREFACE.as_slice());
+}
