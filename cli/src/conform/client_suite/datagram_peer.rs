@@ -38,12 +38,7 @@ impl DatagramPeer {
     /// one frame, MORE clear (C17).
     pub fn next_request(&mut self) -> Result<FrameRepr, Failure> {
         let mut buffer = vec![0; MAX_UDP_PAYLOAD + 1];
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::new(
-                "the client sent no datagram before the case's deadline",
-            ));
-        }
+        let left = super::time_left(self.deadline, "no datagram")?;
         self.socket
             .set_read_timeout(Some(left))
             .map_err(|e| Failure::new(format!("cannot set a read timeout: {e}")))?;

@@ -171,6 +171,18 @@ impl Plan {
     }
 }
 
+/// The time left until `deadline`, never zero (a zero read timeout means
+/// "wait forever"): past it, `Failure` saying the client sent `nothing`.
+fn time_left(deadline: Instant, nothing: &str) -> Result<Duration, Failure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Failure::new(format!(
+            "the client sent {nothing} before the case's deadline"
+        )));
+    }
+    Ok(left)
+}
+
 /// What the scripted server plays.
 pub enum Script {
     /// A TCP server: one connection.

@@ -139,12 +139,7 @@ impl Peer {
 
     /// One read, at most until the deadline; 0 at end of input.
     fn read_some(&mut self) -> Result<usize, Failure> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::new(
-                "the client sent nothing more before the case's deadline",
-            ));
-        }
+        let left = super::time_left(self.deadline, "nothing more")?;
         self.stream
             .set_read_timeout(Some(left))
             .map_err(|e| Failure::new(format!("cannot set a read timeout: {e}")))?;
