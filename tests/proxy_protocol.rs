@@ -257,6 +257,38 @@ fn a_missing_or_malformed_header_is_closed_without_a_reply() {
     server.handle.shutdown();
 }
 
+/// [`v2_tcp6`] with `tlvs` after its addresses, the length raised to match.
+fn v2_tcp6_with(tlvs: &[u8]) -> Vec<u8> {
+    let mut header = v2_tcp6();
+    header.extend_from_slice(tlvs);
+    let length = u16::try_from(header.len() - 16).unwrap();
+    header[14..16].copy_from_slice(&length.to_be_bytes());
+    header
+}
+
+#[test]
+fn a_v2_tlv_announcing_more_bytes_than_remain_closes_the_connection() {
+    let server = ProxiedServer::start(&["127.0.0.1"], TIMEOUT);
+    // A NOOP TLV (type 0x04) announcing 255 bytes where none remain.
+    let mut bytes = v2_tcp6_with(&[0x04, 0x00, 0xFF]);
+    bytes.extend_from_slice(&framed_request());
+    let mut stream = connect_from("127.0.0.1", server.addr);
+    let _ = stream.write_all(&bytes);
+    closed_without_reply(&mut stream).unwrap();
+    assert_eq!(server.outcomes(), [0, 0, 0, 1, 0, 0, 0]);
+    // The same header with a TLV that fits is served.
+    let mut bytes = v2_tcp6_with(&[0x04, 0x00, 0x01, b'x']);
+    bytes.extend_from_slice(&framed_request());
+    let mut stream = connect_from("127.0.0.1", server.addr);
+    stream.write_all(&bytes).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!(&reply.data[..], b"WHO AM I");
+    assert_eq!(reply.dst, addr("[2001:db8::1]:1000"));
+    assert_eq!(server.outcomes(), [1, 0, 0, 1, 0, 0, 0]);
+    drop(stream);
+    server.handle.shutdown();
+}
+
 #[test]
 fn a_header_not_complete_in_time_is_closed() {
     let server = ProxiedServer::start(&["127.0.0.1"], Duration::from_millis(200));
