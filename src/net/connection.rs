@@ -7,7 +7,8 @@
 //! remembers that its socket may still hold input (`read_ready`) when it
 //! stops reading for its own reasons: the core's `read_capacity()` is 0
 //! (backpressure: TCP flow control then slows the client), the memory
-//! budget is spent, or it has read its share of one turn.
+//! budget is spent, or it has used up its turn: the work units of
+//! [`super::work`], which count frames and ERRORs as well as bytes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -19,16 +20,13 @@ use mio::net::TcpStream;
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
+use super::work::{CostPerByte, Turn, Work};
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
 /// How long a connection must stay quiet with empty buffers before it
 /// gives their memory back: long enough that a client sending request
 /// after request keeps them, short enough that idle connections hold none.
 const BUFFER_RELEASE_DELAY: Duration = Duration::from_secs(1);
-
-/// Reads one connection may make in one turn before the loop serves the
-/// others (it is then revisited before the loop sleeps again).
-const READS_PER_TURN: usize = 16;
 
 /// What [`Connection::drive`] left the connection waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +74,8 @@ pub(crate) struct Connection {
     active: bool,
     /// Its reporter to the server's metrics (`--metrics`).
     meter: Option<ConnectionMeter>,
+    /// What its last read cost per byte: how much to read next in a turn.
+    cost: CostPerByte,
 }
 
 impl Connection {
@@ -102,6 +102,7 @@ impl Connection {
             share: BudgetShare::default(),
             active: false,
             meter: None,
+            cost: CostPerByte::default(),
         }
     }
 
@@ -162,15 +163,16 @@ impl Connection {
             .min()
     }
 
-    /// Move bytes until the socket would block, the connection has read
-    /// its turn, or it is over. Logs how it ended.
+    /// Move bytes until the socket would block, the connection has used up
+    /// `turn`, or it is over. Logs how it ended.
     pub(crate) fn drive(
         &mut self,
         now: Instant,
         scratch: &mut [u8],
         budget: &MemoryBudget,
+        turn: Turn,
     ) -> Step {
-        let step = match self.run(now, scratch, budget) {
+        let step = match self.run(now, scratch, budget, turn) {
             Ok(Ok(step)) => step,
             Ok(Err(end)) => {
                 self.log_close(&end);
@@ -250,7 +252,7 @@ impl Connection {
                     self.core.handle_eof(now);
                     break;
                 }
-                Ok(read) => self.feed(now, &scratch[..read])?,
+                Ok(read) => _ = self.feed(now, &scratch[..read])?,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
@@ -278,8 +280,8 @@ impl Connection {
         now: Instant,
         scratch: &mut [u8],
         budget: &MemoryBudget,
+        mut turn: Turn,
     ) -> io::Result<Result<Step, End>> {
-        let mut reads = 0;
         loop {
             self.flush(now)?;
             if self.core.wants_write_shutdown() && !self.write_shut {
@@ -312,17 +314,21 @@ impl Connection {
             if allowed == 0 {
                 return Ok(Ok(Step::BudgetBlocked));
             }
-            if reads == READS_PER_TURN {
+            if turn.is_spent() {
                 return Ok(Ok(Step::MoreToRead));
             }
-            reads += 1;
-            match self.stream.read(&mut scratch[..allowed]) {
+            let size = turn.read_size(allowed, self.cost);
+            let result = self.stream.read(&mut scratch[..size]);
+            // Every call costs its turn something, whatever it returned.
+            let mut work = Work::default();
+            match result {
                 Ok(0) => {
                     self.read_ready = false;
                     self.core.handle_eof(now);
                 }
                 Ok(read) => {
-                    self.feed(now, &scratch[..read])?;
+                    work = self.feed(now, &scratch[..read])?;
+                    self.cost.learn(&work);
                     // Charge at once, so the next read sees the budget as it is.
                     self.update_share(budget);
                 }
@@ -332,24 +338,31 @@ impl Connection {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
+            turn.charge(&work);
         }
     }
 
-    /// Hand input to the core and note whether it made the connection
-    /// active (a complete frame, or raw bytes).
-    fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+    /// Hand input to the core, note whether it made the connection active
+    /// (a complete frame, or raw bytes), and say what work it caused.
+    fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<Work> {
         if let Some(meter) = &mut self.meter {
             meter.read_at(now);
         }
         let before = self.core.stats();
+        let output_before = self.core.pending_output().len();
         self.core.handle_input(now, data).map_err(usage)?;
         let after = self.core.stats();
+        let output = self
+            .core
+            .pending_output()
+            .len()
+            .saturating_sub(output_before);
         let active = match self.core.mode() {
             Some(WireMode::Framed) => after.frames_in > before.frames_in,
             _ => true,
         };
         self.active |= active;
-        Ok(())
+        Ok(Work::between(&before, &after, data.len(), output))
     }
 
     /// Write pending output until it is all written or the socket is full.

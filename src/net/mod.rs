@@ -23,6 +23,9 @@
 //!   buffered bytes over all connections, a bound per connection, and the
 //!   descriptor limit (the send timeout, for output the client does not
 //!   take, is the core's: `ServerConfig::send_timeout`);
+//! - **fairness**: a connection's turn on its loop is bounded by the work
+//!   it causes (bytes, frames, ERRORs), not by bytes alone, so no input
+//!   pattern buys one connection much more of the loop than another gets;
 //! - **shutdown**: [`ServerHandle::begin_shutdown`] wakes every loop, and
 //!   each connection reads what its socket already holds, answers it, says
 //!   BYE, and closes.
@@ -43,6 +46,7 @@ mod slots;
 mod timers;
 mod udp;
 mod udp_client;
+mod work;
 
 pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
@@ -62,3 +66,4 @@ pub use server::{
 };
 pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;
+pub use work::DEFAULT_WORK_PER_TURN;
