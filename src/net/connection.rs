@@ -20,6 +20,7 @@ use mio::net::TcpStream;
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::metrics::ConnectionMeter;
+use super::slots::Activity;
 use super::work::{CostPerByte, Turn, Work};
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
@@ -68,10 +69,10 @@ pub(crate) struct Connection {
     pub(crate) queued_for_budget: bool,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
-    /// Whether it received a complete frame (framed) or any byte (raw or
-    /// before detection) since [`take_activity`](Self::take_activity) was
-    /// last called: what resets "idle" for eviction.
-    active: bool,
+    /// Whether it received a complete frame (framed), any byte (raw) or
+    /// bytes before detection since [`take_activity`](Self::take_activity)
+    /// was last called: what resets "idle" for eviction (the most of them).
+    active: Option<Activity>,
     /// Its reporter to the server's metrics (`--metrics`).
     meter: Option<ConnectionMeter>,
     /// What its last read cost per byte: how much to read next in a turn.
@@ -100,7 +101,7 @@ impl Connection {
             queued_for_turn: false,
             queued_for_budget: false,
             share: BudgetShare::default(),
-            active: false,
+            active: None,
             meter: None,
             cost: CostPerByte::default(),
         }
@@ -132,9 +133,9 @@ impl Connection {
         self.core.has_ended()
     }
 
-    /// Whether it was active since the last call (see `active`).
-    pub(crate) fn take_activity(&mut self) -> bool {
-        std::mem::take(&mut self.active)
+    /// How it was active since the last call, if it was (see `active`).
+    pub(crate) fn take_activity(&mut self) -> Option<Activity> {
+        self.active.take()
     }
 
     /// Evict it to make room (SPEC.md §9.3): from now on it counts as a
@@ -357,11 +358,14 @@ impl Connection {
             .pending_output()
             .len()
             .saturating_sub(output_before);
-        let active = match self.core.mode() {
-            Some(WireMode::Framed) => after.frames_in > before.frames_in,
-            _ => true,
+        let activity = match self.core.mode() {
+            Some(WireMode::Framed) => {
+                (after.frames_in > before.frames_in).then_some(Activity::Served)
+            }
+            Some(WireMode::Raw) => Some(Activity::Served),
+            None => Some(Activity::Detecting),
         };
-        self.active |= active;
+        self.active = self.active.max(activity);
         Ok(Work::between(&before, &after, data.len(), output))
     }
 

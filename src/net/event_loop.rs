@@ -484,8 +484,8 @@ impl EventLoop {
         };
         if connection.has_ended() {
             self.slots.dequeue(slot);
-        } else if connection.take_activity() {
-            self.slots.touch(slot, now);
+        } else if let Some(activity) = connection.take_activity() {
+            self.slots.touch(slot, now, activity);
         }
         match step {
             Step::MoreToRead if !connection.queued_for_turn => {
