@@ -375,6 +375,53 @@ fn the_connection_limit_counts_the_header_addresses_not_the_balancer() {
     server.handle.shutdown();
 }
 
+/// v2 PROXY, TCP over IPv6, from `[source]:1000` to [2001:db8::2]:2000.
+fn v2_tcp6_from(source: &str) -> Vec<u8> {
+    let mut header = v2_tcp6();
+    header[16..32].copy_from_slice(&source.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    header
+}
+
+#[test]
+fn the_connection_limit_counts_an_ipv6_64_as_one_group() {
+    // Full at three: two clients of 2001:db8::/64 and one of
+    // 2001:db8:0:1::/64, each served once, through one balancer.
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).max_connections(3),
+    );
+    let open = |client: &str| {
+        let mut stream = connect_from("127.0.0.1", server.addr);
+        let mut bytes = v2_tcp6_from(client);
+        bytes.extend_from_slice(&framed_request());
+        stream.write_all(&bytes).unwrap();
+        assert_eq!(&read_reply(&mut stream).data[..], b"WHO AM I");
+        stream
+    };
+    let served: Vec<TcpStream> = ["2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"]
+        .into_iter()
+        .map(open)
+        .collect();
+    // A third address of 2001:db8::/64 belongs to the group holding the
+    // most (two): it is refused. Were each address its own group, it would
+    // hold none and evict one.
+    let mut same_64 = connect_from("127.0.0.1", server.addr);
+    let mut bytes = v2_tcp6_from("2001:db8::3");
+    bytes.extend_from_slice(&framed_request());
+    same_64.write_all(&bytes).unwrap();
+    let refused = read_reply(&mut same_64);
+    assert_eq!(refused.frame_type, FrameType::Error);
+    assert_eq!(
+        ErrorPayload::parse(&refused.data).unwrap().code,
+        ErrorCode::BUSY
+    );
+    // A client of another /64 holds none: it is served.
+    let newcomer = open("2001:db8:0:2::1");
+    drop((served, same_64, newcomer));
+    server.handle.shutdown();
+}
+
 #[test]
 fn sockets_waiting_for_their_header_are_bounded_by_the_connection_limit() {
     let server = ProxiedServer::start_with(
