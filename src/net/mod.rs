@@ -16,9 +16,10 @@
 //!   when that is 0, so a client that never reads its replies is held back
 //!   by TCP flow control instead of growing the server's memory
 //!   ([`ServerHandle::pending_output_bytes`] shows the bounded figure);
-//! - **limits**: the connection limit (at it, a newcomer from another
-//!   address evicts the longest-idle connection of the address holding the
-//!   most, `ServerConnection::evict`; otherwise `ServerConnection::new_busy`
+//! - **limits**: the connection limit (at it, a newcomer evicts a
+//!   connection that has done nothing, else the longest idle, of a group
+//!   holding more than its own, `ServerConnection::evict`; otherwise
+//!   `ServerConnection::new_busy`
 //!   says BUSY or closes, within one short deadline), a memory budget for
 //!   buffered bytes over all connections, a bound per connection, and the
 //!   descriptor limit (the send timeout, for output the client does not
