@@ -391,12 +391,18 @@ fn the_connection_limit_counts_an_ipv6_64_as_one_group() {
         TIMEOUT,
         Server::builder().threads(1).max_connections(3),
     );
-    let open = |client: &str| {
+    // The preface and a request from `client`, through the balancer.
+    let request_from = |client: &str| {
         let mut stream = connect_from("127.0.0.1", server.addr);
         let mut bytes = v2_tcp6_from(client);
         bytes.extend_from_slice(&framed_request());
         stream.write_all(&bytes).unwrap();
-        assert_eq!(&read_reply(&mut stream).data[..], b"WHO AM I");
+        let reply = read_reply(&mut stream);
+        (stream, reply)
+    };
+    let open = |client: &str| {
+        let (stream, reply) = request_from(client);
+        assert_eq!(&reply.data[..], b"WHO AM I", "{client}");
         stream
     };
     let served: Vec<TcpStream> = ["2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"]
@@ -406,11 +412,7 @@ fn the_connection_limit_counts_an_ipv6_64_as_one_group() {
     // A third address of 2001:db8::/64 belongs to the group holding the
     // most (two): it is refused. Were each address its own group, it would
     // hold none and evict one.
-    let mut same_64 = connect_from("127.0.0.1", server.addr);
-    let mut bytes = v2_tcp6_from("2001:db8::3");
-    bytes.extend_from_slice(&framed_request());
-    same_64.write_all(&bytes).unwrap();
-    let refused = read_reply(&mut same_64);
+    let (same_64, refused) = request_from("2001:db8::3");
     assert_eq!(refused.frame_type, FrameType::Error);
     assert_eq!(
         ErrorPayload::parse(&refused.data).unwrap().code,

@@ -177,6 +177,8 @@ def main():
             rows[name] = {
                 "p50_ms": common.ms(common.quantile(attacked, 0.5)),
                 "baseline_p50_ms": common.ms(common.quantile(alone, 0.5)),
+                "p90_ms": common.ms(common.quantile(attacked, 0.9)),
+                "baseline_p90_ms": common.ms(common.quantile(alone, 0.9)),
                 "round_trips": len(attacked),
                 "failures": failures,
                 "attack_mib_sent": round(mib, 1),
