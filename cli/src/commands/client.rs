@@ -6,7 +6,6 @@ use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use upcase::conn::PeerError;
 use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
 use upcase::wire::{FrameRepr, FrameType};
 
@@ -47,23 +46,27 @@ const WINDOW_BYTES: usize = 64 * 1024;
 
 /// Run `upcase client`.
 pub fn run(args: ClientArgs) -> ExitCode {
-    let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
-        eprintln!("upcase client: --timeout must be a positive number of seconds");
-        return ExitCode::FAILURE;
+    let timeout = match super::seconds("--timeout", args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => {
+            eprintln!("upcase client: {message}");
+            return ExitCode::FAILURE;
+        }
     };
     let interactive = io::stdin().is_terminal();
+    let mut answered = false;
     let result = if args.udp {
         run_udp(&args, timeout, interactive)
     } else if args.raw {
         run_raw(&args.addr, timeout, interactive)
     } else {
-        run_framed(&args, timeout, interactive)
+        run_framed(&args, timeout, interactive, &mut answered)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("upcase client: {error}");
-            if let Some(hint) = advice(&error, &args) {
+            if let Some(hint) = advice(&error, &args, answered) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::FAILURE
@@ -72,17 +75,36 @@ pub fn run(args: ClientArgs) -> ExitCode {
 }
 
 /// What to try next, in this command's terms (the library's messages name
-/// no command or option).
-fn advice(error: &ClientError, args: &ClientArgs) -> Option<&'static str> {
+/// no command or option). `answered`: a framed server has replied before.
+fn advice(error: &ClientError, args: &ClientArgs, answered: bool) -> Option<&'static str> {
+    if !args.raw && !args.udp && !answered && raw_only_server(error) {
+        return Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw");
+    }
     match error {
         ClientError::Refused { .. } => Some("start a server with `upcase serve`"),
         ClientError::NoDatagramReply { .. } => {
             Some("`upcase serve` answers UDP on its TCP port unless it was started with --no-udp")
         }
-        ClientError::Timeout { .. } | ClientError::Protocol(PeerError::BadPreface) if !args.raw => {
-            Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw")
-        }
         _ => None,
+    }
+}
+
+/// Whether `error`, met before any framed reply, is how a raw-only server
+/// meets our preface (SPEC.md §2): silence (`nc -l`), a close or a reset
+/// (the Python tutorial's `decode()` raises on the preface's 0xC0 and its
+/// process ends), or bytes that are no UPCASE/1 preface or frame (a raw
+/// server upper-casing what it got).
+fn raw_only_server(error: &ClientError) -> bool {
+    match error {
+        ClientError::Timeout { .. } | ClientError::Closed | ClientError::Protocol(_) => true,
+        ClientError::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
 
@@ -114,7 +136,13 @@ impl Lines {
     }
 }
 
-fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+/// Framed mode; `answered` turns true with the server's first reply.
+fn run_framed(
+    args: &ClientArgs,
+    timeout: Duration,
+    interactive: bool,
+    answered: &mut bool,
+) -> Result<(), ClientError> {
     let mut client = Client::connect(args.addr.as_str(), timeout)?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
@@ -143,11 +171,13 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
             print_reply(&client.receive()?)?;
+            *answered = true;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
         print_reply(&client.receive()?)?;
+        *answered = true;
     }
     client.bye()
 }

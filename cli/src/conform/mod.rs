@@ -106,16 +106,19 @@ mod oracle;
 mod report;
 mod show;
 mod tap;
+mod wire_log;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use case::{Case, CheckResult, Failure, Needs, Transport};
+use client::Reach;
 pub use client::{Conn, Ctx};
 pub use datagram::Dgram;
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
 use upcase::conn::ServerMode;
+pub use wire_log::{Direction, WireBytes, WireEvent};
 
 /// How to run the suite.
 #[derive(Debug, Clone)]
@@ -185,6 +188,17 @@ pub enum SelectError {
         /// "UDP" or "TCP".
         transport: &'static str,
     },
+    /// The first TCP connection of the run could not be opened: nobody
+    /// listens there. The suite opens no connection of its own to find out
+    /// (a server that takes one client at a time, like the Python
+    /// tutorial's, would spend it on the probe): the first case's is the test.
+    #[error("no server at {addr} ({reason})")]
+    NoServer {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why the connection failed (refused, timed out).
+        reason: String,
+    },
 }
 
 /// Every case, in the order they run (SPEC.md section order).
@@ -245,7 +259,8 @@ pub fn run(options: &Options) -> Result<SuiteReport, SelectError> {
 /// Like [`run`], calling `on_result` as each case finishes (for progress output).
 ///
 /// # Errors
-/// As [`select`].
+/// As [`select`]; [`SelectError::NoServer`] when the first TCP connection
+/// of the run cannot be opened (the case's result is then not reported).
 pub fn run_with(
     options: &Options,
     mut on_result: impl FnMut(&CaseResult),
@@ -253,8 +268,23 @@ pub fn run_with(
     let cases = select(options)?;
     let started = Instant::now();
     let mut results = Vec::with_capacity(cases.len());
+    let mut last_reached: Option<String> = None;
+    let mut refusing_after = None;
     for case in cases {
-        let result = run_case(case, options);
+        let (result, first_connect) = run_case_reaching(case, options);
+        match (first_connect, &last_reached) {
+            (Some(Reach::Unreachable(reason)), None) => {
+                return Err(SelectError::NoServer {
+                    addr: options.addr,
+                    reason,
+                });
+            }
+            (Some(Reach::Unreachable(_)), Some(last)) => {
+                refusing_after.get_or_insert_with(|| last.clone());
+            }
+            (Some(Reach::Connected), _) => last_reached = Some(result.name.clone()),
+            (None, _) => {}
+        }
         on_result(&result);
         results.push(result);
     }
@@ -264,6 +294,7 @@ pub fn run_with(
         server_unicode: options.unicode.clone().unwrap_or_else(unicode_version),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         results,
+        refusing_after,
     })
 }
 
@@ -284,10 +315,16 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// of the previous case's connections a moment after it has closed them.
 /// The wire log keeps every attempt and says why it ran again.
 pub fn run_case(case: &Case, options: &Options) -> CaseResult {
+    run_case_reaching(case, options).0
+}
+
+/// [`run_case`], and how the case's first TCP connection went.
+fn run_case_reaching(case: &Case, options: &Options) -> (CaseResult, Option<Reach>) {
     let started = Instant::now();
     let mut wire_log = Vec::new();
     let mut backoff = BUSY_BACKOFF;
     let mut attempt = 1;
+    let mut first_connect = None;
     let (outcome, warnings) = loop {
         if let Some(reason) = case.skip_reason(options) {
             break (CaseOutcome::Skipped { reason }, Vec::new());
@@ -296,6 +333,7 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         let checked = (case.check)(&mut ctx);
         let aftermath = ctx.finish();
         wire_log.extend(aftermath.log);
+        first_connect = first_connect.or(aftermath.first_connect);
         let outcome = match checked {
             Ok(()) => CaseOutcome::Passed,
             Err(failure) if failure.cannot_run => CaseOutcome::Skipped {
@@ -310,15 +348,16 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         if !retry {
             break (outcome, aftermath.warnings);
         }
-        wire_log.push(format!(
+        let at = started.elapsed().as_secs_f64() * 1000.0;
+        wire_log.push(WireEvent::new(at, "--", &format!(
             "(attempt {attempt} met ERROR(BUSY), or a close without reply, under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
             backoff.as_millis()
-        ));
+        )));
         std::thread::sleep(backoff);
         backoff *= 2;
         attempt += 1;
     };
-    CaseResult {
+    let result = CaseResult {
         name: case.name.to_string(),
         description: case.description.to_string(),
         section: case.section().to_string(),
@@ -327,7 +366,8 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         warnings,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         wire_log,
-    }
+    };
+    (result, first_connect)
 }
 
 /// The Unicode version of this build's `std`, whose case mapping is the
