@@ -323,7 +323,7 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
 /// it is at least `a`, and by adding 0x80 - b'z' - 1 when it is past `z`
 /// (no sum carries into the next byte); other bytes are left alone.
 #[inline]
-fn ascii_upper_word(word: u64) -> u64 {
+pub fn ascii_upper_word(word: u64) -> u64 {
     const EACH: u64 = 0x0101_0101_0101_0101;
     let low_bits = word & (EACH * 0x7f);
     let at_least_a = low_bits + EACH * u64::from(0x80 - b'a');
