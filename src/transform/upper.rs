@@ -287,6 +287,21 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
             written += 1;
             continue;
         }
+        if let Some(four) = bytes.get(index..index + 4) {
+            // Two 2-byte letters (Latin, Greek, Cyrillic, Armenian...),
+            // neither overlong: a lookup each.
+            let pair = u32::from_le_bytes(four.try_into().expect("four bytes"));
+            if pair & 0xc0e0_c0e0 == 0x80c0_80c0 && pair & 0x1e != 0 && pair & 0x1e_0000 != 0 {
+                let first = upper_below_0800(pair);
+                let second = upper_below_0800(pair >> 16);
+                room[written..written + 8].copy_from_slice(&first.to_le_bytes());
+                written += (first >> 56) as usize;
+                room[written..written + 8].copy_from_slice(&second.to_le_bytes());
+                written += (second >> 56) as usize;
+                index += 4;
+                continue;
+            }
+        }
         if (0xc2..0xe0).contains(&lead) {
             // Two bytes (Latin, Greek, Cyrillic, Armenian...): one lookup.
             let Some(&second) = bytes.get(index + 1).filter(|&&b| b & 0xc0 == 0x80) else {
@@ -330,6 +345,13 @@ pub fn ascii_upper_word(word: u64) -> u64 {
     let past_z = low_bits + EACH * u64::from(0x80 - b'z' - 1);
     let lower = at_least_a & !past_z & !word & (EACH * 0x80);
     word - (lower >> 2)
+}
+
+/// `UPPER_BELOW_0800` for the 2-byte sequence at the bottom of `word`
+/// (little-endian).
+#[inline]
+fn upper_below_0800(word: u32) -> u64 {
+    UPPER_BELOW_0800[((word & 0x1f) << 6 | (word >> 8 & 0x3f)) as usize]
 }
 
 /// The case page of the 64-code-point block of `code_point` (0: no case).
