@@ -20,13 +20,13 @@ use super::output::Buffer;
 include!(concat!(env!("OUT_DIR"), "/case_tables.rs"));
 
 /// Input bytes per window of cased text: the output room for a window is
-/// zeroed up front (three times this), so it stays small and in cache.
-const WINDOW: usize = 256;
+/// zeroed up front, so it stays small and in cache.
+const WINDOW: usize = 1024;
 
-/// The most bytes a window writes past 3 bytes per input byte: its last
-/// code point may start before the window's end and run 3 bytes past it,
-/// and a mapping is written as a whole 8-byte word.
-const WINDOW_SLACK: usize = 3 * 3 + 8;
+/// Room a window keeps free for one step: two mappings of up to 7 bytes,
+/// each written as a whole 8-byte word. A window whose text grows (ΐ
+/// becomes 6 bytes) ends when its room, as large as its input, runs out.
+const STEP_ROOM: usize = 16;
 
 /// Append the ASCII upper case of `input` (Python's `bytes.upper()`). It
 /// writes into zeroed room: std writes uninitialised memory in a single
@@ -267,10 +267,10 @@ fn unchanged_3byte_block(word: u64) -> bool {
 fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
     let end = bytes.len().min(WINDOW);
     let start = out.len();
-    let room = out.grow_zeroed(3 * end + WINDOW_SLACK);
+    let room = out.grow_zeroed(end + STEP_ROOM);
     let mut index = 0;
     let mut written = 0;
-    while index < end {
+    while index < end && written + STEP_ROOM <= room.len() {
         let lead = bytes[index];
         if lead.is_ascii() {
             // Up to eight ASCII bytes at once; what follows them is
