@@ -1,19 +1,32 @@
 //! The upper-case mapping itself, in one pass over the input that also
-//! validates it (SPEC.md §5.1, §5.2). Real text comes in two shapes, and
-//! each has its loop:
+//! validates it (SPEC.md §5.1, §5.2): `push_upper_prefix` maps the longest
+//! valid prefix and says how long it was, and the caller deals with what
+//! follows (an invalid or incomplete sequence). Real text comes in a few
+//! shapes, and each has its loop:
 //!
-//! * **Runs that only need ASCII upper case**: ASCII, and code points whose
-//!   whole 64-code-point block has no case (CJK, kana, Hangul, Thai,
-//!   Devanagari, emoji, punctuation). The scan over them checks ASCII eight
-//!   bytes at a time and 3-byte sequences two at a time against a
-//!   1,024-entry table; the run is then written by the same vectorised
-//!   ASCII pass as plain English, since `to_ascii_uppercase` leaves every
-//!   byte of a multi-byte sequence alone.
+//! * **ASCII text** (English): the single vectorised pass that upper-cases
+//!   while OR-ing the bytes, in 16 KiB blocks, while they are all ASCII.
+//! * **Runs whose upper case is their ASCII upper case**: ASCII, and code
+//!   points whose whole 64-code-point block has no case (CJK, kana, Hangul,
+//!   Thai, Devanagari, emoji, punctuation). They are scanned by the kind of
+//!   their lead byte: ASCII 32 and 8 bytes at a time; 3-byte sequences five
+//!   at a time by branch-free range checks where whole 4,096-code-point
+//!   stretches have no case (CJK, kana, most Hangul, full-width
+//!   punctuation), else four, two or one at a time by a 1,024-entry table
+//!   indexed by the first two bytes; 4-byte ones (emoji) one at a time. A
+//!   run is then copied as it is, or written by the ASCII pass when it may
+//!   hold ASCII letters (`to_ascii_uppercase` leaves every byte of a
+//!   multi-byte sequence alone).
 //! * **Cased text** (Latin with accents, Greek, Cyrillic, Armenian,
-//!   Georgian...), code point by code point in windows: the block's page of
-//!   the generated table gives the encoded upper case, written whole.
+//!   Georgian...), code point by code point in windows of 1 KiB: ASCII
+//!   eight bytes at a time (SWAR), 2-byte letters two at a time by direct
+//!   lookup in a table of every code point below U+0800, the rest by the
+//!   page of their block. Each mapping is written as one 8-byte word that
+//!   holds its UTF-8 and its length.
 //!
-//! The tables come from `char::to_uppercase` at build time (build.rs).
+//! The tables come from `char::to_uppercase` at build time (build.rs), so
+//! they are the toolchain's mapping (Unicode 17.0.0 for Rust 1.95); the
+//! tests in exhaustive.rs compare every scalar value with std.
 
 use super::output::Buffer;
 
@@ -49,7 +62,9 @@ pub fn push_upper_str(text: &str, out: &mut impl Buffer) {
 /// `std::str::from_utf8` would call `valid_up_to`.
 pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
     let mut done = push_leading_ascii(input, out);
-    loop {
+    // Each step's first call is skipped at the end of the input: a
+    // message of ASCII, or one that ends with a run, costs no more calls.
+    while done < input.len() {
         let run = unchanged_run(&input[done..]);
         let unchanged = &input[done..done + run.len];
         if run.ascii_letters {
@@ -58,12 +73,16 @@ pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
             out.extend_from_slice(unchanged);
         }
         done += run.len;
+        if done == input.len() {
+            break;
+        }
         let mapped = push_cased_window(&input[done..], out);
         if mapped == 0 {
-            return done;
+            break;
         }
         done += mapped;
     }
+    done
 }
 
 /// Bytes of ASCII text per call of [`push_if_ascii_upper`]: large enough
