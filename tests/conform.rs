@@ -921,6 +921,30 @@ fn a_filter_that_matches_nothing_is_an_error() {
 }
 
 #[test]
+fn a_missing_server_is_one_error_from_the_first_cases_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut reported = 0;
+    let error = conform::run_with(&options(addr, &["raw/", "framed/5.1"]), |_| reported += 1)
+        .expect_err("nobody listens there");
+    assert!(
+        matches!(&error, SelectError::NoServer { addr: at, .. } if *at == addr),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("no server at {addr} (")),
+        "{error}"
+    );
+    assert_eq!(
+        reported, 0,
+        "no case result is reported for a missing server"
+    );
+}
+
+#[test]
 fn filters_select_by_prefix() {
     let mut options = Options::new("127.0.0.1:9".parse().unwrap());
     options.filters = vec!["framed/5.1".into(), "raw/2".into()];

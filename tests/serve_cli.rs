@@ -14,6 +14,8 @@ use serve_process::child::{self, Process, READY};
 use serve_process::listening_tcp;
 use upcase::wire::{FrameRepr, FrameType, PREFACE};
 
+use serve_process::ServeProcess;
+
 /// How long the server may take to exit once a signal should end it.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -340,5 +342,68 @@ fn a_stderr_nobody_reads_costs_log_lines_not_service() {
         log.contains("log lines were dropped: stderr did not take them"),
         "no exit summary of dropped lines in:\n{}",
         tail(&log)
+    );
+}
+
+/// Protocol errors of the kind `what` the log accounts for: lines written,
+/// and those it says it suppressed (in a line's note or a line of their own).
+fn accounted(log: &str, what: &str) -> (u64, u64) {
+    let (mut written, mut suppressed) = (0, 0);
+    for line in log.lines() {
+        let Some((_, after)) = line.split_once(what) else {
+            continue;
+        };
+        // A line of its own: "<what>: N more like this suppressed".
+        let alone = after
+            .strip_prefix(": ")
+            .and_then(|rest| rest.strip_suffix(" more like this suppressed"));
+        if let Some(count) = alone.and_then(|count| count.parse::<u64>().ok()) {
+            suppressed += count;
+            continue;
+        }
+        written += 1;
+        // A written line's note: "… (N more like this suppressed)".
+        let note = line
+            .strip_suffix(" more like this suppressed)")
+            .and_then(|head| head.rsplit_once(" ("));
+        suppressed += note.map_or(0, |(_, count)| count.parse::<u64>().unwrap_or(0));
+    }
+    (written, suppressed)
+}
+
+#[test]
+fn a_flood_of_unknown_frames_writes_a_few_lines_and_counts_the_rest() {
+    let server = ServeProcess::start(&["--no-udp"]);
+    let frames = 500;
+    let mut flood = PREFACE.to_vec();
+    for _ in 0..frames {
+        let unknown = FrameRepr::new(FrameType::Unknown(0x7f), &b""[..]);
+        flood.extend_from_slice(&unknown.to_bytes());
+    }
+    let mut stream = TcpStream::connect(server.tcp).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(&flood).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    // The connection is gone, and the server idle: the last count still
+    // comes, in a line of its own, once its second is over.
+    let what = "protocol error UNKNOWN_TYPE (5)";
+    let deadline = Instant::now() + READY;
+    let (written, suppressed) = loop {
+        let (written, suppressed) = accounted(&server.log(), what);
+        if written + suppressed >= frames || Instant::now() > deadline {
+            break (written, suppressed);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = server.log();
+    assert_eq!(
+        written + suppressed,
+        frames,
+        "every frame accounted for in:\n{log}"
+    );
+    assert!(
+        (1..=10).contains(&written),
+        "{written} lines written: 5 a second, a flood of milliseconds may straddle two:\n{log}"
     );
 }

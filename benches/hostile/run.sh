@@ -12,7 +12,7 @@
 # Each script caps its own run time and `timeout` caps it again; the server
 # is killed after each script and on any exit. Results (one JSON object per
 # script) go to target/hostile/results.jsonl, the server's log to
-# target/hostile/NAME.err; the table is printed at the end. About 5 minutes.
+# target/hostile/NAME.err; the table is printed at the end. About 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -80,7 +80,7 @@ print(f"\n{'script':<14} {'goal':<52} {'measured':>12} {'baseline':>12}  target"
 missed = 0
 for row in rows:
     for g in row["goals"]:
-        fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
+        fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
         verdict = "met" if g["met"] else "MISSED"
         missed += not g["met"]
         print(f"{row['script']:<14} {g['goal']:<52} {fmt(g['measured']):>12} {fmt(g['baseline']):>12}  {g['target']} {verdict}")

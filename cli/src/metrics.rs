@@ -6,8 +6,9 @@
 //! [`Collector`] that reads one snapshot of the counters per scrape, so a
 //! scrape costs the server nothing between scrapes and the series can
 //! never disagree with the library's own names for modes, types and codes.
-//! The HTTP side, a small server made for hostile peers on a thread of
-//! its own, away from the server's loops, is in `metrics/http.rs`.
+//! The HTTP side, [`MetricsEndpoint`], is a small server made for hostile
+//! peers on a thread of its own, away from the server's loops (module
+//! `http`, with its [`Limits`]).
 
 mod http;
 

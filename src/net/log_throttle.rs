@@ -104,7 +104,7 @@ pub fn suppressed_note(suppressed: u64) -> String {
 /// A kind of TCP log line that a peer can make the server repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TcpLine {
-    /// A protocol error, one kind per ERROR code (SPEC.md §11).
+    /// A protocol error, one kind per ERROR code (SPEC.md §6.2).
     ProtocolError(ErrorCode),
     /// A connection was accepted and is served.
     Connected,
@@ -430,5 +430,32 @@ mod tests {
             ]
         );
         assert_eq!(lines.flush_due(), None, "all reported");
+    }
+
+    #[test]
+    fn a_loops_lines_are_throttled_only_at_a_level_the_log_writes() {
+        // No logger is installed in unit tests; only the level matters.
+        log::set_max_level(log::LevelFilter::Error);
+        assert_eq!(TcpLine::Closed.admit(), None, "info lines are off");
+        assert_eq!(UNKNOWN.admit(), None, "warn lines are off");
+        assert_eq!(next_tcp_flush(), None, "and were not counted");
+
+        log::set_max_level(log::LevelFilter::Info);
+        let start = Instant::now();
+        let notes: Vec<String> = (0..100).filter_map(|_| TcpLine::Closed.admit()).collect();
+        let allowance = TCP_LINES_PER_INTERVAL as usize;
+        // A second may pass between two calls on a loaded machine.
+        assert!(
+            (allowance..=2 * allowance).contains(&notes.len()),
+            "{notes:?}"
+        );
+        assert_eq!(notes[0], "", "nothing suppressed before the first");
+        let due = next_tcp_flush().expect("suppressed lines to report");
+        assert!(
+            due > start && due <= Instant::now() + LOG_INTERVAL,
+            "{due:?}"
+        );
+        flush_tcp_lines(due);
+        assert_eq!(next_tcp_flush(), None, "reported");
     }
 }
