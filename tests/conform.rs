@@ -974,7 +974,7 @@ fn cli_exit_codes_and_reports() {
         .args(["conform", &addr, "framed/99"])
         .output()
         .unwrap();
-    assert_eq!(no_match.status.code(), Some(1));
+    assert_eq!(no_match.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&no_match.stderr)
             .contains("no case name starts with \"framed/99\"")
@@ -993,7 +993,7 @@ fn cli_exit_codes_and_reports() {
         .args(["conform", &addr, "--udp", "framed/2"])
         .output()
         .unwrap();
-    assert_eq!(wrong_transport.status.code(), Some(1));
+    assert_eq!(wrong_transport.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&wrong_transport.stderr).contains("--udp"),
         "{}",
@@ -1011,18 +1011,37 @@ fn cli_exit_codes_and_reports() {
         "{listing}"
     );
     assert!(
-        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout]"),
+        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout, deadline 20 s]"),
         "{listing}"
     );
     assert!(
-        listing.contains("framed/9.3/busy-at-the-limit [needs --max-connections]"),
+        listing.contains("framed/9.3/busy-at-the-limit [needs --max-connections, deadline 24 s]"),
         "{listing}"
     );
     assert!(
-        listing.contains("raw/2.2/raw-only-preface-echoed [needs --server-mode raw]"),
+        listing
+            .contains("raw/2.2/raw-only-preface-echoed [needs --server-mode raw, deadline 20 s]"),
         "{listing}"
     );
     assert!(listing.contains("udp/8.2/more-set-malformed"), "{listing}");
+
+    // Each case's deadline follows the read timeout and the server's timers.
+    let list = upcase()
+        .args([
+            "conform",
+            "--list",
+            "framed/9.1/idle-timeout",
+            "--timeout",
+            "1",
+        ])
+        .args(["--idle-timeout", "3"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout, deadline 22 s]"),
+        "{listing}"
+    );
 
     // --list needs no server; a first argument with a '/' is a filter.
     let list = upcase()

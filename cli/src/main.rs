@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 /// UPCASE/1: send text, get it back in upper case.
 #[derive(Parser)]
-#[command(name = "upcase", version, about)]
+#[command(name = "upcase", version, about, after_help = commands::output::EXIT_CODES)]
 struct Command {
     #[command(subcommand)]
     action: Action,

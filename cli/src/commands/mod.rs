@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod client;
 pub mod conform;
+pub mod output;
 pub mod serve;

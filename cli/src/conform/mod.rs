@@ -103,6 +103,7 @@ mod client;
 mod datagram;
 mod html;
 mod oracle;
+mod probe;
 mod report;
 mod show;
 mod tap;
@@ -113,6 +114,7 @@ use std::time::{Duration, Instant};
 pub use case::{Case, CheckResult, Failure, Needs, Transport};
 pub use client::{Conn, Ctx};
 pub use datagram::Dgram;
+pub use probe::{EarlyVerdict, Skip};
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
 use upcase::conn::ServerMode;
@@ -242,29 +244,100 @@ pub fn run(options: &Options) -> Result<SuiteReport, SelectError> {
     run_with(options, |_| {})
 }
 
-/// Like [`run`], calling `on_result` as each case finishes (for progress output).
+/// What [`run_with`] reports as it goes.
+pub enum Progress<'a> {
+    /// The early verdict (see the `probe` module): the address holds no
+    /// UPCASE/1 server, or a raw-only one. Reported after the first case
+    /// it rules out, which runs as evidence; the others are skipped.
+    Verdict(&'a EarlyVerdict),
+    /// A case finished.
+    Case(&'a CaseResult),
+}
+
+/// Like [`run`], calling `on_progress` as each case finishes (for progress
+/// output), and with the early verdict when there is one.
+///
+/// Before the cases, one preface exchange checks that the address holds an
+/// UPCASE/1 server. When it does not (HTTP, silence, an echo), only the
+/// first case runs, as evidence, and the others are skipped; against a
+/// raw-only server (not told `--server-mode raw`) the first framed case
+/// runs and the other framed cases are skipped.
 ///
 /// # Errors
 /// As [`select`].
 pub fn run_with(
     options: &Options,
-    mut on_result: impl FnMut(&CaseResult),
+    mut on_progress: impl FnMut(Progress),
 ) -> Result<SuiteReport, SelectError> {
     let cases = select(options)?;
     let started = Instant::now();
-    let mut results = Vec::with_capacity(cases.len());
+    let early = probe::probe(options);
+    let mut results: Vec<CaseResult> = Vec::with_capacity(cases.len());
+    // The first case the verdict rules out still runs: its failure is the
+    // evidence, and the verdict follows it.
+    let mut evidence = None;
     for case in cases {
-        let result = run_case(case, options);
-        on_result(&result);
+        let ruled_out = early.as_ref().filter(|early| early.skips(case.name));
+        let result = match ruled_out {
+            Some(early) if evidence.is_some() => skipped(case, early),
+            _ => run_case(case, options),
+        };
+        on_progress(Progress::Case(&result));
         results.push(result);
+        if let Some(early) = ruled_out
+            && evidence.is_none()
+        {
+            evidence = Some(case.name);
+            on_progress(Progress::Verdict(early));
+        }
     }
     Ok(SuiteReport {
         addr: options.addr.to_string(),
         unicode_version: unicode_version(),
         server_unicode: options.unicode.clone().unwrap_or_else(unicode_version),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        early_verdict: early.map(|early| early.verdict),
         results,
     })
+}
+
+/// A case the early verdict rules out.
+fn skipped(case: &Case, early: &EarlyVerdict) -> CaseResult {
+    let reason = match early.skip {
+        Skip::All => "not run: the address holds no UPCASE/1 server (see the early verdict)",
+        Skip::Framed => {
+            "not run: the server is raw-only (see the early verdict; --server-mode raw)"
+        }
+    };
+    result_of(
+        case,
+        CaseOutcome::Skipped {
+            reason: reason.into(),
+        },
+        Vec::new(),
+        0.0,
+        Vec::new(),
+    )
+}
+
+/// A case's result record.
+fn result_of(
+    case: &Case,
+    outcome: CaseOutcome,
+    warnings: Vec<String>,
+    elapsed_ms: f64,
+    wire_log: Vec<String>,
+) -> CaseResult {
+    CaseResult {
+        name: case.name.to_string(),
+        description: case.description.to_string(),
+        section: case.section().to_string(),
+        unicode_dependent: case.unicode_dependent,
+        outcome,
+        warnings,
+        elapsed_ms,
+        wire_log,
+    }
 }
 
 /// How many times a case that met an unexpected BUSY runs in all, under a
@@ -292,7 +365,7 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         if let Some(reason) = case.skip_reason(options) {
             break (CaseOutcome::Skipped { reason }, Vec::new());
         }
-        let mut ctx = Ctx::new(options);
+        let mut ctx = Ctx::new(options, started + case.deadline(options));
         let checked = (case.check)(&mut ctx);
         let aftermath = ctx.finish();
         wire_log.extend(aftermath.log);
@@ -318,16 +391,8 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         backoff *= 2;
         attempt += 1;
     };
-    CaseResult {
-        name: case.name.to_string(),
-        description: case.description.to_string(),
-        section: case.section().to_string(),
-        unicode_dependent: case.unicode_dependent,
-        outcome,
-        warnings,
-        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        wire_log,
-    }
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    result_of(case, outcome, warnings, elapsed_ms, wire_log)
 }
 
 /// The Unicode version of this build's `std`, whose case mapping is the
