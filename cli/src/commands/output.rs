@@ -12,6 +12,8 @@ use std::process::ExitCode;
 pub const PEER_FAILED: u8 = 1;
 /// Exit status 2: bad usage, or nothing to talk to (no server there).
 pub const USAGE: u8 = 2;
+/// Exit status 130: interrupted (Ctrl-C) after printing what was measured.
+pub const INTERRUPTED: u8 = 130;
 /// Exit status 141, as a shell reports a process killed by SIGPIPE: stdout
 /// was closed (`upcase conform --list | head -1`).
 const STDOUT_CLOSED: i32 = 141;

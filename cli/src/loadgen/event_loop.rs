@@ -6,13 +6,16 @@
 //!   start gate:    every thread waits, so the clock starts when all are
 //!   run phase:     on readiness, a client reads its replies, issues the
 //!                  requests its budget allows and writes them; every tick
-//!                  it checks its timeouts; the loop ends when all are done
+//!                  it checks its timeouts; the loop ends when all are done,
+//!                  at the run's end (--duration + one timeout: a client
+//!                  still owed a reply then fails), or on Ctrl-C
 //! ```
 //!
 //! Readiness is edge-triggered, so a client drains what it is told about
 //! (see [`LoadClient::pump`]).
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +60,8 @@ pub trait LoadClient {
     fn pump(&mut self, turn: &mut Turn);
     /// Check the timeouts at `now`.
     fn tick(&mut self, now: Instant, turn: &mut Turn);
+    /// End now, without an error: the run was interrupted (Ctrl-C).
+    fn stop(&mut self);
     /// Whether it has ended (done, or failed).
     fn is_done(&self) -> bool;
     /// How it ended.
@@ -165,7 +170,12 @@ pub fn drive<C: LoadClient>(
             }
         }
         let tick = (settings.timeout / 4).clamp(Duration::from_millis(1), TICK);
-        run_all(poll, &mut clients, &mut turn, live, tick);
+        // One tick of grace: a reply due just at the end is not cut off by
+        // the tick that happens to see the end first.
+        let run_end = settings
+            .duration
+            .map(|duration| start + duration + settings.timeout + tick);
+        run_all(poll, &mut clients, &mut turn, live, tick, run_end);
     }
     tally.publish(live);
     ThreadResult {
@@ -220,13 +230,16 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
 }
 
 /// Pump each client on its readiness and tick them all every `tick` until
-/// every one is done.
+/// every one is done, `run_end` passes (those still running fail: a server
+/// cannot keep a timed run going past it), or `live.stop` is set (those
+/// still running stop).
 fn run_all<C: LoadClient>(
     poll: &mut Poll,
     clients: &mut [(C, u64)],
     turn: &mut Turn,
     live: &Live,
     tick: Duration,
+    run_end: Option<Instant>,
 ) {
     let mut events = Events::with_capacity(1024);
     let mut running = clients
@@ -259,6 +272,21 @@ fn run_all<C: LoadClient>(
                 running -= usize::from(client.is_done());
             }
             next_tick = now + tick;
+        }
+        let stopped = live.stop.load(Ordering::Relaxed);
+        let over = run_end.is_some_and(|end| now >= end);
+        if stopped || over {
+            for (client, _) in clients.iter_mut().filter(|(client, _)| !client.is_done()) {
+                if stopped {
+                    client.stop();
+                } else {
+                    client.fail(
+                        "still owed a reply at the run's end (--duration plus one reply timeout): the run does not wait longer"
+                            .into(),
+                    );
+                }
+            }
+            running = 0;
         }
         turn.tally.publish(live);
     }
