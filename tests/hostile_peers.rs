@@ -198,6 +198,21 @@ fn conform_against_an_http_server_gives_an_early_verdict_and_skips_the_rest() {
 /// Each datagram case has a socket of its own per datagram: a duplicate
 /// reply can never be taken for the next one.
 #[test]
+fn conform_against_a_plain_echo_gives_an_early_verdict() {
+    let (_server, addr) = server(Misbehaviour::Echo);
+    let ran = upcase(&["conform", &addr, "--timeout", "1"], b"");
+    assert_failed_saying(
+        &ran,
+        "early verdict: not an UPCASE/1 server but a plain echo (it sent the preface and a PING frame back unchanged, and a raw line too)",
+    );
+    assert!(
+        ran.stdout.contains("0 passed, 1 failed, "),
+        "{}",
+        ran.shown()
+    );
+}
+
+#[test]
 fn conform_over_udp_is_not_fooled_by_duplicated_replies() {
     let (_server, addr) = server(Misbehaviour::DuplicateUdp);
     let ran = upcase(&["conform", &addr, "--udp", "udp/8.3", "udp/8.2"], b"");

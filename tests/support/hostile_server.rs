@@ -40,6 +40,8 @@ pub enum Misbehaviour {
     SilentAccept,
     /// Answers like `python3 -m http.server`: a 400 page, then closes.
     Http,
+    /// Sends back every byte it reads, unchanged (a plain echo server).
+    Echo,
     /// UDP: every reply datagram (a real server's) sent twice. TCP: a
     /// real server.
     DuplicateUdp,
@@ -155,6 +157,11 @@ fn serve(
     let _ = stream.set_nodelay(true);
     match misbehaviour {
         Misbehaviour::SilentAccept => drain(&mut stream, stop),
+        Misbehaviour::Echo => loop {
+            let mut input = Vec::new();
+            read_some(&mut stream, &mut input, stop)?;
+            write_all(&mut stream, &input, stop)?;
+        },
         Misbehaviour::Http => {
             let mut input = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(1);
