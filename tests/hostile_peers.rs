@@ -109,6 +109,24 @@ fn server(misbehaviour: Misbehaviour) -> (HostileServer, String) {
     (server, addr)
 }
 
+/// Run `upcase ARGS` against a server that misbehaves so, `ADDR` in
+/// `args` standing for its address.
+fn against(misbehaviour: Misbehaviour, args: &[&str], input: &[u8]) -> Ran {
+    let (_server, addr) = server(misbehaviour);
+    let args: Vec<&str> = args
+        .iter()
+        .map(|&arg| if arg == "ADDR" { addr.as_str() } else { arg })
+        .collect();
+    upcase(&args, input)
+}
+
+/// [`against`], which must fail (status 1) saying `what`.
+fn fails_saying(misbehaviour: Misbehaviour, args: &[&str], input: &[u8], what: &str) -> Ran {
+    let ran = against(misbehaviour, args, input);
+    assert_failed_saying(&ran, what);
+    ran
+}
+
 /// `ran` failed (status 1) and said `what`.
 fn assert_failed_saying(ran: &Ran, what: &str) {
     assert_eq!(ran.code(), Some(1), "{}", ran.shown());
@@ -123,32 +141,32 @@ fn assert_failed_saying(ran: &Ran, what: &str) {
 
 #[test]
 fn conform_stops_reading_an_endless_frame_at_its_receive_limit() {
-    let (_server, addr) = server(Misbehaviour::EndlessFrame);
-    let ran = upcase(
-        &["conform", &addr, "framed/5.1/ascii", "--timeout", "2"],
+    fails_saying(
+        Misbehaviour::EndlessFrame,
+        &["conform", "ADDR", "framed/5.1/ascii", "--timeout", "2"],
         b"",
-    );
-    assert_failed_saying(
-        &ran,
         "announcing 4294967280 data bytes, over the suite's receive limit",
     );
 }
 
 #[test]
 fn conform_rejects_a_header_over_the_limit_of_its_request() {
-    let (_server, addr) = server(Misbehaviour::OverLimitHeader);
-    let ran = upcase(
-        &["conform", &addr, "framed/5.1/ascii", "--timeout", "2"],
+    fails_saying(
+        Misbehaviour::OverLimitHeader,
+        &["conform", "ADDR", "framed/5.1/ascii", "--timeout", "2"],
         b"",
+        "over the suite's receive limit",
     );
-    assert_failed_saying(&ran, "over the suite's receive limit");
 }
 
 #[test]
 fn conform_stops_reading_an_endless_raw_reply() {
-    let (_server, addr) = server(Misbehaviour::EndlessRawLine);
-    let ran = upcase(&["conform", &addr, "raw/2.1", "--timeout", "2"], b"");
-    assert_failed_saying(&ran, "more than 3 × the 6 bytes sent can produce");
+    fails_saying(
+        Misbehaviour::EndlessRawLine,
+        &["conform", "ADDR", "raw/2.1", "--timeout", "2"],
+        b"",
+        "more than 3 × the 6 bytes sent can produce",
+    );
 }
 
 #[test]
@@ -164,67 +182,66 @@ fn conform_ends_a_trickled_reply_at_its_deadline() {
     assert_failed_saying(&ran, "no whole reply within 2.0 s of it being owed");
 }
 
-#[test]
-fn conform_against_a_silent_listener_gives_an_early_verdict_and_skips_the_rest() {
-    let (_server, addr) = server(Misbehaviour::SilentAccept);
+/// Run the whole TCP suite against `misbehaviour`: it fails after the
+/// first case with `verdict`, and skips the rest.
+fn assert_early_verdict(misbehaviour: Misbehaviour, verdict: &str) -> Ran {
+    let (_server, addr) = server(misbehaviour);
     let ran = upcase(&["conform", &addr, "--timeout", "1"], b"");
-    assert_failed_saying(
-        &ran,
-        "early verdict: not an UPCASE/1 server: it accepts connections but answered neither the preface nor a raw line",
-    );
-    assert!(ran.stdout.contains("is the port right"), "{}", ran.shown());
+    assert_failed_saying(&ran, &format!("early verdict: {verdict}"));
     assert!(
         ran.stdout.contains("0 passed, 1 failed, "),
         "{}",
         ran.shown()
     );
+    ran
+}
+
+#[test]
+fn conform_against_a_silent_listener_gives_an_early_verdict_and_skips_the_rest() {
+    let ran = assert_early_verdict(
+        Misbehaviour::SilentAccept,
+        "not an UPCASE/1 server: it accepts connections but answered neither the preface nor a raw line",
+    );
+    assert!(ran.stdout.contains("is the port right"), "{}", ran.shown());
 }
 
 #[test]
 fn conform_against_an_http_server_gives_an_early_verdict_and_skips_the_rest() {
-    let (_server, addr) = server(Misbehaviour::Http);
-    let ran = upcase(&["conform", &addr, "--timeout", "1"], b"");
-    assert_failed_saying(
-        &ran,
-        "early verdict: not an UPCASE/1 server but an HTTP server (it answered \"HTTP/1.0 400 Bad request\")",
+    assert_early_verdict(
+        Misbehaviour::Http,
+        "not an UPCASE/1 server but an HTTP server (it answered \"HTTP/1.0 400 Bad request\")",
     );
-    assert!(
-        ran.stdout.contains("0 passed, 1 failed, "),
-        "{}",
-        ran.shown()
+}
+
+#[test]
+fn conform_against_a_plain_echo_gives_an_early_verdict() {
+    assert_early_verdict(
+        Misbehaviour::Echo,
+        "not an UPCASE/1 server but a plain echo (it sent the preface and a PING frame back unchanged, and a raw line too)",
     );
 }
 
 /// Each datagram case has a socket of its own per datagram: a duplicate
 /// reply can never be taken for the next one.
 #[test]
-fn conform_against_a_plain_echo_gives_an_early_verdict() {
-    let (_server, addr) = server(Misbehaviour::Echo);
-    let ran = upcase(&["conform", &addr, "--timeout", "1"], b"");
-    assert_failed_saying(
-        &ran,
-        "early verdict: not an UPCASE/1 server but a plain echo (it sent the preface and a PING frame back unchanged, and a raw line too)",
-    );
-    assert!(
-        ran.stdout.contains("0 passed, 1 failed, "),
-        "{}",
-        ran.shown()
-    );
-}
-
-#[test]
 fn conform_over_udp_is_not_fooled_by_duplicated_replies() {
-    let (_server, addr) = server(Misbehaviour::DuplicateUdp);
-    let ran = upcase(&["conform", &addr, "--udp", "udp/8.3", "udp/8.2"], b"");
+    let ran = against(
+        Misbehaviour::DuplicateUdp,
+        &["conform", "ADDR", "--udp", "udp/8.3", "udp/8.2"],
+        b"",
+    );
     assert_eq!(ran.code(), Some(0), "{}", ran.shown());
     assert!(ran.stdout.contains(" passed, 0 failed"), "{}", ran.shown());
 }
 
 #[test]
 fn conform_shows_an_error_message_escaped() {
-    let (_server, addr) = server(Misbehaviour::EscapesInError);
-    let ran = upcase(&["conform", &addr, "framed/5.1/ascii", "-v"], b"");
-    assert_failed_saying(&ran, r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt");
+    let ran = fails_saying(
+        Misbehaviour::EscapesInError,
+        &["conform", "ADDR", "framed/5.1/ascii", "-v"],
+        b"",
+        r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt",
+    );
     ran.assert_no_raw_escapes();
 }
 
@@ -232,26 +249,32 @@ fn conform_shows_an_error_message_escaped() {
 
 #[test]
 fn client_stops_reading_an_endless_frame_at_its_receive_limit() {
-    let (_server, addr) = server(Misbehaviour::EndlessFrame);
-    let ran = upcase(&["client", &addr], b"hi\n");
-    assert_failed_saying(
-        &ran,
+    fails_saying(
+        Misbehaviour::EndlessFrame,
+        &["client", "ADDR"],
+        b"hi\n",
         "the server sent a TEXT frame of 4294967280 bytes, over the limit of 15",
     );
 }
 
 #[test]
 fn client_rejects_a_header_over_the_limit_of_its_request() {
-    let (_server, addr) = server(Misbehaviour::OverLimitHeader);
-    let ran = upcase(&["client", &addr], b"hi\n");
-    assert_failed_saying(&ran, "TEXT frame of 16 bytes, over the limit of 15");
+    fails_saying(
+        Misbehaviour::OverLimitHeader,
+        &["client", "ADDR"],
+        b"hi\n",
+        "TEXT frame of 16 bytes, over the limit of 15",
+    );
 }
 
 #[test]
 fn client_raw_stops_reading_an_endless_line() {
-    let (_server, addr) = server(Misbehaviour::EndlessRawLine);
-    let ran = upcase(&["client", "--raw", &addr], b"hi\n");
-    assert_failed_saying(&ran, "more than the 9 the line can produce");
+    fails_saying(
+        Misbehaviour::EndlessRawLine,
+        &["client", "--raw", "ADDR"],
+        b"hi\n",
+        "more than the 9 the line can produce",
+    );
 }
 
 #[test]
@@ -273,16 +296,22 @@ fn client_ends_a_trickled_reply_at_its_deadline() {
 
 #[test]
 fn client_against_a_silent_server_times_out() {
-    let (_server, addr) = server(Misbehaviour::SilentAccept);
-    let ran = upcase(&["client", "--timeout", "1", &addr], b"hi\n");
-    assert_failed_saying(&ran, "no answer from the server within 1s");
+    fails_saying(
+        Misbehaviour::SilentAccept,
+        &["client", "--timeout", "1", "ADDR"],
+        b"hi\n",
+        "no answer from the server within 1s",
+    );
 }
 
 #[test]
 fn client_against_an_http_server_says_it_is_no_upcase_server() {
-    let (_server, addr) = server(Misbehaviour::Http);
-    let ran = upcase(&["client", "--timeout", "2", &addr], b"hi\n");
-    assert_failed_saying(&ran, "did not answer with the UPCASE preface");
+    fails_saying(
+        Misbehaviour::Http,
+        &["client", "--timeout", "2", "ADDR"],
+        b"hi\n",
+        "did not answer with the UPCASE preface",
+    );
 }
 
 #[test]
@@ -306,9 +335,12 @@ fn client_over_udp_never_prints_a_duplicate_as_the_next_answer() {
 
 #[test]
 fn client_shows_an_error_message_escaped() {
-    let (_server, addr) = server(Misbehaviour::EscapesInError);
-    let ran = upcase(&["client", &addr], b"hi\n");
-    assert_failed_saying(&ran, r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt");
+    let ran = fails_saying(
+        Misbehaviour::EscapesInError,
+        &["client", "ADDR"],
+        b"hi\n",
+        r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt",
+    );
     ran.assert_no_raw_escapes();
     assert!(HOSTILE_MESSAGE.contains('\x1b'));
 }
@@ -334,39 +366,38 @@ fn first_error(report: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// `bench` against `misbehaviour` fails (status 1) and its first error says `what`.
+fn assert_bench_fails_saying(misbehaviour: Misbehaviour, extra: &[&str], what: &str) {
+    let (_server, addr) = server(misbehaviour);
+    let (ran, report) = bench(&addr, extra);
+    assert_eq!(ran.code(), Some(1), "{}", ran.shown());
+    assert!(first_error(&report).contains(what), "{}", ran.shown());
+}
+
 #[test]
 fn bench_stops_reading_an_endless_frame_at_its_receive_limit() {
-    let (_server, addr) = server(Misbehaviour::EndlessFrame);
-    let (ran, report) = bench(&addr, &["--mode", "framed"]);
-    assert_eq!(ran.code(), Some(1), "{}", ran.shown());
-    assert!(
-        first_error(&report).contains("announces 4294967280 data bytes, over the 201"),
-        "{}",
-        ran.shown()
+    assert_bench_fails_saying(
+        Misbehaviour::EndlessFrame,
+        &["--mode", "framed"],
+        "announces 4294967280 data bytes, over the 201",
     );
 }
 
 #[test]
 fn bench_rejects_a_header_over_the_limit_of_its_request() {
-    let (_server, addr) = server(Misbehaviour::OverLimitHeader);
-    let (ran, report) = bench(&addr, &["--mode", "framed"]);
-    assert_eq!(ran.code(), Some(1), "{}", ran.shown());
-    assert!(
-        first_error(&report).contains("announces 202 data bytes, over the 201"),
-        "{}",
-        ran.shown()
+    assert_bench_fails_saying(
+        Misbehaviour::OverLimitHeader,
+        &["--mode", "framed"],
+        "announces 202 data bytes, over the 201",
     );
 }
 
 #[test]
 fn bench_stops_reading_an_endless_raw_line() {
-    let (_server, addr) = server(Misbehaviour::EndlessRawLine);
-    let (ran, report) = bench(&addr, &[]);
-    assert_eq!(ran.code(), Some(1), "{}", ran.shown());
-    assert!(
-        first_error(&report).contains("without a newline, more than the 192"),
-        "{}",
-        ran.shown()
+    assert_bench_fails_saying(
+        Misbehaviour::EndlessRawLine,
+        &[],
+        "without a newline, more than the 192",
     );
 }
 
@@ -392,14 +423,7 @@ fn bench_ends_a_trickled_run_by_its_duration_and_one_timeout() {
 
 #[test]
 fn bench_against_a_silent_server_reports_the_late_reply() {
-    let (_server, addr) = server(Misbehaviour::SilentAccept);
-    let (ran, report) = bench(&addr, &[]);
-    assert_eq!(ran.code(), Some(1), "{}", ran.shown());
-    assert!(
-        first_error(&report).contains("no whole reply within 2 s"),
-        "{}",
-        ran.shown()
-    );
+    assert_bench_fails_saying(Misbehaviour::SilentAccept, &[], "no whole reply within 2 s");
 }
 
 #[test]
@@ -430,12 +454,12 @@ fn bench_over_udp_counts_duplicates_as_late_not_wrong() {
 
 #[test]
 fn bench_shows_an_error_message_escaped() {
-    let (_server, addr) = server(Misbehaviour::EscapesInError);
-    let ran = upcase(
-        &["bench", &addr, "--mode", "framed", "--duration", "1"],
+    let ran = fails_saying(
+        Misbehaviour::EscapesInError,
+        &["bench", "ADDR", "--mode", "framed", "--duration", "1"],
         b"",
+        r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt",
     );
-    assert_failed_saying(&ran, r"owned\x1b]0;pwned\x07\x1b[2J\u{202e}txt");
     ran.assert_no_raw_escapes();
 }
 
