@@ -1,9 +1,17 @@
 //! `upcase serve` as a process: its options and signals. Spawns the built binary.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use upcase::wire::{FrameRepr, FrameType, PREFACE};
+
+#[path = "support/serve_process.rs"]
+mod serve_process;
+use serve_process::ServeProcess;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -122,5 +130,256 @@ fn the_first_line_names_every_socket_listened_on() {
     assert!(
         line.starts_with("upcase listening on tcp 127.0.0.1:") && !line.contains(", "),
         "TCP only with --no-udp: {line:?}"
+    );
+}
+
+/// How long a starved server may take to start, or to show a drop: the
+/// 2-core machine is shared and loaded.
+const READY: Duration = Duration::from_secs(60);
+
+/// `upcase serve -v --log-queue 4K --metrics …` whose stderr is a pipe the
+/// test does not read until it says so. Killed on drop; a failure shows
+/// what it had logged.
+struct StarvedServe {
+    child: Child,
+    tcp: SocketAddr,
+    metrics: SocketAddr,
+    stderr: Option<ChildStderr>,
+}
+
+impl StarvedServe {
+    fn start() -> StarvedServe {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(["--no-udp", "-v", "--log-queue", "4K"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (lines, first_two) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().take(2) {
+                let _ = lines.send(line.unwrap_or_default());
+            }
+        });
+        let mut server = StarvedServe {
+            child,
+            tcp: "127.0.0.1:0".parse().unwrap(),
+            metrics: "127.0.0.1:0".parse().unwrap(),
+            stderr: None,
+        };
+        server.stderr = server.child.stderr.take();
+        let next_line = |prefix: &str| {
+            let line = first_two.recv_timeout(READY).unwrap_or_default();
+            line.strip_prefix(prefix)
+                .and_then(|rest| rest.split([',', '/']).next())
+                .and_then(|addr| addr.parse().ok())
+        };
+        match next_line("upcase listening on tcp ") {
+            Some(tcp) => server.tcp = tcp,
+            None => server.fail("no listening line"),
+        }
+        match next_line("upcase metrics on http://") {
+            Some(metrics) => server.metrics = metrics,
+            None => server.fail("no metrics line"),
+        }
+        server
+    }
+
+    /// `upcase_log_lines_dropped_total` now.
+    fn dropped(&mut self) -> u64 {
+        let scrape = (|| {
+            let mut stream = TcpStream::connect(self.metrics).ok()?;
+            stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+            write!(stream, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).ok()?;
+            answer
+                .lines()
+                .find_map(|line| line.strip_prefix("upcase_log_lines_dropped_total "))?
+                .parse()
+                .ok()
+        })();
+        scrape.unwrap_or_else(|| self.fail("no upcase_log_lines_dropped_total scraped"))
+    }
+
+    /// Start reading stderr into the returned buffer.
+    fn read_stderr(&mut self) -> Arc<Mutex<String>> {
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(mut stderr) = self.stderr.take() {
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut buffer = [0; 4096];
+                while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                    let text = String::from_utf8_lossy(&buffer[..read]);
+                    sink.lock().unwrap().push_str(&text);
+                }
+            });
+        }
+        log
+    }
+
+    /// Kill it and panic with `why` and the end of what it logged.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        let tail = &log[log.floor_char_boundary(log.len().saturating_sub(4000))..];
+        panic!("{why}; the server's log ended with:\n{tail}");
+    }
+}
+
+impl Drop for StarvedServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One framed connection pipelining TEXT frames (each logged with `-v`)
+/// and unknown-type frames (each a protocol error) until told to stop,
+/// reading every reply on a thread of its own.
+fn flood(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let mut replies = stream.try_clone()?;
+    std::thread::spawn(move || std::io::copy(&mut replies, &mut std::io::sink()));
+    let mut batch = PREFACE.to_vec();
+    stream.write_all(&batch)?;
+    batch.clear();
+    for _ in 0..100 {
+        let text = FrameRepr::new(FrameType::Text, &b"a message logged with -v"[..]);
+        batch.extend_from_slice(&text.to_bytes());
+        let unknown = FrameRepr::new(FrameType::Unknown(0x7f), &b""[..]);
+        batch.extend_from_slice(&unknown.to_bytes());
+    }
+    while !stop.load(Ordering::Relaxed) {
+        stream.write_all(&batch)?;
+    }
+    stream.shutdown(Shutdown::Both)
+}
+
+/// A fresh raw connection's round trip: whether it was answered right.
+fn served(addr: SocketAddr) -> bool {
+    let round_trip = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.write_all(b"served?\n")?;
+        stream.shutdown(Shutdown::Write)?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    round_trip().is_ok_and(|reply| reply == "SERVED?\n")
+}
+
+#[test]
+fn a_stderr_nobody_reads_costs_log_lines_not_service() {
+    let mut server = StarvedServe::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let (addr, stop) = (server.tcp, Arc::clone(&stop));
+        std::thread::spawn(move || flood(addr, stop))
+    };
+    // The pipe fills (64 KiB on Linux), then the 4 KiB queue: lines drop.
+    let deadline = Instant::now() + READY;
+    while server.dropped() == 0 {
+        if Instant::now() > deadline {
+            server.fail("no log line dropped while the flood ran");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fresh = 5;
+    let answered = (0..fresh).filter(|_| served(server.tcp)).count();
+    if answered != fresh {
+        server.fail(&format!("{answered} of {fresh} new clients served"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Ok(Err(error)) = flooder.join() {
+        server.fail(&format!("the flood failed: {error}"));
+    }
+    // Once stderr is read again, the exit says how many lines were lost.
+    let log = server.read_stderr();
+    signal(&server.child, "TERM");
+    let status = wait_with_timeout(&mut server.child);
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "{status}; log:\n{log}");
+    assert!(
+        log.contains("log lines were dropped: stderr did not take them"),
+        "no exit summary of dropped lines in:\n{}",
+        &log[log.floor_char_boundary(log.len().saturating_sub(4000))..]
+    );
+}
+
+/// Protocol errors of the kind `what` the log accounts for: lines written,
+/// and those it says it suppressed (in a line's note or a line of their own).
+fn accounted(log: &str, what: &str) -> (u64, u64) {
+    let (mut written, mut suppressed) = (0, 0);
+    for line in log.lines() {
+        let Some((_, after)) = line.split_once(what) else {
+            continue;
+        };
+        // A line of its own: "<what>: N more like this suppressed".
+        let alone = after
+            .strip_prefix(": ")
+            .and_then(|rest| rest.strip_suffix(" more like this suppressed"));
+        if let Some(count) = alone.and_then(|count| count.parse::<u64>().ok()) {
+            suppressed += count;
+            continue;
+        }
+        written += 1;
+        // A written line's note: "… (N more like this suppressed)".
+        let note = line
+            .strip_suffix(" more like this suppressed)")
+            .and_then(|head| head.rsplit_once(" ("));
+        suppressed += note.map_or(0, |(_, count)| count.parse::<u64>().unwrap_or(0));
+    }
+    (written, suppressed)
+}
+
+#[test]
+fn a_flood_of_unknown_frames_writes_a_few_lines_and_counts_the_rest() {
+    let server = ServeProcess::start(&["--no-udp"]);
+    let frames = 500;
+    let mut flood = PREFACE.to_vec();
+    for _ in 0..frames {
+        let unknown = FrameRepr::new(FrameType::Unknown(0x7f), &b""[..]);
+        flood.extend_from_slice(&unknown.to_bytes());
+    }
+    let mut stream = TcpStream::connect(server.tcp).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(&flood).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    // The connection is gone, and the server idle: the last count still
+    // comes, in a line of its own, once its second is over.
+    let what = "protocol error UNKNOWN_TYPE (5)";
+    let deadline = Instant::now() + READY;
+    let (written, suppressed) = loop {
+        let (written, suppressed) = accounted(&server.log(), what);
+        if written + suppressed >= frames || Instant::now() > deadline {
+            break (written, suppressed);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = server.log();
+    assert_eq!(
+        written + suppressed,
+        frames,
+        "every frame accounted for in:\n{log}"
+    );
+    assert!(
+        (1..=10).contains(&written),
+        "{written} lines written: 5 a second, a flood of milliseconds may straddle two:\n{log}"
     );
 }

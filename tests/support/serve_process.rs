@@ -89,6 +89,16 @@ impl ServeProcess {
         }
     }
 
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// SIGTERM (a graceful shutdown), then wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let sent = Command::new("kill")

@@ -1,10 +1,12 @@
 //! `upcase serve`.
 
-use std::io::Write;
+mod log_queue;
+
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use log::{error, info, warn};
@@ -16,7 +18,9 @@ use upcase::net::{
     Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
     connections_for_descriptors, raise_descriptor_limit,
 };
-use upcase_cli::metrics::MetricsEndpoint;
+use upcase_cli::metrics::{Limits, MetricsEndpoint};
+
+use log_queue::LogQueue;
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
@@ -90,6 +94,10 @@ pub struct ServeArgs {
     /// Log errors only (RUST_LOG overrides).
     #[arg(short, long)]
     quiet: bool,
+    /// Log lines that may wait for stderr, in bytes; past it lines are
+    /// dropped and counted, so a stderr nobody reads never stalls serving.
+    #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = parse_size)]
+    log_queue: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,16 +134,66 @@ fn parse_size(text: &str) -> Result<usize, String> {
 /// stops waiting for its connections.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
+/// How long an exit waits for queued log lines to reach stderr.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long the second signal's exit waits for its own log line.
+const SECOND_SIGNAL_LOG_DRAIN: Duration = Duration::from_millis(100);
+
 /// Run `upcase serve`: bind, print the listening line, serve until SIGINT or
 /// SIGTERM, then shut down gracefully (a second signal exits at once).
 pub fn run(args: ServeArgs) -> ExitCode {
+    let log = match start_logging(&args) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("upcase serve: cannot start the log writer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = serve(args, &log);
+    finish_logging(&log);
+    code
+}
+
+/// Log through a [`LogQueue`] to stderr, filtered and formatted by
+/// env_logger as `RUST_LOG`, `-v` or `-q` say.
+fn start_logging(args: &ServeArgs) -> io::Result<LogQueue> {
     let level = match (args.verbose, args.quiet) {
         (true, _) => "debug",
         (_, true) => "error",
         _ => "info",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let log = LogQueue::start(args.log_queue, io::stderr())?;
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    builder.target(env_logger::Target::Pipe(Box::new(log.writer())));
+    // env_logger colours a pipe target never by default; keep the colours
+    // a terminal had, unless RUST_LOG_STYLE or NO_COLOR says otherwise.
+    let plain =
+        std::env::var_os("RUST_LOG_STYLE").is_some() || std::env::var_os("NO_COLOR").is_some();
+    if !plain && io::stderr().is_terminal() {
+        builder.write_style(env_logger::WriteStyle::Always);
+    }
+    builder.init();
+    Ok(log)
+}
 
+/// Give queued lines a moment to reach stderr, then say how many were
+/// dropped, if any were and stderr takes the line.
+fn finish_logging(log: &LogQueue) {
+    let deadline = Instant::now() + LOG_DRAIN;
+    if log.wait_written(deadline) && log.dropped() > 0 {
+        warn!(
+            "{} log lines were dropped: stderr did not take them as fast as they came \
+             (read it faster, or raise --log-queue)",
+            log.dropped()
+        );
+        log.wait_written(deadline);
+    }
+}
+
+/// Serve until the signals say stop (see [`run`]), logging through `log`.
+fn serve(args: ServeArgs, log: &LogQueue) -> ExitCode {
     let config = ServerConfig {
         mode: match args.mode {
             Mode::Auto => ServerMode::Auto,
@@ -195,6 +253,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let mut lines = vec![listening_line(server.local_addrs(), server.udp_addrs())];
+    if let Some(metrics) = server.metrics() {
+        metrics.count_log_lines_dropped(log.dropped_counter());
+    }
     // Kept until the process exits: dropping it stops answering scrapes.
     let _metrics = match (args.metrics, server.metrics()) {
         (Some(addr), Some(metrics)) => match MetricsEndpoint::start(addr, Arc::clone(metrics)) {
@@ -233,9 +294,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         first.unwrap_or_default()
     );
     handle.begin_shutdown();
+    let second_signal_log = log.clone();
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            eprintln!("second signal: exiting without waiting for connections");
+            warn!("second signal: exiting without waiting for connections");
+            second_signal_log.wait_written(Instant::now() + SECOND_SIGNAL_LOG_DRAIN);
             // The shell's convention for death by a signal: 128 + its number.
             std::process::exit(128 + signal);
         }
@@ -250,7 +313,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 /// Raise the descriptor limit and lower `--max-connections` to what it
-/// allows, logging both (as Redis does with `maxclients`).
+/// allows, logging both (as Redis does with `maxclients`). With
+/// `--metrics`, the endpoint's descriptors are set aside first, so that
+/// however many metrics peers arrive the UPCASE connections keep theirs.
 fn fit_max_connections(args: &ServeArgs) -> usize {
     let descriptors = match raise_descriptor_limit() {
         Ok((before, after)) => {
@@ -268,7 +333,12 @@ fn fit_max_connections(args: &ServeArgs) -> usize {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let fit = connections_for_descriptors(descriptors, threads, args.listen.len());
+    let metrics = args.metrics.map_or(0, |_| Limits::default().descriptors());
+    let fit = connections_for_descriptors(
+        descriptors.saturating_sub(metrics),
+        threads,
+        args.listen.len(),
+    );
     if args.max_connections > fit {
         warn!(
             "--max-connections {} lowered to {fit}: the process may open {descriptors} \
