@@ -205,7 +205,7 @@ fn run_framed(
 /// and its reply is printed. No session, so nothing to say goodbye to.
 ///
 /// UDP may duplicate a datagram, and a reply may come after its request
-/// was given up: a datagram equal to a reply already printed, and not what
+/// was given up: a datagram equal to a reply printed lately, and not what
 /// this line's request should get, is counted as a duplicate or late reply
 /// (said on stderr at the end), never printed as the next answer.
 fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
@@ -252,10 +252,15 @@ fn expected_reply(line: &[u8], bytes: bool) -> Vec<u8> {
     }
 }
 
-/// The replies printed so far over UDP, to recognise duplicates.
+/// How many of the last replies printed a duplicate is looked for among:
+/// a copy comes soon after its original, and the memory stays bounded
+/// however long the input.
+const RECENT_REPLIES: usize = 64;
+
+/// The replies printed lately over UDP, to recognise duplicates.
 #[derive(Default)]
 struct UdpReplies {
-    printed: std::collections::HashSet<Vec<u8>>,
+    printed: VecDeque<Vec<u8>>,
     duplicates: u64,
 }
 
@@ -277,7 +282,10 @@ impl UdpReplies {
             let left = deadline.saturating_duration_since(Instant::now());
             let reply = data(client.receive_within(left)?)?;
             if reply == expected || !self.printed.contains(&reply) {
-                self.printed.insert(reply.clone());
+                if self.printed.len() == RECENT_REPLIES {
+                    self.printed.pop_front();
+                }
+                self.printed.push_back(reply.clone());
                 return Ok(reply);
             }
             self.duplicates += 1;
