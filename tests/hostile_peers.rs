@@ -468,8 +468,10 @@ fn bench_shows_an_error_message_escaped() {
 #[test]
 fn a_closed_stdout_ends_each_tool_quietly() {
     let (_server, addr) = server(Misbehaviour::DuplicateUdp);
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 5] = [
         &["conform", "--list"],
+        &["man"],
+        &["completions", "bash"],
         &["conform", &addr, "framed/5.1"],
         &["client", &addr],
     ];

@@ -1,116 +1,93 @@
 //! `upcase serve` as a process: its options and signals. Spawns the built binary.
 
+#[path = "support/serve_process.rs"]
+mod serve_process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use serve_process::child::{self, Process, READY};
+use serve_process::listening_tcp;
 use upcase::wire::{FrameRepr, FrameType, PREFACE};
 
-#[path = "support/serve_process.rs"]
-mod serve_process;
 use serve_process::ServeProcess;
 
+/// How long the server may take to exit once a signal should end it.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Start `upcase serve` on a free port with `extra` options; the child and
-/// the TCP address it printed.
-fn serve(extra: &[&str]) -> (Child, String) {
-    let (child, line) = serve_first_line(extra);
-    let addr = line
-        .trim_end()
-        .strip_prefix("upcase listening on tcp ")
-        .and_then(|rest| rest.split(", ").next())
+/// Start `upcase serve` on a free port with `extra` options; the process
+/// and the TCP address it printed.
+fn serve(extra: &[&str]) -> (Process, String) {
+    let (process, line) = serve_first_line(extra);
+    let addr = listening_tcp(&line)
         .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
         .to_string();
-    (child, addr)
+    (process, addr)
 }
 
-/// Start `upcase serve` on a free port with `extra` options; the child and
-/// the first line it printed.
-fn serve_first_line(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))
-        .args(["serve", "--listen", "127.0.0.1:0", "-q"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line)
+/// Start `upcase serve` on a free port with `extra` options; the process
+/// and the first line it printed (within [`child::READY`]).
+fn serve_first_line(extra: &[&str]) -> (Process, String) {
+    serve_at(&[&["--listen", "127.0.0.1:0"], extra].concat())
 }
 
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
-
-/// Wait for `child` at most [`TIMEOUT`]; kill it and fail past that.
-fn wait_with_timeout(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("`upcase serve` did not exit within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Start `upcase serve -q` with `args` (which say where to listen); the
+/// process and the first line it printed (within [`child::READY`]).
+fn serve_at(args: &[&str]) -> (Process, String) {
+    let mut process = Process::spawn(
+        "upcase serve",
+        Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .args(["serve", "-q"])
+            .args(args),
+    );
+    let line = process.stdout_line();
+    (process, line)
 }
 
 #[test]
 fn a_second_sigterm_exits_at_once_with_128_plus_its_number() {
-    let (mut child, addr) = serve(&["--linger", "15"]);
+    let (mut server, addr) = serve(&["--linger", "15"]);
     let mut raw = TcpStream::connect(&addr).unwrap();
-    raw.set_read_timeout(Some(TIMEOUT)).unwrap();
+    raw.set_read_timeout(Some(child::READY)).unwrap();
     raw.write_all(b"x").unwrap();
     let mut reply = [0; 1];
     raw.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"X");
 
-    signal(&child, "TERM");
+    server.signal("TERM");
     // Shutdown has begun once the server ends our raw stream; it then waits
     // up to the 15 s linger for us to close, which we do not.
     assert_eq!(raw.read(&mut reply).unwrap(), 0);
-    signal(&child, "TERM");
-    assert_eq!(
-        wait_with_timeout(&mut child).code(),
-        Some(143),
-        "128 + SIGTERM (15)"
+    server.signal("TERM");
+    assert_eq!(server.wait(TIMEOUT).code(), Some(143), "128 + SIGTERM (15)");
+}
+
+/// Run `upcase serve` with `args`, which it must refuse; what it said.
+fn refusal(args: &[&str]) -> String {
+    let output = child::run(
+        "upcase serve",
+        Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .arg("serve")
+            .args(args),
+        b"",
     );
+    assert!(!output.status.success(), "{args:?} accepted: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
 fn bad_sizes_are_refused_with_a_hint() {
-    let output = Command::new(env!("CARGO_BIN_EXE_upcase"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--memory-budget",
-            "lots",
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refusal(&["--listen", "127.0.0.1:0", "--memory-budget", "lots"]);
     assert!(stderr.contains("256M"), "{stderr}");
 }
 
 #[test]
 fn the_first_line_names_every_socket_listened_on() {
-    let (mut child, line) = serve_first_line(&[]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (_server, line) = serve_first_line(&[]);
     let sockets = line
         .trim_end()
         .strip_prefix("upcase listening on ")
@@ -124,18 +101,54 @@ fn the_first_line_names_every_socket_listened_on() {
     assert_ne!(port, "0", "the real port, not the one asked for");
     assert_eq!(udp, format!("udp 127.0.0.1:{port}"), "UDP on the same port");
 
-    let (mut child, line) = serve_first_line(&["--no-udp"]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (_server, line) = serve_first_line(&["--no-udp"]);
     assert!(
         line.starts_with("upcase listening on tcp 127.0.0.1:") && !line.contains(", "),
         "TCP only with --no-udp: {line:?}"
     );
 }
 
-/// How long a starved server may take to start, or to show a drop: the
-/// 2-core machine is shared and loaded.
-const READY: Duration = Duration::from_secs(60);
+#[test]
+fn port_is_shorthand_for_listening_on_127_0_0_1() {
+    let (_server, line) = serve_at(&["--port", "0", "--no-udp"]);
+    let addr = listening_tcp(&line).unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    assert!(addr.starts_with("127.0.0.1:"), "{line:?}");
+    TcpStream::connect(addr).expect("it listens where it says");
+}
+
+#[test]
+fn port_and_listen_together_are_refused() {
+    let stderr = refusal(&["--port", "0", "--listen", "127.0.0.1:0"]);
+    assert!(
+        stderr.contains("--port") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let (_server, line) = serve_at(&["--listen", "localhost:0", "--no-udp"]);
+    let sockets = line
+        .trim_end()
+        .strip_prefix("upcase listening on ")
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    // localhost names 127.0.0.1, ::1 or both; each is listened on.
+    for socket in sockets.split(", ") {
+        let addr: std::net::SocketAddr = socket
+            .strip_prefix("tcp ")
+            .unwrap_or_else(|| panic!("TCP only: {line:?}"))
+            .parse()
+            .unwrap();
+        assert!(addr.ip().is_loopback(), "{line:?}");
+        TcpStream::connect(addr).expect("it listens where it says");
+    }
+}
+
+#[test]
+fn listen_without_a_port_says_to_add_one() {
+    let stderr = refusal(&["--listen", "localhost"]);
+    assert!(stderr.contains("localhost:9999"), "{stderr}");
+}
 
 /// `upcase serve -v --log-queue 4K --metrics …` whose stderr is a pipe the
 /// test does not read until it says so. Killed on drop; a failure shows
@@ -234,8 +247,7 @@ impl StarvedServe {
         if let Some(mut stderr) = self.stderr.take() {
             let _ = stderr.read_to_string(&mut log);
         }
-        let tail = &log[log.floor_char_boundary(log.len().saturating_sub(4000))..];
-        panic!("{why}; the server's log ended with:\n{tail}");
+        panic!("{why}; the server's log ended with:\n{}", tail(&log));
     }
 }
 
@@ -244,6 +256,17 @@ impl Drop for StarvedServe {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The last 4,000 bytes or so of `log`, cut at a character boundary.
+/// (`str::floor_char_boundary` does this from Rust 1.91; rust-version is
+/// 1.88.)
+fn tail(log: &str) -> &str {
+    let from = log.len().saturating_sub(4000);
+    let start = (from..=log.len())
+        .find(|&at| log.is_char_boundary(at))
+        .unwrap_or(log.len());
+    &log[start..]
 }
 
 /// One framed connection pipelining TEXT frames (each logged with `-v`)
@@ -310,14 +333,15 @@ fn a_stderr_nobody_reads_costs_log_lines_not_service() {
     }
     // Once stderr is read again, the exit says how many lines were lost.
     let log = server.read_stderr();
-    signal(&server.child, "TERM");
-    let status = wait_with_timeout(&mut server.child);
+    child::send_signal(server.child.id(), "TERM");
+    let status = child::wait_at_most(&mut server.child, TIMEOUT)
+        .unwrap_or_else(|| server.fail(&format!("no exit within {TIMEOUT:?} of SIGTERM")));
     let log = log.lock().unwrap().clone();
     assert!(status.success(), "{status}; log:\n{log}");
     assert!(
         log.contains("log lines were dropped: stderr did not take them"),
         "no exit summary of dropped lines in:\n{}",
-        &log[log.floor_char_boundary(log.len().saturating_sub(4000))..]
+        tail(&log)
     );
 }
 

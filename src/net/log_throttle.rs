@@ -104,7 +104,7 @@ pub fn suppressed_note(suppressed: u64) -> String {
 /// A kind of TCP log line that a peer can make the server repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TcpLine {
-    /// A protocol error, one kind per ERROR code (SPEC.md §11).
+    /// A protocol error, one kind per ERROR code (SPEC.md §6.2).
     ProtocolError(ErrorCode),
     /// A connection was accepted and is served.
     Connected,

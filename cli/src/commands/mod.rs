@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod client;
+pub mod completions;
 pub mod conform;
+pub mod man;
 pub mod output;
 pub mod serve;
 

@@ -3,7 +3,7 @@
 mod log_queue;
 
 use std::io::{self, IsTerminal, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +25,13 @@ use log_queue::LogQueue;
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on, IPv4 or [IPv6]; repeat for several; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on: IPv4, [IPv6] or a host name (every address it
+    /// names), and a port; repeat for several; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
+    listen: Vec<ListenAddrs>,
+    /// Listen on 127.0.0.1:PORT (shorthand for --listen).
+    #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+    port: Option<u16>,
     /// Which clients to accept: auto-detect, raw byte streams only, or framed only.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -98,6 +102,46 @@ pub struct ServeArgs {
     /// dropped and counted, so a stderr nobody reads never stalls serving.
     #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = parse_size)]
     log_queue: usize,
+}
+
+impl ServeArgs {
+    /// Every address to listen on, from --port or --listen.
+    fn listen_addrs(&self) -> Vec<SocketAddr> {
+        match self.port {
+            Some(port) => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))],
+            None => self
+                .listen
+                .iter()
+                .flat_map(|addrs| addrs.0.clone())
+                .collect(),
+        }
+    }
+}
+
+/// What one --listen names: one address, or every address of a host name.
+#[derive(Clone, Debug)]
+struct ListenAddrs(Vec<SocketAddr>);
+
+/// An address with a port, or a host name with a port resolved to every
+/// address it names (as `client` resolves one).
+fn parse_listen(text: &str) -> Result<ListenAddrs, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(ListenAddrs(vec![addr]));
+    }
+    if !text.contains(':') {
+        return Err(format!(
+            "{text:?} has no port: write HOST:PORT (e.g. localhost:9999), or use --port {text}"
+        ));
+    }
+    let mut addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {text:?}: {error}"))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{text:?} names no address"));
+    }
+    Ok(ListenAddrs(addrs))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,7 +269,7 @@ fn serve(args: ServeArgs, log: &LogQueue) -> ExitCode {
         Some(threads) => Server::builder().threads(threads.into()),
         None => Server::builder(),
     };
-    let builder = args.listen.iter().fold(
+    let builder = args.listen_addrs().into_iter().fold(
         builder
             .config(config)
             .max_connections(max_connections)
@@ -238,7 +282,7 @@ fn serve(args: ServeArgs, log: &LogQueue) -> ExitCode {
                 burst: args.udp_burst,
             })
             .metrics(args.metrics.is_some()),
-        |builder, &addr| builder.listen(addr),
+        |builder, addr| builder.listen(addr),
     );
     let builder = if args.proxy_protocol {
         builder.proxy_protocol(args.trusted_proxy.clone())
@@ -337,7 +381,7 @@ fn fit_max_connections(args: &ServeArgs) -> usize {
     let fit = connections_for_descriptors(
         descriptors.saturating_sub(metrics),
         threads,
-        args.listen.len(),
+        args.listen_addrs().len(),
     );
     if args.max_connections > fit {
         warn!(
@@ -368,7 +412,35 @@ fn listening_line(tcp: &[SocketAddr], udp: &[SocketAddr]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_listen, parse_size};
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        let one = parse_listen("127.0.0.1:9998").unwrap();
+        assert_eq!(one.0, ["127.0.0.1:9998".parse().unwrap()]);
+        let v6 = parse_listen("[::1]:9998").unwrap();
+        assert_eq!(v6.0, ["[::1]:9998".parse().unwrap()]);
+        let named = parse_listen("localhost:9998").unwrap();
+        assert!(!named.0.is_empty());
+        assert!(
+            named
+                .0
+                .iter()
+                .all(|addr| addr.ip().is_loopback() && addr.port() == 9998),
+            "{:?}",
+            named.0
+        );
+    }
+
+    #[test]
+    fn listen_without_a_port_says_how_to_write_one() {
+        let error = parse_listen("localhost").unwrap_err();
+        assert!(
+            error.contains("HOST:PORT") && error.contains("--port"),
+            "{error}"
+        );
+        assert!(parse_listen("9999").unwrap_err().contains("--port 9999"));
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {
