@@ -159,7 +159,7 @@ impl Case {
 
     /// How long the case may take in all, whatever the server does: it
     /// fails when this passes (each reply also has its own deadline, the
-    /// read timeout from the moment it is owed). [`CASE_READS`] read
+    /// read timeout from the moment it is owed). `CASE_READS` (10) read
     /// timeouts, plus what the case waits on the server's own timers: four
     /// idle timeouts for an idle case, one read timeout per connection of
     /// the limit for a BUSY case.
