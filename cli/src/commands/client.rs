@@ -58,11 +58,11 @@ pub fn run(args: ClientArgs) -> ExitCode {
         }
     };
     let interactive = io::stdin().is_terminal();
-    let mut answered = false;
+    let mut answered = 0;
     let result = if args.udp {
         run_udp(&args, timeout, interactive)
     } else if args.raw {
-        run_raw(&args.addr, timeout, interactive)
+        run_raw(&args.addr, timeout, interactive, &mut answered)
     } else {
         run_framed(&args, timeout, interactive, &mut answered)
     };
@@ -74,7 +74,14 @@ pub fn run(args: ClientArgs) -> ExitCode {
                 "upcase client: {}",
                 output::escaped(error.to_string().as_bytes())
             );
-            if let Some(hint) = advice(&error, &args, answered) {
+            if let ClientError::Timeout { timeout } = &error {
+                eprintln!(
+                    "upcase client: the reply to line {} was not whole within {:.1} s of being owed (a deadline: bytes trickled in do not extend it)",
+                    answered + 1,
+                    timeout.as_secs_f64()
+                );
+            }
+            if let Some(hint) = advice(&error, &args, answered > 0) {
                 eprintln!("hint: {hint}");
             }
             let nobody = matches!(
@@ -155,12 +162,12 @@ impl Lines {
     }
 }
 
-/// Framed mode; `answered` turns true with the server's first reply.
+/// Framed mode; `answered` counts the lines the server has replied to.
 fn run_framed(
     args: &ClientArgs,
     timeout: Duration,
     interactive: bool,
-    answered: &mut bool,
+    answered: &mut usize,
 ) -> Result<(), ClientError> {
     let mut client = Client::connect(args.addr.as_str(), timeout)?;
     let mut lines = Lines {
@@ -190,13 +197,13 @@ fn run_framed(
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
             print_reply(&client.receive()?)?;
-            *answered = true;
+            *answered += 1;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
         print_reply(&client.receive()?)?;
-        *answered = true;
+        *answered += 1;
     }
     client.bye()
 }
@@ -314,7 +321,13 @@ fn print_reply(reply: &[u8]) -> io::Result<()> {
 
 /// Raw mode, as the tutorial's client: send each line with its newline,
 /// print what comes back up to a newline. The end is a plain close.
-fn run_raw(addr: &str, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+/// `answered` counts the lines answered.
+fn run_raw(
+    addr: &str,
+    timeout: Duration,
+    interactive: bool,
+    answered: &mut usize,
+) -> Result<(), ClientError> {
     let mut stream = connect_stream(addr, timeout)?;
     stream.set_write_timeout(Some(timeout))?;
     let mut lines = Lines {
@@ -331,6 +344,7 @@ fn run_raw(addr: &str, timeout: Duration, interactive: bool) -> Result<(), Clien
             .read_line(&mut stream, deadline, limit)
             .map_err(timeout_error(timeout))?;
         print_reply(&reply)?;
+        *answered += 1;
     }
     let _ = stream.shutdown(Shutdown::Write);
     Ok(())
