@@ -41,8 +41,8 @@ impl From<FlagArg> for Flag {
     }
 }
 
-/// Run the client suite: exit 0 when every case passed, 1 on a failure or
-/// a filter that matches nothing, 2 on bad usage.
+/// Run the client suite: exit 0 when every case passed, 1 on a failure, 2
+/// on bad usage (a filter that matches nothing, no command).
 pub fn run(
     args: &ClientSuiteArgs,
     filters: Vec<String>,
@@ -59,7 +59,7 @@ pub fn run(
         Ok(cases) => cases,
         Err(message) => {
             eprintln!("upcase conform: {message}");
-            return ExitCode::FAILURE;
+            return super::output::exit(super::output::USAGE);
         }
     };
     if list {
@@ -78,24 +78,22 @@ pub fn run(
         eprintln!(
             "upcase conform: --client needs the client's command after `--`, e.g. `upcase conform --client -- upcase client`"
         );
-        return ExitCode::from(2);
+        return super::output::exit(super::output::USAGE);
     }
-    println!(
+    let say = super::conform::progress([junit, json, html]);
+    say(format!(
         "upcase conform --client -- {}",
         options.command.join(" ").escape_debug()
-    );
+    ));
     let report = client_suite::run_with(&options, |result| {
-        println!(
-            "{}",
-            result.render(&upcase_cli::conform::unicode_version(), verbose)
-        );
+        say(result.render(&upcase_cli::conform::unicode_version(), verbose));
     });
     let report = match report {
         Ok(report) => report,
         Err(message) => {
             eprintln!("upcase conform: {message}");
-            return ExitCode::FAILURE;
+            return super::output::exit(super::output::USAGE);
         }
     };
-    super::conform::finish(&report, junit, json, html)
+    super::conform::finish(&report, junit, json, html, say)
 }

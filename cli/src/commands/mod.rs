@@ -7,6 +7,7 @@ pub mod completions;
 pub mod conform;
 pub mod conform_client;
 pub mod man;
+pub mod output;
 pub mod serve;
 
 use std::time::Duration;

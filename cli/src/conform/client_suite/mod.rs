@@ -271,6 +271,7 @@ pub fn run_with(
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         results,
         refusing_after: None,
+        early_verdict: None,
     })
 }
 
