@@ -185,12 +185,22 @@ fn serve(
             }
         }
         Misbehaviour::EndlessFrame => {
-            read_preface(&mut stream, stop)?;
+            let mut input = read_preface(&mut stream, stop)?;
             let mut header = FrameRepr::new(FrameType::Text, &b""[..])
                 .to_bytes()
                 .to_vec();
             header[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&0xFFFF_FFF0u32.to_be_bytes());
             write_all(&mut stream, &PREFACE, stop)?;
+            // `upcase client` sends the SPEC.md §2.4 probe with its preface:
+            // answer it, so that the endless frame is the reply to its TEXT.
+            let wait = Instant::now() + Duration::from_millis(500);
+            while input.len() < HEADER_LEN && Instant::now() < wait {
+                read_some(&mut stream, &mut input, stop)?;
+            }
+            if parse_header(&input).is_some_and(|h| h.frame_type == FrameType::Ping) {
+                let pong = FrameRepr::new(FrameType::Pong, &b""[..]);
+                write_all(&mut stream, &pong.to_bytes(), stop)?;
+            }
             write_all(&mut stream, &header, stop)?;
             let chunk = [b'A'; 16 * 1024];
             loop {
@@ -208,7 +218,12 @@ fn serve(
                 }
                 let header = parse_header(&input).expect("checked");
                 input.drain(..HEADER_LEN + header.data_len as usize);
-                let reply = if misbehaviour == Misbehaviour::OverLimitHeader {
+                let reply = if misbehaviour == Misbehaviour::OverLimitHeader
+                    && header.frame_type == FrameType::Ping
+                {
+                    // The probe (SPEC.md §2.4) gets its PONG; requests the limit test.
+                    FrameRepr::new(FrameType::Pong, &b""[..])
+                } else if misbehaviour == Misbehaviour::OverLimitHeader {
                     let over = 3 * (header.data_len as usize + 3) + 1;
                     FrameRepr::new(FrameType::Text, vec![b'A'; over])
                 } else {
