@@ -60,5 +60,5 @@ pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET, Server,
     ServerBuilder, ServerHandle,
 };
-pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
+pub use udp::{MAX_SOURCES, SourceKey, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;
