@@ -47,6 +47,7 @@ mod udp_client;
 pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
+pub use log_throttle::{LOG_INTERVAL, LogThrottle, suppressed_note};
 pub use metrics::{
     ConnectionMeter, GaugeSource, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
     REPLY_DELAY_BUCKETS_MICROS, ServerGauges, ServerMetrics, ShardHandle,
