@@ -13,10 +13,11 @@ mod serve_process;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use serve_process::child::{Process, TempPath};
 use serve_process::{ServeProcess, free_port, tool_available};
 use upcase::net::Client;
 use upcase::wire::{FrameRepr, FrameType};
@@ -169,23 +170,24 @@ fn other_paths_are_not_found_and_metrics_are_off_by_default() {
     );
 }
 
-/// A Prometheus server in its own temporary directory, on loopback; its
-/// stderr goes to a file there, printed when a test fails.
+/// A Prometheus server in its own temporary directory, on loopback: its
+/// output kept and printed when a test fails, the directory removed however
+/// the test ends.
 struct Prometheus {
-    child: Child,
+    /// Held, not read: dropping it kills Prometheus (declared first, so
+    /// before its directory is removed).
+    _process: Process,
     api: SocketAddr,
-    dir: std::path::PathBuf,
+    _dir: TempPath,
 }
 
 impl Prometheus {
+    /// Start it scraping `target` every second, once its API listens (at
+    /// most [`PATIENCE`]).
     fn start(target: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!(
-            "upcase-prometheus-{}-{}",
-            std::process::id(),
-            target.port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
+        let dir = TempPath::new(&format!("upcase-prometheus-{}", target.port()));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
@@ -195,23 +197,22 @@ impl Prometheus {
         )
         .unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={api}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("prometheus starts");
-        Prometheus { child, api, dir }
-    }
-
-    /// What it wrote to stderr so far.
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        let mut process = Process::spawn(
+            "prometheus",
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={api}")),
+        );
+        process.wait_for_port(api);
+        Prometheus {
+            _process: process,
+            api,
+            _dir: dir,
+        }
     }
 
     /// The value of instant query `query`, once it has one.
@@ -235,17 +236,6 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("prometheus's stderr:\n{}", self.stderr());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
     require!("prometheus", "--version");
@@ -256,11 +246,9 @@ fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
     let deadline = Instant::now() + PATIENCE;
     let mut last = None;
     while Instant::now() < deadline {
-        if TcpStream::connect(prometheus.api).is_ok() {
-            last = prometheus.query(query);
-            if last == Some(3.0) {
-                break;
-            }
+        last = prometheus.query(query);
+        if last == Some(3.0) {
+            break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
