@@ -10,7 +10,8 @@
 //! has waited longest for its head; a newcomer from the address holding
 //! the most (or when no such peer is still reading) is refused. An
 //! address is an IPv4 address or an IPv6 /64: the library's
-//! [`SourceKey`], the key of UDP sources (SPEC.md §8.6).
+//! [`SourceKey`], the group of UDP sources (SPEC.md §8.6) and of UPCASE
+//! connections (§9.3).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
