@@ -229,6 +229,27 @@ fn raw_only_server_passes_its_mode_cases() {
 
     // Told nothing, the suite expects a framed reply to a preface.
     fails_untold(server.addr, "framed/2.1/preface-answered");
+
+    // Told nothing, the suite sees a raw-only server before the cases: the
+    // first framed case runs (and fails), the other framed ones are
+    // skipped, the raw ones run.
+    let report = run(&options(server.addr, &["framed/2", "raw/2.1"]));
+    let early = report.early_verdict.clone().unwrap_or_default();
+    assert!(early.contains("a raw-only server"), "{early}");
+    assert!(early.contains("--server-mode raw"), "{early}");
+    let (passed, failed, skipped) = report.counts();
+    assert_eq!(failed, 1, "{}", report.render_failures());
+    assert!(report.results[0].failed());
+    assert!(passed > 0 && skipped > 0, "{}", report.summary());
+    assert!(
+        report
+            .results
+            .iter()
+            .filter(|r| matches!(r.outcome, CaseOutcome::Skipped { .. }))
+            .all(|r| r.name.starts_with("framed/")),
+        "{}",
+        report.summary()
+    );
 }
 
 #[test]
@@ -1000,7 +1021,7 @@ fn cli_exit_codes_and_reports() {
         .args(["conform", &addr, "framed/99"])
         .output()
         .unwrap();
-    assert_eq!(no_match.status.code(), Some(1));
+    assert_eq!(no_match.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&no_match.stderr)
             .contains("no case name starts with \"framed/99\"")
@@ -1019,7 +1040,7 @@ fn cli_exit_codes_and_reports() {
         .args(["conform", &addr, "--udp", "framed/2"])
         .output()
         .unwrap();
-    assert_eq!(wrong_transport.status.code(), Some(1));
+    assert_eq!(wrong_transport.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&wrong_transport.stderr).contains("--udp"),
         "{}",
@@ -1037,18 +1058,37 @@ fn cli_exit_codes_and_reports() {
         "{listing}"
     );
     assert!(
-        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout]"),
+        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout, deadline 20 s]"),
         "{listing}"
     );
     assert!(
-        listing.contains("framed/9.3/busy-at-the-limit [needs --max-connections]"),
+        listing.contains("framed/9.3/busy-at-the-limit [needs --max-connections, deadline 24 s]"),
         "{listing}"
     );
     assert!(
-        listing.contains("raw/2.2/raw-only-preface-echoed [needs --server-mode raw]"),
+        listing
+            .contains("raw/2.2/raw-only-preface-echoed [needs --server-mode raw, deadline 20 s]"),
         "{listing}"
     );
     assert!(listing.contains("udp/8.2/more-set-malformed"), "{listing}");
+
+    // Each case's deadline follows the read timeout and the server's timers.
+    let list = upcase()
+        .args([
+            "conform",
+            "--list",
+            "framed/9.1/idle-timeout",
+            "--timeout",
+            "1",
+        ])
+        .args(["--idle-timeout", "3"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.contains("framed/9.1/idle-timeout [needs --idle-timeout, deadline 22 s]"),
+        "{listing}"
+    );
 
     // --list needs no server; a first argument with a '/' is a filter.
     let list = upcase()

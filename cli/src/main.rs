@@ -9,7 +9,13 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// UPCASE/1: send text, get it back in upper case.
 #[derive(Parser)]
-#[command(name = "upcase", version, about, propagate_version = true)]
+#[command(
+    name = "upcase",
+    version,
+    about,
+    propagate_version = true,
+    after_help = commands::output::EXIT_CODES
+)]
 struct Command {
     #[command(subcommand)]
     action: Action,

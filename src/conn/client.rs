@@ -341,6 +341,7 @@ impl ClientConnection {
         }
         self.output.advance(sent);
         if !self.closed {
+            // A byte written is progress: the server is reading.
             self.update_deadline(now, sent > 0);
         }
         Ok(())
@@ -355,12 +356,16 @@ impl ClientConnection {
             return;
         }
         self.input.extend_from_slice(data);
+        let (preface_seen, replies) = (self.server_preface_seen, self.waiting.len());
         if let Err((error, request)) = self.decode_all() {
             self.lose(error, request);
             return;
         }
+        // Only a whole preface or reply frame is progress: bytes trickled
+        // into an incomplete one do not put the deadline off.
+        let answered = self.server_preface_seen != preface_seen || self.waiting.len() < replies;
         self.release_held();
-        self.update_deadline(now, !data.is_empty());
+        self.update_deadline(now, answered);
     }
 
     /// The server closed its sending side. Before the exchange is over that
@@ -373,7 +378,9 @@ impl ClientConnection {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: while the
     /// preface or a reply is due, the reply timeout after the last byte
-    /// sent or received.
+    /// sent, the last whole frame received, or the connection's start. A
+    /// server trickling bytes into a frame does not move it: each reply has
+    /// an absolute deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
@@ -402,8 +409,9 @@ impl ClientConnection {
     }
 
     /// Keep the reply timer running while something is due from the server:
-    /// restarted at `now` on `progress` (a byte sent or received), started
-    /// when it was not running.
+    /// restarted at `now` on `progress` (a byte sent, or the preface or a
+    /// reply frame received whole: never a byte of an incomplete one),
+    /// started when it was not running.
     fn update_deadline(&mut self, now: Instant, progress: bool) {
         let due = !self.server_preface_seen || !self.waiting.is_empty();
         if !due {

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 /// `bytes` as one printable line: invalid UTF-8 becomes U+FFFD, control
 /// and bidi characters become `\n`, `\r`, `\t`, `\x1b` or `\u{202e}`.
-pub(crate) fn escape_for_log(bytes: &[u8]) -> String {
+pub fn escape_for_log(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {

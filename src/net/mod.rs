@@ -52,6 +52,7 @@ mod work;
 pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
+pub use log_escape::escape_for_log;
 pub use log_throttle::{LOG_INTERVAL, LogThrottle, suppressed_note};
 pub use metrics::{
     ConnectionMeter, GaugeSource, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,

@@ -67,7 +67,33 @@ impl UdpClient {
     /// # Errors
     /// [`ClientError::NoDatagramReply`] when nothing comes back in time.
     pub fn exchange(&mut self, datagram: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.send(datagram)?;
+        self.receive_within(self.timeout)
+    }
+
+    /// Send `datagram` as it is, without waiting for a reply.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn send(&mut self, datagram: &[u8]) -> Result<(), ClientError> {
         self.socket.send(datagram)?;
+        Ok(())
+    }
+
+    /// The next datagram from the server, waiting at most `wait` (a caller
+    /// with a deadline passes what is left of it; zero waits not at all).
+    ///
+    /// # Errors
+    /// [`ClientError::NoDatagramReply`] when nothing comes in time.
+    pub fn receive_within(&mut self, wait: Duration) -> Result<Vec<u8>, ClientError> {
+        let no_reply = ClientError::NoDatagramReply {
+            server: self.server,
+            timeout: self.timeout,
+        };
+        if wait.is_zero() {
+            return Err(no_reply);
+        }
+        self.socket.set_read_timeout(Some(wait))?;
         match self.socket.recv(&mut self.buffer) {
             Ok(len) => Ok(self.buffer[..len].to_vec()),
             Err(error)
@@ -78,10 +104,7 @@ impl UdpClient {
                         | io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                Err(ClientError::NoDatagramReply {
-                    server: self.server,
-                    timeout: self.timeout,
-                })
+                Err(no_reply)
             }
             Err(error) => Err(error.into()),
         }
@@ -95,13 +118,21 @@ impl UdpClient {
     pub fn request(&mut self, frame: &FrameRepr) -> Result<FrameRepr, ClientError> {
         let datagram = encode_framed_datagram(frame);
         let reply = self.exchange(&datagram)?;
+        Self::reply_frame(&reply)
+    }
+
+    /// The frame of a framed reply datagram (preface and one frame).
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    pub fn reply_frame(reply: &[u8]) -> Result<FrameRepr, ClientError> {
         let malformed = |what: String| {
             ClientError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the server's reply: {what}; is it an UPCASE/1 server?"),
             ))
         };
-        let view = framed_datagram(&reply).map_err(|error| malformed(error.to_string()))?;
+        let view = framed_datagram(reply).map_err(|error| malformed(error.to_string()))?;
         let frame = FrameRepr::parse(&view).expect("framed_datagram checked the length");
         if frame.frame_type == FrameType::Error {
             let payload =

@@ -2,7 +2,11 @@
 
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use super::output;
 
 use clap::ValueEnum;
 use upcase_cli::loadgen::{
@@ -20,6 +24,13 @@ use upcase_cli::loadgen::{
     Clients are shared among a few event-loop threads (--threads), so \
     --clients 15000 needs 15,000 descriptors, not threads; the soft open-file \
     limit is raised to the hard limit at start.\n\
+    Each reply has a deadline of --timeout from the moment it is owed (bytes \
+    trickled in do not extend it), replies are held to what their request \
+    can produce (SPEC.md §3.4, §11), and a timed run ends by --duration plus \
+    one --timeout whatever the server does. Ctrl-C stops the run and prints \
+    (and with --json writes) what was measured so far; exit status 130.\n\
+    Exit status: 0 every reply right, 1 the server failed, 2 bad usage or \
+    no connection at all.\n\
     Example: upcase bench 127.0.0.1:7777 --clients 64 --duration 5\n\
     Example: upcase bench --udp 127.0.0.1:7777 --clients 16 --pipeline 4"
 )]
@@ -51,7 +62,8 @@ pub struct BenchArgs {
     /// Requests in flight per connection (UDP: datagrams per client).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pipeline: u32,
-    /// Seconds to wait for a connection or a reply (TCP).
+    /// Seconds to wait for a connection, or for a reply from the moment it
+    /// is owed (TCP).
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
     /// The server is a plain echo (a baseline to compare with): expect each
@@ -89,32 +101,46 @@ enum Kind {
     Bytes,
 }
 
-/// Run `upcase bench`.
+/// Run `upcase bench`: exit 0 when every reply was right, 1 when the server
+/// failed, 2 on bad usage or when no client could connect, 130 on Ctrl-C
+/// (after printing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
-    match config(&args).and_then(|config| loadgen::run(&config)) {
-        Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&report).expect("a report serializes")
-                );
-            } else {
-                print!("{report}");
-            }
-            if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+    let stop = Arc::new(AtomicBool::new(false));
+    // The first Ctrl-C stops the run and prints; a second one exits at once.
+    let interrupt = signal_hook::consts::SIGINT;
+    let handled = signal_hook::flag::register_conditional_shutdown(
+        interrupt,
+        i32::from(output::INTERRUPTED),
+        stop.clone(),
+    )
+    .and_then(|_| signal_hook::flag::register(interrupt, stop.clone()));
+    if let Err(error) = handled {
+        eprintln!("upcase bench: cannot handle Ctrl-C ({error}): it will end the run unreported");
+    }
+    let report = match config(&args, stop).and_then(|config| loadgen::run(&config)) {
+        Ok(report) => report,
         Err(message) => {
             eprintln!("upcase bench: {message}");
-            ExitCode::from(2)
+            return output::exit(output::USAGE);
         }
+    };
+    if args.json {
+        output::println(serde_json::to_string(&report).expect("a report serializes"));
+    } else {
+        output::println(report.to_string().trim_end());
+    }
+    if report.interrupted {
+        output::exit(output::INTERRUPTED)
+    } else if report.ok {
+        ExitCode::SUCCESS
+    } else if report.connected == 0 {
+        output::exit(output::USAGE)
+    } else {
+        output::exit(output::PEER_FAILED)
     }
 }
 
-fn config(args: &BenchArgs) -> Result<Config, String> {
+fn config(args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Config, String> {
     let addr = args
         .addr
         .to_socket_addrs()
@@ -162,6 +188,7 @@ fn config(args: &BenchArgs) -> Result<Config, String> {
         timeout: super::seconds("--timeout", args.timeout)?,
         udp: udp_options(args)?,
         progress: !args.json,
+        stop,
     })
 }
 

@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::output;
 use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
-use upcase::wire::{FrameRepr, FrameType};
+use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
 
 /// Arguments of `upcase client`.
 #[derive(clap::Args)]
@@ -25,7 +26,9 @@ pub struct ClientArgs {
     /// Use UDP: one datagram per line (framed, or raw with --raw), one reply each.
     #[arg(long)]
     udp: bool,
-    /// Seconds to wait for the connection and for each reply.
+    /// Seconds to wait for the connection, and for each reply from the
+    /// moment it is owed (a deadline: a server trickling bytes does not
+    /// extend it).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
 }
@@ -44,32 +47,54 @@ const WINDOW: usize = 64;
 /// writing while the other waits for it to read.
 const WINDOW_BYTES: usize = 64 * 1024;
 
-/// Run `upcase client`.
+/// Run `upcase client`: exit 0 when every line was answered, 1 when the
+/// server failed, 2 on bad usage or no server (see `upcase help`).
 pub fn run(args: ClientArgs) -> ExitCode {
     let timeout = match super::seconds("--timeout", args.timeout) {
         Ok(timeout) => timeout,
         Err(message) => {
             eprintln!("upcase client: {message}");
-            return ExitCode::FAILURE;
+            return output::exit(output::USAGE);
         }
     };
     let interactive = io::stdin().is_terminal();
-    let mut answered = false;
+    let mut answered = 0;
     let result = if args.udp {
         run_udp(&args, timeout, interactive)
     } else if args.raw {
-        run_raw(&args.addr, timeout, interactive)
+        run_raw(&args.addr, timeout, interactive, &mut answered)
     } else {
         run_framed(&args, timeout, interactive, &mut answered)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("upcase client: {error}");
-            if let Some(hint) = advice(&error, &args, answered) {
+            // The message may carry the server's text (an ERROR, a BYE reason).
+            eprintln!(
+                "upcase client: {}",
+                output::escaped(error.to_string().as_bytes())
+            );
+            if let ClientError::Timeout { timeout } = &error {
+                eprintln!(
+                    "upcase client: the reply to line {} was not whole within {:.1} s of being owed (a deadline: bytes trickled in do not extend it)",
+                    answered + 1,
+                    timeout.as_secs_f64()
+                );
+            }
+            if let Some(hint) = advice(&error, &args, answered > 0) {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::FAILURE
+            let nobody = matches!(
+                error,
+                ClientError::Refused { .. }
+                    | ClientError::ConnectTimeout { .. }
+                    | ClientError::Resolve { .. }
+            );
+            output::exit(if nobody {
+                output::USAGE
+            } else {
+                output::PEER_FAILED
+            })
         }
     }
 }
@@ -119,8 +144,9 @@ impl Lines {
     fn next(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         if self.interactive {
             let mut stdout = io::stdout();
-            write!(stdout, "{PROMPT}")?;
-            stdout.flush()?;
+            write!(stdout, "{PROMPT}")
+                .and_then(|()| stdout.flush())
+                .map_err(output::quiet_if_closed)?;
         }
         let mut line = Vec::new();
         if self.stdin.read_until(b'\n', &mut line)? == 0 {
@@ -136,12 +162,12 @@ impl Lines {
     }
 }
 
-/// Framed mode; `answered` turns true with the server's first reply.
+/// Framed mode; `answered` counts the lines the server has replied to.
 fn run_framed(
     args: &ClientArgs,
     timeout: Duration,
     interactive: bool,
-    answered: &mut bool,
+    answered: &mut usize,
 ) -> Result<(), ClientError> {
     let mut client = Client::connect(args.addr.as_str(), timeout)?;
     let mut lines = Lines {
@@ -171,96 +197,221 @@ fn run_framed(
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
             print_reply(&client.receive()?)?;
-            *answered = true;
+            *answered += 1;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
         print_reply(&client.receive()?)?;
-        *answered = true;
+        *answered += 1;
     }
     client.bye()
 }
 
 /// UDP: each line is one datagram — raw (with its newline) or one frame —
 /// and its reply is printed. No session, so nothing to say goodbye to.
+///
+/// UDP may duplicate a datagram, and a reply may come after its request
+/// was given up: a datagram equal to a reply printed lately, and not what
+/// this line's request should get, is counted as a duplicate or late reply
+/// (said on stderr at the end), never printed as the next answer.
 fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
     let mut client = UdpClient::connect(args.addr.as_str(), timeout)?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
         interactive,
     };
+    let mut replies = UdpReplies::default();
     while let Some(mut line) = lines.next()? {
-        let reply = if args.raw {
+        let expected = expected_reply(&line, args.bytes);
+        let (datagram, raw) = if args.raw {
             line.push(b'\n');
-            let mut reply = client.exchange(&line)?;
-            if reply.ends_with(b"\n") {
-                reply.pop();
-            }
-            reply
+            (line, true)
         } else {
             let frame_type = if args.bytes {
                 FrameType::Bytes
             } else {
                 FrameType::Text
             };
-            client
-                .request(&FrameRepr::new(frame_type, line))?
-                .data
-                .to_vec()
+            let frame = FrameRepr::new(frame_type, line);
+            (encode_framed_datagram(&frame).to_vec(), false)
         };
+        let reply = replies.exchange(&mut client, &datagram, &expected, timeout, |reply| {
+            if raw {
+                Ok(reply.strip_suffix(b"\n").unwrap_or(&reply).to_vec())
+            } else {
+                UdpClient::reply_frame(&reply).map(|frame| frame.data.to_vec())
+            }
+        })?;
         print_reply(&reply)?;
     }
+    replies.report();
     Ok(())
 }
 
+/// What a line's reply should be, by the oracle SPEC.md §5.1/§5.2 give:
+/// Unicode upper case for text, ASCII upper case for bytes (a guess for a
+/// raw server in ASCII mode; it only serves to tell a duplicate apart).
+fn expected_reply(line: &[u8], bytes: bool) -> Vec<u8> {
+    match std::str::from_utf8(line) {
+        Ok(text) if !bytes => text.to_uppercase().into_bytes(),
+        _ => line.to_ascii_uppercase(),
+    }
+}
+
+/// How many of the last replies printed a duplicate is looked for among:
+/// a copy comes soon after its original, and the memory stays bounded
+/// however long the input.
+const RECENT_REPLIES: usize = 64;
+
+/// The replies printed lately over UDP, to recognise duplicates.
+#[derive(Default)]
+struct UdpReplies {
+    printed: VecDeque<Vec<u8>>,
+    duplicates: u64,
+}
+
+impl UdpReplies {
+    /// Send `datagram`; its reply (as `data` takes it from a datagram): the
+    /// first that is the expected reply, or not a copy of a reply already
+    /// printed, within one deadline from the send, however many copies come.
+    fn exchange(
+        &mut self,
+        client: &mut UdpClient,
+        datagram: &[u8],
+        expected: &[u8],
+        timeout: Duration,
+        data: impl Fn(Vec<u8>) -> Result<Vec<u8>, ClientError>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        client.send(datagram)?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = data(client.receive_within(left)?)?;
+            if reply == expected || !self.printed.contains(&reply) {
+                if self.printed.len() == RECENT_REPLIES {
+                    self.printed.pop_front();
+                }
+                self.printed.push_back(reply.clone());
+                return Ok(reply);
+            }
+            self.duplicates += 1;
+        }
+    }
+
+    fn report(&self) {
+        if self.duplicates > 0 {
+            eprintln!(
+                "upcase client: ignored {} duplicate or late reply datagram(s) (UDP may duplicate datagrams)",
+                self.duplicates
+            );
+        }
+    }
+}
+
+/// Print one reply; a closed stdout ends the client quietly.
 fn print_reply(reply: &[u8]) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    stdout.write_all(reply)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()
+    stdout
+        .write_all(&output::reply_for_stdout(reply))
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+        .map_err(output::quiet_if_closed)
 }
 
 /// Raw mode, as the tutorial's client: send each line with its newline,
 /// print what comes back up to a newline. The end is a plain close.
-fn run_raw(addr: &str, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+/// `answered` counts the lines answered.
+fn run_raw(
+    addr: &str,
+    timeout: Duration,
+    interactive: bool,
+    answered: &mut usize,
+) -> Result<(), ClientError> {
     let mut stream = connect_stream(addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
         interactive,
     };
-    let mut received = Vec::new();
+    let mut received = RawReplies::default();
     while let Some(mut line) = lines.next()? {
         line.push(b'\n');
         stream.write_all(&line).map_err(timeout_error(timeout))?;
-        let reply = read_line(&mut stream, &mut received).map_err(timeout_error(timeout))?;
+        let deadline = Instant::now() + timeout;
+        let limit = raw_reply_limit(line.len());
+        let reply = received
+            .read_line(&mut stream, deadline, limit)
+            .map_err(timeout_error(timeout))?;
         print_reply(&reply)?;
+        *answered += 1;
     }
     let _ = stream.shutdown(Shutdown::Write);
     Ok(())
 }
 
-/// The next line of `stream` without its newline; `received` keeps bytes
-/// that arrived after it.
-fn read_line(stream: &mut TcpStream, received: &mut Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut chunk = [0; 4096];
-    loop {
-        if let Some(end) = received.iter().position(|&b| b == b'\n') {
-            let mut line: Vec<u8> = received.drain(..=end).collect();
-            line.pop();
-            return Ok(line);
-        }
-        match stream.read(&mut chunk)? {
-            0 if received.is_empty() => {
+/// The most a raw reply to a line of `len` bytes can hold: each byte
+/// becomes at most 3 (SPEC.md §11).
+fn raw_reply_limit(len: usize) -> usize {
+    len.saturating_mul(3)
+}
+
+/// Bytes received on a raw connection: what came after the last line.
+#[derive(Default)]
+struct RawReplies {
+    received: Vec<u8>,
+    /// The first `scanned` bytes of `received` hold no newline.
+    scanned: usize,
+}
+
+impl RawReplies {
+    /// The next line of `stream` without its newline, by `deadline`, at most
+    /// `limit` bytes: each byte is looked at once.
+    fn read_line(
+        &mut self,
+        stream: &mut TcpStream,
+        deadline: Instant,
+        limit: usize,
+    ) -> io::Result<Vec<u8>> {
+        let mut chunk = [0; 4096];
+        loop {
+            if let Some(at) = self.received[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let mut line: Vec<u8> = self.received.drain(..=self.scanned + at).collect();
+                self.scanned = 0;
+                line.pop();
+                return Ok(line);
+            }
+            self.scanned = self.received.len();
+            if self.received.len() > limit {
                 return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection before answering",
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the server sent {} bytes without a newline, more than the {limit} the line can produce (3 × its length, SPEC.md §11): is it a raw UPCASE server?",
+                        self.received.len()
+                    ),
                 ));
             }
-            0 => return Ok(std::mem::take(received)),
-            read => received.extend_from_slice(&chunk[..read]),
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            stream.set_read_timeout(Some(left))?;
+            match stream.read(&mut chunk)? {
+                0 if self.received.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection before answering",
+                    ));
+                }
+                0 => {
+                    self.scanned = 0;
+                    return Ok(std::mem::take(&mut self.received));
+                }
+                read => self.received.extend_from_slice(&chunk[..read]),
+            }
         }
     }
 }

@@ -19,7 +19,9 @@ pub struct CompletionsArgs {
 pub fn run(args: CompletionsArgs, mut command: clap::Command) -> ExitCode {
     let script = script(args.shell, &mut command);
     let mut stdout = std::io::stdout();
-    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+    let written = stdout.write_all(&script).and_then(|()| stdout.flush());
+    // A closed stdout (`| head`) ends the command quietly.
+    match written.map_err(super::output::quiet_if_closed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: cannot write the completion script: {error}");

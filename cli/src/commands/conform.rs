@@ -4,10 +4,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output;
 use upcase::conn::ServerMode;
 use upcase::net::UdpClient;
 use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
-use upcase_cli::conform::{self, Options};
+use upcase_cli::conform::{self, Options, Progress};
 
 /// Arguments of `upcase conform`.
 #[derive(clap::Args)]
@@ -22,7 +23,13 @@ Examples:
   # a server started with `serve --max-connections 4 --mode framed`:
   upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
 
-Exit status: 0 all passed, 1 a case failed (or a filter matched nothing), 2 bad usage or no server.")]
+Each case has a deadline (shown by --list) and each reply one of --timeout
+from the moment it is owed; frames are held to the receive limits of SPEC.md
+§3.4. A server that is not UPCASE/1 (HTTP, silent, an echo) is said so after
+the first case, and the rest is skipped.
+
+Exit status: 0 all passed, 1 a case failed, 2 bad usage (a filter that
+matches nothing) or no server. --json, --junit and --html take - for stdout.")]
 pub struct ConformArgs {
     /// The server to test, HOST:PORT (not needed with --list).
     #[arg(value_name = "ADDR", required_unless_present = "list")]
@@ -30,20 +37,22 @@ pub struct ConformArgs {
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
-    /// Seconds any single read waits for the server.
+    /// Seconds each reply may take from the moment it is owed (a deadline,
+    /// not restarted by each byte).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     timeout: f64,
     /// List the cases (name, tags, description) and exit.
     #[arg(long)]
     list: bool,
-    /// Also write a JUnit XML report to PATH.
+    /// Also write a JUnit XML report to PATH (`-`: stdout).
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
-    /// Also write a JSON report to PATH.
+    /// Also write a JSON report to PATH (`-`: stdout).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
     /// Also write a self-contained HTML report to PATH (summary table, then
-    /// each case's section, rule, outcome, expected vs actual and wire log).
+    /// each case's section, rule, outcome, expected vs actual and wire log;
+    /// `-`: stdout).
     #[arg(long, value_name = "PATH")]
     html: Option<PathBuf>,
     /// Print a wire log (what was sent and received) under each case.
@@ -106,31 +115,30 @@ enum ServerModeArg {
     Framed,
 }
 
-/// Run `upcase conform`: exit 0 when every case passed, 1 on a failure or a
-/// filter that matches nothing, 2 on bad usage or no server.
+/// Run `upcase conform`: exit 0 when every case passed, 1 on a failure,
+/// 2 on bad usage (a filter that matches nothing) or no server.
 pub fn run(args: ConformArgs) -> ExitCode {
     if args.list {
         // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
         let mut filters = args.filters.clone();
         filters.extend(args.addr.iter().filter(|a| a.contains('/')).cloned());
-        return list(&filters);
+        return match settings(&args, Options::new(([127, 0, 0, 1], 0).into())) {
+            Ok(options) => list(&filters, &options),
+            Err(message) => usage(&message),
+        };
     }
     let options = match options(&args) {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("upcase conform: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return usage(&message),
     };
     if let Err(error) = conform::select(&options) {
-        eprintln!("upcase conform: {error}");
-        return ExitCode::FAILURE;
+        return usage(&error);
     }
     if options.udp
         && let Err(message) = reach_udp(&options)
     {
         eprintln!("upcase conform: {message}");
-        return ExitCode::from(2);
+        return output::exit(output::USAGE);
     }
     let server_unicode = match &options.unicode {
         Some(version) if *version != conform::unicode_version() => {
@@ -140,6 +148,17 @@ pub fn run(args: ConformArgs) -> ExitCode {
         }
         _ => String::new(),
     };
+    // With a report on stdout, the progress goes to stderr.
+    let to_stdout = [&args.junit, &args.json, &args.html]
+        .iter()
+        .any(|path| path.as_deref() == Some(std::path::Path::new("-")));
+    let say = |text: String| {
+        if to_stdout {
+            eprintln!("{text}");
+        } else {
+            output::println(text);
+        }
+    };
     // Printed with the first result: a missing server is only the message.
     let mut header = Some(format!(
         "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
@@ -147,30 +166,34 @@ pub fn run(args: ConformArgs) -> ExitCode {
         conform::unicode_version()
     ));
     let unicode = conform::unicode_version();
-    let report = conform::run_with(&options, |result| {
+    let report = conform::run_with(&options, |progress| {
         if let Some(header) = header.take() {
-            println!("{header}");
+            say(header);
         }
-        println!("{}", result.render(&unicode, args.verbose));
+        match progress {
+            Progress::Case(result) => say(result.render(&unicode, args.verbose)),
+            Progress::Verdict(early) => say(format!("early verdict: {}", early.verdict)),
+        }
     });
     let report = match report {
         Ok(report) => report,
         Err(error @ conform::SelectError::NoServer { .. }) => {
             eprintln!("upcase conform: {error} — {START_ONE}");
-            return ExitCode::from(2);
+            return output::exit(output::USAGE);
         }
-        Err(error) => {
-            eprintln!("upcase conform: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return usage(&error),
     };
     if let Some(header) = header {
-        println!("{header}");
+        say(header);
     }
-    println!("{} ({:.2} s)", report.summary(), report.elapsed_ms / 1000.0);
-    println!("{}", report.verdict());
+    say(format!(
+        "{} ({:.2} s)",
+        report.summary(),
+        report.elapsed_ms / 1000.0
+    ));
+    say(report.verdict());
     if let Some(note) = report.refusal_note() {
-        println!("{note}");
+        say(note);
     }
     for (path, text) in [
         (&args.junit, report.to_junit()),
@@ -178,28 +201,25 @@ pub fn run(args: ConformArgs) -> ExitCode {
         (&args.html, report.to_html()),
     ] {
         if let Some(path) = path
-            && let Err(error) = write_report(path, &text)
+            && let Err(message) = output::write_report(path, &text)
         {
-            eprintln!("upcase conform: cannot write {}: {error}", path.display());
-            return ExitCode::from(2);
+            eprintln!("upcase conform: {message}");
+            return output::exit(output::USAGE);
         }
     }
     if report.all_passed() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        output::exit(output::PEER_FAILED)
     }
 }
 
-/// Write a report to `path`, creating the directories it names.
-fn write_report(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, text)
+fn usage(message: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("upcase conform: {message}");
+    output::exit(output::USAGE)
 }
 
-fn list(filters: &[String]) -> ExitCode {
+fn list(filters: &[String], options: &Options) -> ExitCode {
     let cases: Vec<_> = conform::all_cases()
         .into_iter()
         .filter(|case| {
@@ -207,19 +227,16 @@ fn list(filters: &[String]) -> ExitCode {
         })
         .collect();
     if cases.is_empty() {
-        eprintln!("upcase conform: no case name starts with {filters:?}");
-        return ExitCode::FAILURE;
+        return usage(&format!("no case name starts with {filters:?}"));
     }
     for case in &cases {
-        let tags = case.tags();
-        let tags = if tags.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", tags.join(", "))
-        };
-        println!("{}{tags}\n    {}", case.name, case.description);
+        let tags = format!(" [{}]", case.tags(options).join(", "));
+        output::println(format_args!(
+            "{}{tags}\n    {}",
+            case.name, case.description
+        ));
     }
-    println!("{} cases", cases.len());
+    output::println(format_args!("{} cases", cases.len()));
     ExitCode::SUCCESS
 }
 
@@ -235,7 +252,11 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
         })?
         .next()
         .ok_or_else(|| format!("{given:?} resolves to no address"))?;
-    let mut options = Options::new(addr);
+    settings(args, Options::new(addr))
+}
+
+/// `options` with what the arguments say besides the address.
+fn settings(args: &ConformArgs, mut options: Options) -> Result<Options, String> {
     options.filters = args.filters.clone();
     options.timeout = super::seconds("--timeout", args.timeout)?;
     options.udp = args.udp;

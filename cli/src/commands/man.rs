@@ -27,7 +27,8 @@ pub fn run(args: ManArgs, command: clap::Command) -> ExitCode {
                 .and_then(|()| stdout.flush())
         }
     };
-    match written {
+    // A closed stdout (`upcase man | head`) ends the command quietly.
+    match written.map_err(super::output::quiet_if_closed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let whither = args

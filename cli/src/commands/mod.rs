@@ -6,6 +6,7 @@ pub mod client;
 pub mod completions;
 pub mod conform;
 pub mod man;
+pub mod output;
 pub mod serve;
 
 use std::time::Duration;

@@ -1,12 +1,18 @@
 //! A conformance case: a named check of one SPEC.md rule.
 
 use std::fmt::Display;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Options;
 use super::wire_log::WireBytes;
 use upcase::conn::ServerMode;
+
+/// A case's deadline in read timeouts (`--timeout`), before what it waits
+/// on the server's timers ([`Case::deadline`]): 10, 20 s by default, far
+/// more than any case takes against a server that answers.
+pub const CASE_READS: u32 = 10;
 
 /// What a case's check returns: `Err` at the first difference from SPEC.md.
 pub type CheckResult = Result<(), Failure>;
@@ -151,8 +157,28 @@ impl Case {
         }
     }
 
-    /// What `--list` shows after the name: requirements and Unicode dependence.
-    pub fn tags(&self) -> Vec<String> {
+    /// How long the case may take in all, whatever the server does: it
+    /// fails when this passes (each reply also has its own deadline, the
+    /// read timeout from the moment it is owed). `CASE_READS` (10) read
+    /// timeouts, plus what the case waits on the server's own timers: four
+    /// idle timeouts for an idle case, one read timeout per connection of
+    /// the limit for a BUSY case.
+    pub fn deadline(&self, options: &Options) -> Duration {
+        let mut deadline = options.timeout * CASE_READS;
+        match self.needs {
+            Needs::IdleTimeout => deadline += options.idle_timeout.unwrap_or_default() * 4,
+            Needs::MaxConnections => {
+                let connections = options.max_connections.unwrap_or_default() + 2;
+                deadline += options.timeout * u32::try_from(connections).unwrap_or(u32::MAX);
+            }
+            _ => {}
+        }
+        deadline
+    }
+
+    /// What `--list` shows after the name: the deadline, requirements and
+    /// Unicode dependence.
+    pub fn tags(&self, options: &Options) -> Vec<String> {
         let mut tags = Vec::new();
         if self.unicode_dependent {
             tags.push(format!("Unicode {}", super::unicode_version()));
@@ -166,6 +192,10 @@ impl Case {
             }
             _ => {}
         }
+        tags.push(format!(
+            "deadline {:.0} s",
+            self.deadline(options).as_secs_f64()
+        ));
         tags
     }
 }

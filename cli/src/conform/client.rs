@@ -1,6 +1,21 @@
 //! The suite's side of a connection: plain `std::net` sockets, the crate's
-//! wire types for encoding and decoding, a read timeout on every read, and a
-//! wire log of everything sent and received.
+//! wire types for encoding and decoding, and a wire log of everything sent
+//! and received.
+//!
+//! A server under test may be broken or hostile, so nothing it sends can
+//! hang the suite or exhaust its memory:
+//!
+//! * every reply awaited has an absolute deadline, the read timeout from
+//!   the moment it is owed (a server trickling bytes does not put it off),
+//!   and never later than the case's own deadline ([`Case::deadline`]);
+//! * every frame read is held to a receive limit decided from its header
+//!   before its data is awaited (SPEC.md §3.4): a TEXT reply to a request
+//!   of *N* data bytes (the longest frame the connection sent, or all the
+//!   bytes it wrote raw) carries at most 3 × (*N* + 3) bytes, BYTES and
+//!   PONG at most *N*, ERROR and BYE at most the default receive limit;
+//!   raw replies at most 3 × what the connection wrote (§11).
+//!
+//! [`Case::deadline`]: super::Case::deadline
 
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +32,8 @@ use super::show;
 use super::tap::{self, Tap, WireLog};
 use super::wire_log::WireEvent;
 use upcase::wire::{
-    Address, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr, FrameType, PREFACE,
+    Address, DEFAULT_MAX_DATA_LEN, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr,
+    FrameType, HEADER_LEN, PREFACE, parse_header,
 };
 
 /// Everything a case's check gets: the options and a way to open connections.
@@ -26,6 +42,8 @@ pub struct Ctx<'a> {
     pub options: &'a Options,
     log: WireLog,
     started: Instant,
+    /// When the case must be over, whatever the server does.
+    deadline: Instant,
     connections: usize,
     warnings: Vec<String>,
     turned_away: Rc<Cell<bool>>,
@@ -63,11 +81,13 @@ pub(super) struct Aftermath {
 }
 
 impl<'a> Ctx<'a> {
-    pub(super) fn new(options: &'a Options) -> Ctx<'a> {
+    /// A case's context; its reads end by `deadline` (the case's own).
+    pub(super) fn new(options: &'a Options, deadline: Instant) -> Ctx<'a> {
         Ctx {
             options,
             log: WireLog::default(),
             started: Instant::now(),
+            deadline,
             connections: 0,
             warnings: Vec::new(),
             turned_away: Rc::default(),
@@ -145,6 +165,11 @@ impl<'a> Ctx<'a> {
             tap,
             input: BytesMut::new(),
             timeout: self.options.timeout,
+            case_deadline: self.deadline,
+            case_budget: self.deadline.saturating_duration_since(self.started),
+            written: 0,
+            largest_frame: 0,
+            raw_written: 0,
             max_frame: self.options.max_frame,
             turned_away: self.turned_away.clone(),
             received: false,
@@ -167,6 +192,7 @@ impl<'a> Ctx<'a> {
             self.options.addr,
             self.options.timeout,
             self.options.max_frame,
+            self.deadline,
             tap,
         )
     }
@@ -189,6 +215,10 @@ enum Read1 {
     Closed(&'static str),
     TimedOut,
 }
+
+/// The receive limit for ERROR and BYE, which no request bounds: the
+/// default receive limit (SPEC.md §3.4).
+const CONTROL_LIMIT: u32 = DEFAULT_MAX_DATA_LEN;
 
 /// Read from `stream` until the server closes it (end of input or reset)
 /// or `deadline` passes; whether it closed.
@@ -217,6 +247,17 @@ pub struct Conn {
     tap: Tap,
     input: BytesMut,
     timeout: Duration,
+    /// When the case must be over: no read waits past it.
+    case_deadline: Instant,
+    /// How long the case was given, for messages.
+    case_budget: Duration,
+    /// Bytes written on this connection: what bounds a raw reply.
+    written: usize,
+    /// The longest frame data sent with [`send`](Self::send), and the raw
+    /// bytes written (the preface, hand-made frames): what bounds a frame
+    /// received.
+    largest_frame: usize,
+    raw_written: usize,
     /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
     max_frame: u32,
     turned_away: Rc<Cell<bool>>,
@@ -236,7 +277,6 @@ impl Conn {
     /// Change how long each read waits (for cases that wait on a server timer).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
-        let _ = self.stream.set_read_timeout(Some(timeout));
     }
 
     /// Add a line to the wire log.
@@ -251,6 +291,7 @@ impl Conn {
     pub fn write(&mut self, bytes: &[u8]) -> CheckResult {
         self.tap
             .note_bytes(format!("→ {}", show::data(bytes)), bytes);
+        self.raw_written += bytes.len();
         self.write_quiet(bytes)
     }
 
@@ -271,6 +312,7 @@ impl Conn {
         let mut bytes = BytesMut::new();
         for frame in frames {
             within_limit(frame, self.max_frame)?;
+            self.largest_frame = self.largest_frame.max(frame.data.len());
             let start = bytes.len();
             frame.encode(&mut bytes);
             let line = format!("→ {}", show::frame(frame));
@@ -282,7 +324,9 @@ impl Conn {
     /// Send one frame and ignore a failed write: for frames the server may
     /// already have stopped reading (after its BYE or a fatal ERROR).
     pub fn send_regardless(&mut self, frame: &FrameRepr) {
+        self.largest_frame = self.largest_frame.max(frame.data.len());
         let bytes = frame.to_bytes();
+        self.written += bytes.len();
         self.tap
             .note_bytes(format!("→ {}", show::frame(frame)), &bytes);
         let _ = self.stream.write_all(&bytes);
@@ -292,10 +336,13 @@ impl Conn {
     pub fn write_regardless(&mut self, bytes: &[u8]) {
         self.tap
             .note_bytes(format!("→ {}", show::data(bytes)), bytes);
+        self.written += bytes.len();
+        self.raw_written += bytes.len();
         let _ = self.stream.write_all(bytes);
     }
 
     fn write_quiet(&mut self, bytes: &[u8]) -> CheckResult {
+        self.written += bytes.len();
         self.stream
             .write_all(bytes)
             .map_err(|e| self.tap.failure(format_args!("write failed: {e}")))
@@ -307,11 +354,21 @@ impl Conn {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    fn read_more(&mut self, timeout: Duration) -> Read1 {
-        let _ = self.stream.set_read_timeout(Some(timeout));
+    /// When a reply owed from now must be whole: the read timeout from
+    /// now, or the case's deadline when that comes first.
+    fn owed_by(&self) -> Instant {
+        (Instant::now() + self.timeout).min(self.case_deadline)
+    }
+
+    /// One read, waiting at most until `deadline`.
+    fn read_until(&mut self, deadline: Instant) -> Read1 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Read1::TimedOut;
+        }
+        let _ = self.stream.set_read_timeout(Some(left));
         let mut chunk = [0u8; 64 * 1024];
         let result = self.stream.read(&mut chunk);
-        let _ = self.stream.set_read_timeout(Some(self.timeout));
         let read = match result {
             Ok(0) => Read1::Closed("closed (FIN)"),
             Ok(n) => {
@@ -335,15 +392,71 @@ impl Conn {
         read
     }
 
-    fn nothing_within(&self) -> String {
-        format!("nothing within {:.1} s", self.timeout.as_secs_f64())
+    /// What was late, when a wait for something owed by `deadline` ended.
+    fn nothing_within(&self, deadline: Instant) -> String {
+        if deadline >= self.case_deadline {
+            format!(
+                "the case's deadline ({:.1} s, see --list) passed",
+                self.case_budget.as_secs_f64()
+            )
+        } else if self.input.is_empty() {
+            format!("nothing within {:.1} s", self.timeout.as_secs_f64())
+        } else {
+            format!(
+                "no whole reply within {:.1} s of it being owed (a deadline: bytes trickled in do not extend it)",
+                self.timeout.as_secs_f64()
+            )
+        }
+    }
+
+    /// The receive limit for a frame of `frame_type` (SPEC.md §3.4): what a
+    /// request of *N* data bytes can be answered with, *N* the longest frame
+    /// sent (or, for frames written as raw bytes, all such bytes).
+    fn receive_limit(&self, frame_type: FrameType) -> u32 {
+        let sent = self.request_bound();
+        let limit = match frame_type {
+            FrameType::Text => sent.saturating_add(3).saturating_mul(3),
+            FrameType::Bytes | FrameType::Pong => sent,
+            FrameType::Error | FrameType::Bye => return CONTROL_LIMIT,
+            // No request asks for anything else: only its header is read.
+            _ => 0,
+        };
+        u32::try_from(limit).unwrap_or(u32::MAX)
+    }
+
+    /// *N* of [`receive_limit`](Self::receive_limit).
+    fn request_bound(&self) -> usize {
+        self.largest_frame.max(self.raw_written)
+    }
+
+    /// The next whole frame in the input, its header held to
+    /// [`receive_limit`](Self::receive_limit) before any data is awaited.
+    fn decode_next(&mut self) -> Result<Option<FrameRepr>, String> {
+        let Some(header) = parse_header(&self.input) else {
+            return Ok(None);
+        };
+        let limit = self.receive_limit(header.frame_type);
+        match FrameDecoder::new(limit).decode(&mut self.input) {
+            Ok(frame) => Ok(frame),
+            Err(too_large) => {
+                let message = format!(
+                    "a {} frame announcing {} data bytes, over the suite's receive limit of {limit} for it (SPEC.md §3.4: what a request of {} bytes can be answered with); not read further",
+                    header.frame_type,
+                    too_large.header.data_len,
+                    self.request_bound()
+                );
+                self.note(format!("← {message}"));
+                self.input.clear();
+                Err(message)
+            }
+        }
     }
 
     /// Read the next frame; `Err` holds what arrived instead, for the message.
     fn recv(&mut self) -> Result<FrameRepr, String> {
-        let decoder = FrameDecoder::new(u32::MAX);
+        let deadline = self.owed_by();
         loop {
-            if let Ok(Some(frame)) = decoder.decode(&mut self.input) {
+            if let Some(frame) = self.decode_next()? {
                 self.tap
                     .note_bytes(format!("← {}", show::frame(&frame)), &frame.to_bytes());
                 if frame.frame_type == FrameType::Error
@@ -353,7 +466,7 @@ impl Conn {
                 }
                 return Ok(frame);
             }
-            match self.read_more(self.timeout) {
+            match self.read_until(deadline) {
                 Read1::Data => {}
                 Read1::Closed(how) => {
                     self.note(format!("← connection {how}"));
@@ -361,7 +474,7 @@ impl Conn {
                 }
                 Read1::TimedOut => {
                     self.note("← (timed out)");
-                    return Err(self.with_leftover(self.nothing_within()));
+                    return Err(self.with_leftover(self.nothing_within(deadline)));
                 }
             }
         }
@@ -380,19 +493,18 @@ impl Conn {
     /// # Errors
     /// A [`Failure`] when the connection closes.
     pub fn poll_frame(&mut self, wait: Duration) -> Result<Option<FrameRepr>, Failure> {
-        let deadline = Instant::now() + wait;
-        let decoder = FrameDecoder::new(u32::MAX);
+        let deadline = (Instant::now() + wait).min(self.case_deadline);
         loop {
-            if let Ok(Some(frame)) = decoder.decode(&mut self.input) {
+            let decoded = self.decode_next().map_err(|too_large| {
+                self.tap
+                    .mismatch("a frame over the receive limit", "a frame", too_large)
+            })?;
+            if let Some(frame) = decoded {
                 self.tap
                     .note_bytes(format!("← {}", show::frame(&frame)), &frame.to_bytes());
                 return Ok(Some(frame));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            match self.read_more(left) {
+            match self.read_until(deadline) {
                 Read1::Data => {}
                 Read1::TimedOut => return Ok(None),
                 Read1::Closed(how) => {
@@ -523,11 +635,20 @@ impl Conn {
     /// A [`Failure`] when bytes arrive or nothing happens in time.
     pub fn expect_eof(&mut self, after: &str) -> CheckResult {
         let expected = "the server closes the connection, sending nothing more";
+        let deadline = self.owed_by();
         loop {
             if !self.input.is_empty() {
-                let actual = match FrameDecoder::new(u32::MAX).decode(&mut self.input.clone()) {
-                    Ok(Some(frame)) => show::frame(&frame),
-                    _ => format!("bytes [{}]", show::hex(&self.input)),
+                let whole = parse_header(&self.input)
+                    .filter(|header| self.input.len() >= HEADER_LEN + header.data_len as usize)
+                    .and_then(|_| {
+                        FrameDecoder::new(u32::MAX)
+                            .decode(&mut self.input.clone())
+                            .ok()
+                    })
+                    .flatten();
+                let actual = match whole {
+                    Some(frame) => show::frame(&frame),
+                    None => format!("bytes [{}]", show::hex(&self.input)),
                 };
                 self.note(format!("← {actual}"));
                 return Err(self.tap.mismatch(
@@ -536,7 +657,7 @@ impl Conn {
                     actual,
                 ));
             }
-            match self.read_more(self.timeout) {
+            match self.read_until(deadline) {
                 Read1::Data => {}
                 Read1::Closed(how) => {
                     self.note(format!("← connection {how}"));
@@ -547,7 +668,7 @@ impl Conn {
                     return Err(self.tap.mismatch(
                         format_args!("the connection stayed open after {after}"),
                         expected,
-                        self.nothing_within(),
+                        self.nothing_within(deadline),
                     ));
                 }
             }
@@ -590,14 +711,13 @@ impl Conn {
         quiet: Duration,
         why: &str,
     ) -> Result<Option<&'static str>, Failure> {
-        let deadline = Instant::now() + quiet;
+        let deadline = (Instant::now() + quiet).min(self.case_deadline);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if deadline <= Instant::now() {
                 return Ok(None);
             }
             let before = self.input.len();
-            match self.read_more(left) {
+            match self.read_until(deadline) {
                 Read1::TimedOut => return Ok(None),
                 Read1::Data if self.input.len() == before => {}
                 Read1::Data => {
@@ -622,8 +742,9 @@ impl Conn {
     /// # Errors
     /// A [`Failure`] showing both in hex when they differ.
     pub fn expect_raw(&mut self, expected: &[u8], what: &str) -> CheckResult {
+        let deadline = self.owed_by();
         while self.input.len() < expected.len() {
-            match self.read_more(self.timeout) {
+            match self.read_until(deadline) {
                 Read1::Data => {}
                 Read1::Closed(how) => {
                     return Err(self.raw_failure(
@@ -633,7 +754,7 @@ impl Conn {
                     ));
                 }
                 Read1::TimedOut => {
-                    let tail = format!(", then {}", self.nothing_within());
+                    let tail = format!(", then {}", self.nothing_within(deadline));
                     return Err(self.raw_failure(expected, what, tail));
                 }
             }
@@ -674,12 +795,23 @@ impl Conn {
     /// A [`Failure`] when the bytes differ or the server does not close.
     pub fn expect_raw_then_eof(&mut self, expected: &[u8], what: &str) -> CheckResult {
         self.shutdown_write();
+        let deadline = self.owed_by();
+        // Upper case at most triples a byte (SPEC.md §11): more than that
+        // is not a reply to what was sent, and is not read further.
+        let limit = expected.len().max(self.written.saturating_mul(3));
         loop {
-            match self.read_more(self.timeout) {
+            match self.read_until(deadline) {
+                Read1::Data if self.input.len() > limit => {
+                    let tail = format!(
+                        " … over {limit} bytes without a close: more than 3 × the {} bytes sent can produce (SPEC.md §11); not read further",
+                        self.written
+                    );
+                    return Err(self.raw_failure(expected, what, tail));
+                }
                 Read1::Data => {}
                 Read1::Closed(_) => break,
                 Read1::TimedOut => {
-                    let tail = format!(" and no close within {:.1} s", self.timeout.as_secs_f64());
+                    let tail = format!(" and no close: {}", self.nothing_within(deadline));
                     return Err(self.raw_failure(expected, what, tail));
                 }
             }

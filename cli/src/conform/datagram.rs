@@ -5,7 +5,7 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,6 +32,8 @@ pub struct Dgram {
     socket: UdpSocket,
     tap: Tap,
     timeout: Duration,
+    /// When the case must be over: no receive waits past it.
+    case_deadline: Instant,
     /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
     max_frame: u32,
     /// The address the suite sends to: the server's local address (§8.5).
@@ -45,6 +47,7 @@ impl Dgram {
         server: SocketAddr,
         timeout: Duration,
         max_frame: u32,
+        case_deadline: Instant,
         tap: Tap,
     ) -> Result<Dgram, Failure> {
         let any: SocketAddr = if server.is_ipv4() {
@@ -67,6 +70,7 @@ impl Dgram {
             socket,
             tap,
             timeout,
+            case_deadline,
             max_frame,
             server: server.into(),
             client: local.into(),
@@ -89,11 +93,16 @@ impl Dgram {
             .map_err(|e| self.tap.failure(format_args!("send failed: {e}")))
     }
 
+    /// The next datagram within `wait`, and never past the case's deadline.
     fn receive(&self, wait: Duration) -> Received {
+        let wait = wait.min(self.case_deadline.saturating_duration_since(Instant::now()));
+        if wait.is_zero() {
+            self.note("← (the case's deadline passed)");
+            return Received::Nothing;
+        }
         let _ = self.socket.set_read_timeout(Some(wait));
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         let result = self.socket.recv(&mut buf);
-        let _ = self.socket.set_read_timeout(Some(self.timeout));
         match result {
             Ok(n) => {
                 buf.truncate(n);

@@ -103,6 +103,7 @@ mod client;
 mod datagram;
 mod html;
 mod oracle;
+mod probe;
 mod report;
 mod show;
 mod tap;
@@ -115,6 +116,7 @@ pub use case::{Case, CheckResult, Failure, Needs, Transport};
 use client::Reach;
 pub use client::{Conn, Ctx};
 pub use datagram::Dgram;
+pub use probe::{EarlyVerdict, Skip};
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
 use upcase::conn::ServerMode;
@@ -127,7 +129,9 @@ pub struct Options {
     pub addr: SocketAddr,
     /// Name prefixes to select cases; empty selects every case.
     pub filters: Vec<String>,
-    /// How long any single read waits for the server.
+    /// How long each reply may take from the moment it is owed (a
+    /// deadline: bytes trickled in do not extend it); a case's own deadline
+    /// is a multiple of it ([`Case::deadline`]).
     pub timeout: Duration,
     /// Run the UDP cases (and only those) instead of the TCP ones: datagrams
     /// to `addr`'s UDP port.
@@ -256,22 +260,45 @@ pub fn run(options: &Options) -> Result<SuiteReport, SelectError> {
     run_with(options, |_| {})
 }
 
-/// Like [`run`], calling `on_result` as each case finishes (for progress output).
+/// What [`run_with`] reports as it goes.
+pub enum Progress<'a> {
+    /// The early verdict (see the `probe` module): the address holds no
+    /// UPCASE/1 server, or a raw-only one. Reported after the first case
+    /// that ran, when it failed; the cases it rules out are skipped.
+    Verdict(&'a EarlyVerdict),
+    /// A case finished.
+    Case(&'a CaseResult),
+}
+
+/// Like [`run`], calling `on_progress` as each case finishes (for progress
+/// output), and with the early verdict when there is one.
+///
+/// When the first case that runs fails, one preface exchange (and maybe a
+/// raw line) checks that the address holds an UPCASE/1 server. When it
+/// does not (HTTP, silence, an echo), the failed case is the evidence and
+/// the others are skipped; against a raw-only server (not told
+/// `--server-mode raw`) the other framed cases are skipped.
 ///
 /// # Errors
 /// As [`select`]; [`SelectError::NoServer`] when the first TCP connection
 /// of the run cannot be opened (the case's result is then not reported).
 pub fn run_with(
     options: &Options,
-    mut on_result: impl FnMut(&CaseResult),
+    mut on_progress: impl FnMut(Progress),
 ) -> Result<SuiteReport, SelectError> {
     let cases = select(options)?;
     let started = Instant::now();
-    let mut results = Vec::with_capacity(cases.len());
+    let mut early: Option<EarlyVerdict> = None;
+    let mut probed = false;
+    let mut results: Vec<CaseResult> = Vec::with_capacity(cases.len());
     let mut last_reached: Option<String> = None;
     let mut refusing_after = None;
     for case in cases {
-        let (result, first_connect) = run_case_reaching(case, options);
+        let ruled_out = early.as_ref().filter(|early| early.skips(case.name));
+        let (result, first_connect) = match ruled_out {
+            Some(early) => (skipped(case, early), None),
+            None => run_case_reaching(case, options),
+        };
         match (first_connect, &last_reached) {
             (Some(Reach::Unreachable(reason)), None) => {
                 return Err(SelectError::NoServer {
@@ -285,7 +312,20 @@ pub fn run_with(
             (Some(Reach::Connected), _) => last_reached = Some(result.name.clone()),
             (None, _) => {}
         }
-        on_result(&result);
+        on_progress(Progress::Case(&result));
+        // The first case that runs is the evidence: only when it fails does
+        // the probe look at what kind of server this is (a server that
+        // takes one client gives that one to the case).
+        let ran = !matches!(result.outcome, CaseOutcome::Skipped { .. });
+        if ran && !probed {
+            probed = true;
+            if result.failed() {
+                early = probe::probe(options);
+                if let Some(early) = &early {
+                    on_progress(Progress::Verdict(early));
+                }
+            }
+        }
         results.push(result);
     }
     Ok(SuiteReport {
@@ -293,9 +333,49 @@ pub fn run_with(
         unicode_version: unicode_version(),
         server_unicode: options.unicode.clone().unwrap_or_else(unicode_version),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        early_verdict: early.map(|early| early.verdict),
         results,
         refusing_after,
     })
+}
+
+/// A case the early verdict rules out.
+fn skipped(case: &Case, early: &EarlyVerdict) -> CaseResult {
+    let reason = match early.skip {
+        Skip::All => "not run: the address holds no UPCASE/1 server (see the early verdict)",
+        Skip::Framed => {
+            "not run: the server is raw-only (see the early verdict; --server-mode raw)"
+        }
+    };
+    result_of(
+        case,
+        CaseOutcome::Skipped {
+            reason: reason.into(),
+        },
+        Vec::new(),
+        0.0,
+        Vec::new(),
+    )
+}
+
+/// A case's result record.
+fn result_of(
+    case: &Case,
+    outcome: CaseOutcome,
+    warnings: Vec<String>,
+    elapsed_ms: f64,
+    wire_log: Vec<WireEvent>,
+) -> CaseResult {
+    CaseResult {
+        name: case.name.to_string(),
+        description: case.description.to_string(),
+        section: case.section().to_string(),
+        unicode_dependent: case.unicode_dependent,
+        outcome,
+        warnings,
+        elapsed_ms,
+        wire_log,
+    }
 }
 
 /// How many times a case that met an unexpected BUSY runs in all, under a
@@ -329,7 +409,7 @@ fn run_case_reaching(case: &Case, options: &Options) -> (CaseResult, Option<Reac
         if let Some(reason) = case.skip_reason(options) {
             break (CaseOutcome::Skipped { reason }, Vec::new());
         }
-        let mut ctx = Ctx::new(options);
+        let mut ctx = Ctx::new(options, started + case.deadline(options));
         let checked = (case.check)(&mut ctx);
         let aftermath = ctx.finish();
         wire_log.extend(aftermath.log);
@@ -357,16 +437,8 @@ fn run_case_reaching(case: &Case, options: &Options) -> (CaseResult, Option<Reac
         backoff *= 2;
         attempt += 1;
     };
-    let result = CaseResult {
-        name: case.name.to_string(),
-        description: case.description.to_string(),
-        section: case.section().to_string(),
-        unicode_dependent: case.unicode_dependent,
-        outcome,
-        warnings,
-        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        wire_log,
-    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let result = result_of(case, outcome, warnings, elapsed_ms, wire_log);
     (result, first_connect)
 }
 

@@ -63,6 +63,9 @@ pub struct SuiteReport {
     pub server_unicode: String,
     /// How long the whole run took.
     pub elapsed_ms: f64,
+    /// What the preface exchange before the cases said, when the address
+    /// holds no UPCASE/1 server or a raw-only one (cases were skipped).
+    pub early_verdict: Option<String>,
     /// One result per selected case, in run order.
     pub results: Vec<CaseResult>,
     /// The last case whose connection the server accepted before it
@@ -159,6 +162,11 @@ impl SuiteReport {
     /// when no case failed (the version is the server's, `--unicode`), or
     /// "does not conform to UPCASE/1: N cases failed".
     pub fn verdict(&self) -> String {
+        if let Some(early) = &self.early_verdict
+            && self.counts().1 > 0
+        {
+            return format!("does not conform to UPCASE/1: {early}");
+        }
         match self.counts().1 {
             0 => format!(
                 "conforms to UPCASE/1 with Unicode {} (in the {} cases that ran)",
@@ -294,6 +302,7 @@ mod tests {
             unicode_version: "17.0".into(),
             server_unicode: "17.0".into(),
             elapsed_ms: 3.0,
+            early_verdict: None,
             results: vec![
                 result("framed/2/a", CaseOutcome::Passed),
                 result(

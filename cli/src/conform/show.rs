@@ -55,7 +55,10 @@ pub fn frame(frame: &FrameRepr) -> String {
     if frame.frame_type == FrameType::Error {
         match ErrorPayload::parse(&frame.data) {
             Ok(payload) => {
-                let _ = write!(out, " {payload}");
+                // The message is the server's text: escaped as the server's
+                // logs escape a client's, so it cannot drive a terminal.
+                let message = upcase::net::escape_for_log(payload.message.as_bytes());
+                let _ = write!(out, " {} ({}): {message}", payload.code, payload.code.0);
             }
             Err(short) => {
                 let _ = write!(out, " (bad payload: {short})");
@@ -77,6 +80,19 @@ mod tests {
         assert_eq!(hex(b""), "(empty)");
         let long = hex(&[0u8; 100]);
         assert!(long.ends_with("… (100 bytes)"), "{long}");
+    }
+
+    #[test]
+    fn an_error_message_is_shown_escaped() {
+        let error = ErrorPayload {
+            code: upcase::wire::ErrorCode::UNKNOWN_TYPE,
+            message: "no\x1b]0;owned\x07\u{202e}".into(),
+        };
+        let shown = frame(&FrameRepr::new(FrameType::Error, error.to_bytes()));
+        assert!(
+            shown.ends_with(": no\\x1b]0;owned\\x07\\u{202e}"),
+            "{shown}"
+        );
     }
 
     #[test]

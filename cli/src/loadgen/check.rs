@@ -41,7 +41,7 @@ pub fn frame_problem(
                 "the server answered ERROR {} ({}): {}",
                 error.code.0,
                 error.code.name().unwrap_or("unknown code"),
-                error.message
+                upcase::net::escape_for_log(error.message.as_bytes())
             ),
             Err(_) => "the server answered an ERROR frame too short for its code".into(),
         });
@@ -64,14 +64,16 @@ pub fn compare(expected: &[u8], got: &[u8]) -> ReplyCheck {
         .zip(got)
         .position(|(a, b)| a != b)
         .unwrap_or(expected.len().min(got.len()));
+    // The server's bytes, escaped as the server's logs escape a client's:
+    // a reply cannot drive the terminal the report is printed on.
     let window = |bytes: &[u8]| {
         let start = at.saturating_sub(8);
         let end = (at + 24).min(bytes.len());
-        String::from_utf8_lossy(&bytes[start.min(end)..end]).into_owned()
+        upcase::net::escape_for_log(&bytes[start.min(end)..end])
     };
     ReplyCheck::Wrong(format!(
         "reply differs from the oracle at byte {at} (length {} vs {} expected): \
-         expected {:?}, got {:?}",
+         expected \"{}\", got \"{}\"",
         got.len(),
         expected.len(),
         window(expected),
@@ -95,6 +97,15 @@ mod tests {
             panic!("a short reply was missed");
         };
         assert!(what.contains("length 2 vs 4"), "{what}");
+    }
+
+    #[test]
+    fn what_the_server_sent_is_shown_escaped() {
+        let ReplyCheck::Wrong(what) = compare(b"ABC\n", b"\x1b]0;owned\x07\n") else {
+            panic!("a difference was missed");
+        };
+        assert!(what.contains(r#"got "\x1b]0;owned\x07\n""#), "{what}");
+        assert!(!what.contains('\x1b'), "{what}");
     }
 
     #[test]

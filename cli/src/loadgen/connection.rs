@@ -15,7 +15,6 @@ use mio::net::TcpStream;
 use mio::{Registry, Token};
 
 use super::budget::Budget;
-use super::check::ReplyCheck;
 use super::event_loop::{LoadClient, Turn, register_socket};
 use super::reply::ReplyParser;
 use super::tally::ClientEnd;
@@ -42,7 +41,9 @@ pub struct TcpClient {
     unsent: usize,
     /// Bytes of the first unsent request already written.
     request_at: usize,
-    /// When a reply was last read (or a request issued with none in flight).
+    /// When the oldest reply in flight became owed: the previous reply
+    /// arrived whole, or its request was issued with none in flight. Its
+    /// deadline is this plus the timeout, whatever bytes trickle in.
     last_progress: Instant,
     timeout: Duration,
     end: ClientEnd,
@@ -111,17 +112,18 @@ impl TcpClient {
                 Err(error) => return Err(describe(&error)),
             };
             let received = Instant::now();
-            self.last_progress = received;
             self.parser.extend(&turn.scratch[..n]);
             while let Some(check) = self.parser.next(turn.workload).map_err(|error| error.0)? {
-                let check = match self.in_flight.pop_front() {
-                    Some(sent) => {
-                        turn.tally.record(sent, received, check, &mut self.end);
-                        continue;
-                    }
-                    None => ReplyCheck::Wrong("a reply came with no request in flight".into()),
+                let Some(sent) = self.in_flight.pop_front() else {
+                    return Err(
+                        "the server sent a reply to no request (more replies than requests: is it an UPCASE server?)"
+                            .into(),
+                    );
                 };
-                turn.tally.late(check, &mut self.end);
+                turn.tally.record(sent, received, check, &mut self.end);
+                // The next reply is owed from now: bytes of an incomplete
+                // one do not put its deadline off.
+                self.last_progress = received;
             }
             // A short read emptied the socket's buffer: the next bytes to
             // arrive raise a new readiness edge (Linux, stream sockets), so
@@ -267,11 +269,20 @@ impl LoadClient for TcpClient {
         // here, not after each reply, to keep allocation off the hot path).
         self.parser.shrink_when_empty();
         if !self.in_flight.is_empty() && now.duration_since(self.last_progress) > self.timeout {
+            let partial = if self.parser.is_empty() {
+                ""
+            } else {
+                " (part of it came: a deadline, not restarted by each byte)"
+            };
             self.finish(Some(format!(
-                "no reply within {} s (a slow server? raise --timeout)",
+                "no whole reply within {} s of it being owed{partial} (a slow server? raise --timeout)",
                 self.timeout.as_secs_f64()
             )));
         }
+    }
+
+    fn stop(&mut self) {
+        self.finish(None);
     }
 
     fn is_done(&self) -> bool {
@@ -374,6 +385,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             udp: None,
             progress: false,
+            stop: std::sync::Arc::default(),
         }
     }
 
@@ -488,7 +500,7 @@ mod tests {
         drop(listener);
         assert_eq!(report.connected, 1);
         assert!(
-            report.errors[0].message.contains("no reply within"),
+            report.errors[0].message.contains("no whole reply within"),
             "{report}"
         );
     }

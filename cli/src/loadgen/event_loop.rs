@@ -6,13 +6,16 @@
 //!   start gate:    every thread waits, so the clock starts when all are
 //!   run phase:     on readiness, a client reads its replies, issues the
 //!                  requests its budget allows and writes them; every tick
-//!                  it checks its timeouts; the loop ends when all are done
+//!                  it checks its timeouts; the loop ends when all are done,
+//!                  at the run's end (--duration + one timeout: a client
+//!                  still owed a reply then fails), or on Ctrl-C
 //! ```
 //!
 //! Readiness is edge-triggered, so a client drains what it is told about
 //! (see [`LoadClient::pump`]).
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +60,8 @@ pub trait LoadClient {
     fn pump(&mut self, turn: &mut Turn);
     /// Check the timeouts at `now`.
     fn tick(&mut self, now: Instant, turn: &mut Turn);
+    /// End now, without an error: the run was interrupted (Ctrl-C).
+    fn stop(&mut self);
     /// Whether it has ended (done, or failed).
     fn is_done(&self) -> bool;
     /// How it ended.
@@ -143,7 +148,7 @@ pub fn drive<C: LoadClient>(
         }
     };
     if let Some(poll) = &mut poll {
-        connect_all(poll, &mut clients, settings.timeout);
+        connect_all(poll, &mut clients, settings.timeout, live);
     }
     if !gate.arrive_and_wait() {
         for (client, _) in &mut clients {
@@ -165,7 +170,12 @@ pub fn drive<C: LoadClient>(
             }
         }
         let tick = (settings.timeout / 4).clamp(Duration::from_millis(1), TICK);
-        run_all(poll, &mut clients, &mut turn, live, tick);
+        // One tick of grace: a reply due just at the end is not cut off by
+        // the tick that happens to see the end first.
+        let run_end = settings
+            .duration
+            .map(|duration| start + duration + settings.timeout + tick);
+        run_all(poll, &mut clients, &mut turn, live, tick, run_end);
     }
     tally.publish(live);
     ThreadResult {
@@ -175,8 +185,13 @@ pub fn drive<C: LoadClient>(
 }
 
 /// Register every client and wait until each is connected or ended; those
-/// still connecting after `timeout` fail.
-fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout: Duration) {
+/// still connecting after `timeout` fail, and on Ctrl-C (`live.stop`) stop.
+fn connect_all<C: LoadClient>(
+    poll: &mut Poll,
+    clients: &mut [(C, u64)],
+    timeout: Duration,
+    live: &Live,
+) {
     let mut connecting = vec![false; clients.len()];
     let mut left_to_connect = 0;
     for (index, (client, _)) in clients.iter_mut().enumerate() {
@@ -190,6 +205,15 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
     let deadline = Instant::now() + timeout;
     let mut events = Events::with_capacity(1024);
     while left_to_connect > 0 {
+        if live.stop.load(Ordering::Relaxed) {
+            for (index, (client, _)) in clients.iter_mut().enumerate() {
+                if connecting[index] {
+                    client.stop();
+                }
+            }
+            return;
+        }
+        // Wake at least every tick to look at the stop flag.
         let left = deadline.saturating_duration_since(Instant::now());
         let polled = if left.is_zero() {
             Err(format!(
@@ -197,8 +221,11 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
                 timeout.as_secs_f64()
             ))
         } else {
-            poll.poll(&mut events, Some(left))
-                .map_err(|error| format!("the event loop failed: {error}"))
+            match poll.poll(&mut events, Some(left.min(TICK))) {
+                // A signal (Ctrl-C): the loop looks at the stop flag.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                polled => polled.map_err(|error| format!("the event loop failed: {error}")),
+            }
         };
         if let Err(error) = polled {
             for (index, (client, _)) in clients.iter_mut().enumerate() {
@@ -220,13 +247,16 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
 }
 
 /// Pump each client on its readiness and tick them all every `tick` until
-/// every one is done.
+/// every one is done, `run_end` passes (those still running fail: a server
+/// cannot keep a timed run going past it), or `live.stop` is set (those
+/// still running stop).
 fn run_all<C: LoadClient>(
     poll: &mut Poll,
     clients: &mut [(C, u64)],
     turn: &mut Turn,
     live: &Live,
     tick: Duration,
+    run_end: Option<Instant>,
 ) {
     let mut events = Events::with_capacity(1024);
     let mut running = clients
@@ -259,6 +289,21 @@ fn run_all<C: LoadClient>(
                 running -= usize::from(client.is_done());
             }
             next_tick = now + tick;
+        }
+        let stopped = live.stop.load(Ordering::Relaxed);
+        let over = run_end.is_some_and(|end| now >= end);
+        if stopped || over {
+            for (client, _) in clients.iter_mut().filter(|(client, _)| !client.is_done()) {
+                if stopped {
+                    client.stop();
+                } else {
+                    client.fail(
+                        "still owed a reply at the run's end (--duration plus one reply timeout): the run does not wait longer"
+                            .into(),
+                    );
+                }
+            }
+            running = 0;
         }
         turn.tally.publish(live);
     }

@@ -32,6 +32,7 @@ mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,9 @@ pub struct Config {
     /// Print a `\r`-updated progress line on stderr once a second (only
     /// when stderr is a terminal and the run lasts over 2 s).
     pub progress: bool,
+    /// Set it (from a Ctrl-C handler) to stop the run at once: the report
+    /// then holds what was measured so far ([`BenchReport::interrupted`]).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// How a UDP load test treats missing replies.
@@ -115,7 +119,10 @@ pub fn run(config: &Config) -> Result<BenchReport, String> {
     let assigned: Vec<Vec<usize>> = (0..threads)
         .map(|thread_index| (thread_index..config.clients).step_by(threads).collect())
         .collect();
-    let live = Arc::new(Live::default());
+    let live = Arc::new(Live {
+        stop: config.stop.clone(),
+        ..Live::default()
+    });
     let gate = Arc::new(StartGate::default());
     let workload = Arc::new(config.workload.clone());
     let connecting = Instant::now();

@@ -57,7 +57,8 @@ pub struct BenchReport {
     pub mb_per_s: f64,
     /// Reply latency from the first byte written to the last byte read, µs.
     pub latency_us: Latency,
-    /// Replies that differ from the oracle's answer (UDP: late ones included).
+    /// Replies that differ from the oracle's answer: some of `requests`,
+    /// never more.
     pub wrong_replies: u64,
     /// UDP: requests without a reply within the reply timeout (0 for TCP).
     pub lost: u64,
@@ -74,6 +75,8 @@ pub struct BenchReport {
     /// Distinct error messages (first wrong reply of each connection,
     /// connection errors) with how many connections saw each.
     pub errors: Vec<ErrorCount>,
+    /// The run was stopped by Ctrl-C: these are the counts until then.
+    pub interrupted: bool,
     /// No wrong reply, no failed connection, at least one reply, and (UDP)
     /// no more loss than allowed.
     pub ok: bool,
@@ -187,6 +190,7 @@ impl BenchReport {
             late_replies: tally.late,
             failed_connections,
             errors,
+            interrupted: config.stop.load(std::sync::atomic::Ordering::Relaxed),
             ok: wrong_replies == 0 && failed_connections == 0 && requests > 0 && loss_ok,
         }
     }
@@ -220,8 +224,16 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "  {} replies in {:.2} s: {:.0} requests/s, {:.2} MB/s",
-            self.requests, self.elapsed_s, self.requests_per_s, self.mb_per_s
+            "  {} replies in {:.2} s: {:.0} requests/s, {:.2} MB/s{}",
+            self.requests,
+            self.elapsed_s,
+            self.requests_per_s,
+            self.mb_per_s,
+            if self.interrupted {
+                " (interrupted by Ctrl-C: the counts so far)"
+            } else {
+                ""
+            }
         )?;
         let l = &self.latency_us;
         writeln!(
@@ -241,7 +253,7 @@ impl fmt::Display for BenchReport {
         } else {
             writeln!(
                 f,
-                "  FAILED: {} wrong replies, {} failed connections{}{}",
+                "  FAILED: {} of them wrong, {} failed connections{}{}",
                 self.wrong_replies,
                 self.failed_connections,
                 match self.max_loss_percent {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::harness::*;
 use crate::conn::{ServerConfig, ServerUsageError};
-use crate::wire::{FrameType, HEADER_LEN, PREFACE};
+use crate::wire::{FrameRepr, FrameType, HEADER_LEN, PREFACE};
 
 /// A framed connection whose preface exchange is done and written.
 fn framed_pair() -> Pair {
@@ -173,7 +173,7 @@ fn marking_nothing_sent_does_not_restart_the_send_timer() {
 }
 
 #[test]
-fn bytes_from_the_server_restart_the_reply_timer_and_an_empty_read_does_not() {
+fn the_servers_preface_restarts_the_reply_timer_and_an_empty_read_does_not() {
     let start = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
     let mut client = super::client_with_one_request(start, timeout);
@@ -194,4 +194,26 @@ fn bytes_from_the_server_restart_the_reply_timer_and_an_empty_read_does_not() {
         Some(preface_at + timeout),
         "an empty read is not"
     );
+}
+
+#[test]
+fn a_reply_trickled_byte_by_byte_keeps_its_deadline() {
+    let start = std::time::Instant::now();
+    let timeout = Duration::from_secs(5);
+    let mut client = super::client_with_one_request(start, timeout);
+    let len = client.pending_output().len();
+    client.mark_sent(start, len).unwrap();
+    client.handle_input(start, &PREFACE);
+    let reply = FrameRepr::new(FrameType::Text, &b"X"[..]).to_bytes();
+    for (second, byte) in (1..).zip(&reply[..reply.len() - 1]) {
+        client.handle_input(start + Duration::from_millis(second * 100), &[*byte]);
+    }
+    assert_eq!(
+        client.poll_timeout(),
+        Some(start + timeout),
+        "bytes of an incomplete frame are not progress"
+    );
+    let done_at = start + Duration::from_secs(4);
+    client.handle_input(done_at, &reply[reply.len() - 1..]);
+    assert_eq!(client.poll_timeout(), None, "answered: nothing is due");
 }
