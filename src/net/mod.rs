@@ -49,7 +49,7 @@ mod udp;
 mod udp_client;
 mod work;
 
-pub use client::{Client, ClientError, connect_stream};
+pub use client::{Answer, Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use log_escape::escape_for_log;
