@@ -1,9 +1,11 @@
 //! The cases, one file per SPEC.md section, each with a `CASES` table.
 
 mod addresses;
+mod backpressure;
 mod bytes_frames;
 mod errors;
 mod layout;
+mod lifecycle;
 mod ordering;
 mod ping_bye;
 mod preface;
@@ -35,6 +37,8 @@ pub fn all() -> Vec<&'static Case> {
         errors::CASES,
         raw::CASES,
         timeouts::CASES,
+        lifecycle::CASES,
+        backpressure::CASES,
         unicode::CASES,
         udp_raw::CASES,
         udp_framed::CASES,
