@@ -239,6 +239,27 @@ fn raw_only_server_passes_its_mode_cases() {
 
     // Told nothing, the suite expects a framed reply to a preface.
     fails_untold(server.addr, "framed/2.1/preface-answered");
+
+    // Told nothing, the suite sees a raw-only server before the cases: the
+    // first framed case runs (and fails), the other framed ones are
+    // skipped, the raw ones run.
+    let report = run(&options(server.addr, &["framed/2", "raw/2.1"]));
+    let early = report.early_verdict.clone().unwrap_or_default();
+    assert!(early.contains("a raw-only server"), "{early}");
+    assert!(early.contains("--server-mode raw"), "{early}");
+    let (passed, failed, skipped) = report.counts();
+    assert_eq!(failed, 1, "{}", report.render_failures());
+    assert!(report.results[0].failed());
+    assert!(passed > 0 && skipped > 0, "{}", report.summary());
+    assert!(
+        report
+            .results
+            .iter()
+            .filter(|r| matches!(r.outcome, CaseOutcome::Skipped { .. }))
+            .all(|r| r.name.starts_with("framed/")),
+        "{}",
+        report.summary()
+    );
 }
 
 #[test]

@@ -9,10 +9,11 @@
 //!   the moment it is owed (a server trickling bytes does not put it off),
 //!   and never later than the case's own deadline ([`Case::deadline`]);
 //! * every frame read is held to a receive limit decided from its header
-//!   before its data is awaited (SPEC.md §3.4): a TEXT reply to what the
-//!   connection sent (*N* bytes) carries at most 3 × (*N* + 3) bytes,
-//!   BYTES and PONG at most *N*, ERROR and BYE at most the default receive
-//!   limit; raw replies at most 3 × *N* (§11).
+//!   before its data is awaited (SPEC.md §3.4): a TEXT reply to a request
+//!   of *N* data bytes (the longest frame the connection sent, or all the
+//!   bytes it wrote raw) carries at most 3 × (*N* + 3) bytes, BYTES and
+//!   PONG at most *N*, ERROR and BYE at most the default receive limit;
+//!   raw replies at most 3 × what the connection wrote (§11).
 //!
 //! [`Case::deadline`]: super::Case::deadline
 
@@ -145,6 +146,8 @@ impl<'a> Ctx<'a> {
             case_deadline: self.deadline,
             case_budget: self.deadline.saturating_duration_since(self.started),
             written: 0,
+            largest_frame: 0,
+            raw_written: 0,
             max_frame: self.options.max_frame,
             turned_away: self.turned_away.clone(),
             received: false,
@@ -226,8 +229,13 @@ pub struct Conn {
     case_deadline: Instant,
     /// How long the case was given, for messages.
     case_budget: Duration,
-    /// Bytes written on this connection: what bounds every reply.
+    /// Bytes written on this connection: what bounds a raw reply.
     written: usize,
+    /// The longest frame data sent with [`send`](Self::send), and the raw
+    /// bytes written (the preface, hand-made frames): what bounds a frame
+    /// received.
+    largest_frame: usize,
+    raw_written: usize,
     /// The server's receive limit (`--max-frame`): no frame sent exceeds it.
     max_frame: u32,
     turned_away: Rc<Cell<bool>>,
@@ -280,6 +288,7 @@ impl Conn {
     /// A [`Failure`] when the write fails.
     pub fn write(&mut self, bytes: &[u8]) -> CheckResult {
         self.note(format!("→ {}", show::data(bytes)));
+        self.raw_written += bytes.len();
         self.write_quiet(bytes)
     }
 
@@ -301,6 +310,7 @@ impl Conn {
         for frame in frames {
             within_limit(frame, self.max_frame)?;
             self.note(format!("→ {}", show::frame(frame)));
+            self.largest_frame = self.largest_frame.max(frame.data.len());
             frame.encode(&mut bytes);
         }
         self.write_quiet(&bytes)
@@ -310,6 +320,7 @@ impl Conn {
     /// already have stopped reading (after its BYE or a fatal ERROR).
     pub fn send_regardless(&mut self, frame: &FrameRepr) {
         self.note(format!("→ {}", show::frame(frame)));
+        self.largest_frame = self.largest_frame.max(frame.data.len());
         let bytes = frame.to_bytes();
         self.written += bytes.len();
         let _ = self.stream.write_all(&bytes);
@@ -319,6 +330,7 @@ impl Conn {
     pub fn write_regardless(&mut self, bytes: &[u8]) {
         self.note(format!("→ {}", show::data(bytes)));
         self.written += bytes.len();
+        self.raw_written += bytes.len();
         let _ = self.stream.write_all(bytes);
     }
 
@@ -390,10 +402,11 @@ impl Conn {
         }
     }
 
-    /// The receive limit for a frame of `frame_type` (SPEC.md §3.4): what
-    /// the `written` bytes of this connection can be answered with.
+    /// The receive limit for a frame of `frame_type` (SPEC.md §3.4): what a
+    /// request of *N* data bytes can be answered with, *N* the longest frame
+    /// sent (or, for frames written as raw bytes, all such bytes).
     fn receive_limit(&self, frame_type: FrameType) -> u32 {
-        let sent = self.written;
+        let sent = self.request_bound();
         let limit = match frame_type {
             FrameType::Text => sent.saturating_add(3).saturating_mul(3),
             FrameType::Bytes | FrameType::Pong => sent,
@@ -402,6 +415,11 @@ impl Conn {
             _ => 0,
         };
         u32::try_from(limit).unwrap_or(u32::MAX)
+    }
+
+    /// *N* of [`receive_limit`](Self::receive_limit).
+    fn request_bound(&self) -> usize {
+        self.largest_frame.max(self.raw_written)
     }
 
     /// The next whole frame in the input, its header held to
@@ -415,8 +433,10 @@ impl Conn {
             Ok(frame) => Ok(frame),
             Err(too_large) => {
                 let message = format!(
-                    "a {} frame announcing {} data bytes, over the suite's receive limit of {limit} for it (SPEC.md §3.4: what the {} bytes sent on this connection can be answered with); not read further",
-                    header.frame_type, too_large.header.data_len, self.written
+                    "a {} frame announcing {} data bytes, over the suite's receive limit of {limit} for it (SPEC.md §3.4: what a request of {} bytes can be answered with); not read further",
+                    header.frame_type,
+                    too_large.header.data_len,
+                    self.request_bound()
                 );
                 self.note(format!("← {message}"));
                 self.input.clear();

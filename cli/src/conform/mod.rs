@@ -126,7 +126,9 @@ pub struct Options {
     pub addr: SocketAddr,
     /// Name prefixes to select cases; empty selects every case.
     pub filters: Vec<String>,
-    /// How long any single read waits for the server.
+    /// How long each reply may take from the moment it is owed (a
+    /// deadline: bytes trickled in do not extend it); a case's own deadline
+    /// is a multiple of it ([`Case::deadline`]).
     pub timeout: Duration,
     /// Run the UDP cases (and only those) instead of the TCP ones: datagrams
     /// to `addr`'s UDP port.

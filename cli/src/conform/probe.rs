@@ -5,13 +5,17 @@
 //! so once, with the likely fix, runs only the first case it rules out (as
 //! evidence), and skips the others.
 //!
+//! The frame probe is SPEC.md §2.4's: a PING with unspecified addresses and
+//! empty data, which a raw server returns unchanged and a framed one
+//! answers with PONG.
+//!
 //! ```text
 //!   preface + PING ──▶ preface + a frame ....... UPCASE/1: run everything
-//!                  ├─▶ the same bytes back ..... an echo: skip all
-//!                  ├─▶ them in upper case ...... raw-only: skip framed (--server-mode raw)
 //!                  ├─▶ "HTTP/…" ................ HTTP: skip all (wrong port?)
-//!                  └─▶ silence ──▶ raw line "upcase\n"
-//!                         ├─▶ "UPCASE\n" ....... raw-only: skip framed
+//!                  ├─▶ the same bytes back ──┐
+//!                  └─▶ silence ──────────────┴─▶ raw line "upcase\n"
+//!                         ├─▶ "UPCASE\n" ....... raw-only: skip framed (--server-mode raw)
+//!                         ├─▶ "upcase\n" ....... a plain echo: skip all
 //!                         ├─▶ "HTTP/…" ......... HTTP: skip all
 //!                         └─▶ silence .......... answers nothing: skip all
 //! ```
@@ -24,7 +28,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::Options;
 use upcase::conn::ServerMode;
@@ -94,39 +98,34 @@ pub fn probe(options: &Options) -> Option<EarlyVerdict> {
     if options.udp {
         return None;
     }
+    let mut before = "raw mode (--server-mode raw)";
     if options.server_mode != ServerMode::Raw {
         let mut sent = BytesMut::from(&PREFACE[..]);
-        FrameRepr::new(FrameType::Ping, &b"probe"[..]).encode(&mut sent);
+        FrameRepr::new(FrameType::Ping, Bytes::new()).encode(&mut sent);
         match ask(options, &sent) {
             Answer::Bytes(bytes) if is_http(&bytes) => return Some(http(&bytes)),
             Answer::Bytes(bytes) if bytes == sent[..] => {
-                return Some(EarlyVerdict::not_upcase(
-                    "not an UPCASE/1 server but a plain echo (it sent the preface and a PING frame back unchanged); is the port right?".into(),
-                ));
-            }
-            Answer::Bytes(bytes) if bytes == sent.to_ascii_uppercase() => {
-                return (options.server_mode == ServerMode::Auto).then(|| {
-                    EarlyVerdict::raw_only("it upper-cased the preface and a PING frame as bytes")
-                });
+                before = "it sent the preface and a PING frame back unchanged";
             }
             Answer::Bytes(_) | Answer::Gone => return None,
-            Answer::Silence if options.server_mode == ServerMode::Framed => {
-                return Some(EarlyVerdict::not_upcase(format!(
-                    "not an UPCASE/1 server: it did not answer the preface within {:.1} s; is the port right?",
-                    options.timeout.as_secs_f64()
-                )));
-            }
-            Answer::Silence => {}
+            Answer::Silence => before = "it did not answer the preface",
+        }
+        if options.server_mode == ServerMode::Framed {
+            return Some(EarlyVerdict::not_upcase(format!(
+                "not an UPCASE/1 server ({before}, within {:.1} s); is the port right?",
+                options.timeout.as_secs_f64()
+            )));
         }
     }
     match ask(options, RAW_LINE) {
         Answer::Bytes(bytes) if is_http(&bytes) => Some(http(&bytes)),
         Answer::Bytes(bytes) if bytes == b"UPCASE\n" => (options.server_mode == ServerMode::Auto)
-            .then(|| {
-                EarlyVerdict::raw_only("it did not answer the preface, but upper-cased a raw line")
-            }),
+            .then(|| EarlyVerdict::raw_only(&format!("{before}, and upper-cased a raw line"))),
+        Answer::Bytes(bytes) if bytes == RAW_LINE => Some(EarlyVerdict::not_upcase(format!(
+            "not an UPCASE/1 server but a plain echo ({before}, and a raw line too); is the port right?"
+        ))),
         Answer::Silence => Some(EarlyVerdict::not_upcase(format!(
-            "not an UPCASE/1 server: it accepts connections but answered {} within {:.1} s; is the port right (is the server stopped, or is this another program's port)?",
+            "not an UPCASE/1 server: it accepts connections but answered {} within {:.1} s each; is the port right (is the server stopped, or is this another program's port)?",
             if options.server_mode == ServerMode::Raw {
                 "no raw line"
             } else {
@@ -138,8 +137,6 @@ pub fn probe(options: &Options) -> Option<EarlyVerdict> {
     }
 }
 
-/// An HTTP response: a status line, or (to a request line without a
-/// version, HTTP/0.9 style) an HTML page alone.
 fn is_http(bytes: &[u8]) -> bool {
     let start = bytes.trim_ascii_start();
     let html =

@@ -148,7 +148,7 @@ pub fn drive<C: LoadClient>(
         }
     };
     if let Some(poll) = &mut poll {
-        connect_all(poll, &mut clients, settings.timeout);
+        connect_all(poll, &mut clients, settings.timeout, live);
     }
     if !gate.arrive_and_wait() {
         for (client, _) in &mut clients {
@@ -185,8 +185,13 @@ pub fn drive<C: LoadClient>(
 }
 
 /// Register every client and wait until each is connected or ended; those
-/// still connecting after `timeout` fail.
-fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout: Duration) {
+/// still connecting after `timeout` fail, and on Ctrl-C (`live.stop`) stop.
+fn connect_all<C: LoadClient>(
+    poll: &mut Poll,
+    clients: &mut [(C, u64)],
+    timeout: Duration,
+    live: &Live,
+) {
     let mut connecting = vec![false; clients.len()];
     let mut left_to_connect = 0;
     for (index, (client, _)) in clients.iter_mut().enumerate() {
@@ -200,6 +205,15 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
     let deadline = Instant::now() + timeout;
     let mut events = Events::with_capacity(1024);
     while left_to_connect > 0 {
+        if live.stop.load(Ordering::Relaxed) {
+            for (index, (client, _)) in clients.iter_mut().enumerate() {
+                if connecting[index] {
+                    client.stop();
+                }
+            }
+            return;
+        }
+        // Wake at least every tick to look at the stop flag.
         let left = deadline.saturating_duration_since(Instant::now());
         let polled = if left.is_zero() {
             Err(format!(
@@ -207,8 +221,11 @@ fn connect_all<C: LoadClient>(poll: &mut Poll, clients: &mut [(C, u64)], timeout
                 timeout.as_secs_f64()
             ))
         } else {
-            poll.poll(&mut events, Some(left))
-                .map_err(|error| format!("the event loop failed: {error}"))
+            match poll.poll(&mut events, Some(left.min(TICK))) {
+                // A signal (Ctrl-C): the loop looks at the stop flag.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                polled => polled.map_err(|error| format!("the event loop failed: {error}")),
+            }
         };
         if let Err(error) = polled {
             for (index, (client, _)) in clients.iter_mut().enumerate() {
