@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::broken_ends::{EndBug, EndServer};
+use super::broken_udp::{BrokenUdp, Bug};
 use super::ours::OurServer;
 use super::{assert_all_passed, check_report, options, run};
 use upcase::conn::{ServerConfig, ServerMode};
@@ -221,5 +222,37 @@ fn a_busy_wait_as_short_as_the_linger_is_caught() {
         |options| options.max_connections = Some(2),
         &["framed/9.3/busy-for-a-late-preface"],
         &["framed/9.3/busy-at-the-limit"],
+    );
+}
+
+#[test]
+fn our_udp_rate_limit_is_seen_and_none_is_a_warning() {
+    let server = OurServer::start();
+    let mut told = options(server.addr, &["udp/8.6", "udp/10"]);
+    told.udp = true;
+    let report = run(&told);
+    assert_eq!(
+        report.summary(),
+        "2 passed, 0 failed, 0 skipped",
+        "{}",
+        report.render_failures()
+    );
+    assert!(
+        report.results.iter().all(|r| r.warnings.is_empty()),
+        "{:?}",
+        report.results
+    );
+
+    // Answers every datagram, however many: a SHOULD broken, a warning.
+    let responder = BrokenUdp::start(Bug::NoPreface);
+    let mut told = options(responder.addr, &["udp/8.6/rate-limit-per-source"]);
+    told.udp = true;
+    let report = run(&told);
+    assert_all_passed(&report);
+    assert_eq!(report.results[0].warnings.len(), 1, "{:?}", report.results);
+    assert!(
+        report.results[0].warnings[0].contains("SHOULD limit"),
+        "{}",
+        report.results[0].warnings[0]
     );
 }

@@ -14,6 +14,7 @@ mod text;
 mod timeouts;
 mod udp_errors;
 mod udp_framed;
+mod udp_rate;
 mod udp_raw;
 mod unicode;
 
@@ -43,6 +44,7 @@ pub fn all() -> Vec<&'static Case> {
         udp_raw::CASES,
         udp_framed::CASES,
         udp_errors::CASES,
+        udp_rate::CASES,
     ]
     .into_iter()
     .flatten()

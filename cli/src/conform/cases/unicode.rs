@@ -28,7 +28,7 @@ pub const CASES: &[Case] = &[
 ];
 
 /// Lower-case letters whose upper case is new since Unicode 14.0 (SPEC.md §10 table).
-const NEWER: &str = "\u{19b}\u{264}\u{a7d3}\u{a7d5}\u{1c8a}\u{a7cd}\u{10d70}\u{16ebb}";
+pub(super) const NEWER: &str = "\u{19b}\u{264}\u{a7d3}\u{a7d5}\u{1c8a}\u{a7cd}\u{10d70}\u{16ebb}";
 
 fn framed_mappings(ctx: &mut Ctx) -> CheckResult {
     let mut conn = ctx.framed()?;
