@@ -256,3 +256,31 @@ fn our_udp_rate_limit_is_seen_and_none_is_a_warning() {
         report.results[0].warnings[0]
     );
 }
+
+#[test]
+fn unicode_16_skips_only_the_cases_mapped_in_17() {
+    let server = OurServer::start();
+    let mut told = options(server.addr, &["framed/10", "raw/10"]);
+    told.unicode = Some("16.0".into());
+    let report = run(&told);
+    assert_eq!(
+        report.summary(),
+        "2 passed, 0 failed, 2 skipped",
+        "{}",
+        report.render_failures()
+    );
+    for result in &report.results {
+        assert_eq!(
+            result.failed() || result.name.ends_with("unicode-16-mappings"),
+            !matches!(
+                result.outcome,
+                upcase_cli::conform::CaseOutcome::Skipped { .. }
+            ),
+            "{}",
+            result.name
+        );
+    }
+    told.udp = true;
+    told.filters = vec!["udp/10".into()];
+    assert_eq!(run(&told).summary(), "1 passed, 0 failed, 1 skipped");
+}

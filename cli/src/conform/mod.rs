@@ -24,8 +24,9 @@
 //! * whether its expected output depends on the **Unicode version**
 //!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
 //!   which version they expect, e.g. "(Unicode 17.0)", and are skipped when
-//!   the suite is told the server follows another ([`Options::unicode`],
-//!   `--unicode 14.0`). Only the §10 cases are: every other sample uses code
+//!   the suite is told the server follows a version older than the one
+//!   that first mapped their code points ([`Options::unicode`], `--unicode
+//!   16.0` skips the 17.0 cases only). Only the §10 cases are: every other sample uses code
 //!   points whose upper case is the same in Unicode 14.0 and 17.0;
 //! * what it **needs** ([`Needs`]): most cases run against any server with
 //!   default settings; a case that needs a server setting (a short idle

@@ -18,6 +18,8 @@ mod udp_rate;
 mod udp_raw;
 mod unicode;
 
+pub(super) use unicode::answers_differ;
+
 use bytes::Bytes;
 
 use super::case::{Case, CheckResult};

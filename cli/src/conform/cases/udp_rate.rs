@@ -6,18 +6,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::unicode::NEWER;
+use super::unicode::{MAPPED_IN_16, MAPPED_IN_17};
 use crate::conform::case::{Case, CheckResult, Failure, Needs};
 use crate::conform::client::Ctx;
 use crate::conform::oracle;
 
 pub const CASES: &[Case] = &[
     Case {
-        name: "udp/10/unicode-17-mappings",
-        description: "code points first mapped after Unicode 14.0 are upper-cased in a raw datagram",
+        name: "udp/10/unicode-16-mappings",
+        description: "code points first mapped in Unicode 16.0 are upper-cased in a raw datagram",
         unicode_dependent: true,
         needs: Needs::UnicodeRawDatagrams,
-        check: raw_datagram_mappings,
+        check: raw_datagram_16,
+    },
+    Case {
+        name: "udp/10/unicode-17-mappings",
+        description: "code points first mapped in Unicode 17.0 are upper-cased in a raw datagram",
+        unicode_dependent: true,
+        needs: Needs::UnicodeRawDatagrams,
+        check: raw_datagram_17,
     },
     Case {
         name: "udp/8.6/rate-limit-per-source",
@@ -28,13 +35,21 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn raw_datagram_mappings(ctx: &mut Ctx) -> CheckResult {
+fn raw_datagram(ctx: &mut Ctx, sample: &str, version: &str) -> CheckResult {
     let dgram = ctx.datagram()?;
     dgram.expect_raw(
-        NEWER.as_bytes(),
-        &oracle::text_upper(NEWER.as_bytes()),
-        "a raw datagram with code points mapped since Unicode 14.0",
+        sample.as_bytes(),
+        &oracle::text_upper(sample.as_bytes()),
+        &format!("a raw datagram with code points first mapped in Unicode {version}"),
     )
+}
+
+fn raw_datagram_16(ctx: &mut Ctx) -> CheckResult {
+    raw_datagram(ctx, MAPPED_IN_16, "16.0")
+}
+
+fn raw_datagram_17(ctx: &mut Ctx) -> CheckResult {
+    raw_datagram(ctx, MAPPED_IN_17, "17.0")
 }
 
 /// How many datagrams the rate case sends: ten times this server's default
