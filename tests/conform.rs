@@ -11,6 +11,8 @@ mod harness;
 mod lifecycle;
 #[path = "conform/ours.rs"]
 mod ours;
+#[path = "conform/runner.rs"]
+mod runner;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -106,6 +106,7 @@ mod html;
 mod oracle;
 mod probe;
 mod report;
+mod runner;
 mod show;
 mod tap;
 
@@ -118,6 +119,7 @@ pub use datagram::Dgram;
 pub use probe::{EarlyVerdict, Skip};
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
+pub use runner::{IDLE_TIMEOUT, MAX_CONNECTIONS, RunnerError, run_managed};
 use upcase::conn::ServerMode;
 
 /// How to run the suite.
