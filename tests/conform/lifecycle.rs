@@ -233,7 +233,7 @@ fn our_udp_rate_limit_is_seen_and_none_is_a_warning() {
     let report = run(&told);
     assert_eq!(
         report.summary(),
-        "2 passed, 0 failed, 0 skipped",
+        "3 passed, 0 failed, 0 skipped",
         "{}",
         report.render_failures()
     );
