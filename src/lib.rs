@@ -43,13 +43,20 @@
 //!
 //! ## Features
 //!
+//! - `net` (default): `upcase::net`, the `std::net` shell: a TCP and UDP server
+//!   (mio, socket2) and a blocking client. Without it (`default-features =
+//!   false`) the crate is the sans-IO core alone, depending on `bytes` and
+//!   `thiserror` only.
 //! - `arbitrary`: `Arbitrary` derives for the wire types and the shared
 //!   property functions the fuzz targets call (`fuzz/`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// docs.rs (Cargo.toml's [package.metadata.docs.rs]) marks what a feature gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod conn;
 #[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 pub mod net;
 pub mod transform;
 pub mod wire;

@@ -21,7 +21,7 @@ use std::convert::Infallible;
 
 use bytes::BytesMut;
 
-use upper::{UnicodeUpper, push_ascii_upper, push_if_ascii_upper};
+use upper::{push_ascii_upper, push_upper_prefix, push_upper_str};
 
 /// The most bytes one input byte can become: U+0390 (ΐ, 2 bytes) upper-cases
 /// to three 2-byte code points (6 bytes). Checked over every `char` in the tests.
@@ -319,8 +319,6 @@ struct Stream {
     carry_len: usize,
     /// Bytes pushed since the message began, carried bytes included.
     consumed: u64,
-    /// The Unicode mappings, with their cache.
-    unicode: UnicodeUpper,
 }
 
 impl Stream {
@@ -330,7 +328,6 @@ impl Stream {
             carry: [0; 4],
             carry_len: 0,
             consumed: 0,
-            unicode: UnicodeUpper::default(),
         }
     }
 
@@ -375,24 +372,15 @@ impl Stream {
         if self.carry_len > 0 {
             input = self.complete_carry::<P>(input, out)?;
         }
-        // ASCII needs no validation: try it first. Then one validation pass.
-        if push_if_ascii_upper(input, out) {
-            self.consumed += input.len() as u64;
-            return Ok(());
-        }
-        if let Ok(text) = std::str::from_utf8(input) {
-            self.unicode.push(text, out);
-            self.consumed += input.len() as u64;
-            return Ok(());
-        }
+        // Validation and mapping in one pass, up to each invalid sequence.
         let mut position = 0;
-        for chunk in input.utf8_chunks() {
-            self.unicode.push(chunk.valid(), out);
-            position += chunk.valid().len();
+        loop {
+            position += push_upper_prefix(&input[position..], out);
+            let Some(chunk) = input[position..].utf8_chunks().next() else {
+                break;
+            };
+            debug_assert!(chunk.valid().is_empty(), "the prefix took every valid byte");
             let invalid = chunk.invalid();
-            if invalid.is_empty() {
-                continue;
-            }
             let at_end = position + invalid.len() == input.len();
             if at_end && is_incomplete(invalid) {
                 self.carry[..invalid.len()].copy_from_slice(invalid);
@@ -423,7 +411,7 @@ impl Stream {
         let carry_offset = self.consumed - held as u64;
         match std::str::from_utf8(joined) {
             Ok(code_point) => {
-                self.unicode.push(code_point, out);
+                push_upper_str(code_point, out);
                 self.carry_len = 0;
                 self.consumed += take as u64;
                 Ok(&input[take..])
@@ -498,7 +486,7 @@ pub fn upcase_lossless(mode: LosslessMode, input: &[u8]) -> BytesMut {
 /// returns, through this crate's faster mapping.
 pub fn upcase_str(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len());
-    UnicodeUpper::default().push(text, &mut out);
+    push_upper_str(text, &mut out);
     String::from_utf8(out).expect("the upper case of text is text")
 }
 
@@ -506,6 +494,8 @@ mod upper;
 
 #[cfg(test)]
 mod case_filter;
+#[cfg(test)]
+mod exhaustive;
 #[cfg(test)]
 mod reported_state;
 #[cfg(test)]

@@ -23,7 +23,7 @@ use broken_udp::{BrokenUdp, Bug};
 use harness::{Flavor, Limit, TestServer};
 use ours::OurServer;
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
-use upcase_cli::conform::{self, CaseOutcome, Options, SelectError, SuiteReport};
+use upcase_cli::conform::{self, CaseOutcome, Options, SelectError, SuiteReport, WireEvent};
 
 fn options(addr: SocketAddr, filters: &[&str]) -> Options {
     let mut options = Options::new(addr);
@@ -651,7 +651,7 @@ fn a_small_frame_limit_skips_with_reasons_and_never_fails() {
                 !result
                     .wire_log
                     .iter()
-                    .any(|l| l.contains("FRAME_TOO_LARGE")),
+                    .any(|l| l.text.contains("FRAME_TOO_LARGE")),
                 "{}: {:#?}",
                 result.name,
                 result.wire_log
@@ -771,7 +771,7 @@ fn a_case_that_meets_busy_under_the_limit_runs_again_and_says_so() {
         .filter(|r| {
             r.wire_log
                 .iter()
-                .any(|l| l.contains("running the case again"))
+                .any(|l| l.text.contains("running the case again"))
         })
         .count();
     assert!(reran >= 1, "no case ran again:\n{:#?}", report.results);
@@ -807,7 +807,7 @@ fn a_raw_client_turned_away_under_the_limit_runs_the_case_again() {
     assert!(
         many.wire_log
             .iter()
-            .any(|l| l.contains("running the case again")),
+            .any(|l| l.text.contains("running the case again")),
         "many-clients did not run again:\n{:#?}",
         many.wire_log
     );
@@ -825,9 +825,11 @@ fn html_report_is_well_formed_and_has_a_row_per_case() {
         ],
     ));
     // Text that must be escaped, wherever it can come from the server.
-    report.results[1]
-        .wire_log
-        .push("c9 ← \"<script>alert(1)</script>\" & <b>".into());
+    report.results[1].wire_log.push(WireEvent::new(
+        1.0,
+        "c9",
+        "← \"<script>alert(1)</script>\" & <b>",
+    ));
     let html = report.to_html();
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(!html.contains("<script"), "unescaped: {html}");
@@ -923,7 +925,7 @@ fn a_lost_datagram_is_sent_once_more_and_the_log_says_so() {
             result
                 .wire_log
                 .iter()
-                .any(|line| line.contains("sending it once more")),
+                .any(|line| line.text.contains("sending it once more")),
             "{}: {:?}",
             result.name,
             result.wire_log
@@ -954,6 +956,30 @@ fn a_filter_that_matches_nothing_is_an_error() {
     let selected = conform::select(&udp).unwrap();
     assert!(!selected.is_empty());
     assert!(selected.iter().all(|case| case.name.starts_with("udp/")));
+}
+
+#[test]
+fn a_missing_server_is_one_error_from_the_first_cases_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut reported = 0;
+    let error = conform::run_with(&options(addr, &["raw/", "framed/5.1"]), |_| reported += 1)
+        .expect_err("nobody listens there");
+    assert!(
+        matches!(&error, SelectError::NoServer { addr: at, .. } if *at == addr),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("no server at {addr} (")),
+        "{error}"
+    );
+    assert_eq!(
+        reported, 0,
+        "no case result is reported for a missing server"
+    );
 }
 
 #[test]

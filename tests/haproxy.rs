@@ -11,10 +11,10 @@ mod serve_process;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
+use serve_process::child::{self, Process, TempPath};
 use serve_process::{ServeProcess, free_port, tool_available};
 
 /// The configuration the README documents.
@@ -48,60 +48,53 @@ macro_rules! require_haproxy {
     };
 }
 
-/// HAProxy in the foreground, balancing a new loopback port over `servers`.
+/// HAProxy in the foreground (`-db`: its log on stderr, printed if the test
+/// fails), balancing a new loopback port over `servers`.
 struct Haproxy {
-    child: Child,
+    _process: Process,
     frontend: SocketAddr,
 }
 
 impl Haproxy {
+    /// Once its frontend accepts connections (at most [`child::READY`]).
     fn start(config: &Path, servers: [SocketAddr; 2]) -> Haproxy {
         let frontend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(config)
-            .env("UPCASE_FRONTEND", frontend.to_string())
-            .env("UPCASE_SERVER_A", servers[0].to_string())
-            .env("UPCASE_SERVER_B", servers[1].to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy starts");
-        let haproxy = Haproxy { child, frontend };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(frontend).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "haproxy never listened on {frontend}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let mut process = Process::spawn(
+            "haproxy",
+            Command::new("haproxy")
+                .args(["-db", "-f"])
+                .arg(config)
+                .env("UPCASE_FRONTEND", frontend.to_string())
+                .env("UPCASE_SERVER_A", servers[0].to_string())
+                .env("UPCASE_SERVER_B", servers[1].to_string()),
+        );
+        process.wait_for_port(frontend);
+        Haproxy {
+            _process: process,
+            frontend,
         }
-        haproxy
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 /// `upcase conform ADDR --json`: its exit code and the outcome of each case.
 fn conform(addr: SocketAddr) -> (Option<i32>, Vec<(String, String, String)>) {
-    let json = std::env::temp_dir().join(format!(
-        "upcase-haproxy-conform-{}-{}.json",
-        std::process::id(),
-        addr.port()
-    ));
-    let status = Command::new(env!("CARGO_BIN_EXE_upcase"))
-        .args(["conform", &addr.to_string(), "--json"])
-        .arg(&json)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let json = TempPath::new(&format!("upcase-haproxy-conform-{}.json", addr.port()));
+    let output = child::run(
+        "upcase conform",
+        Command::new(env!("CARGO_BIN_EXE_upcase"))
+            .args(["conform", &addr.to_string(), "--json"])
+            .arg(json.path()),
+        b"",
+    );
+    // Shown with the test's failure, if it fails.
+    eprintln!(
+        "---- upcase conform {addr} ----\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(json.path())
+        .unwrap_or_else(|error| panic!("conform wrote no JSON report ({error}): {output:?}"));
+    let report: Value = serde_json::from_str(&text).unwrap();
     let results = report["results"]
         .as_array()
         .unwrap()
@@ -114,7 +107,7 @@ fn conform(addr: SocketAddr) -> (Option<i32>, Vec<(String, String, String)>) {
             )
         })
         .collect();
-    (status.code(), results)
+    (output.status.code(), results)
 }
 
 fn outcome<'a>(results: &'a [(String, String, String)], name: &str) -> &'a str {
@@ -165,16 +158,14 @@ fn without_the_proxy_protocol_the_address_cases_fail() {
     // The same setup, but nobody speaks the PROXY protocol: HAProxy sends
     // no header and the servers expect none. Everything works except the
     // addresses, which name HAProxy's side of its connection to the server.
-    let plain =
-        std::env::temp_dir().join(format!("upcase-haproxy-plain-{}.cfg", std::process::id()));
+    let plain = TempPath::new("upcase-haproxy-plain.cfg");
     let text = std::fs::read_to_string(config()).unwrap();
     assert!(text.contains(" send-proxy-v2"));
-    std::fs::write(&plain, text.replace(" send-proxy-v2", "")).unwrap();
+    std::fs::write(plain.path(), text.replace(" send-proxy-v2", "")).unwrap();
     let a = ServeProcess::start(PLAIN);
     let b = ServeProcess::start(PLAIN);
-    let haproxy = Haproxy::start(&plain, [a.tcp, b.tcp]);
+    let haproxy = Haproxy::start(plain.path(), [a.tcp, b.tcp]);
     let (code, results) = conform(haproxy.frontend);
-    let _ = std::fs::remove_file(&plain);
     assert_eq!(code, Some(1));
     let (_, _, why) = results
         .iter()
@@ -198,7 +189,7 @@ fn without_the_proxy_protocol_the_address_cases_fail() {
 /// The answer and the client's own address.
 fn raw_round_trip(addr: SocketAddr, text: &str) -> std::io::Result<(String, SocketAddr)> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(child::READY))?;
     stream.write_all(text.as_bytes())?;
     stream.shutdown(Shutdown::Write)?;
     let mut reply = String::new();
@@ -210,7 +201,9 @@ fn raw_round_trip(addr: SocketAddr, text: &str) -> std::io::Result<(String, Sock
 fn a_stopped_instance_loses_no_new_connection() {
     require_haproxy!();
     let mut a = ServeProcess::start(PROXIED);
-    let b = ServeProcess::start(PROXIED);
+    // -v: a line per message, which names its client and is not throttled
+    // (connect lines are: README, "Logs").
+    let b = ServeProcess::start(&[PROXIED, &["-v"]].concat());
     let haproxy = Haproxy::start(&config(), [a.tcp, b.tcp]);
     let mut client_addrs = Vec::new();
     for round in 0..40 {
@@ -225,15 +218,20 @@ fn a_stopped_instance_loses_no_new_connection() {
     }
     // Every connection after the stop was answered (above) by B, which
     // logged each one with the client's own address (from the PROXY header).
+    let message = |round: usize| {
+        let addr = client_addrs[round];
+        format!("{addr}: from connected user: round {round}")
+    };
     let log = b
-        .wait_for_log(&format!("{} connected to", client_addrs[39]))
+        .wait_for_log(&message(39))
         .unwrap_or_else(|log| panic!("B never logged the last client:\n{log}"));
-    for addr in &client_addrs[10..] {
-        assert!(
-            log.contains(&format!("{addr} connected to {}", haproxy.frontend)),
-            "{addr}: {log}"
-        );
+    for round in 10..40 {
+        assert!(log.contains(&message(round)), "round {round}: {log}");
     }
+    assert!(
+        log.contains(&format!("connected to {}", haproxy.frontend)),
+        "B took no address from a PROXY header: {log}"
+    );
 }
 
 #[test]

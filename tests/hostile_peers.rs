@@ -291,6 +291,7 @@ fn client_ends_a_trickled_reply_at_its_deadline() {
         let ran = upcase(&args, b"a line of forty bytes, to take a while.\n");
         assert!(started.elapsed() < HUNG);
         assert_failed_saying(&ran, "no answer from the server within 2s");
+        assert_failed_saying(&ran, "the reply to line 1 was not whole within 2.0 s");
     }
 }
 
@@ -468,8 +469,10 @@ fn bench_shows_an_error_message_escaped() {
 #[test]
 fn a_closed_stdout_ends_each_tool_quietly() {
     let (_server, addr) = server(Misbehaviour::DuplicateUdp);
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 5] = [
         &["conform", "--list"],
+        &["man"],
+        &["completions", "bash"],
         &["conform", &addr, "framed/5.1"],
         &["client", &addr],
     ];

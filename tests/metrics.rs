@@ -1,14 +1,19 @@
 //! `upcase serve --metrics`: the scrape checked by Debian's `promtool`, and
 //! a real Prometheus scraping the server and answering a query about it.
 //!
-//! Each test is skipped, with the reason printed, when its tool is not
+//! Each of those is skipped, with the reason printed, when its tool is not
 //! installed (`.ci/run` installs the `prometheus` package, which has both).
+//! The others attack the endpoint of a child `upcase serve` the way issue
+//! 17 did and check that the process, its UPCASE port and its later
+//! scrapes are unharmed. Every program a test starts keeps its stderr,
+//! and a failing test prints it.
 
 #[path = "support/serve_process.rs"]
 mod serve_process;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,40 @@ use serde_json::Value;
 use serve_process::{ServeProcess, free_port, tool_available};
 use upcase::net::Client;
 use upcase::wire::{FrameRepr, FrameType};
+
+/// How long a test waits for a program to be ready or to answer: generous
+/// for a loaded 2-core machine, and never waited in full when all is well.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child `upcase serve` whose log a failing test prints.
+struct Served(ServeProcess);
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        Served(ServeProcess::start(args))
+    }
+}
+
+impl Deref for Served {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
+    }
+}
+
+impl DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut ServeProcess {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("upcase serve's stderr:\n{}", self.0.log());
+        }
+    }
+}
 
 macro_rules! require {
     ($tool:literal, $($arg:literal),*) => {
@@ -29,9 +68,7 @@ macro_rules! require {
 /// `GET path` over HTTP/1.0; the status line and the body.
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
@@ -54,7 +91,7 @@ fn sample(scrape: &str, series: &str) -> f64 {
 /// PING on one framed connection, an unknown frame type (a non-fatal
 /// ERROR), a raw connection, and a UDP datagram.
 fn traffic(server: &ServeProcess) {
-    let mut client = Client::connect(server.tcp, Duration::from_secs(5)).unwrap();
+    let mut client = Client::connect(server.tcp, PATIENCE).unwrap();
     for text in ["one", "two", "three"] {
         assert_eq!(client.upcase(text).unwrap(), text.to_uppercase());
     }
@@ -73,7 +110,7 @@ fn traffic(server: &ServeProcess) {
     assert_eq!(reply, "RAW\n");
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.set_read_timeout(Some(PATIENCE)).unwrap();
     udp.send_to(b"datagram", server.tcp).unwrap();
     let mut buffer = [0; 64];
     let (len, _) = udp.recv_from(&mut buffer).unwrap();
@@ -84,7 +121,7 @@ fn traffic(server: &ServeProcess) {
 /// closed connection, or a UDP reply sent, a moment after the client has
 /// seen it happen).
 fn scrape_until(addr: SocketAddr, wanted: &[(&str, f64)]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let (status, body) = http_get(addr, "/metrics");
         assert!(status.contains(" 200 "), "{status}");
@@ -101,7 +138,7 @@ fn scrape_until(addr: SocketAddr, wanted: &[(&str, f64)]) -> String {
 #[test]
 fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
     require!("promtool", "--version");
-    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
     let metrics = server.metrics.unwrap();
     traffic(&server);
     let scrape = scrape_until(
@@ -160,10 +197,10 @@ fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
 
 #[test]
 fn other_paths_are_not_found_and_metrics_are_off_by_default() {
-    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
     let (status, _) = http_get(server.metrics.unwrap(), "/");
     assert!(status.contains(" 404 "), "{status}");
-    let plain = ServeProcess::start(&[]);
+    let plain = Served::start(&[]);
     assert!(plain.metrics.is_none());
     assert!(
         !plain.log().contains("metrics"),
@@ -172,7 +209,8 @@ fn other_paths_are_not_found_and_metrics_are_off_by_default() {
     );
 }
 
-/// A Prometheus server in its own temporary directory, on loopback.
+/// A Prometheus server in its own temporary directory, on loopback; its
+/// stderr goes to a file there, printed when a test fails.
 struct Prometheus {
     child: Child,
     api: SocketAddr,
@@ -205,10 +243,15 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={api}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("prometheus starts");
         Prometheus { child, api, dir }
+    }
+
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
     }
 
     /// The value of instant query `query`, once it has one.
@@ -234,6 +277,9 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("prometheus's stderr:\n{}", self.stderr());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -243,11 +289,11 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
     require!("prometheus", "--version");
-    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
     traffic(&server);
     let prometheus = Prometheus::start(server.metrics.unwrap());
     let query = "sum(upcase_frames_received_total{job=\"upcase\",type=\"TEXT\"})";
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     let mut last = None;
     while Instant::now() < deadline {
         if TcpStream::connect(prometheus.api).is_ok() {
@@ -269,7 +315,7 @@ fn the_readme_lists_every_series_the_server_serves() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
     )
     .unwrap();
-    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
+    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
     let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
     let families: Vec<&str> = scrape
         .lines()
@@ -287,7 +333,7 @@ fn the_readme_lists_every_series_the_server_serves() {
 
 #[test]
 fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
-    let server = ServeProcess::start(&[
+    let server = Served::start(&[
         "--metrics",
         "127.0.0.1:0",
         "--udp-rate",
@@ -300,7 +346,7 @@ fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
         udp.send_to(b"datagram", server.tcp).unwrap();
     }
     // The burst of 2 is answered; most of the rest is dropped unread.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     let (limited, sent, scrape) = loop {
         let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
         let limited = sample(
@@ -315,4 +361,176 @@ fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
     };
     assert!(limited >= 7.0, "{scrape}");
     assert_eq!(limited + sent, 10.0, "{scrape}");
+}
+
+/// Send `request` to the metrics endpoint on a fresh connection; all it
+/// answers before closing (a reset after the answer, when the endpoint
+/// closed with bytes of ours unread, ends it too).
+fn answer_to(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    // The endpoint may close before it takes all of a long request.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    // What was read before a reset stays in `answer`.
+    if let Err(error) = stream.read_to_end(&mut answer)
+        && error.kind() != ErrorKind::ConnectionReset
+    {
+        panic!("no answer and no close from the endpoint: {error}");
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The process is alive, its UPCASE port serves, and a scrape is answered.
+fn assert_unharmed(server: &mut Served) {
+    assert_eq!(server.try_wait(), None, "upcase serve exited");
+    let mut client = Client::connect(server.tcp, PATIENCE).unwrap();
+    assert_eq!(client.upcase("still here").unwrap(), "STILL HERE");
+    let (status, body) = http_get(server.metrics.unwrap(), "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        body.contains("upcase_connections_accepted_total "),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_huge_content_length_neither_kills_the_process_nor_stops_the_scrapes() {
+    // tiny_http allocated the announced body to discard it: 1 TiB aborted
+    // the process and 2^64-1 killed the metrics thread (issue 17).
+    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    for length in ["1099511627776", "18446744073709551615"] {
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nthe start of a body"
+        );
+        let answer = answer_to(server.metrics.unwrap(), request.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert_unharmed(&mut server);
+    }
+}
+
+#[test]
+fn a_head_over_8_kib_is_refused_and_the_server_is_unharmed() {
+    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let mut request = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    while request.len() < 1 << 20 {
+        request.extend_from_slice(b"X-A: b\r\n");
+    }
+    let answer = answer_to(server.metrics.unwrap(), &request);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert_unharmed(&mut server);
+}
+
+#[test]
+fn one_sigterm_ends_the_server_while_metrics_peers_keep_stalling() {
+    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics = server.metrics.unwrap();
+    // A new half-sent request every 20 ms, each held open: whenever the
+    // signal comes, some are younger than the endpoint's 5 s deadline,
+    // so a server that waited for its metrics peers would never exit.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut stream) = TcpStream::connect(metrics) {
+                    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+                    held.push(stream);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // One more whose announced body never comes.
+    let mut waiting = TcpStream::connect(metrics).unwrap();
+    waiting
+        .write_all(b"POST /metrics HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_unharmed(&mut server);
+
+    let signalled = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = loop {
+        if let Some(status) = server.try_wait() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < PATIENCE,
+            "upcase serve still runs {PATIENCE:?} after one SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attacker.join().unwrap();
+    assert!(status.success(), "{status} after {:?}", signalled.elapsed());
+    assert!(!server.log().contains("second signal"), "{}", server.log());
+}
+
+#[test]
+fn the_metrics_listener_accepts_again_after_the_process_ran_out_of_descriptors() {
+    require!("prlimit", "--version");
+    let mut server = Served::start(&["--metrics", "127.0.0.1:0", "--threads", "1"]);
+    let metrics = server.metrics.unwrap();
+    // Leave the process room for only a few more descriptors.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.id()))
+        .unwrap()
+        .count();
+    set_descriptor_limit(&server, open + 4);
+    let peers: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut stream = TcpStream::connect(metrics).unwrap();
+            stream.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+            stream
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    while !server.log().contains("metrics: accept failed") {
+        assert!(Instant::now() < deadline, "accept never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log().contains("pausing accepts"), "{}", server.log());
+    // The peers leave and the limit is back: scrapes are answered again.
+    drop(peers);
+    set_descriptor_limit(&server, hard_descriptor_limit(&server));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let answer = answer_to(metrics, b"GET /metrics HTTP/1.1\r\n\r\n");
+        if answer.starts_with("HTTP/1.1 200 OK\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scrape answered: {answer:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_unharmed(&mut server);
+}
+
+/// The server's hard descriptor limit, from /proc.
+fn hard_descriptor_limit(server: &Served) -> usize {
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// Set the soft descriptor limit of the running server (its hard limit,
+/// which it raised the soft one to, stays).
+fn set_descriptor_limit(server: &Served, soft: usize) {
+    let output = Command::new("prlimit")
+        .arg(format!("--pid={}", server.id()))
+        .arg(format!("--nofile={soft}:"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "prlimit: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -18,13 +18,16 @@
 //! `UPCASE_WRITE_EXAMPLE=1 cargo test -p upcase-cli --test wireshark spec`
 //! rewrites it (converted with `editcap -F pcapng`).
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use child::{Process, READY, TempPath};
 use serde::Deserialize;
 
 const MAGIC: [u8; 7] = [0xc0, b'U', b'P', b'C', b'A', b'S', b'E'];
@@ -89,8 +92,12 @@ fn have_tshark() -> bool {
     found
 }
 
-fn scratch(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wireshark-{}-{name}", std::process::id()))
+/// A scratch file, removed when the test ends, however it ends.
+fn scratch(name: &str) -> TempPath {
+    TempPath::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("wireshark-{}-{name}", std::process::id())),
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -583,12 +590,12 @@ impl Scenario {
 
     /// Writes the capture, decodes it with tshark and compares every packet.
     fn check(&self, name: &str, extra: &[&str]) {
-        let path = scratch(&format!("{name}.pcap"));
-        self.pcap.write(&path);
-        let packets = decode(&path, extra);
-        if std::env::var_os("UPCASE_KEEP_CAPTURES").is_none() {
-            std::fs::remove_file(&path).unwrap();
+        let mut path = scratch(&format!("{name}.pcap"));
+        if std::env::var_os("UPCASE_KEEP_CAPTURES").is_some() {
+            path.keep();
         }
+        self.pcap.write(path.path());
+        let packets = decode(path.path(), extra);
         assert_eq!(
             packets.len(),
             self.pcap.packets as usize,
@@ -656,7 +663,7 @@ fn decode(capture: &Path, extra: &[&str]) -> Vec<Expect> {
     for field in FIELDS {
         command.args(["-e", field]);
     }
-    let output = command.output().expect("tshark runs");
+    let output = child::run("tshark", &mut command, b"");
     assert!(
         output.status.success(),
         "tshark failed: {}",
@@ -821,15 +828,16 @@ fn example_path() -> PathBuf {
 
 fn write_example(scenario: &Scenario) {
     let pcap = scratch("example.pcap");
-    scenario.pcap.write(&pcap);
-    let status = Command::new("editcap")
-        .args(["-F", "pcapng"])
-        .arg(&pcap)
-        .arg(example_path())
-        .status()
-        .expect("editcap (wireshark-common) runs");
-    assert!(status.success());
-    std::fs::remove_file(&pcap).unwrap();
+    scenario.pcap.write(pcap.path());
+    let output = child::run(
+        "editcap (wireshark-common)",
+        Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(pcap.path())
+            .arg(example_path()),
+        b"",
+    );
+    assert!(output.status.success(), "editcap: {output:?}");
 }
 
 #[test]
@@ -841,10 +849,9 @@ fn example_capture_is_the_generated_spec_capture() {
     let size = std::fs::metadata(&example).unwrap().len();
     assert!(size < 50_000, "example.pcapng stays small: {size} bytes");
     let generated = scratch("spec-for-example.pcap");
-    spec_scenario().pcap.write(&generated);
+    spec_scenario().pcap.write(generated.path());
     let from_example = decode(&example, &[]);
-    let from_generator = decode(&generated, &[]);
-    std::fs::remove_file(&generated).unwrap();
+    let from_generator = decode(generated.path(), &[]);
     assert!(
         from_example == from_generator,
         "contrib/wireshark/example.pcapng differs from the §12 capture; \
@@ -1016,68 +1023,52 @@ fn is_root() -> bool {
         == Some("0")
 }
 
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn upcase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_upcase"))
 }
 
 /// `upcase serve` on a free port, with a short idle timeout and a
 /// connection limit so that conform covers IDLE_TIMEOUT and BUSY too.
-fn serve() -> (Running, u16) {
-    let mut child = upcase()
-        .args(["serve", "--listen", "127.0.0.1:0", "-q"])
-        .args([
-            "--idle-timeout",
-            "1",
-            "--max-connections",
-            "4",
-            "--linger",
-            "1",
-        ])
-        .args(["--max-frame", "65536"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+fn serve() -> (Process, u16) {
+    let mut server = Process::spawn(
+        "upcase serve",
+        upcase()
+            .args(["serve", "--listen", "127.0.0.1:0", "-q"])
+            .args([
+                "--idle-timeout",
+                "1",
+                "--max-connections",
+                "4",
+                "--linger",
+                "1",
+            ])
+            .args(["--max-frame", "65536"]),
+    );
+    let line = server.stdout_line();
     let port = line
         .split(", ")
         .next()
         .and_then(|tcp| tcp.rsplit(':').next())
         .and_then(|port| port.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
-    (Running(child), port)
+    (server, port)
 }
 
-/// tcpdump on `lo` for `port`, writing `path`; returns once it listens.
-fn tcpdump(port: u16, path: &Path) -> Running {
-    let mut child = Command::new("tcpdump")
-        .args([
-            "-i", "lo", "-U", "-Z", "root", "-B", "16384", "-s", "0", "-w",
-        ])
-        .arg(path)
-        .args(["host", "127.0.0.1", "and", "port", &port.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    stderr.read_line(&mut line).unwrap();
+/// tcpdump on `lo` for `port`, writing `path`; returns once it says it
+/// listens (its stderr's "listening on lo", within [`READY`]).
+fn tcpdump(port: u16, path: &Path) -> Process {
+    let mut dump = Process::spawn(
+        "tcpdump",
+        Command::new("tcpdump")
+            .args([
+                "-i", "lo", "-U", "-Z", "root", "-B", "16384", "-s", "0", "-w",
+            ])
+            .arg(path)
+            .args(["host", "127.0.0.1", "and", "port", &port.to_string()]),
+    );
+    let line = dump.stderr_line();
     assert!(line.contains("listening on lo"), "tcpdump: {line}");
-    // Keep draining stderr so tcpdump never blocks on it.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    Running(child)
+    dump
 }
 
 fn conform(port: u16, udp: bool) {
@@ -1089,7 +1080,7 @@ fn conform(port: u16, udp: bool) {
     if udp {
         command.arg("--udp");
     }
-    let output = command.output().unwrap();
+    let output = child::run("upcase conform", &mut command, b"");
     // The traffic is what this test needs; whether our server passes is
     // tests/conform.rs's business (under load its BUSY case once failed
     // here: the 4th of 4 allowed connections got BUSY). A suite that could
@@ -1119,15 +1110,14 @@ fn live_capture_of_conform_decodes_cleanly() {
     let started = Instant::now();
     let (server, port) = serve();
     let capture = scratch("live.pcap");
-    let dump = tcpdump(port, &capture);
+    let mut dump = tcpdump(port, capture.path());
     conform(port, false);
     conform(port, true);
     std::thread::sleep(Duration::from_millis(300));
-    let stopped = Command::new("kill")
-        .args(["-INT", &dump.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    // SIGINT: tcpdump writes out what it holds and exits.
+    dump.signal("INT");
+    let stopped = dump.wait(READY);
+    assert!(stopped.success(), "tcpdump exited with {stopped}");
     drop(dump);
     drop(server);
 
@@ -1136,9 +1126,8 @@ fn live_capture_of_conform_decodes_cleanly() {
     let tcp = format!("tcp.port=={port},upcase");
     let udp = format!("udp.port=={port},upcase");
     let options = ["-d", &tcp, "-d", &udp, "-o", "upcase.limit:65536"];
-    let packets = decode(&capture, &options);
-    let two_passes = decode(&capture, &[&options[..], &["-2"]].concat());
-    std::fs::remove_file(&capture).unwrap();
+    let packets = decode(capture.path(), &options);
+    let two_passes = decode(capture.path(), &[&options[..], &["-2"]].concat());
     let differing = (0..packets.len())
         .filter(|&i| packets.get(i) != two_passes.get(i))
         .collect::<Vec<_>>();

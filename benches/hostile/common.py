@@ -81,9 +81,10 @@ def parser(description):
 
 
 class Server:
-    """The server under test: attached to, or started and later killed."""
+    """The server under test: attached to, or started and later killed
+    (with `extra` arguments after --serve-args, its stderr to `stderr`)."""
 
-    def __init__(self, args):
+    def __init__(self, args, extra=(), stderr=subprocess.DEVNULL):
         self.process = None
         if args.addr:
             if not args.pid:
@@ -92,9 +93,9 @@ class Server:
             self.host, self.port, self.pid = host, int(port), args.pid
             return
         self.process = subprocess.Popen(
-            [args.upcase, "serve", "--listen", "127.0.0.1:0", *shlex.split(args.serve_args)],
+            [args.upcase, "serve", "--listen", "127.0.0.1:0", *shlex.split(args.serve_args), *extra],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
         )
         line = self.process.stdout.readline().decode()
         self.host, self.port = parse_listening_line(line)
@@ -176,13 +177,14 @@ def error_code(data):
 
 class WellBehaved:
     """A framed client bound to 127.0.0.2 that times round trips of one
-    small TEXT frame over one connection."""
+    small TEXT frame over one connection (after `header`, e.g. a PROXY
+    header, when given)."""
 
     REQUEST = "well-behaved client, straße ΐ ".encode()
 
-    def __init__(self, server, timeout=5.0):
+    def __init__(self, server, timeout=5.0, header=b""):
         self.sock = connect_from(CLIENT, server.addr, timeout)
-        self.sock.sendall(PREFACE)
+        self.sock.sendall(header + PREFACE)
         self.preface_seen = False
         self.expected = self.REQUEST.decode().upper().encode()
 
@@ -230,12 +232,12 @@ def connect_from(source, addr, timeout):
     return sock
 
 
-def one_request(server, timeout):
-    """A fresh connection from 127.0.0.2 with one framed request: None when
-    served right, else why not."""
+def one_request(server, timeout, header=b""):
+    """A fresh connection from 127.0.0.2 with one framed request (after
+    `header`): None when served right, else why not."""
     client = None
     try:
-        client = WellBehaved(server, timeout)
+        client = WellBehaved(server, timeout, header)
         client.round_trip(timeout)
         return None
     except TimeoutError:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hostile-load benchmarks of issue 9: each script attacks a fresh
+# Hostile-load benchmarks of issues 9 and 17: each script attacks a fresh
 # `upcase serve` (default settings, a free port) from 127.0.0.1 while a
 # well-behaved client at 127.0.0.2 measures what it still gets, beside a
 # baseline measured in the same run.
@@ -12,7 +12,7 @@
 # Each script caps its own run time and `timeout` caps it again; the server
 # is killed after each script and on any exit. Results (one JSON object per
 # script) go to target/hostile/results.jsonl, the server's log to
-# target/hostile/NAME.err; the table is printed at the end. About 5 minutes.
+# target/hostile/NAME.err; the table is printed at the end. About 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +23,7 @@ if [ -z "${UPCASE:-}" ]; then
     UPCASE=target/release/upcase
 fi
 SCRIPTS=("$@")
-[ ${#SCRIPTS[@]} -gt 0 ] || SCRIPTS=(fair_slots never_reading udp_flood scale)
+[ ${#SCRIPTS[@]} -gt 0 ] || SCRIPTS=(fair_slots never_reading udp_flood scale metrics_attack)
 mkdir -p "$OUT"
 : > "$RESULTS"
 
@@ -39,8 +39,11 @@ trap stop_server EXIT INT TERM
 
 echo "binary: $UPCASE ${SERVE_ARGS:+(serve $SERVE_ARGS)}; $(nproc) cores, shared: numbers are noisy" >&2
 for name in "${SCRIPTS[@]}"; do
+    # metrics_attack attacks the metrics endpoint: serve it, and say where.
+    extra=()
+    [ "$name" = metrics_attack ] && extra=(--metrics 127.0.0.1:0)
     # shellcheck disable=SC2086 # SERVE_ARGS is a list of words
-    "$UPCASE" serve --listen 127.0.0.1:0 ${SERVE_ARGS:-} > "$OUT/$name.out" 2> "$OUT/$name.err" &
+    "$UPCASE" serve --listen 127.0.0.1:0 ${SERVE_ARGS:-} "${extra[@]}" > "$OUT/$name.out" 2> "$OUT/$name.err" &
     server_pid=$!
     addr=""
     for _ in $(seq 100); do
@@ -51,8 +54,15 @@ for name in "${SCRIPTS[@]}"; do
         sleep 0.1
     done
     [ -n "$addr" ] || { echo "run.sh: the server printed no listening line within 10 s" >&2; exit 1; }
+    script_args=(--addr "$addr" --pid "$server_pid")
+    if [ ${#extra[@]} -gt 0 ]; then
+        # upcase metrics on http://127.0.0.1:PORT/metrics (the second line)
+        metrics=$(sed -n '2s|^upcase metrics on http://\([0-9.]*:[0-9]*\)/metrics$|\1|p' "$OUT/$name.out")
+        [ -n "$metrics" ] || { echo "run.sh: the server printed no metrics line" >&2; exit 1; }
+        script_args+=(--metrics-addr "$metrics")
+    fi
     echo "== $name against $addr (pid $server_pid), $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    if timeout -k 5 200 python3 "benches/hostile/$name.py" --addr "$addr" --pid "$server_pid" --json > "$OUT/$name.json"; then
+    if timeout -k 5 200 python3 "benches/hostile/$name.py" "${script_args[@]}" --json > "$OUT/$name.json"; then
         :
     else
         echo "run.sh: $name failed (exit $?)" >&2
@@ -70,7 +80,7 @@ print(f"\n{'script':<14} {'goal':<52} {'measured':>12} {'baseline':>12}  target"
 missed = 0
 for row in rows:
     for g in row["goals"]:
-        fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
+        fmt = lambda v: "—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
         verdict = "met" if g["met"] else "MISSED"
         missed += not g["met"]
         print(f"{row['script']:<14} {g['goal']:<52} {fmt(g['measured']):>12} {fmt(g['baseline']):>12}  {g['target']} {verdict}")

@@ -9,3 +9,4 @@
 pub mod conform;
 pub mod loadgen;
 pub mod metrics;
+pub mod provenance;

@@ -1,14 +1,21 @@
-//! The `upcase` command: `serve`, `client`, `conform`, `bench`.
+//! The `upcase` command: `serve`, `client`, `conform`, `bench`, and its own
+//! `completions` and `man` pages.
 
 mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// UPCASE/1: send text, get it back in upper case.
 #[derive(Parser)]
-#[command(name = "upcase", version, about, after_help = commands::output::EXIT_CODES)]
+#[command(
+    name = "upcase",
+    version,
+    about,
+    propagate_version = true,
+    after_help = commands::output::EXIT_CODES
+)]
 struct Command {
     #[command(subcommand)]
     action: Action,
@@ -24,6 +31,12 @@ enum Action {
     Conform(commands::conform::ConformArgs),
     /// Load-test any UPCASE server.
     Bench(commands::bench::BenchArgs),
+    /// Print a shell's completion script, e.g. `upcase completions bash >
+    /// ~/.local/share/bash-completion/completions/upcase`.
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the manual page (`upcase man | man -l -`), or write one per
+    /// subcommand with --dir.
+    Man(commands::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +45,7 @@ fn main() -> ExitCode {
         Action::Client(args) => commands::client::run(args),
         Action::Conform(args) => commands::conform::run(args),
         Action::Bench(args) => commands::bench::run(args),
+        Action::Completions(args) => commands::completions::run(args, Command::command()),
+        Action::Man(args) => commands::man::run(args, Command::command()),
     }
 }

@@ -6,17 +6,16 @@
 //! [`Collector`] that reads one snapshot of the counters per scrape, so a
 //! scrape costs the server nothing between scrapes and the series can
 //! never disagree with the library's own names for modes, types and codes.
-//! `tiny_http` answers the HTTP side on threads of its own, away from the
-//! server's loops: HTTP parsing is not ours to write.
+//! The HTTP side, [`MetricsEndpoint`], is a small server made for hostile
+//! peers on a thread of its own, away from the server's loops (module
+//! `http`, with its [`Limits`]).
 
-use std::io;
-use std::net::SocketAddr;
+mod http;
+
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
-use log::warn;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::prometheus_text::{self, CONTENT_TYPE};
+use prometheus_client::encoding::prometheus_text;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
@@ -27,6 +26,8 @@ use upcase::conn::FrameCounts;
 use upcase::net::{
     MetricsSnapshot, ModeLabel, ProxyOutcome, REPLY_DELAY_BUCKETS_MICROS, ServerMetrics,
 };
+
+pub use http::{Limits, MetricsEndpoint};
 
 /// The path metrics are served at; every other path is 404.
 pub const METRICS_PATH: &str = "/metrics";
@@ -241,6 +242,13 @@ impl Collector for SnapshotCollector {
             "outcome",
             &outcomes,
         )?;
+        counter(
+            e,
+            "log_lines_dropped",
+            "Log lines dropped: stderr did not take them as fast as they came (see --log-queue).",
+            None,
+            s.log_lines_dropped,
+        )?;
         let buckets: Vec<(f64, u64)> = REPLY_DELAY_BUCKETS_MICROS
             .iter()
             .map(|&micros| micros as f64 / 1e6)
@@ -266,87 +274,6 @@ pub fn render(metrics: &Arc<ServerMetrics>) -> String {
     let mut text = String::new();
     prometheus_text::encode(&mut text, &registry).expect("writing to a String cannot fail");
     text
-}
-
-/// The running `/metrics` endpoint; dropping it stops answering.
-pub struct MetricsEndpoint {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsEndpoint {
-    /// Listen on `addr` (port 0 picks one) and answer scrapes of `metrics`
-    /// on a thread of its own.
-    ///
-    /// # Errors
-    /// When `addr` cannot be listened on.
-    pub fn start(addr: SocketAddr, metrics: Arc<ServerMetrics>) -> io::Result<MetricsEndpoint> {
-        let server = tiny_http::Server::http(addr).map_err(|error| {
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("cannot serve metrics on {addr}: {error}"),
-            )
-        })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("the metrics listener has no IP address"))?;
-        let server = Arc::new(server);
-        let thread_server = Arc::clone(&server);
-        let thread = thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || answer_scrapes(&thread_server, &metrics))?;
-        Ok(MetricsEndpoint {
-            server,
-            addr,
-            thread: Some(thread),
-        })
-    }
-
-    /// The address listened on (the real port where 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl std::fmt::Debug for MetricsEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsEndpoint")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for MetricsEndpoint {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn answer_scrapes(server: &tiny_http::Server, metrics: &Arc<ServerMetrics>) {
-    for request in server.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or_default();
-        let response = match (request.method(), path) {
-            (tiny_http::Method::Get | tiny_http::Method::Head, METRICS_PATH) => {
-                let header = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE)
-                    .expect("a valid header");
-                tiny_http::Response::from_string(render(metrics)).with_header(header)
-            }
-            (_, METRICS_PATH) => {
-                tiny_http::Response::from_string("only GET and HEAD are served at /metrics\n")
-                    .with_status_code(405)
-            }
-            _ => tiny_http::Response::from_string("not found: metrics are at /metrics\n")
-                .with_status_code(404),
-        };
-        if let Err(error) = request.respond(response) {
-            warn!("metrics: cannot answer a scrape: {error}");
-        }
-    }
 }
 
 #[cfg(test)]

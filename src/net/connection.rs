@@ -18,6 +18,7 @@ use mio::net::TcpStream;
 
 use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
+use super::log_throttle::TcpLine;
 use super::metrics::ConnectionMeter;
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
@@ -387,7 +388,12 @@ impl Connection {
                     if let Some(meter) = &self.meter {
                         meter.error_sent(code);
                     }
-                    warn!("{peer}: protocol error {code} ({}): {violation}", code.0);
+                    if let Some(note) = TcpLine::ProtocolError(code).admit() {
+                        warn!(
+                            "{peer}: protocol error {code} ({}): {violation}{note}",
+                            code.0
+                        );
+                    }
                 }
                 ServerEvent::Closed { reason, unsent } => closed = Some((reason, unsent)),
             }
@@ -395,8 +401,11 @@ impl Connection {
         closed
     }
 
-    /// The one log line of a connection's end, with its counters.
+    /// The one log line of a connection's end, with its counters (throttled).
     fn log_close(&self, end: &End) {
+        let Some(note) = TcpLine::Closed.admit() else {
+            return;
+        };
         let peer = self.peer;
         let why = match end {
             End::Core(reason, 0) => reason.to_string(),
@@ -409,11 +418,11 @@ impl Connection {
         let stats = self.core.stats();
         match self.core.mode() {
             Some(WireMode::Framed) => info!(
-                "{peer} closed ({why}): framed, in {} frames/{} bytes, out {} frames/{} bytes",
+                "{peer} closed ({why}): framed, in {} frames/{} bytes, out {} frames/{} bytes{note}",
                 stats.frames_in, stats.bytes_in, stats.frames_out, stats.bytes_out
             ),
             mode => info!(
-                "{peer} closed ({why}): {}, in {} bytes, out {} bytes",
+                "{peer} closed ({why}): {}, in {} bytes, out {} bytes{note}",
                 mode.map_or("undetected".to_string(), |m| m.to_string()),
                 stats.bytes_in,
                 stats.bytes_out

@@ -23,6 +23,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, Step};
+use super::log_throttle::{self, TcpLine};
 use super::metrics::{ConnectionMeter, ServerMetrics, ShardHandle};
 use super::proxy::Cidr;
 use super::proxy_stage::{HeaderDone, HeaderStage};
@@ -203,6 +204,7 @@ impl EventLoop {
             if let Some(headers) = &mut self.headers {
                 headers.expire(self.poll.registry(), now);
             }
+            log_throttle::flush_tcp_lines(now);
         }
     }
 
@@ -217,6 +219,7 @@ impl EventLoop {
             self.budget_retry_at,
             self.accept_paused_until,
             self.headers.as_ref().and_then(HeaderStage::next_deadline),
+            log_throttle::next_tcp_flush(),
         ];
         let first = deadlines.into_iter().flatten().min()?;
         Some(first.saturating_duration_since(Instant::now()))
@@ -387,12 +390,16 @@ impl EventLoop {
                 if let Admission::Evict { victim } = admission {
                     self.evict(victim, peer, now);
                 }
-                info!("{peer} connected to {local}{via}");
+                if let Some(note) = TcpLine::Connected.admit() {
+                    info!("{peer} connected to {local}{via}{note}");
+                }
                 let core = ServerConnection::new(config.clone(), local, peer, now);
                 (core, false)
             }
             Admission::Refuse { limit } => {
-                info!("{peer} connected{via} over the connection limit of {limit}");
+                if let Some(note) = TcpLine::OverLimit.admit() {
+                    info!("{peer} connected{via} over the connection limit of {limit}{note}");
+                }
                 let mut config = config.clone();
                 config.idle_timeout = config.idle_timeout.min(BUSY_DEADLINE);
                 config.linger = config.linger.min(BUSY_DEADLINE);
@@ -403,7 +410,9 @@ impl EventLoop {
                 if let Some(shard) = &self.metrics {
                     shard.connection_dropped();
                 }
-                info!("{peer} dropped: over the connection limit of {limit}");
+                if let Some(note) = TcpLine::DroppedOverLimit.admit() {
+                    info!("{peer} dropped: over the connection limit of {limit}{note}");
+                }
                 return None;
             }
         };
@@ -446,10 +455,12 @@ impl EventLoop {
         let Some(connection) = self.connection_mut(victim) else {
             return;
         };
-        info!(
-            "{} evicted (server full): the longest idle of its address, to make room for {newcomer}",
-            connection.peer()
-        );
+        if let Some(note) = TcpLine::Evicted.admit() {
+            info!(
+                "{} evicted (server full): the longest idle of its address, to make room for {newcomer}{note}",
+                connection.peer()
+            );
+        }
         connection.evict(now);
         self.drive(victim, now);
     }

@@ -132,9 +132,9 @@ pub const REPLY_DELAY_BUCKETS_MICROS: [u64; 14] = [
 
 /// ERROR codes counted one by one: SPEC.md's 1 to 9; any other code is
 /// counted at index 0.
-const ERROR_SLOTS: usize = 10;
+pub(crate) const ERROR_SLOTS: usize = 10;
 
-fn error_slot(code: ErrorCode) -> usize {
+pub(crate) fn error_slot(code: ErrorCode) -> usize {
     match code.0 {
         code @ 1..=9 => usize::from(code),
         _ => 0,
@@ -224,6 +224,8 @@ pub struct ServerMetrics {
     shards: Box<[MetricsShard]>,
     next_shard: AtomicUsize,
     source: OnceLock<Arc<dyn GaugeSource>>,
+    /// Log lines the process dropped, counted by whoever writes its log.
+    log_lines_dropped: OnceLock<Arc<AtomicU64>>,
 }
 
 impl ServerMetrics {
@@ -236,6 +238,7 @@ impl ServerMetrics {
                 .collect(),
             next_shard: AtomicUsize::new(0),
             source: OnceLock::new(),
+            log_lines_dropped: OnceLock::new(),
         }
     }
 
@@ -257,6 +260,13 @@ impl ServerMetrics {
         let _ = self.source.set(source);
     }
 
+    /// Show `dropped` as the log lines dropped: the count of a log writer
+    /// that drops lines rather than wait for its output (`upcase serve`'s
+    /// queue to stderr). The first counter attached stays.
+    pub fn count_log_lines_dropped(&self, dropped: Arc<AtomicU64>) {
+        let _ = self.log_lines_dropped.set(dropped);
+    }
+
     /// The shards summed, and the gauges: what a scrape shows. Counters
     /// read at slightly different moments may be off by the updates made
     /// meanwhile, never more.
@@ -267,6 +277,10 @@ impl ServerMetrics {
                 .get()
                 .map(|source| source.gauges())
                 .unwrap_or_default(),
+            log_lines_dropped: self
+                .log_lines_dropped
+                .get()
+                .map_or(0, |dropped| dropped.load(Relaxed)),
             ..MetricsSnapshot::default()
         };
         fn add<const N: usize>(sum: &mut [u64; N], shard: &[AtomicU64; N]) {
@@ -350,6 +364,9 @@ pub struct MetricsSnapshot {
     pub reply_delay_nanos: u64,
     /// What the server counts itself (zero before a server is attached).
     pub gauges: ServerGauges,
+    /// Log lines dropped (see [`ServerMetrics::count_log_lines_dropped`];
+    /// zero without a counter).
+    pub log_lines_dropped: u64,
 }
 
 impl MetricsSnapshot {

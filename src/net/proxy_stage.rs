@@ -25,6 +25,7 @@ use log::{debug, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::log_throttle::TcpLine;
 use super::metrics::{ProxyOutcome, ShardHandle};
 use super::proxy::{
     Cidr, MAX_V2_HEADER, ProxiedAddresses, ProxyHeader, ProxyHeaderStatus, parse_proxy_header,
@@ -107,6 +108,21 @@ impl HeaderStage {
         }
     }
 
+    /// Count a socket closed before it was served, with this outcome;
+    /// whether its log line may be written (`Some(note)` to append: a peer
+    /// can make these at will, so they are throttled).
+    fn rejected(&self, outcome: ProxyOutcome) -> Option<String> {
+        self.count(outcome);
+        TcpLine::ProxyRejected(outcome).admit()
+    }
+
+    /// [`rejected`](Self::rejected), then close the socket in `slot`.
+    fn close(&mut self, registry: &Registry, slot: usize, outcome: ProxyOutcome) -> Option<String> {
+        let note = self.rejected(outcome);
+        self.remove(registry, slot);
+        note
+    }
+
     /// A socket was accepted from `peer` on `local`: close it unless the
     /// peer is trusted, else wait for its header.
     pub(crate) fn accept(
@@ -118,18 +134,22 @@ impl HeaderStage {
         now: Instant,
     ) {
         if !Cidr::any_contains(&self.trusted, peer.ip()) {
-            self.count(ProxyOutcome::Untrusted);
-            return warn!(
-                "{peer}: closed: the PROXY protocol is on and {} is not a --trusted-proxy",
-                peer.ip()
-            );
+            if let Some(note) = self.rejected(ProxyOutcome::Untrusted) {
+                warn!(
+                    "{peer}: closed: the PROXY protocol is on and {} is not a --trusted-proxy{note}",
+                    peer.ip()
+                );
+            }
+            return;
         }
         let waiting = self.waiting.len() - self.free.len();
         if waiting >= self.max_waiting {
-            self.count(ProxyOutcome::Overflow);
-            return warn!(
-                "{peer}: closed: {waiting} connections are already waiting for their PROXY header"
-            );
+            if let Some(note) = self.rejected(ProxyOutcome::Overflow) {
+                warn!(
+                    "{peer}: closed: {waiting} connections are already waiting for their PROXY header{note}"
+                );
+            }
+            return;
         }
         let slot = self.free.pop().unwrap_or_else(|| {
             self.waiting.push(None);
@@ -165,9 +185,9 @@ impl HeaderStage {
         let window = &mut scratch[..MAX_V2_HEADER];
         let peeked = match waiting.stream.peek(window) {
             Ok(0) => {
-                self.count(ProxyOutcome::Invalid);
-                self.remove(registry, slot);
-                warn!("{peer}: closed before sending its PROXY header");
+                if let Some(note) = self.close(registry, slot, ProxyOutcome::Invalid) {
+                    warn!("{peer}: closed before sending its PROXY header{note}");
+                }
                 return None;
             }
             Ok(peeked) => peeked,
@@ -180,18 +200,18 @@ impl HeaderStage {
                 return None;
             }
             Err(error) => {
-                self.count(ProxyOutcome::Invalid);
-                self.remove(registry, slot);
-                warn!("{peer}: closed before its PROXY header: socket error: {error}");
+                if let Some(note) = self.close(registry, slot, ProxyOutcome::Invalid) {
+                    warn!("{peer}: closed before its PROXY header: socket error: {error}{note}");
+                }
                 return None;
             }
         };
         match parse_proxy_header(&window[..peeked]) {
             ProxyHeaderStatus::NeedMore => None,
             ProxyHeaderStatus::Invalid(error) => {
-                self.count(ProxyOutcome::Invalid);
-                self.remove(registry, slot);
-                warn!("{peer}: closed: {error}");
+                if let Some(note) = self.close(registry, slot, ProxyOutcome::Invalid) {
+                    warn!("{peer}: closed: {error}{note}");
+                }
                 None
             }
             ProxyHeaderStatus::Done { header, consumed } => {
@@ -199,8 +219,9 @@ impl HeaderStage {
                 // The header's bytes are in the socket (just peeked): take
                 // them, leaving the protocol's.
                 if let Err(error) = waiting.stream.read_exact(&mut window[..consumed]) {
-                    self.count(ProxyOutcome::Invalid);
-                    warn!("{peer}: closed while reading its PROXY header: {error}");
+                    if let Some(note) = self.rejected(ProxyOutcome::Invalid) {
+                        warn!("{peer}: closed while reading its PROXY header: {error}{note}");
+                    }
                     return None;
                 }
                 self.count(match header.addresses {
@@ -228,12 +249,15 @@ impl HeaderStage {
             let current = self.waiting[slot]
                 .as_ref()
                 .is_some_and(|waiting| waiting.deadline == deadline);
-            if current {
-                self.count(ProxyOutcome::Timeout);
+            if !current {
+                continue;
             }
-            if current && let Some(waiting) = self.remove(registry, slot) {
+            let admitted = self.rejected(ProxyOutcome::Timeout);
+            if let Some(waiting) = self.remove(registry, slot)
+                && let Some(note) = admitted
+            {
                 warn!(
-                    "{}: closed: no complete PROXY header within {} s",
+                    "{}: closed: no complete PROXY header within {} s{note}",
                     waiting.peer,
                     self.timeout.as_secs_f64()
                 );

@@ -52,7 +52,7 @@ impl ClientOpsConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum ClientOp {
-    /// Queue a TEXT request; each byte picks one of [`LETTERS`].
+    /// Queue a TEXT request; each byte picks one of `LETTERS`.
     Text(Vec<u8>),
     /// Queue a BYTES request.
     Bytes(Vec<u8>),

@@ -1,24 +1,100 @@
-//! The upper-case mappings themselves, for whole runs of input, organised
-//! around the shapes real text has: long ASCII runs, long runs of code
-//! points that are their own upper case (CJK, digits, punctuation), and
-//! small alphabets whose few letters repeat.
+//! The upper-case mapping itself, in one pass over the input that also
+//! validates it (SPEC.md §5.1, §5.2). Real text comes in two shapes, and
+//! each has its loop:
+//!
+//! * **Runs that only need ASCII upper case**: ASCII, and code points whose
+//!   whole 64-code-point block has no case (CJK, kana, Hangul, Thai,
+//!   Devanagari, emoji, punctuation). The scan over them checks ASCII eight
+//!   bytes at a time and 3-byte sequences two at a time against a
+//!   1,024-entry table; the run is then written by the same vectorised
+//!   ASCII pass as plain English, since `to_ascii_uppercase` leaves every
+//!   byte of a multi-byte sequence alone.
+//! * **Cased text** (Latin with accents, Greek, Cyrillic, Armenian,
+//!   Georgian...), code point by code point in windows: the block's page of
+//!   the generated table gives the encoded upper case, written whole.
+//!
+//! The tables come from `char::to_uppercase` at build time (build.rs).
 
 use super::output::Buffer;
 
-/// Append the ASCII upper case of `input` (Python's `bytes.upper()`).
+include!(concat!(env!("OUT_DIR"), "/case_tables.rs"));
+
+/// Input bytes per window of cased text: the output room for a window is
+/// zeroed up front (three times this), so it stays small and in cache.
+const WINDOW: usize = 256;
+
+/// The most bytes a window writes past 3 bytes per input byte: its last
+/// code point may start before the window's end and run 3 bytes past it,
+/// and a mapping is written as a whole 8-byte word.
+const WINDOW_SLACK: usize = 3 * 3 + 8;
+
+/// Append the ASCII upper case of `input` (Python's `bytes.upper()`). It
+/// writes into zeroed room: std writes uninitialised memory in a single
+/// pass, which `forbid(unsafe_code)` rules out, and a `memset` is cheaper
+/// than a copy.
 pub fn push_ascii_upper(input: &[u8], out: &mut impl Buffer) {
     for (upper, byte) in out.grow_zeroed(input.len()).iter_mut().zip(input) {
         *upper = byte.to_ascii_uppercase();
     }
 }
 
+/// Append the Unicode upper case of `text`.
+pub fn push_upper_str(text: &str, out: &mut impl Buffer) {
+    let taken = push_upper_prefix(text.as_bytes(), out);
+    debug_assert_eq!(taken, text.len(), "text is valid UTF-8");
+}
+
+/// Append the Unicode upper case of the longest prefix of `input` that is
+/// complete, valid UTF-8, and return that prefix's length: what
+/// `std::str::from_utf8` would call `valid_up_to`.
+pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
+    let mut done = push_leading_ascii(input, out);
+    loop {
+        let run = unchanged_run(&input[done..]);
+        let unchanged = &input[done..done + run.len];
+        if run.ascii_letters {
+            push_ascii_upper(unchanged, out);
+        } else {
+            out.extend_from_slice(unchanged);
+        }
+        done += run.len;
+        let mapped = push_cased_window(&input[done..], out);
+        if mapped == 0 {
+            return done;
+        }
+        done += mapped;
+    }
+}
+
+/// Bytes of ASCII text per call of [`push_if_ascii_upper`]: large enough
+/// that the call costs nothing, small enough that a block found not to be
+/// ASCII wastes little.
+const ASCII_BLOCK: usize = 16 * 1024;
+
+/// Upper-case the leading whole blocks of `input` that are ASCII, in the
+/// single pass of [`push_if_ascii_upper`] (the general path scans a run
+/// before it writes it: a third slower on English), and return their
+/// length. Only tried when the first 32 bytes are ASCII, so that other
+/// text does not pay for a pass that fails.
+fn push_leading_ascii(input: &[u8], out: &mut impl Buffer) -> usize {
+    if !input[..input.len().min(32)].is_ascii() {
+        return 0;
+    }
+    let mut done = 0;
+    for block in input.chunks(ASCII_BLOCK) {
+        if !push_if_ascii_upper(block, out) {
+            break;
+        }
+        done += block.len();
+    }
+    done
+}
+
 /// If `input` is all ASCII, append its upper case and return true;
 /// otherwise append nothing and return false. Instead of validating first,
 /// one pass the compiler vectorises upper-cases while OR-ing every byte (a–z
-/// never occur inside a multi-byte UTF-8 sequence). It writes into zeroed
-/// room: std writes uninitialised memory in a single pass, which
-/// `forbid(unsafe_code)` rules out, and a `memset` is cheaper than a copy.
-pub fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
+/// never occur inside a multi-byte UTF-8 sequence).
+fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
     let start = out.len();
     let mut any_high_bit = 0u8;
     for (upper, byte) in out.grow_zeroed(input.len()).iter_mut().zip(input) {
@@ -33,151 +109,275 @@ pub fn push_if_ascii_upper(input: &[u8], out: &mut impl Buffer) -> bool {
     }
 }
 
-/// How many recently mapped code points [`UnicodeUpper`] remembers.
-const CACHE_SLOTS: usize = 64;
-
-/// One remembered mapping: a code point and its upper case in UTF-8.
-#[derive(Debug, Clone, Copy)]
-struct CachedMapping {
-    /// The code point, or `u32::MAX` for an empty slot.
-    code_point: u32,
-    /// The upper case's length in bytes (up to 3 code points).
-    len: u8,
-    upper: [u8; 12],
+/// The prefix of `bytes` made of ASCII and of valid sequences whose block
+/// has no case: the part whose upper case is its ASCII upper case. Each
+/// kind of sequence has its loop, so that a run of one kind takes no
+/// branch per code point on which kind comes next.
+struct UnchangedRun {
+    len: usize,
+    /// Whether it may hold an ASCII lower-case letter; if not, it is its
+    /// own upper case and is copied as it is.
+    ascii_letters: bool,
 }
 
-/// Unicode upper case of valid text, remembering the mappings it looked up.
-///
-/// `char::to_uppercase` searches a table of some 1,500 ranges and hands the
-/// result out one code point at a time; text in a cased script repeats a
-/// few dozen letters, so a small direct-mapped cache of encoded mappings
-/// makes that lookup once per letter instead of once per occurrence. The
-/// cache is allocated on first use, so ASCII-only messages never pay for it.
-#[derive(Debug, Clone, Default)]
-pub struct UnicodeUpper {
-    cache: Option<Box<[CachedMapping; CACHE_SLOTS]>>,
+fn unchanged_run(bytes: &[u8]) -> UnchangedRun {
+    let mut index = 0;
+    let mut ascii_letters = false;
+    while let Some(&lead) = bytes.get(index) {
+        let start = index;
+        match lead {
+            0x00..=0x7f => {
+                // 32 bytes at a time (vectorised), then 8, then one.
+                while let Some(block) = bytes.get(index..index + 32) {
+                    if !block.iter().fold(0, |any, byte| any | byte).is_ascii() {
+                        break;
+                    }
+                    index += 32;
+                }
+                while let Some(word) = word_at(bytes, index) {
+                    if word & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    index += 8;
+                }
+                ascii_letters |= index > start;
+                while let Some(&byte) = bytes.get(index).filter(|byte| byte.is_ascii()) {
+                    ascii_letters |= byte.is_ascii_lowercase();
+                    index += 1;
+                }
+            }
+            0xe0..=0xef => {
+                // Five at a time where the blocks are ones known in
+                // advance, then four, two and one by the table.
+                while let (Some(block), Some(next)) = (
+                    bytes.get(index..index + 16),
+                    bytes.get(index + 1..index + 17),
+                ) {
+                    if !five_common_caseless(
+                        block.try_into().expect("16 bytes"),
+                        next.try_into().expect("16 bytes"),
+                    ) {
+                        break;
+                    }
+                    index += 15;
+                }
+                while let (Some(first), Some(second)) =
+                    (word_at(bytes, index), word_at(bytes, index + 6))
+                {
+                    if !(two_unchanged_3byte_sequences(first)
+                        && two_unchanged_3byte_sequences(second))
+                    {
+                        break;
+                    }
+                    index += 12;
+                }
+                while let Some(word) = word_at(bytes, index) {
+                    if !two_unchanged_3byte_sequences(word) {
+                        break;
+                    }
+                    index += 6;
+                }
+                if let Some(three) = bytes.get(index..index + 3) {
+                    let word =
+                        u64::from(three[0]) | u64::from(three[1]) << 8 | u64::from(three[2]) << 16;
+                    if unchanged_3byte_sequence(word) {
+                        index += 3;
+                    }
+                }
+            }
+            0xf0..=0xf4 => {
+                while let Some((code_point, 4)) = decode(bytes, index) {
+                    if block_page(code_point) != 0 {
+                        break;
+                    }
+                    index += 4;
+                }
+            }
+            _ => {
+                if let Some((code_point, width)) = decode(bytes, index)
+                    && block_page(code_point) == 0
+                {
+                    index += width;
+                }
+            }
+        }
+        if index == start {
+            break;
+        }
+    }
+    UnchangedRun {
+        len: index,
+        ascii_letters,
+    }
 }
 
-/// An empty cache slot.
-const EMPTY_SLOT: CachedMapping = CachedMapping {
-    code_point: u32::MAX,
-    len: 0,
-    upper: [0; 12],
-};
+/// Whether the first 15 bytes of `block` are five 3-byte sequences in the
+/// commonest caseless ranges: U+3000..U+9FFF (leads E3..E9: CJK, kana),
+/// most Hangul (EB, EC: U+B000..U+CFFF) and U+FF00..U+FF3F (EF BC:
+/// full-width punctuation). Each of the 16 steps is the same branch-free
+/// arithmetic; the exhaustive tests check every code point through it.
+/// (Adding U+0800..U+0FFF and the rest of Hangul made Chinese 50 %
+/// slower.) `next` is `block` one byte on.
+#[inline]
+fn five_common_caseless(block: &[u8; 16], next: &[u8; 16]) -> bool {
+    const LEAD: [u8; 16] = [
+        0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0xff, 0, 0, 0,
+    ];
+    const CONT: [u8; 16] = [
+        0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0, 0xff, 0xff, 0,
+    ];
+    let mut bad = 0u8;
+    for i in 0..16 {
+        let (byte, after) = (block[i], next[i]);
+        let lead_ok = (byte.wrapping_sub(0xe3) <= 6)
+            | (byte.wrapping_sub(0xeb) <= 1)
+            | ((byte == 0xef) & (after == 0xbc));
+        let cont_ok = byte & 0xc0 == 0x80;
+        bad |=
+            LEAD[i] & !(lead_ok as u8).wrapping_neg() | CONT[i] & !(cont_ok as u8).wrapping_neg();
+    }
+    bad == 0
+}
 
-impl UnicodeUpper {
-    /// Append the Unicode upper case of `text`.
-    ///
-    /// Most mappings keep a code point's UTF-8 length (a → A, é → É, η → Η,
-    /// ß → SS), so the text is copied whole, its ASCII upper-cased in bulk,
-    /// and the other code points that change are overwritten in place. At
-    /// the first mapping that changes the length (ΐ → 3 code points, ɐ,
-    /// ⱥ) the rest is appended instead.
-    pub fn push(&mut self, text: &str, out: &mut impl Buffer) {
-        let bytes = text.as_bytes();
-        let start = out.len();
-        push_ascii_upper(bytes, out);
-        let mut index = 0;
-        while index < bytes.len() {
-            if bytes[index].is_ascii() {
-                index += 1;
+/// Whether the first six bytes of `word` (little-endian) are two 3-byte
+/// sequences that are valid and their own upper case.
+#[inline]
+fn two_unchanged_3byte_sequences(word: u64) -> bool {
+    const MASK: u64 = 0x0000_c0c0_f0c0_c0f0;
+    const SHAPE: u64 = 0x0000_8080_e080_80e0;
+    word & MASK == SHAPE && unchanged_3byte_block(word) & unchanged_3byte_block(word >> 24)
+}
+
+/// Whether the first three bytes of `word` (little-endian) are a 3-byte
+/// sequence that is valid and its own upper case.
+#[inline]
+fn unchanged_3byte_sequence(word: u64) -> bool {
+    word & 0xc0_c0f0 == 0x80_80e0 && unchanged_3byte_block(word)
+}
+
+/// `UNCHANGED_3BYTE` for the lead and second byte at the bottom of `word`.
+#[inline]
+fn unchanged_3byte_block(word: u64) -> bool {
+    UNCHANGED_3BYTE[((word & 0x0f) << 6 | (word >> 8 & 0x3f)) as usize]
+}
+
+/// Map one window (up to [`WINDOW`] bytes, ending on a code point) of
+/// `bytes` code point by code point; return how many bytes it took, 0 when
+/// `bytes` is empty or does not start with a valid, complete sequence.
+fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
+    let end = bytes.len().min(WINDOW);
+    let start = out.len();
+    let room = out.grow_zeroed(3 * end + WINDOW_SLACK);
+    let mut index = 0;
+    let mut written = 0;
+    while index < end {
+        let lead = bytes[index];
+        if lead.is_ascii() {
+            // Up to eight ASCII bytes at once; what follows them is
+            // written over by the next step or cut off.
+            if let Some(word) = word_at(bytes, index) {
+                let ascii = ((word & 0x8080_8080_8080_8080).trailing_zeros() / 8) as usize;
+                room[written..written + 8].copy_from_slice(&ascii_upper_word(word).to_le_bytes());
+                index += ascii;
+                written += ascii;
                 continue;
             }
-            let (width, change) = self.change_at(text, index);
-            match change {
-                Some(upper) if upper.len() == width => {
-                    out.as_mut_slice()[start + index..start + index + width].copy_from_slice(upper);
-                }
-                Some(_) => {
-                    out.truncate(start + index);
-                    return self.append(&text[index..], out);
-                }
-                None => {}
-            }
-            index += width;
+            room[written] = lead.to_ascii_uppercase();
+            index += 1;
+            written += 1;
+            continue;
         }
-    }
-
-    /// Append the upper case of `text` code point by code point. Code points
-    /// that do not change are copied as one run up to the next one that does.
-    fn append(&mut self, text: &str, out: &mut impl Buffer) {
-        let bytes = text.as_bytes();
-        out.reserve(bytes.len());
-        let mut unchanged_from = 0;
-        let mut index = 0;
-        while index < bytes.len() {
-            if bytes[index].is_ascii() {
-                let run = bytes[index..].iter().take_while(|b| b.is_ascii()).count();
-                out.extend_from_slice(&bytes[unchanged_from..index]);
-                push_ascii_upper(&bytes[index..index + run], out);
-                index += run;
-                unchanged_from = index;
-                continue;
-            }
-            let (width, change) = self.change_at(text, index);
-            if let Some(upper) = change {
-                out.extend_from_slice(&bytes[unchanged_from..index]);
-                out.extend_from_slice(upper);
-                unchanged_from = index + width;
-            }
-            index += width;
-        }
-        out.extend_from_slice(&bytes[unchanged_from..]);
-    }
-
-    /// The UTF-8 width of the non-ASCII code point at `index`, and its
-    /// upper case if that differs from it.
-    fn change_at(&mut self, text: &str, index: usize) -> (usize, Option<&[u8]>) {
-        let c = text[index..]
-            .chars()
-            .next()
-            .expect("index is on a char boundary");
-        let width = c.len_utf8();
-        if !may_change_case(c) {
-            return (width, None);
-        }
-        let mapping = self.mapping(c);
-        let upper = &mapping.upper[..usize::from(mapping.len)];
-        (width, (!upper.is_empty()).then_some(upper))
-    }
-
-    /// The cached mapping of `c` (one that [`may_change_case`] lets
-    /// through); `len` 0 means `c` is its own upper case after all.
-    fn mapping(&mut self, c: char) -> &CachedMapping {
-        let code_point = u32::from(c);
-        let cache = self
-            .cache
-            .get_or_insert_with(|| Box::new([EMPTY_SLOT; CACHE_SLOTS]));
-        let slot = &mut cache[code_point as usize % CACHE_SLOTS];
-        if slot.code_point != code_point {
-            *slot = CachedMapping {
-                code_point,
-                len: 0,
-                upper: [0; 12],
+        if (0xc2..0xe0).contains(&lead) {
+            // Two bytes (Latin, Greek, Cyrillic, Armenian...): one lookup.
+            let Some(&second) = bytes.get(index + 1).filter(|&&b| b & 0xc0 == 0x80) else {
+                break;
             };
-            let upper = c.to_uppercase();
-            if !(upper.len() == 1 && upper.clone().next() == Some(c)) {
-                let mut len = 0;
-                for u in upper {
-                    len += u.encode_utf8(&mut slot.upper[len..]).len();
-                }
-                slot.len = len as u8;
-            }
+            let upper =
+                UPPER_BELOW_0800[usize::from(lead & 0x1f) << 6 | usize::from(second & 0x3f)];
+            room[written..written + 8].copy_from_slice(&upper.to_le_bytes());
+            written += (upper >> 56) as usize;
+            index += 2;
+            continue;
         }
-        slot
+        // Three or four bytes: a caseless one ends the window (the run
+        // loops are faster on it; the window never starts on one).
+        let Some((code_point, width)) = decode(bytes, index) else {
+            break;
+        };
+        let page = block_page(code_point);
+        if page == 0 {
+            break;
+        }
+        // UTF-8 in the low bytes, the length in the top byte.
+        let upper = PAGES[usize::from(page) - 1][code_point as usize & 63];
+        room[written..written + 8].copy_from_slice(&upper.to_le_bytes());
+        written += (upper >> 56) as usize;
+        index += width;
     }
+    out.truncate(start + written);
+    index
 }
 
-/// Whether `c` can have an upper case other than itself: a cheap filter in
-/// front of the case-mapping table. Lowercase code points (a bitset lookup)
-/// and the titlecase ones, which all sit in U+01C5..=U+1FFC, are the only
-/// ones that change; the CJK, Yi, Lisu, Vai and Hangul blocks
-/// (U+3000..=U+A63F, U+AC00..=U+D7FF) have no case at all, so the commonest
-/// non-Latin text skips even the bitset. The tests check this for every
-/// `char`.
-pub fn may_change_case(c: char) -> bool {
-    if ('\u{3000}'..='\u{a63f}').contains(&c) || ('\u{ac00}'..='\u{d7ff}').contains(&c) {
-        return false;
-    }
-    c.is_lowercase() || ('\u{1c5}'..='\u{1ffc}').contains(&c)
+/// `word` with its ASCII bytes upper-cased, all eight at once: an ASCII
+/// byte's high bit is set by adding 0x80 - b'a' to its low seven bits when
+/// it is at least `a`, and by adding 0x80 - b'z' - 1 when it is past `z`
+/// (no sum carries into the next byte); other bytes are left alone.
+#[inline]
+fn ascii_upper_word(word: u64) -> u64 {
+    const EACH: u64 = 0x0101_0101_0101_0101;
+    let low_bits = word & (EACH * 0x7f);
+    let at_least_a = low_bits + EACH * u64::from(0x80 - b'a');
+    let past_z = low_bits + EACH * u64::from(0x80 - b'z' - 1);
+    let lower = at_least_a & !past_z & !word & (EACH * 0x80);
+    word - (lower >> 2)
+}
+
+/// The case page of the 64-code-point block of `code_point` (0: no case).
+#[inline]
+pub fn block_page(code_point: u32) -> u8 {
+    BLOCK_PAGE[(code_point >> 6) as usize]
+}
+
+/// The eight bytes at `index` as a little-endian word, if there are eight.
+#[inline]
+fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
+    let eight = bytes.get(index..index + 8)?;
+    Some(u64::from_le_bytes(eight.try_into().expect("eight bytes")))
+}
+
+/// The non-ASCII code point that starts at `index` and its width, if a
+/// complete, valid UTF-8 sequence starts there: no overlong form, no
+/// surrogate, nothing past U+10FFFF.
+#[inline(always)]
+fn decode(bytes: &[u8], index: usize) -> Option<(u32, usize)> {
+    let word = match bytes.get(index..index + 4) {
+        Some(four) => u32::from_le_bytes(four.try_into().expect("four bytes")),
+        None => {
+            // A missing byte reads as 0, which is no continuation byte.
+            let mut four = [0u8; 4];
+            let available = bytes.len() - index;
+            four[..available].copy_from_slice(&bytes[index..]);
+            u32::from_le_bytes(four)
+        }
+    };
+    let payload = |byte: u32| word >> (8 * byte) & 0x3f;
+    let (code_point, width) = match word as u8 {
+        0xc2..=0xdf if word & 0xc000 == 0x8000 => ((word & 0x1f) << 6 | payload(1), 2),
+        0xe0..=0xef if word & 0xc0_c000 == 0x80_8000 => {
+            let code_point = (word & 0x0f) << 12 | payload(1) << 6 | payload(2);
+            if code_point < 0x800 || (0xd800..=0xdfff).contains(&code_point) {
+                return None;
+            }
+            (code_point, 3)
+        }
+        0xf0..=0xf4 if word & 0xc0c0_c000 == 0x8080_8000 => {
+            let code_point = (word & 0x07) << 18 | payload(1) << 12 | payload(2) << 6 | payload(3);
+            if !(0x1_0000..=0x10_ffff).contains(&code_point) {
+                return None;
+            }
+            (code_point, 4)
+        }
+        _ => return None,
+    };
+    Some((code_point, width))
 }

@@ -1,48 +1,43 @@
 //! `upcase serve` as a child process on a free loopback port: its TCP
 //! address (and metrics address) parsed from what it prints, and its log
-//! kept for the test to read.
+//! kept for the test to read and printed when the test fails.
 
 #![allow(dead_code)] // each test file uses its own part of this
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "child.rs"]
+pub mod child;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+
+use child::{Process, READY};
 
 /// A running `upcase serve`.
 pub struct ServeProcess {
-    child: Child,
+    process: Process,
     /// The TCP address it listens on.
     pub tcp: SocketAddr,
     /// Where it serves `/metrics`, when started with `--metrics`.
     pub metrics: Option<SocketAddr>,
-    log: Arc<Mutex<String>>,
 }
 
 impl ServeProcess {
-    /// `upcase serve --listen 127.0.0.1:0` plus `args`.
+    /// `upcase serve --listen 127.0.0.1:0` plus `args`, once it has printed
+    /// where it listens (at most [`READY`]).
     pub fn start(args: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("upcase serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let tcp = line
-            .trim_end()
-            .strip_prefix("upcase listening on tcp ")
-            .and_then(|rest| rest.split(", ").next())
+        let mut process = Process::spawn(
+            "upcase serve",
+            Command::new(env!("CARGO_BIN_EXE_upcase"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(args),
+        );
+        let line = process.stdout_line();
+        let tcp = listening_tcp(&line)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
         let metrics = args.contains(&"--metrics").then(|| {
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
+            let line = process.stdout_line();
             line.trim_end()
                 .strip_prefix("upcase metrics on http://")
                 .and_then(|rest| rest.strip_suffix("/metrics"))
@@ -50,61 +45,48 @@ impl ServeProcess {
                 .parse()
                 .unwrap()
         });
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buffer = [0; 4096];
-            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-        });
         ServeProcess {
-            child,
+            process,
             tcp,
             metrics,
-            log,
         }
     }
 
     /// Everything it logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.process.stderr().text()
     }
 
-    /// Wait (at most 5 s) until its log contains `needle`; the log then.
+    /// Wait (at most [`READY`]) until its log contains `needle`; the log
+    /// then, or the log so far.
     pub fn wait_for_log(&self, needle: &str) -> Result<String, String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return Ok(log);
-            }
-            if Instant::now() > deadline {
-                return Err(log);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.stderr().wait_for(needle, READY)
     }
 
-    /// SIGTERM (a graceful shutdown), then wait for the exit.
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.process.try_wait()
+    }
+
+    /// SIGTERM (a graceful shutdown), then wait (at most [`READY`]) for the
+    /// exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        self.child.wait().unwrap()
+        self.process.signal("TERM");
+        self.process.wait(READY)
     }
 }
 
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The TCP address in `upcase serve`'s first line (`upcase listening on tcp
+/// ADDR, udp ADDR`), as text.
+pub fn listening_tcp(line: &str) -> Option<&str> {
+    line.trim_end()
+        .strip_prefix("upcase listening on tcp ")
+        .and_then(|rest| rest.split(", ").next())
 }
 
 /// Whether `tool --version`-like `args` run; the reason to skip when not.

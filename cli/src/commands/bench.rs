@@ -154,7 +154,7 @@ fn config(args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Config, String> {
         .ok_or_else(|| format!("{:?} resolves to no address", args.addr))?;
     let limit = match (args.duration, args.requests) {
         (_, Some(requests)) => Limit::Requests(requests),
-        (Some(seconds), None) => Limit::Duration(seconds_arg("--duration", seconds)?),
+        (Some(seconds), None) => Limit::Duration(super::seconds("--duration", seconds)?),
         (None, None) => Limit::Duration(Duration::from_secs(5)),
     };
     let mode = match args.mode {
@@ -185,7 +185,7 @@ fn config(args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Config, String> {
         pipeline: args.pipeline as usize,
         limit,
         workload,
-        timeout: seconds_arg("--timeout", args.timeout)?,
+        timeout: super::seconds("--timeout", args.timeout)?,
         udp: udp_options(args)?,
         progress: !args.json,
         stop,
@@ -203,16 +203,9 @@ fn udp_options(args: &BenchArgs) -> Result<Option<UdpOptions>, String> {
         ));
     }
     Ok(Some(UdpOptions {
-        reply_timeout: seconds_arg("--udp-timeout", args.udp_timeout)?,
+        reply_timeout: super::seconds("--udp-timeout", args.udp_timeout)?,
         max_loss_percent: args.max_loss,
     }))
-}
-
-fn seconds_arg(name: &str, seconds: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| format!("{name} must be a positive number of seconds, not {seconds}"))
 }
 
 /// Each client holds one socket, one descriptor: raise the soft limit on

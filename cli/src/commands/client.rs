@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::output;
-use upcase::conn::PeerError;
 use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
 use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
 
@@ -51,34 +50,38 @@ const WINDOW_BYTES: usize = 64 * 1024;
 /// Run `upcase client`: exit 0 when every line was answered, 1 when the
 /// server failed, 2 on bad usage or no server (see `upcase help`).
 pub fn run(args: ClientArgs) -> ExitCode {
-    let Some(timeout) = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-    else {
-        eprintln!("upcase client: --timeout must be a positive number of seconds");
-        return output::exit(output::USAGE);
+    let timeout = match super::seconds("--timeout", args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => {
+            eprintln!("upcase client: {message}");
+            return output::exit(output::USAGE);
+        }
     };
     let interactive = io::stdin().is_terminal();
+    let mut answered = 0;
     let result = if args.udp {
         run_udp(&args, timeout, interactive)
     } else if args.raw {
-        run_raw(&args.addr, timeout, interactive)
+        run_raw(&args.addr, timeout, interactive, &mut answered)
     } else {
-        run_framed(&args, timeout, interactive)
+        run_framed(&args, timeout, interactive, &mut answered)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(ClientError::Io(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
-            output::quiet_if_closed(error);
-            ExitCode::SUCCESS
-        }
         Err(error) => {
             // The message may carry the server's text (an ERROR, a BYE reason).
             eprintln!(
                 "upcase client: {}",
                 output::escaped(error.to_string().as_bytes())
             );
-            if let Some(hint) = advice(&error, &args) {
+            if let ClientError::Timeout { timeout } = &error {
+                eprintln!(
+                    "upcase client: the reply to line {} was not whole within {:.1} s of being owed (a deadline: bytes trickled in do not extend it)",
+                    answered + 1,
+                    timeout.as_secs_f64()
+                );
+            }
+            if let Some(hint) = advice(&error, &args, answered > 0) {
                 eprintln!("hint: {hint}");
             }
             let nobody = matches!(
@@ -97,17 +100,36 @@ pub fn run(args: ClientArgs) -> ExitCode {
 }
 
 /// What to try next, in this command's terms (the library's messages name
-/// no command or option).
-fn advice(error: &ClientError, args: &ClientArgs) -> Option<&'static str> {
+/// no command or option). `answered`: a framed server has replied before.
+fn advice(error: &ClientError, args: &ClientArgs, answered: bool) -> Option<&'static str> {
+    if !args.raw && !args.udp && !answered && raw_only_server(error) {
+        return Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw");
+    }
     match error {
         ClientError::Refused { .. } => Some("start a server with `upcase serve`"),
         ClientError::NoDatagramReply { .. } => {
             Some("`upcase serve` answers UDP on its TCP port unless it was started with --no-udp")
         }
-        ClientError::Timeout { .. } | ClientError::Protocol(PeerError::BadPreface) if !args.raw => {
-            Some("for a raw-only server (the Python tutorial's, `nc -l`) use --raw")
-        }
         _ => None,
+    }
+}
+
+/// Whether `error`, met before any framed reply, is how a raw-only server
+/// meets our preface (SPEC.md §2): silence (`nc -l`), a close or a reset
+/// (the Python tutorial's `decode()` raises on the preface's 0xC0 and its
+/// process ends), or bytes that are no UPCASE/1 preface or frame (a raw
+/// server upper-casing what it got).
+fn raw_only_server(error: &ClientError) -> bool {
+    match error {
+        ClientError::Timeout { .. } | ClientError::Closed | ClientError::Protocol(_) => true,
+        ClientError::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
 
@@ -122,8 +144,9 @@ impl Lines {
     fn next(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         if self.interactive {
             let mut stdout = io::stdout();
-            write!(stdout, "{PROMPT}")?;
-            stdout.flush()?;
+            write!(stdout, "{PROMPT}")
+                .and_then(|()| stdout.flush())
+                .map_err(output::quiet_if_closed)?;
         }
         let mut line = Vec::new();
         if self.stdin.read_until(b'\n', &mut line)? == 0 {
@@ -139,7 +162,13 @@ impl Lines {
     }
 }
 
-fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+/// Framed mode; `answered` counts the lines the server has replied to.
+fn run_framed(
+    args: &ClientArgs,
+    timeout: Duration,
+    interactive: bool,
+    answered: &mut usize,
+) -> Result<(), ClientError> {
     let mut client = Client::connect(args.addr.as_str(), timeout)?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
@@ -168,11 +197,13 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
             print_reply(&client.receive()?)?;
+            *answered += 1;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
         print_reply(&client.receive()?)?;
+        *answered += 1;
     }
     client.bye()
 }
@@ -181,7 +212,7 @@ fn run_framed(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result
 /// and its reply is printed. No session, so nothing to say goodbye to.
 ///
 /// UDP may duplicate a datagram, and a reply may come after its request
-/// was given up: a datagram equal to a reply already printed, and not what
+/// was given up: a datagram equal to a reply printed lately, and not what
 /// this line's request should get, is counted as a duplicate or late reply
 /// (said on stderr at the end), never printed as the next answer.
 fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
@@ -228,10 +259,15 @@ fn expected_reply(line: &[u8], bytes: bool) -> Vec<u8> {
     }
 }
 
-/// The replies printed so far over UDP, to recognise duplicates.
+/// How many of the last replies printed a duplicate is looked for among:
+/// a copy comes soon after its original, and the memory stays bounded
+/// however long the input.
+const RECENT_REPLIES: usize = 64;
+
+/// The replies printed lately over UDP, to recognise duplicates.
 #[derive(Default)]
 struct UdpReplies {
-    printed: std::collections::HashSet<Vec<u8>>,
+    printed: VecDeque<Vec<u8>>,
     duplicates: u64,
 }
 
@@ -253,7 +289,10 @@ impl UdpReplies {
             let left = deadline.saturating_duration_since(Instant::now());
             let reply = data(client.receive_within(left)?)?;
             if reply == expected || !self.printed.contains(&reply) {
-                self.printed.insert(reply.clone());
+                if self.printed.len() == RECENT_REPLIES {
+                    self.printed.pop_front();
+                }
+                self.printed.push_back(reply.clone());
                 return Ok(reply);
             }
             self.duplicates += 1;
@@ -270,16 +309,25 @@ impl UdpReplies {
     }
 }
 
+/// Print one reply; a closed stdout ends the client quietly.
 fn print_reply(reply: &[u8]) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    stdout.write_all(&output::reply_for_stdout(reply))?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()
+    stdout
+        .write_all(&output::reply_for_stdout(reply))
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+        .map_err(output::quiet_if_closed)
 }
 
 /// Raw mode, as the tutorial's client: send each line with its newline,
 /// print what comes back up to a newline. The end is a plain close.
-fn run_raw(addr: &str, timeout: Duration, interactive: bool) -> Result<(), ClientError> {
+/// `answered` counts the lines answered.
+fn run_raw(
+    addr: &str,
+    timeout: Duration,
+    interactive: bool,
+    answered: &mut usize,
+) -> Result<(), ClientError> {
     let mut stream = connect_stream(addr, timeout)?;
     stream.set_write_timeout(Some(timeout))?;
     let mut lines = Lines {
@@ -296,6 +344,7 @@ fn run_raw(addr: &str, timeout: Duration, interactive: bool) -> Result<(), Clien
             .read_line(&mut stream, deadline, limit)
             .map_err(timeout_error(timeout))?;
         print_reply(&reply)?;
+        *answered += 1;
     }
     let _ = stream.shutdown(Shutdown::Write);
     Ok(())

@@ -1,9 +1,8 @@
 //! `upcase conform`: run the conformance suite against any UPCASE/1 server.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::output;
 
@@ -147,7 +146,9 @@ pub fn run(args: ConformArgs) -> ExitCode {
     if let Err(error) = conform::select(&options) {
         return usage(&error);
     }
-    if let Err(message) = reach(&options) {
+    if options.udp
+        && let Err(message) = reach_udp(&options)
+    {
         eprintln!("upcase conform: {message}");
         return output::exit(output::USAGE);
     }
@@ -170,26 +171,42 @@ pub fn run(args: ConformArgs) -> ExitCode {
             output::println(text);
         }
     };
-    say(format!(
+    // Printed with the first result: a missing server is only the message.
+    let mut header = Some(format!(
         "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
         options.addr,
         conform::unicode_version()
     ));
     let unicode = conform::unicode_version();
-    let report = conform::run_with(&options, |progress| match progress {
-        Progress::Case(result) => say(result.render(&unicode, args.verbose)),
-        Progress::Verdict(early) => say(format!("early verdict: {}", early.verdict)),
+    let report = conform::run_with(&options, |progress| {
+        if let Some(header) = header.take() {
+            say(header);
+        }
+        match progress {
+            Progress::Case(result) => say(result.render(&unicode, args.verbose)),
+            Progress::Verdict(early) => say(format!("early verdict: {}", early.verdict)),
+        }
     });
     let report = match report {
         Ok(report) => report,
+        Err(error @ conform::SelectError::NoServer { .. }) => {
+            eprintln!("upcase conform: {error} — {START_ONE}");
+            return output::exit(output::USAGE);
+        }
         Err(error) => return usage(&error),
     };
+    if let Some(header) = header {
+        say(header);
+    }
     say(format!(
         "{} ({:.2} s)",
         report.summary(),
         report.elapsed_ms / 1000.0
     ));
     say(report.verdict());
+    if let Some(note) = report.refusal_note() {
+        say(note);
+    }
     for (path, text) in [
         (&args.junit, report.to_junit()),
         (&args.json, report.to_json()),
@@ -235,13 +252,6 @@ fn list(filters: &[String], options: &Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{flag} must be a positive number of seconds, not {value}"))
-}
-
 fn options(args: &ConformArgs) -> Result<Options, String> {
     let given = args.addr.as_deref().unwrap_or_default();
     let addr: SocketAddr = given
@@ -260,11 +270,11 @@ fn options(args: &ConformArgs) -> Result<Options, String> {
 /// `options` with what the arguments say besides the address.
 fn settings(args: &ConformArgs, mut options: Options) -> Result<Options, String> {
     options.filters = args.filters.clone();
-    options.timeout = seconds(args.timeout, "--timeout")?;
+    options.timeout = super::seconds("--timeout", args.timeout)?;
     options.udp = args.udp;
     options.idle_timeout = args
         .idle_timeout
-        .map(|s| seconds(s, "--idle-timeout"))
+        .map(|s| super::seconds("--idle-timeout", s))
         .transpose()?;
     options.max_frame = args.max_frame;
     options.raw_ascii = args.raw_ascii;
@@ -278,27 +288,19 @@ fn settings(args: &ConformArgs, mut options: Options) -> Result<Options, String>
     Ok(options)
 }
 
-/// Check once that something listens at the address, so that a missing
-/// server is one clear message instead of every case failing.
-fn reach(options: &Options) -> Result<(), String> {
-    let hint = "start one with `cargo run --release -- serve`";
-    if options.udp {
-        // A PING datagram gets an answer from any UPCASE server: PONG when
-        // framed, the bytes back when raw-only. Silence means nobody is there.
-        let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
-        return UdpClient::connect(options.addr, options.timeout)
-            .and_then(|mut client| client.exchange(&ping))
-            .map(drop)
-            .map_err(|e| format!("no UDP server at {} ({e}) — {hint}", options.addr));
-    }
-    let stream = TcpStream::connect_timeout(&options.addr, options.timeout)
-        .map_err(|e| format!("no server at {} ({e}) — {hint}", options.addr))?;
-    if options.max_connections.is_some() {
-        // This connection takes a slot: give it back before the first case,
-        // which may need every one (the server closes at our end of input).
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(options.timeout));
-        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-    }
-    Ok(())
+/// What the message for a missing server suggests.
+const START_ONE: &str = "start one with `cargo run --release -- serve`";
+
+/// Check once that something answers UDP at the address, so that a missing
+/// server is one clear message instead of every case failing. (TCP needs no
+/// probe: the first case's connection is the check, see
+/// [`conform::SelectError::NoServer`].)
+fn reach_udp(options: &Options) -> Result<(), String> {
+    // A PING datagram gets an answer from any UPCASE server: PONG when
+    // framed, the bytes back when raw-only. Silence means nobody is there.
+    let ping = encode_framed_datagram(&FrameRepr::new(FrameType::Ping, &b"conform"[..]));
+    UdpClient::connect(options.addr, options.timeout)
+        .and_then(|mut client| client.exchange(&ping))
+        .map(drop)
+        .map_err(|e| format!("no UDP server at {} ({e}) — {START_ONE}", options.addr))
 }

@@ -52,7 +52,8 @@ pub fn println(text: impl Display) {
     }
 }
 
-/// Write a report to `path`, or to stdout when it is `-`.
+/// Write a report to `path` (creating the directories it names), or to
+/// stdout when it is `-`.
 ///
 /// # Errors
 /// The file's error, as a message naming it.
@@ -61,7 +62,12 @@ pub fn write_report(path: &Path, text: &str) -> Result<(), String> {
         println(text.trim_end_matches('\n'));
         return Ok(());
     }
-    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+    let written = match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        // The directories it names are made first.
+        Some(dir) => std::fs::create_dir_all(dir).and_then(|()| std::fs::write(path, text)),
+        None => std::fs::write(path, text),
+    };
+    written.map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 /// Bytes a peer sent, escaped as the server's logs escape client text

@@ -1,10 +1,12 @@
 //! `upcase serve`.
 
-use std::io::Write;
-use std::net::SocketAddr;
+mod log_queue;
+
+use std::io::{self, IsTerminal, Write};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use log::{error, info, warn};
@@ -16,14 +18,20 @@ use upcase::net::{
     Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
     connections_for_descriptors, raise_descriptor_limit,
 };
-use upcase_cli::metrics::MetricsEndpoint;
+use upcase_cli::metrics::{Limits, MetricsEndpoint};
+
+use log_queue::LogQueue;
 
 /// Arguments of `upcase serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on, IPv4 or [IPv6]; repeat for several; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on: IPv4, [IPv6] or a host name (every address it
+    /// names), and a port; repeat for several; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
+    listen: Vec<ListenAddrs>,
+    /// Listen on 127.0.0.1:PORT (shorthand for --listen).
+    #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+    port: Option<u16>,
     /// Which clients to accept: auto-detect, raw byte streams only, or framed only.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -90,6 +98,50 @@ pub struct ServeArgs {
     /// Log errors only (RUST_LOG overrides).
     #[arg(short, long)]
     quiet: bool,
+    /// Log lines that may wait for stderr, in bytes; past it lines are
+    /// dropped and counted, so a stderr nobody reads never stalls serving.
+    #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = parse_size)]
+    log_queue: usize,
+}
+
+impl ServeArgs {
+    /// Every address to listen on, from --port or --listen.
+    fn listen_addrs(&self) -> Vec<SocketAddr> {
+        match self.port {
+            Some(port) => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))],
+            None => self
+                .listen
+                .iter()
+                .flat_map(|addrs| addrs.0.clone())
+                .collect(),
+        }
+    }
+}
+
+/// What one --listen names: one address, or every address of a host name.
+#[derive(Clone, Debug)]
+struct ListenAddrs(Vec<SocketAddr>);
+
+/// An address with a port, or a host name with a port resolved to every
+/// address it names (as `client` resolves one).
+fn parse_listen(text: &str) -> Result<ListenAddrs, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(ListenAddrs(vec![addr]));
+    }
+    if !text.contains(':') {
+        return Err(format!(
+            "{text:?} has no port: write HOST:PORT (e.g. localhost:9999), or use --port {text}"
+        ));
+    }
+    let mut addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {text:?}: {error}"))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{text:?} names no address"));
+    }
+    Ok(ListenAddrs(addrs))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,16 +178,66 @@ fn parse_size(text: &str) -> Result<usize, String> {
 /// stops waiting for its connections.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
+/// How long an exit waits for queued log lines to reach stderr.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long the second signal's exit waits for its own log line.
+const SECOND_SIGNAL_LOG_DRAIN: Duration = Duration::from_millis(100);
+
 /// Run `upcase serve`: bind, print the listening line, serve until SIGINT or
 /// SIGTERM, then shut down gracefully (a second signal exits at once).
 pub fn run(args: ServeArgs) -> ExitCode {
+    let log = match start_logging(&args) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("upcase serve: cannot start the log writer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = serve(args, &log);
+    finish_logging(&log);
+    code
+}
+
+/// Log through a [`LogQueue`] to stderr, filtered and formatted by
+/// env_logger as `RUST_LOG`, `-v` or `-q` say.
+fn start_logging(args: &ServeArgs) -> io::Result<LogQueue> {
     let level = match (args.verbose, args.quiet) {
         (true, _) => "debug",
         (_, true) => "error",
         _ => "info",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let log = LogQueue::start(args.log_queue, io::stderr())?;
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    builder.target(env_logger::Target::Pipe(Box::new(log.writer())));
+    // env_logger colours a pipe target never by default; keep the colours
+    // a terminal had, unless RUST_LOG_STYLE or NO_COLOR says otherwise.
+    let plain =
+        std::env::var_os("RUST_LOG_STYLE").is_some() || std::env::var_os("NO_COLOR").is_some();
+    if !plain && io::stderr().is_terminal() {
+        builder.write_style(env_logger::WriteStyle::Always);
+    }
+    builder.init();
+    Ok(log)
+}
 
+/// Give queued lines a moment to reach stderr, then say how many were
+/// dropped, if any were and stderr takes the line.
+fn finish_logging(log: &LogQueue) {
+    let deadline = Instant::now() + LOG_DRAIN;
+    if log.wait_written(deadline) && log.dropped() > 0 {
+        warn!(
+            "{} log lines were dropped: stderr did not take them as fast as they came \
+             (read it faster, or raise --log-queue)",
+            log.dropped()
+        );
+        log.wait_written(deadline);
+    }
+}
+
+/// Serve until the signals say stop (see [`run`]), logging through `log`.
+fn serve(args: ServeArgs, log: &LogQueue) -> ExitCode {
     let config = ServerConfig {
         mode: match args.mode {
             Mode::Auto => ServerMode::Auto,
@@ -167,7 +269,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Some(threads) => Server::builder().threads(threads.into()),
         None => Server::builder(),
     };
-    let builder = args.listen.iter().fold(
+    let builder = args.listen_addrs().into_iter().fold(
         builder
             .config(config)
             .max_connections(max_connections)
@@ -180,7 +282,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 burst: args.udp_burst,
             })
             .metrics(args.metrics.is_some()),
-        |builder, &addr| builder.listen(addr),
+        |builder, addr| builder.listen(addr),
     );
     let builder = if args.proxy_protocol {
         builder.proxy_protocol(args.trusted_proxy.clone())
@@ -195,6 +297,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let mut lines = vec![listening_line(server.local_addrs(), server.udp_addrs())];
+    if let Some(metrics) = server.metrics() {
+        metrics.count_log_lines_dropped(log.dropped_counter());
+    }
     // Kept until the process exits: dropping it stops answering scrapes.
     let _metrics = match (args.metrics, server.metrics()) {
         (Some(addr), Some(metrics)) => match MetricsEndpoint::start(addr, Arc::clone(metrics)) {
@@ -233,9 +338,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         first.unwrap_or_default()
     );
     handle.begin_shutdown();
+    let second_signal_log = log.clone();
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            eprintln!("second signal: exiting without waiting for connections");
+            warn!("second signal: exiting without waiting for connections");
+            second_signal_log.wait_written(Instant::now() + SECOND_SIGNAL_LOG_DRAIN);
             // The shell's convention for death by a signal: 128 + its number.
             std::process::exit(128 + signal);
         }
@@ -250,7 +357,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 /// Raise the descriptor limit and lower `--max-connections` to what it
-/// allows, logging both (as Redis does with `maxclients`).
+/// allows, logging both (as Redis does with `maxclients`). With
+/// `--metrics`, the endpoint's descriptors are set aside first, so that
+/// however many metrics peers arrive the UPCASE connections keep theirs.
 fn fit_max_connections(args: &ServeArgs) -> usize {
     let descriptors = match raise_descriptor_limit() {
         Ok((before, after)) => {
@@ -268,7 +377,12 @@ fn fit_max_connections(args: &ServeArgs) -> usize {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let fit = connections_for_descriptors(descriptors, threads, args.listen.len());
+    let metrics = args.metrics.map_or(0, |_| Limits::default().descriptors());
+    let fit = connections_for_descriptors(
+        descriptors.saturating_sub(metrics),
+        threads,
+        args.listen_addrs().len(),
+    );
     if args.max_connections > fit {
         warn!(
             "--max-connections {} lowered to {fit}: the process may open {descriptors} \
@@ -298,7 +412,35 @@ fn listening_line(tcp: &[SocketAddr], udp: &[SocketAddr]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_listen, parse_size};
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        let one = parse_listen("127.0.0.1:9998").unwrap();
+        assert_eq!(one.0, ["127.0.0.1:9998".parse().unwrap()]);
+        let v6 = parse_listen("[::1]:9998").unwrap();
+        assert_eq!(v6.0, ["[::1]:9998".parse().unwrap()]);
+        let named = parse_listen("localhost:9998").unwrap();
+        assert!(!named.0.is_empty());
+        assert!(
+            named
+                .0
+                .iter()
+                .all(|addr| addr.ip().is_loopback() && addr.port() == 9998),
+            "{:?}",
+            named.0
+        );
+    }
+
+    #[test]
+    fn listen_without_a_port_says_how_to_write_one() {
+        let error = parse_listen("localhost").unwrap_err();
+        assert!(
+            error.contains("HOST:PORT") && error.contains("--port"),
+            "{error}"
+        );
+        assert!(parse_listen("9999").unwrap_err().contains("--port 9999"));
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {

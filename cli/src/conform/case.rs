@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Options;
+use super::wire_log::WireBytes;
 use upcase::conn::ServerMode;
 
 /// A case's deadline in read timeouts (`--timeout`), before what it waits
@@ -158,7 +159,7 @@ impl Case {
 
     /// How long the case may take in all, whatever the server does: it
     /// fails when this passes (each reply also has its own deadline, the
-    /// read timeout from the moment it is owed). [`CASE_READS`] read
+    /// read timeout from the moment it is owed). `CASE_READS` (10) read
     /// timeouts, plus what the case waits on the server's own timers: eight
     /// idle timeouts for an idle case (the slow reader of §9.4 reads for
     /// about seven), one read timeout per connection of
@@ -218,6 +219,12 @@ pub struct Failure {
     pub expected: Option<String>,
     /// What the server did.
     pub actual: Option<String>,
+    /// `expected` as raw bytes (length and hex), when it is bytes: a raw
+    /// reply, or a frame as it is encoded on the wire. (Boxed, as is
+    /// `actual_bytes`: every check returns a `Result` with a `Failure`.)
+    pub expected_bytes: Option<Box<WireBytes>>,
+    /// `actual` as raw bytes, likewise.
+    pub actual_bytes: Option<Box<WireBytes>>,
     /// The case stopped before sending something the server was said not to
     /// take (e.g. a frame over `--max-frame`): it is reported as skipped,
     /// with `message` as the reason, not as failed.
@@ -232,6 +239,8 @@ impl Failure {
             message: message.into(),
             expected: None,
             actual: None,
+            expected_bytes: None,
+            actual_bytes: None,
             cannot_run: false,
         }
     }
@@ -256,7 +265,16 @@ impl Failure {
             expected: Some(expected.to_string()),
             actual: Some(actual.to_string()),
             cannot_run: false,
+            ..Failure::new("")
         }
+    }
+
+    /// The same failure, with the raw bytes of what was expected and what
+    /// arrived (for the JSON report; the text shows them already).
+    pub fn with_bytes(mut self, expected: &[u8], actual: &[u8]) -> Failure {
+        self.expected_bytes = Some(Box::new(WireBytes::new(expected)));
+        self.actual_bytes = Some(Box::new(WireBytes::new(actual)));
+        self
     }
 
     /// Prefix the message with where in the case it happened.

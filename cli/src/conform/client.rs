@@ -30,6 +30,7 @@ use super::case::{CheckResult, Failure};
 use super::datagram::Dgram;
 use super::show;
 use super::tap::{self, Tap, WireLog};
+use super::wire_log::WireEvent;
 use upcase::wire::{
     Address, DEFAULT_MAX_DATA_LEN, ErrorCode, ErrorPayload, Flags, FrameDecoder, FrameRepr,
     FrameType, HEADER_LEN, PREFACE, parse_header,
@@ -47,6 +48,18 @@ pub struct Ctx<'a> {
     warnings: Vec<String>,
     turned_away: Rc<Cell<bool>>,
     leftovers: Option<Leftovers>,
+    first_connect: Option<Reach>,
+}
+
+/// How a case's first TCP connection went: the suite's only check that a
+/// server is there, so that a server taking one client is not spent on a
+/// probe (see [`run_with`](super::run_with)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// The server accepted it.
+    Connected,
+    /// It could not be opened: the reason (refused, timed out).
+    Unreachable(String),
 }
 
 /// Connections a case dropped before the server closed them, with their
@@ -56,13 +69,15 @@ type Leftovers = Rc<RefCell<Vec<(String, TcpStream)>>>;
 /// What a case left behind when its check returned.
 pub(super) struct Aftermath {
     /// Its wire log.
-    pub log: Vec<String>,
+    pub log: Vec<WireEvent>,
     /// What it found that SPEC.md recommends against but does not forbid.
     pub warnings: Vec<String>,
     /// Whether any of its connections was turned away as over the limit
     /// (SPEC.md §9.3): it received ERROR(BUSY), or the server closed it
     /// before sending a byte, as it does to a raw client over the limit.
     pub turned_away: bool,
+    /// How its first TCP connection went; `None` when it opened none.
+    pub first_connect: Option<Reach>,
 }
 
 impl<'a> Ctx<'a> {
@@ -79,6 +94,7 @@ impl<'a> Ctx<'a> {
             // Under a known connection limit, every connection must be seen
             // to end before the next case, which may need every slot.
             leftovers: options.max_connections.map(|_| Leftovers::default()),
+            first_connect: None,
         }
     }
 
@@ -99,6 +115,7 @@ impl<'a> Ctx<'a> {
             log: self.log.take(),
             warnings: self.warnings,
             turned_away: self.turned_away.get(),
+            first_connect: self.first_connect,
         }
     }
 
@@ -128,8 +145,13 @@ impl<'a> Ctx<'a> {
     pub fn connect(&mut self) -> Result<Conn, Failure> {
         let tap = self.tap("c");
         let addr = self.options.addr;
-        let stream = TcpStream::connect_timeout(&addr, self.options.timeout)
-            .map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
+        let connected = TcpStream::connect_timeout(&addr, self.options.timeout);
+        self.first_connect.get_or_insert_with(|| match &connected {
+            Ok(_) => Reach::Connected,
+            Err(e) => Reach::Unreachable(e.to_string()),
+        });
+        let stream =
+            connected.map_err(|e| tap.failure(format_args!("cannot connect to {addr}: {e}")))?;
         let setup = |stream: &TcpStream| -> std::io::Result<(Address, Address)> {
             stream.set_nodelay(true)?;
             stream.set_read_timeout(Some(self.options.timeout))?;
@@ -287,7 +309,8 @@ impl Conn {
     /// # Errors
     /// A [`Failure`] when the write fails.
     pub fn write(&mut self, bytes: &[u8]) -> CheckResult {
-        self.note(format!("→ {}", show::data(bytes)));
+        self.tap
+            .note_bytes(format!("→ {}", show::data(bytes)), bytes);
         self.raw_written += bytes.len();
         self.write_quiet(bytes)
     }
@@ -309,9 +332,11 @@ impl Conn {
         let mut bytes = BytesMut::new();
         for frame in frames {
             within_limit(frame, self.max_frame)?;
-            self.note(format!("→ {}", show::frame(frame)));
             self.largest_frame = self.largest_frame.max(frame.data.len());
+            let start = bytes.len();
             frame.encode(&mut bytes);
+            let line = format!("→ {}", show::frame(frame));
+            self.tap.note_bytes(line, &bytes[start..]);
         }
         self.write_quiet(&bytes)
     }
@@ -319,16 +344,18 @@ impl Conn {
     /// Send one frame and ignore a failed write: for frames the server may
     /// already have stopped reading (after its BYE or a fatal ERROR).
     pub fn send_regardless(&mut self, frame: &FrameRepr) {
-        self.note(format!("→ {}", show::frame(frame)));
         self.largest_frame = self.largest_frame.max(frame.data.len());
         let bytes = frame.to_bytes();
         self.written += bytes.len();
+        self.tap
+            .note_bytes(format!("→ {}", show::frame(frame)), &bytes);
         let _ = self.stream.write_all(&bytes);
     }
 
     /// Write raw bytes and ignore a failed write (the server may have closed).
     pub fn write_regardless(&mut self, bytes: &[u8]) {
-        self.note(format!("→ {}", show::data(bytes)));
+        self.tap
+            .note_bytes(format!("→ {}", show::data(bytes)), bytes);
         self.written += bytes.len();
         self.raw_written += bytes.len();
         let _ = self.stream.write_all(bytes);
@@ -450,7 +477,8 @@ impl Conn {
         let deadline = self.owed_by();
         loop {
             if let Some(frame) = self.decode_next()? {
-                self.note(format!("← {}", show::frame(&frame)));
+                self.tap
+                    .note_bytes(format!("← {}", show::frame(&frame)), &frame.to_bytes());
                 if frame.frame_type == FrameType::Error
                     && ErrorPayload::parse(&frame.data).is_ok_and(|p| p.code == ErrorCode::BUSY)
                 {
@@ -492,7 +520,8 @@ impl Conn {
                     .mismatch("a frame over the receive limit", "a frame", too_large)
             })?;
             if let Some(frame) = decoded {
-                self.note(format!("← {}", show::frame(&frame)));
+                self.tap
+                    .note_bytes(format!("← {}", show::frame(&frame)), &frame.to_bytes());
                 return Ok(Some(frame));
             }
             match self.read_until(deadline) {
@@ -542,12 +571,15 @@ impl Conn {
     /// A [`Failure`] showing both frames when they differ.
     pub fn expect(&mut self, expected: &FrameRepr, what: &str) -> CheckResult {
         match self.recv() {
-            Ok(frame) => self.tap.check(
-                frame == *expected,
-                format_args!("wrong reply to {what}"),
-                show::frame(expected),
-                show::frame(&frame),
-            ),
+            Ok(frame) => self
+                .tap
+                .check(
+                    frame == *expected,
+                    format_args!("wrong reply to {what}"),
+                    show::frame(expected),
+                    show::frame(&frame),
+                )
+                .map_err(|f| f.with_bytes(&expected.to_bytes(), &frame.to_bytes())),
             Err(actual) => Err(self.tap.mismatch(
                 format_args!("no reply to {what}"),
                 show::frame(expected),
@@ -748,27 +780,32 @@ impl Conn {
             }
         }
         let got = self.input.split_to(expected.len());
-        self.note(format!("← {}", show::data(&got)));
+        self.tap.note_bytes(format!("← {}", show::data(&got)), &got);
         self.check_raw(&got, expected, what)
     }
 
     fn check_raw(&self, got: &[u8], expected: &[u8], what: &str) -> CheckResult {
-        self.tap.check(
-            got == expected,
-            format_args!("wrong {what}"),
-            show::data(expected),
-            show::data(got),
-        )
+        self.tap
+            .check(
+                got == expected,
+                format_args!("wrong {what}"),
+                show::data(expected),
+                show::data(got),
+            )
+            .map_err(|f| f.with_bytes(expected, got))
     }
 
     fn raw_failure(&mut self, expected: &[u8], what: &str, tail: String) -> Failure {
         let got = self.input.split();
-        self.note(format!("← {}{tail}", show::data(&got)));
-        self.tap.mismatch(
-            format_args!("incomplete {what}"),
-            show::data(expected),
-            format!("{}{tail}", show::data(&got)),
-        )
+        self.tap
+            .note_bytes(format!("← {}{tail}", show::data(&got)), &got);
+        self.tap
+            .mismatch(
+                format_args!("incomplete {what}"),
+                show::data(expected),
+                format!("{}{tail}", show::data(&got)),
+            )
+            .with_bytes(expected, &got)
     }
 
     /// Close the sending side, read everything until the server closes, and
@@ -800,7 +837,8 @@ impl Conn {
             }
         }
         let got = self.input.split();
-        self.note(format!("← {} then close", show::data(&got)));
+        self.tap
+            .note_bytes(format!("← {} then close", show::data(&got)), &got);
         self.check_raw(&got, expected, what)
     }
 }

@@ -91,7 +91,8 @@ impl Dgram {
     }
 
     fn send(&self, datagram: &[u8]) -> CheckResult {
-        self.note(format!("→ datagram {}", show::datagram(datagram)));
+        self.tap
+            .note_bytes(format!("→ datagram {}", show::datagram(datagram)), datagram);
         self.socket
             .send(datagram)
             .map(drop)
@@ -111,7 +112,8 @@ impl Dgram {
         match result {
             Ok(n) => {
                 buf.truncate(n);
-                self.note(format!("← datagram {}", show::datagram(&buf)));
+                self.tap
+                    .note_bytes(format!("← datagram {}", show::datagram(&buf)), &buf);
                 Received::Datagram(buf)
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -157,12 +159,14 @@ impl Dgram {
     /// A [`Failure`] showing both in hex when they differ.
     pub fn expect_raw(&self, datagram: &[u8], expected: &[u8], what: &str) -> CheckResult {
         let reply = self.exchange(datagram, what)?;
-        self.tap.check(
-            reply == expected,
-            format_args!("wrong reply to {what}"),
-            show::data(expected),
-            show::data(&reply),
-        )
+        self.tap
+            .check(
+                reply == expected,
+                format_args!("wrong reply to {what}"),
+                show::data(expected),
+                show::data(&reply),
+            )
+            .map_err(|f| f.with_bytes(expected, &reply))
     }
 
     /// Send `datagram` and require no reply within `quiet` (no retry: silence

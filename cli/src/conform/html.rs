@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use super::report::{CaseOutcome, CaseResult, SuiteReport, xml};
+use super::report::{CaseOutcome, CaseResult, SuiteReport, lines, xml};
 
 /// The page's style: readable in any browser, printable, no web fonts.
 const STYLE: &str = "
@@ -167,7 +167,7 @@ fn case_section(out: &mut String, i: usize, result: &CaseResult) {
             out,
             "<details{open}><summary>wire log ({} lines)</summary><pre class=\"wire-log\">{}</pre></details>",
             result.wire_log.len(),
-            xml(&result.wire_log.join("\n"))
+            xml(&lines(&result.wire_log))
         );
     }
     out.push_str("</section>\n");

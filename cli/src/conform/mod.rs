@@ -109,11 +109,13 @@ mod report;
 mod runner;
 mod show;
 mod tap;
+mod wire_log;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use case::{Case, CheckResult, Failure, Needs, Transport};
+use client::Reach;
 pub use client::{Conn, Ctx};
 pub use datagram::Dgram;
 pub use probe::{EarlyVerdict, Skip};
@@ -121,6 +123,7 @@ pub use probe::{EarlyVerdict, Skip};
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
 pub use runner::{IDLE_TIMEOUT, MAX_CONNECTIONS, RunnerError, run_managed};
 use upcase::conn::ServerMode;
+pub use wire_log::{Direction, WireBytes, WireEvent};
 
 /// How to run the suite.
 #[derive(Debug, Clone)]
@@ -192,6 +195,17 @@ pub enum SelectError {
         /// "UDP" or "TCP".
         transport: &'static str,
     },
+    /// The first TCP connection of the run could not be opened: nobody
+    /// listens there. The suite opens no connection of its own to find out
+    /// (a server that takes one client at a time, like the Python
+    /// tutorial's, would spend it on the probe): the first case's is the test.
+    #[error("no server at {addr} ({reason})")]
+    NoServer {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why the connection failed (refused, timed out).
+        reason: String,
+    },
 }
 
 /// Every case, in the order they run (SPEC.md section order).
@@ -253,7 +267,7 @@ pub fn run(options: &Options) -> Result<SuiteReport, SelectError> {
 pub enum Progress<'a> {
     /// The early verdict (see the `probe` module): the address holds no
     /// UPCASE/1 server, or a raw-only one. Reported after the first case
-    /// it rules out, which runs as evidence; the others are skipped.
+    /// that ran, when it failed; the cases it rules out are skipped.
     Verdict(&'a EarlyVerdict),
     /// A case finished.
     Case(&'a CaseResult),
@@ -262,39 +276,60 @@ pub enum Progress<'a> {
 /// Like [`run`], calling `on_progress` as each case finishes (for progress
 /// output), and with the early verdict when there is one.
 ///
-/// Before the cases, one preface exchange checks that the address holds an
-/// UPCASE/1 server. When it does not (HTTP, silence, an echo), only the
-/// first case runs, as evidence, and the others are skipped; against a
-/// raw-only server (not told `--server-mode raw`) the first framed case
-/// runs and the other framed cases are skipped.
+/// When the first case that runs fails, one preface exchange (and maybe a
+/// raw line) checks that the address holds an UPCASE/1 server. When it
+/// does not (HTTP, silence, an echo), the failed case is the evidence and
+/// the others are skipped; against a raw-only server (not told
+/// `--server-mode raw`) the other framed cases are skipped.
 ///
 /// # Errors
-/// As [`select`].
+/// As [`select`]; [`SelectError::NoServer`] when the first TCP connection
+/// of the run cannot be opened (the case's result is then not reported).
 pub fn run_with(
     options: &Options,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<SuiteReport, SelectError> {
     let cases = select(options)?;
     let started = Instant::now();
-    let early = probe::probe(options);
+    let mut early: Option<EarlyVerdict> = None;
+    let mut probed = false;
     let mut results: Vec<CaseResult> = Vec::with_capacity(cases.len());
-    // The first case the verdict rules out still runs: its failure is the
-    // evidence, and the verdict follows it.
-    let mut evidence = None;
+    let mut last_reached: Option<String> = None;
+    let mut refusing_after = None;
     for case in cases {
         let ruled_out = early.as_ref().filter(|early| early.skips(case.name));
-        let result = match ruled_out {
-            Some(early) if evidence.is_some() => skipped(case, early),
-            _ => run_case(case, options),
+        let (result, first_connect) = match ruled_out {
+            Some(early) => (skipped(case, early), None),
+            None => run_case_reaching(case, options),
         };
-        on_progress(Progress::Case(&result));
-        results.push(result);
-        if let Some(early) = ruled_out
-            && evidence.is_none()
-        {
-            evidence = Some(case.name);
-            on_progress(Progress::Verdict(early));
+        match (first_connect, &last_reached) {
+            (Some(Reach::Unreachable(reason)), None) => {
+                return Err(SelectError::NoServer {
+                    addr: options.addr,
+                    reason,
+                });
+            }
+            (Some(Reach::Unreachable(_)), Some(last)) => {
+                refusing_after.get_or_insert_with(|| last.clone());
+            }
+            (Some(Reach::Connected), _) => last_reached = Some(result.name.clone()),
+            (None, _) => {}
         }
+        on_progress(Progress::Case(&result));
+        // The first case that runs is the evidence: only when it fails does
+        // the probe look at what kind of server this is (a server that
+        // takes one client gives that one to the case).
+        let ran = !matches!(result.outcome, CaseOutcome::Skipped { .. });
+        if ran && !probed {
+            probed = true;
+            if result.failed() {
+                early = probe::probe(options);
+                if let Some(early) = &early {
+                    on_progress(Progress::Verdict(early));
+                }
+            }
+        }
+        results.push(result);
     }
     Ok(SuiteReport {
         addr: options.addr.to_string(),
@@ -303,6 +338,7 @@ pub fn run_with(
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         early_verdict: early.map(|early| early.verdict),
         results,
+        refusing_after,
     })
 }
 
@@ -331,7 +367,7 @@ fn result_of(
     outcome: CaseOutcome,
     warnings: Vec<String>,
     elapsed_ms: f64,
-    wire_log: Vec<String>,
+    wire_log: Vec<WireEvent>,
 ) -> CaseResult {
     CaseResult {
         name: case.name.to_string(),
@@ -362,10 +398,16 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// of the previous case's connections a moment after it has closed them.
 /// The wire log keeps every attempt and says why it ran again.
 pub fn run_case(case: &Case, options: &Options) -> CaseResult {
+    run_case_reaching(case, options).0
+}
+
+/// [`run_case`], and how the case's first TCP connection went.
+fn run_case_reaching(case: &Case, options: &Options) -> (CaseResult, Option<Reach>) {
     let started = Instant::now();
     let mut wire_log = Vec::new();
     let mut backoff = BUSY_BACKOFF;
     let mut attempt = 1;
+    let mut first_connect = None;
     let (outcome, warnings) = loop {
         if let Some(reason) = case.skip_reason(options) {
             break (CaseOutcome::Skipped { reason }, Vec::new());
@@ -374,6 +416,7 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         let checked = (case.check)(&mut ctx);
         let aftermath = ctx.finish();
         wire_log.extend(aftermath.log);
+        first_connect = first_connect.or(aftermath.first_connect);
         let outcome = match checked {
             Ok(()) => CaseOutcome::Passed,
             Err(failure) if failure.cannot_run => CaseOutcome::Skipped {
@@ -388,16 +431,18 @@ pub fn run_case(case: &Case, options: &Options) -> CaseResult {
         if !retry {
             break (outcome, aftermath.warnings);
         }
-        wire_log.push(format!(
+        let at = started.elapsed().as_secs_f64() * 1000.0;
+        wire_log.push(WireEvent::new(at, "--", &format!(
             "(attempt {attempt} met ERROR(BUSY), or a close without reply, under the connection limit: the server may not have freed the slots of earlier connections yet; running the case again in {} ms)",
             backoff.as_millis()
-        ));
+        )));
         std::thread::sleep(backoff);
         backoff *= 2;
         attempt += 1;
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    result_of(case, outcome, warnings, elapsed_ms, wire_log)
+    let result = result_of(case, outcome, warnings, elapsed_ms, wire_log);
+    (result, first_connect)
 }
 
 /// The Unicode version of this build's `std`, whose case mapping is the

@@ -1,9 +1,11 @@
-//! The early verdict: before the cases, one preface exchange (and, when it
-//! gets no answer, one raw line) says whether the address holds an
-//! UPCASE/1 server at all. An HTTP server, a listener that answers nothing,
-//! or a plain echo fails every case in the same way, slowly; the suite says
-//! so once, with the likely fix, runs only the first case it rules out (as
-//! evidence), and skips the others.
+//! The early verdict: when the first case that runs fails, one preface
+//! exchange (and, when it gets no answer, one raw line) says whether the
+//! address holds an UPCASE/1 server at all. An HTTP server, a listener that
+//! answers nothing, or a plain echo fails every case in the same way,
+//! slowly; the suite says so once, with the likely fix, and skips the
+//! cases it rules out (the failed first case is the evidence). A passing
+//! first case means no probe at all: a server that takes one client gives
+//! it to the case.
 //!
 //! The frame probe is SPEC.md §2.4's: a PING with unspecified addresses and
 //! empty data, which a raw server returns unchanged and a framed one

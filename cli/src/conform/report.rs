@@ -5,6 +5,14 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::case::Failure;
+use super::wire_log::WireEvent;
+use crate::provenance::Provenance;
+
+/// The JSON report's format (IMPLEMENTING.md, "Reports for machines").
+pub const SCHEMA: &str = "upcase-conform-report";
+
+/// Its version: raised when a field is removed, renamed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,8 +47,8 @@ pub struct CaseResult {
     pub warnings: Vec<String>,
     /// How long it took.
     pub elapsed_ms: f64,
-    /// What was sent and received, one line per event.
-    pub wire_log: Vec<String>,
+    /// What was sent and received, one entry per event.
+    pub wire_log: Vec<WireEvent>,
 }
 
 /// The result of a run.
@@ -57,10 +65,13 @@ pub struct SuiteReport {
     pub elapsed_ms: f64,
     /// What the preface exchange before the cases said, when the address
     /// holds no UPCASE/1 server or a raw-only one (cases were skipped).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub early_verdict: Option<String>,
     /// One result per selected case, in run order.
     pub results: Vec<CaseResult>,
+    /// The last case whose connection the server accepted before it
+    /// refused a later case's: a server that serves one client and exits
+    /// (the Python tutorial's) can pass or fail only the first case.
+    pub refusing_after: Option<String>,
 }
 
 impl CaseResult {
@@ -167,9 +178,31 @@ impl SuiteReport {
         }
     }
 
-    /// The report as pretty-printed JSON.
+    /// What to say when the server stopped accepting connections mid-run
+    /// ([`refusing_after`](Self::refusing_after)).
+    pub fn refusal_note(&self) -> Option<String> {
+        self.refusing_after.as_ref().map(|last| {
+            format!(
+                "note: the server refused connections after {last}: does it serve one client and exit, as the Python tutorial's does? conform needs a server that keeps accepting (README.md, \"What conform finds in the tutorial's server\")"
+            )
+        })
+    }
+
+    /// The report as pretty-printed JSON, headed by its [`Provenance`]
+    /// (format, tool and protocol versions).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serializes")
+        #[derive(Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            head: Provenance,
+            #[serde(flatten)]
+            report: &'a SuiteReport,
+        }
+        let json = Json {
+            head: Provenance::new(SCHEMA, SCHEMA_VERSION),
+            report: self,
+        };
+        serde_json::to_string_pretty(&json).expect("a report always serializes")
     }
 
     /// The report as JUnit XML (one `testcase` per case, the wire log in `system-out`).
@@ -210,7 +243,8 @@ impl SuiteReport {
                 }
             }
             let warnings = result.warnings.iter().map(|w| format!("warning: {w}"));
-            let system_out: Vec<String> = warnings.chain(result.wire_log.clone()).collect();
+            let log = result.wire_log.iter().map(WireEvent::to_string);
+            let system_out: Vec<String> = warnings.chain(log).collect();
             if !system_out.is_empty() {
                 let _ = write!(
                     out,
@@ -223,6 +257,12 @@ impl SuiteReport {
         out.push_str("</testsuite></testsuites>\n");
         out
     }
+}
+
+/// A wire log as the text and HTML reports show it, one line an entry.
+pub(super) fn lines(log: &[WireEvent]) -> String {
+    let lines: Vec<String> = log.iter().map(WireEvent::to_string).collect();
+    lines.join("\n")
 }
 
 /// Escape text for XML content and attributes; drop characters XML 1.0 forbids.
@@ -255,7 +295,7 @@ mod tests {
             outcome,
             warnings: Vec::new(),
             elapsed_ms: 1.0,
-            wire_log: vec!["c1 → <x> & \"y\"".into()],
+            wire_log: vec![WireEvent::new(0.5, "c1", "→ <x> & \"y\"")],
         };
         SuiteReport {
             addr: "127.0.0.1:1".into(),
@@ -276,6 +316,7 @@ mod tests {
                     },
                 ),
             ],
+            refusing_after: None,
         }
     }
 
@@ -302,6 +343,33 @@ mod tests {
         assert!(
             junit.contains("c1 → &lt;x&gt; &amp; &quot;y&quot;"),
             "{junit}"
+        );
+    }
+
+    /// Why this writer and not quick-junit 0.8 (nextest's): given these
+    /// characters, which a server's ERROR message can carry into `actual`,
+    /// quick-junit writes U+FFFE and U+FFFF as they are, and roxmltree
+    /// rejects its output (`NonXmlChar('\u{fffe}')`); here they become
+    /// U+FFFD, visibly, and the report stays XML 1.0.
+    #[test]
+    fn junit_stays_well_formed_with_characters_xml_forbids() {
+        let mut report = report();
+        report.results[1].outcome = CaseOutcome::Failed(Failure::mismatch(
+            "wrong \u{fffe}\u{ffff}\u{1b}[31m\u{7}",
+            "A",
+            "server said \u{fffe}",
+        ));
+        let junit = report.to_junit();
+        let parsed = roxmltree::Document::parse(&junit);
+        assert!(parsed.is_ok(), "{parsed:?}\n{junit}");
+        let failure = parsed
+            .unwrap()
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .and_then(|n| n.attribute("message").map(String::from));
+        assert_eq!(
+            failure.as_deref(),
+            Some("wrong \u{fffd}\u{fffd}\u{fffd}[31m\u{fffd}")
         );
     }
 

@@ -346,6 +346,9 @@ pub fn run_managed(
         server_unicode: base.unicode.clone().unwrap_or_else(unicode_version),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         early_verdict: None,
+        // The runner starts each server for its cases: one that refuses
+        // connections fails them, and is not told apart as serving one.
+        refusing_after: None,
         results,
     })
 }

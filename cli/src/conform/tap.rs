@@ -9,12 +9,13 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::case::{CheckResult, Failure};
+use super::wire_log::WireEvent;
 use bytes::Bytes;
 
 use upcase::wire::{Address, ErrorCode, ErrorPayload, Flags, FrameRepr, FrameType};
 
 /// The wire log a case's connections and sockets share.
-pub(super) type WireLog = Rc<RefCell<Vec<String>>>;
+pub(super) type WireLog = Rc<RefCell<Vec<WireEvent>>>;
 
 /// One connection's or socket's pen on its case's wire log.
 pub(super) struct Tap {
@@ -35,10 +36,19 @@ impl Tap {
 
     /// Add a line to the wire log, stamped with the time since the case began.
     pub(super) fn note(&self, line: impl AsRef<str>) {
+        self.log.borrow_mut().push(self.event(line.as_ref()));
+    }
+
+    /// [`note`](Self::note) an entry about `bytes` (sent or received): the
+    /// JSON report carries them in hex.
+    pub(super) fn note_bytes(&self, line: impl AsRef<str>, bytes: &[u8]) {
+        let event = self.event(line.as_ref()).with_bytes(bytes);
+        self.log.borrow_mut().push(event);
+    }
+
+    fn event(&self, line: &str) -> WireEvent {
         let at = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.log
-            .borrow_mut()
-            .push(format!("{at:8.1} ms {} {}", self.label, line.as_ref()));
+        WireEvent::new(at, self.label.as_str(), line)
     }
 
     /// A failure without an expected/actual pair, named after this socket.

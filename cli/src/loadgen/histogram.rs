@@ -1,23 +1,26 @@
-//! A log-bucketed latency histogram (HDR-like): fixed memory, about 0.8 %
-//! relative precision, mergeable across client threads.
+//! The latency histogram: `hdrhistogram` (the HdrHistogram port) counts
+//! the values in log-spaced buckets, fixed memory, about 0.8 % relative
+//! precision, mergeable across client threads; this wrapper keeps the exact
+//! minimum, maximum and sum beside it, so that `max` and `mean` in a report
+//! are the values measured, not a bucket's edge or midpoint.
 //!
-//! Values below [`SUB_BUCKETS`] are counted exactly; above, each power of two
-//! is split into [`SUB_BUCKETS`] equal buckets, so a bucket is at most
-//! 1/128 of its value wide. A quantile reports the top of its bucket, never
-//! less than the true value.
+//! With 2 significant digits the buckets are those an HDR histogram always
+//! had: values below 256 are counted exactly; above, each power of two is
+//! split into 128 equal buckets, so a bucket is at most 1/128 of its value
+//! wide (4,352 counters from 1 ns to 2^40 ns). A quantile reports the top
+//! of its bucket, never less than the true value (and never past the
+//! maximum).
 
-/// Buckets per power of two (and the exactly counted low range).
-pub const SUB_BUCKETS: u64 = 128;
-const SUB_BITS: u32 = SUB_BUCKETS.trailing_zeros();
 /// Values are clamped to below 2^MAX_BITS (2^40 ns is about 18 minutes).
 const MAX_BITS: u32 = 40;
-const BUCKETS: usize = ((MAX_BITS - SUB_BITS + 1) as usize) * SUB_BUCKETS as usize;
 
-/// Counts of values (nanoseconds, for latencies) in log-spaced buckets.
+/// hdrhistogram's precision: 2 significant digits, 1/128 relative.
+const SIGNIFICANT_DIGITS: u8 = 2;
+
+/// Counts of values (nanoseconds, for latencies).
 #[derive(Debug, Clone)]
 pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
+    counts: hdrhistogram::Histogram<u64>,
     min: u64,
     max: u64,
     sum: u128,
@@ -32,20 +35,21 @@ impl Default for Histogram {
 impl Histogram {
     /// An empty histogram.
     pub fn new() -> Histogram {
+        let counts =
+            hdrhistogram::Histogram::new_with_bounds(1, (1 << MAX_BITS) - 1, SIGNIFICANT_DIGITS)
+                .expect("the bounds and precision are valid constants");
         Histogram {
-            counts: vec![0; BUCKETS],
-            total: 0,
+            counts,
             min: u64::MAX,
             max: 0,
             sum: 0,
         }
     }
 
-    /// Count one value.
+    /// Count one value (clamped to below 2^40).
     pub fn record(&mut self, value: u64) {
         let value = value.min((1 << MAX_BITS) - 1);
-        self.counts[bucket_of(value)] += 1;
-        self.total += 1;
+        self.counts.saturating_record(value);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
         self.sum += u128::from(value);
@@ -53,10 +57,9 @@ impl Histogram {
 
     /// Add every value counted by `other`.
     pub fn merge(&mut self, other: &Histogram) {
-        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
-            *mine += theirs;
-        }
-        self.total += other.total;
+        self.counts
+            .add(&other.counts)
+            .expect("histograms made by Histogram::new share their bounds");
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.sum += other.sum;
@@ -64,7 +67,7 @@ impl Histogram {
 
     /// How many values were counted.
     pub fn count(&self) -> u64 {
-        self.total
+        self.counts.len()
     }
 
     /// The largest value counted (0 when empty).
@@ -74,57 +77,32 @@ impl Histogram {
 
     /// The smallest value counted (0 when empty).
     pub fn min(&self) -> u64 {
-        if self.total == 0 { 0 } else { self.min }
+        if self.count() == 0 { 0 } else { self.min }
     }
 
     /// The mean of the counted values (0 when empty).
     pub fn mean(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.total as f64
+        match self.count() {
+            0 => 0.0,
+            count => self.sum as f64 / count as f64,
         }
     }
 
     /// The value at quantile `q` (0.0..=1.0): the top of the bucket holding
-    /// the `ceil(q × count)`-th smallest value, capped at the maximum.
-    /// 0 when empty.
+    /// the `ceil(q × count)`-th smallest value, kept within the minimum and
+    /// the maximum. 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        if self.count() == 0 {
             return 0;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bucket, &count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return bucket_top(bucket).min(self.max).max(self.min);
-            }
-        }
-        self.max
+        let q = q.clamp(0.0, 1.0);
+        // hdrhistogram gives the lowest value of the bucket for q = 0.
+        let rank_one = q.max(f64::MIN_POSITIVE);
+        self.counts
+            .value_at_quantile(rank_one)
+            .min(self.max)
+            .max(self.min)
     }
-}
-
-/// The bucket index of `value` (below 2^MAX_BITS).
-fn bucket_of(value: u64) -> usize {
-    if value < SUB_BUCKETS {
-        return value as usize;
-    }
-    let exponent = 63 - value.leading_zeros();
-    let shift = exponent - SUB_BITS;
-    let sub = (value >> shift) - SUB_BUCKETS;
-    ((shift as u64 + 1) * SUB_BUCKETS + sub) as usize
-}
-
-/// The largest value that falls in `bucket`.
-fn bucket_top(bucket: usize) -> u64 {
-    let bucket = bucket as u64;
-    if bucket < SUB_BUCKETS {
-        return bucket;
-    }
-    let shift = bucket / SUB_BUCKETS - 1;
-    let sub = bucket % SUB_BUCKETS;
-    ((SUB_BUCKETS + sub + 1) << shift) - 1
 }
 
 #[cfg(test)]
@@ -144,25 +122,33 @@ mod tests {
     }
 
     #[test]
-    fn every_value_lies_in_its_bucket_within_one_percent() {
+    fn every_quantile_is_within_one_percent_above_its_value() {
         let mut value = 1u64;
-        while value < 1 << MAX_BITS {
+        while value < 1 << (MAX_BITS - 1) {
             for v in [value, value + 1, value * 3 / 2] {
-                let bucket = bucket_of(v);
-                let top = bucket_top(bucket);
-                let bottom = if bucket == 0 {
-                    0
-                } else {
-                    bucket_top(bucket - 1) + 1
-                };
-                assert!(bottom <= v && v <= top, "{v} outside [{bottom}, {top}]");
+                // The median of {v, 2v} is v's bucket top.
+                let mut h = Histogram::new();
+                h.record(v);
+                h.record(2 * v);
+                let got = h.quantile(0.5);
                 assert!(
-                    (top - bottom) as f64 <= v as f64 / 100.0 + 1.0,
-                    "bucket of {v} too wide"
+                    v <= got && got as f64 <= v as f64 * 1.01 + 1.0,
+                    "{v}: {got}"
                 );
             }
             value *= 2;
         }
+    }
+
+    #[test]
+    fn max_min_and_mean_are_exact_not_bucket_edges() {
+        let mut h = Histogram::new();
+        for v in [1_000_001, 2_000_003, 3_000_005] {
+            h.record(v);
+        }
+        assert_eq!((h.min(), h.max()), (1_000_001, 3_000_005));
+        assert!((h.mean() - 2_000_003.0).abs() < 1e-6);
+        assert_eq!(h.quantile(1.0), 3_000_005);
     }
 
     #[test]

@@ -23,16 +23,16 @@ mod connection;
 mod datagram;
 mod event_loop;
 mod histogram;
+mod progress;
 mod reply;
 mod report;
 mod tally;
 mod udp;
 mod workload;
 
-use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -183,7 +183,7 @@ pub fn run(config: &Config) -> Result<BenchReport, String> {
     gate.open(true);
     let connect_elapsed = connecting.elapsed();
     let started = Instant::now();
-    show_progress(config, &handles, &live, started);
+    progress::show(config, &handles, &live, started);
     let mut tally = Tally::default();
     let mut ends = vec![ClientEnd::default(); config.clients];
     for (handle, clients) in handles.into_iter().zip(&assigned) {
@@ -226,48 +226,6 @@ fn requests_of(config: &Config, client: usize) -> u64 {
 fn share(total: u64, clients: usize, index: usize) -> u64 {
     let clients = clients as u64;
     total / clients + u64::from((index as u64) < total % clients)
-}
-
-/// Update a progress line once a second until every client is done.
-fn show_progress(
-    config: &Config,
-    handles: &[thread::JoinHandle<ThreadResult>],
-    live: &Live,
-    started: Instant,
-) {
-    let long_run = match config.limit {
-        Limit::Duration(duration) => duration > Duration::from_secs(2),
-        Limit::Requests(_) => true,
-    };
-    if !(config.progress && long_run && std::io::stderr().is_terminal()) {
-        return;
-    }
-    let mut shown = false;
-    let mut next = started + Duration::from_secs(1);
-    while handles.iter().any(|handle| !handle.is_finished()) {
-        thread::sleep(Duration::from_millis(50));
-        let now = Instant::now();
-        if now < next {
-            continue;
-        }
-        next += Duration::from_secs(1);
-        let elapsed = now - started;
-        if elapsed < Duration::from_secs(2) && matches!(config.limit, Limit::Requests(_)) {
-            continue;
-        }
-        let replies = live.replies.load(Ordering::Relaxed);
-        let wrong = live.wrong.load(Ordering::Relaxed);
-        let _ = write!(
-            std::io::stderr(),
-            "\r{:>5.0} s  {replies} replies  {:.0} req/s  {wrong} wrong   ",
-            elapsed.as_secs_f64(),
-            replies as f64 / elapsed.as_secs_f64()
-        );
-        shown = true;
-    }
-    if shown {
-        let _ = write!(std::io::stderr(), "\r{:60}\r", "");
-    }
 }
 
 #[cfg(test)]

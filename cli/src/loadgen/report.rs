@@ -9,10 +9,20 @@ use serde::Serialize;
 use super::Config;
 use super::tally::{ClientEnd, Tally};
 use super::workload::{PayloadType, RequestMode};
+use crate::provenance::Provenance;
+
+/// The JSON report's format (IMPLEMENTING.md, "Reports for machines").
+pub const SCHEMA: &str = "upcase-bench-report";
+
+/// Its version: raised when a field is removed, renamed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The result of a load test.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// Which format, tool and protocol this is (in JSON, the first fields).
+    #[serde(flatten)]
+    pub head: Provenance,
     /// The server, as the user named it.
     pub target: String,
     /// TCP connections or UDP datagrams.
@@ -143,6 +153,7 @@ impl BenchReport {
             .collect();
         errors.sort_by_key(|error| std::cmp::Reverse(error.count));
         BenchReport {
+            head: Provenance::new(SCHEMA, SCHEMA_VERSION),
             target: config.target.clone(),
             transport: if config.udp.is_some() {
                 BenchTransport::Udp

@@ -173,7 +173,7 @@ fn marking_nothing_sent_does_not_restart_the_send_timer() {
 }
 
 #[test]
-fn bytes_from_the_server_restart_the_reply_timer_and_an_empty_read_does_not() {
+fn the_servers_preface_restarts_the_reply_timer_and_an_empty_read_does_not() {
     let start = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
     let mut client = super::client_with_one_request(start, timeout);

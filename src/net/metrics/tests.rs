@@ -262,3 +262,22 @@ fn gauges_come_from_the_attached_source_at_each_scrape() {
 fn shards_do_not_share_cache_lines() {
     assert!(std::mem::align_of::<MetricsShard>() >= 128);
 }
+
+#[test]
+fn a_scrape_shows_the_log_writers_dropped_lines_as_they_grow() {
+    let metrics = Arc::new(ServerMetrics::new(1));
+    assert_eq!(
+        metrics.snapshot().log_lines_dropped,
+        0,
+        "no log writer attached"
+    );
+    let dropped = Arc::new(AtomicU64::new(3));
+    metrics.count_log_lines_dropped(Arc::clone(&dropped));
+    assert_eq!(metrics.snapshot().log_lines_dropped, 3);
+    dropped.fetch_add(2, Relaxed);
+    assert_eq!(
+        metrics.snapshot().log_lines_dropped,
+        5,
+        "read at each scrape"
+    );
+}

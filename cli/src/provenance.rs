@@ -1,0 +1,73 @@
+//! What every machine-readable report starts with: which report format it
+//! is, which tool wrote it, and which protocol it tests against, so that a
+//! program reading reports from several versions can tell them apart.
+//! IMPLEMENTING.md, "Reports for machines", documents every field.
+
+use serde::Serialize;
+
+/// The head of a JSON report (flattened into its top level).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    /// The report format: `upcase-conform-report` or `upcase-bench-report`.
+    pub schema: &'static str,
+    /// Its version: raised when a field is removed, renamed or changes
+    /// meaning (adding a field does not raise it).
+    pub schema_version: u32,
+    /// The program that wrote it: `upcase`.
+    pub tool: &'static str,
+    /// Its version (`upcase --version`).
+    pub tool_version: &'static str,
+    /// The protocol the tool speaks: `UPCASE/1`.
+    pub spec: &'static str,
+    /// The protocol version of SPEC.md §2.3 (the preface's version byte).
+    pub spec_version: u8,
+}
+
+impl Provenance {
+    /// The head of a report of format `schema`, version `schema_version`.
+    pub fn new(schema: &'static str, schema_version: u32) -> Provenance {
+        Provenance {
+            schema,
+            schema_version,
+            tool: "upcase",
+            tool_version: env!("CARGO_PKG_VERSION"),
+            spec: "UPCASE/1",
+            spec_version: upcase::wire::VERSION,
+        }
+    }
+}
+
+/// `bytes` as lowercase hex without separators (`c05550`), for machines:
+/// at most [`HEX_LIMIT`] bytes of them (a report says the whole length
+/// beside it).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len().min(HEX_LIMIT));
+    for byte in bytes.iter().take(HEX_LIMIT) {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// How many bytes [`hex`] writes out: a case that sends a 1 MiB frame
+/// keeps its report readable; the length is always whole.
+pub const HEX_LIMIT: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_pairs_cut_at_the_limit() {
+        assert_eq!(hex(b"\xc0UP"), "c05550");
+        assert_eq!(hex(b""), "");
+        assert_eq!(hex(&vec![0xab; HEX_LIMIT + 10]).len(), 2 * HEX_LIMIT);
+    }
+
+    #[test]
+    fn the_spec_version_is_the_prefaces() {
+        let head = Provenance::new("x", 1);
+        assert_eq!(head.spec_version, 1);
+        assert_eq!(head.tool_version, env!("CARGO_PKG_VERSION"));
+    }
+}
