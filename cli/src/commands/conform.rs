@@ -207,6 +207,12 @@ pub fn run(args: ConformArgs) -> ExitCode {
     if let Some(note) = report.refusal_note() {
         say(note);
     }
+    write_reports_and_exit(&args, &report)
+}
+
+/// Write the reports asked for (`--junit`, `--json`, `--html`); the exit
+/// status: 0 all passed, 1 a case failed, 2 a report could not be written.
+fn write_reports_and_exit(args: &ConformArgs, report: &conform::SuiteReport) -> ExitCode {
     for (path, text) in [
         (&args.junit, report.to_junit()),
         (&args.json, report.to_json()),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::super::output;
-use super::{ConformArgs, settings, usage};
+use super::{ConformArgs, settings, usage, write_reports_and_exit};
 use upcase_cli::conform::{self, Options};
 
 /// Run every option set against servers started from `command`.
@@ -42,21 +42,5 @@ pub fn run(args: &ConformArgs, command: &str) -> ExitCode {
         report.elapsed_ms / 1000.0
     ));
     output::println(report.verdict());
-    for (path, text) in [
-        (&args.junit, report.to_junit()),
-        (&args.json, report.to_json()),
-        (&args.html, report.to_html()),
-    ] {
-        if let Some(path) = path
-            && let Err(message) = output::write_report(path, &text)
-        {
-            eprintln!("upcase conform: {message}");
-            return output::exit(output::USAGE);
-        }
-    }
-    if report.all_passed() {
-        ExitCode::SUCCESS
-    } else {
-        output::exit(output::PEER_FAILED)
-    }
+    write_reports_and_exit(args, &report)
 }
