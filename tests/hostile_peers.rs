@@ -182,6 +182,26 @@ fn conform_ends_a_trickled_reply_at_its_deadline() {
     assert_failed_saying(&ran, "no whole reply within 2.0 s of it being owed");
 }
 
+#[test]
+fn conform_ends_a_case_of_slow_replies_at_the_cases_deadline() {
+    // Every reply within the 0.5 s timeout, but dozens of them: the case's
+    // own deadline (10 timeouts) ends it.
+    let started = Instant::now();
+    fails_saying(
+        Misbehaviour::SlowReplies,
+        &[
+            "conform",
+            "ADDR",
+            "raw/7.2/split-at-every-offset",
+            "--timeout",
+            "0.5",
+        ],
+        b"",
+        "the case's deadline (5.0 s, see --list) passed",
+    );
+    assert!(started.elapsed() < HUNG);
+}
+
 /// Run the whole TCP suite against `misbehaviour`: it fails after the
 /// first case with `verdict`, and skips the rest.
 fn assert_early_verdict(misbehaviour: Misbehaviour, verdict: &str) -> Ran {

@@ -257,6 +257,38 @@ fn a_missing_or_malformed_header_is_closed_without_a_reply() {
     server.handle.shutdown();
 }
 
+/// [`v2_tcp6`] with `tlvs` after its addresses, the length raised to match.
+fn v2_tcp6_with(tlvs: &[u8]) -> Vec<u8> {
+    let mut header = v2_tcp6();
+    header.extend_from_slice(tlvs);
+    let length = u16::try_from(header.len() - 16).unwrap();
+    header[14..16].copy_from_slice(&length.to_be_bytes());
+    header
+}
+
+#[test]
+fn a_v2_tlv_announcing_more_bytes_than_remain_closes_the_connection() {
+    let server = ProxiedServer::start(&["127.0.0.1"], TIMEOUT);
+    // A NOOP TLV (type 0x04) announcing 255 bytes where none remain.
+    let mut bytes = v2_tcp6_with(&[0x04, 0x00, 0xFF]);
+    bytes.extend_from_slice(&framed_request());
+    let mut stream = connect_from("127.0.0.1", server.addr);
+    let _ = stream.write_all(&bytes);
+    closed_without_reply(&mut stream).unwrap();
+    assert_eq!(server.outcomes(), [0, 0, 0, 1, 0, 0, 0]);
+    // The same header with a TLV that fits is served.
+    let mut bytes = v2_tcp6_with(&[0x04, 0x00, 0x01, b'x']);
+    bytes.extend_from_slice(&framed_request());
+    let mut stream = connect_from("127.0.0.1", server.addr);
+    stream.write_all(&bytes).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!(&reply.data[..], b"WHO AM I");
+    assert_eq!(reply.dst, addr("[2001:db8::1]:1000"));
+    assert_eq!(server.outcomes(), [1, 0, 0, 1, 0, 0, 0]);
+    drop(stream);
+    server.handle.shutdown();
+}
+
 #[test]
 fn a_header_not_complete_in_time_is_closed() {
     let server = ProxiedServer::start(&["127.0.0.1"], Duration::from_millis(200));
@@ -340,6 +372,55 @@ fn the_connection_limit_counts_the_header_addresses_not_the_balancer() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(newcomer);
+    server.handle.shutdown();
+}
+
+/// v2 PROXY, TCP over IPv6, from `[source]:1000` to [2001:db8::2]:2000.
+fn v2_tcp6_from(source: &str) -> Vec<u8> {
+    let mut header = v2_tcp6();
+    header[16..32].copy_from_slice(&source.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    header
+}
+
+#[test]
+fn the_connection_limit_counts_an_ipv6_64_as_one_group() {
+    // Full at three: two clients of 2001:db8::/64 and one of
+    // 2001:db8:0:1::/64, each served once, through one balancer.
+    let server = ProxiedServer::start_with(
+        &["127.0.0.1"],
+        TIMEOUT,
+        Server::builder().threads(1).max_connections(3),
+    );
+    // The preface and a request from `client`, through the balancer.
+    let request_from = |client: &str| {
+        let mut stream = connect_from("127.0.0.1", server.addr);
+        let mut bytes = v2_tcp6_from(client);
+        bytes.extend_from_slice(&framed_request());
+        stream.write_all(&bytes).unwrap();
+        let reply = read_reply(&mut stream);
+        (stream, reply)
+    };
+    let open = |client: &str| {
+        let (stream, reply) = request_from(client);
+        assert_eq!(&reply.data[..], b"WHO AM I", "{client}");
+        stream
+    };
+    let served: Vec<TcpStream> = ["2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"]
+        .into_iter()
+        .map(open)
+        .collect();
+    // A third address of 2001:db8::/64 belongs to the group holding the
+    // most (two): it is refused. Were each address its own group, it would
+    // hold none and evict one.
+    let (same_64, refused) = request_from("2001:db8::3");
+    assert_eq!(refused.frame_type, FrameType::Error);
+    assert_eq!(
+        ErrorPayload::parse(&refused.data).unwrap().code,
+        ErrorCode::BUSY
+    );
+    // A client of another /64 holds none: it is served.
+    let newcomer = open("2001:db8:0:2::1");
+    drop((served, same_64, newcomer));
     server.handle.shutdown();
 }
 

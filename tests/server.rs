@@ -656,6 +656,46 @@ fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
     handle.shutdown();
 }
 
+impl Framed {
+    /// Connect from `source` and send only the preface: a connection that
+    /// never completes a frame.
+    fn silent(source: [u8; 4], addr: SocketAddr) -> Framed {
+        let mut framed = Framed {
+            stream: socket_from(source, addr),
+            conn: ClientConnection::new(Instant::now(), ClientConfig::default()),
+        };
+        framed.write();
+        framed
+    }
+}
+
+#[test]
+fn silent_connections_from_many_addresses_are_evicted_oldest_first_before_an_active_client() {
+    // Full at four: an active client at 127.0.0.2 and three connections
+    // that never send a frame, each from an address of its own; then
+    // newcomers, each from a new address, open more such connections.
+    let (handle, addr) = start_with(|builder| builder.max_connections(4));
+    let mut active = Framed::connect([127, 0, 0, 2], addr);
+    assert_eq!(active.reply(), b"hello");
+    let mut silent: Vec<Framed> = (1..=3)
+        .map(|n| Framed::silent([127, 0, 1, n], addr))
+        .collect();
+    for n in 1..=20 {
+        silent.push(Framed::silent([127, 0, 2, n], addr));
+        // The oldest connection that never did anything made room: not
+        // the active client, though it has been idle longer.
+        let evicted = silent.remove(0).error();
+        assert_eq!(evicted.code, ErrorCode::BUSY, "{}", evicted.message);
+        if n % 5 == 0 {
+            assert_eq!(active.upcase("still served"), "STILL SERVED");
+        }
+    }
+    assert_eq!(active.upcase("to the end"), "TO THE END");
+    drop((active, silent));
+    assert_no_connections_left(&handle);
+    handle.shutdown();
+}
+
 #[test]
 fn a_client_trickling_an_incomplete_frame_stays_the_longest_idle() {
     let (handle, addr) = start_with(|builder| builder.max_connections(2));

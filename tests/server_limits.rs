@@ -1,15 +1,18 @@
 //! How the server's limits show at its edges, over loopback: binding a
 //! port whose UDP twin is taken, the listen backlog, how many loops run,
-//! and how much a connection that never reads may make the server hold.
+//! how much a connection that never reads may make the server hold, and
+//! the smallest work budget of a turn.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use upcase::conn::ServerConfig;
 use upcase::net::{Server, ServerBuilder};
+use upcase::wire::{ErrorCode, ErrorPayload, FrameDecoder, FrameRepr, FrameType, PREFACE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -172,5 +175,78 @@ fn the_running_server_reports_the_addresses_it_was_bound_to() {
     assert!(addrs.iter().all(|addr| addr.port() != 0), "{addrs:?}");
     let handle = server.spawn().unwrap();
     assert_eq!(handle.local_addrs(), addrs);
+    handle.shutdown();
+}
+
+/// Read frames from `stream` (after the server's preface) until `count`
+/// have come: their types and data.
+fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<(FrameType, Vec<u8>)> {
+    let mut preface = [0; 8];
+    stream.read_exact(&mut preface).unwrap();
+    assert_eq!(preface, PREFACE);
+    let decoder = FrameDecoder::new(4 * MIB as u32);
+    let mut buffer = BytesMut::new();
+    let mut frames = Vec::with_capacity(count);
+    let mut chunk = vec![0; 64 * KIB];
+    while frames.len() < count {
+        while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
+            frames.push((frame.frame_type, frame.data.to_vec()));
+        }
+        if frames.len() == count {
+            break;
+        }
+        let read = stream.read(&mut chunk).unwrap();
+        assert!(read > 0, "closed after {} of {count} replies", frames.len());
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    frames
+}
+
+#[test]
+fn the_smallest_work_budget_still_answers_every_frame_once_in_order_beside_another_client() {
+    // One unit a turn: every read is a turn of its own (SPEC.md §11, "CPU").
+    let server = bound(Server::builder().threads(1).work_per_turn(1));
+    let addr = server.local_addrs()[0];
+    let handle = server.spawn().unwrap();
+    let large = "ΐa".repeat(100 * KIB);
+    let mut burst = PREFACE.to_vec();
+    let mut expected = Vec::new();
+    for n in 0..300 {
+        let text = format!("frame {n} ");
+        burst.extend_from_slice(
+            &FrameRepr::new(FrameType::Text, text.clone().into_bytes()).to_bytes(),
+        );
+        expected.push((FrameType::Text, text.to_uppercase().into_bytes()));
+        burst.extend_from_slice(&FrameRepr::new(FrameType::Unknown(0x07), &b""[..]).to_bytes());
+        expected.push((FrameType::Error, Vec::new()));
+        burst.extend_from_slice(&FrameRepr::new(FrameType::Ping, vec![n as u8]).to_bytes());
+        expected.push((FrameType::Pong, vec![n as u8]));
+    }
+    burst
+        .extend_from_slice(&FrameRepr::new(FrameType::Text, large.clone().into_bytes()).to_bytes());
+    expected.push((FrameType::Text, large.to_uppercase().into_bytes()));
+
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&burst));
+    // Another client is served meanwhile.
+    let mut beside = upcase::net::Client::connect(addr, TIMEOUT).unwrap();
+    assert_eq!(beside.upcase("beside").unwrap(), "BESIDE");
+    let replies = read_frames(&mut stream, expected.len());
+    sender.join().unwrap().unwrap();
+    for (n, ((got_type, got), (want_type, want))) in replies.iter().zip(&expected).enumerate() {
+        assert_eq!(got_type, want_type, "reply {n}");
+        if *want_type == FrameType::Error {
+            assert_eq!(
+                ErrorPayload::parse(got).unwrap().code,
+                ErrorCode::UNKNOWN_TYPE,
+                "reply {n}"
+            );
+        } else {
+            assert!(got == want, "reply {n} differs");
+        }
+    }
+    drop((stream, beside));
     handle.shutdown();
 }

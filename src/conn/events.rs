@@ -47,8 +47,8 @@ pub enum CloseReason {
     NotFramed,
     /// The server is at its connection limit and this connection is raw.
     Busy,
-    /// The server was full and closed this connection, the longest idle of
-    /// the address holding the most, to make room (framed connections get
+    /// The server was full and closed this connection, one that had done
+    /// the least (SPEC.md §9.3), to make room (framed connections get
     /// ERROR(BUSY) and report [`CloseReason::Fatal`]).
     Evicted,
 }

@@ -1,11 +1,11 @@
 //! Writing reply frames straight into the output buffer.
 
+use std::fmt::Write;
+
 use bytes::BytesMut;
 
 use super::error::ProtocolViolation;
-use crate::wire::{
-    Address, ErrorPayload, Flags, Frame, FrameHeader, FrameType, HEADER_LEN, encode_header,
-};
+use crate::wire::{Address, Flags, Frame, FrameHeader, FrameType, HEADER_LEN, encode_header};
 
 /// The addresses of a reply (SPEC.md §5.5): swapped, with unspecified ones
 /// filled from the socket's local and peer addresses.
@@ -90,7 +90,15 @@ pub fn write_frame(
 }
 
 /// Append the ERROR frame that answers `violation`.
+///
+/// The code and message are written straight into `out`, with no string or
+/// buffer of their own: a client sending nothing but frames that earn an
+/// ERROR (unknown types, PONGs) then costs about what one sending PINGs
+/// does (issue 17).
 pub fn write_error(out: &mut BytesMut, addresses: ReplyAddresses, violation: &ProtocolViolation) {
-    let payload = ErrorPayload::new(violation.code(), violation.to_string()).to_bytes();
-    write_frame(out, addresses, FrameType::Error, Flags::default(), &payload);
+    let writer = FrameWriter::begin(out);
+    out.extend_from_slice(&violation.code().0.to_be_bytes());
+    // Writing to a BytesMut cannot fail.
+    let _ = write!(out, "{violation}");
+    writer.finish(out, addresses, FrameType::Error, Flags::default());
 }

@@ -7,7 +7,8 @@
 //! remembers that its socket may still hold input (`read_ready`) when it
 //! stops reading for its own reasons: the core's `read_capacity()` is 0
 //! (backpressure: TCP flow control then slows the client), the memory
-//! budget is spent, or it has read its share of one turn.
+//! budget is spent, or it has used up its turn: the work units of
+//! [`super::work`], which count frames and ERRORs as well as bytes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -20,16 +21,14 @@ use super::budget::{BudgetShare, MemoryBudget, weight};
 use super::log_escape::escape_for_log;
 use super::log_throttle::TcpLine;
 use super::metrics::ConnectionMeter;
+use super::slots::Activity;
+use super::work::{CostPerByte, Turn, Work};
 use crate::conn::{CloseReason, ServerConnection, ServerEvent, ServerUsageError, WireMode};
 
 /// How long a connection must stay quiet with empty buffers before it
 /// gives their memory back: long enough that a client sending request
 /// after request keeps them, short enough that idle connections hold none.
 const BUFFER_RELEASE_DELAY: Duration = Duration::from_secs(1);
-
-/// Reads one connection may make in one turn before the loop serves the
-/// others (it is then revisited before the loop sleeps again).
-const READS_PER_TURN: usize = 16;
 
 /// What [`Connection::drive`] left the connection waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +70,14 @@ pub(crate) struct Connection {
     pub(crate) queued_for_budget: bool,
     /// Its bytes charged to the server's memory budget and pending-output total.
     share: BudgetShare,
-    /// Whether it received a complete frame (framed) or any byte (raw or
-    /// before detection) since [`take_activity`](Self::take_activity) was
-    /// last called: what resets "idle" for eviction.
-    active: bool,
+    /// Whether it received a complete frame (framed), any byte (raw) or
+    /// bytes before detection since [`take_activity`](Self::take_activity)
+    /// was last called: what resets "idle" for eviction (the most of them).
+    active: Option<Activity>,
     /// Its reporter to the server's metrics (`--metrics`).
     meter: Option<ConnectionMeter>,
+    /// What its last read cost per byte: how much to read next in a turn.
+    cost: CostPerByte,
 }
 
 impl Connection {
@@ -101,8 +102,9 @@ impl Connection {
             queued_for_turn: false,
             queued_for_budget: false,
             share: BudgetShare::default(),
-            active: false,
+            active: None,
             meter: None,
+            cost: CostPerByte::default(),
         }
     }
 
@@ -132,9 +134,9 @@ impl Connection {
         self.core.has_ended()
     }
 
-    /// Whether it was active since the last call (see `active`).
-    pub(crate) fn take_activity(&mut self) -> bool {
-        std::mem::take(&mut self.active)
+    /// How it was active since the last call, if it was (see `active`).
+    pub(crate) fn take_activity(&mut self) -> Option<Activity> {
+        self.active.take()
     }
 
     /// Evict it to make room (SPEC.md §9.3): from now on it counts as a
@@ -163,15 +165,16 @@ impl Connection {
             .min()
     }
 
-    /// Move bytes until the socket would block, the connection has read
-    /// its turn, or it is over. Logs how it ended.
+    /// Move bytes until the socket would block, the connection has used up
+    /// `turn`, or it is over. Logs how it ended.
     pub(crate) fn drive(
         &mut self,
         now: Instant,
         scratch: &mut [u8],
         budget: &MemoryBudget,
+        turn: Turn,
     ) -> Step {
-        let step = match self.run(now, scratch, budget) {
+        let step = match self.run(now, scratch, budget, turn) {
             Ok(Ok(step)) => step,
             Ok(Err(end)) => {
                 self.log_close(&end);
@@ -251,7 +254,7 @@ impl Connection {
                     self.core.handle_eof(now);
                     break;
                 }
-                Ok(read) => self.feed(now, &scratch[..read])?,
+                Ok(read) => _ = self.feed(now, &scratch[..read])?,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
@@ -279,8 +282,8 @@ impl Connection {
         now: Instant,
         scratch: &mut [u8],
         budget: &MemoryBudget,
+        mut turn: Turn,
     ) -> io::Result<Result<Step, End>> {
-        let mut reads = 0;
         loop {
             self.flush(now)?;
             if self.core.wants_write_shutdown() && !self.write_shut {
@@ -313,17 +316,21 @@ impl Connection {
             if allowed == 0 {
                 return Ok(Ok(Step::BudgetBlocked));
             }
-            if reads == READS_PER_TURN {
+            if turn.is_spent() {
                 return Ok(Ok(Step::MoreToRead));
             }
-            reads += 1;
-            match self.stream.read(&mut scratch[..allowed]) {
+            let size = turn.read_size(allowed, self.cost);
+            let result = self.stream.read(&mut scratch[..size]);
+            // Every call costs its turn something, whatever it returned.
+            let mut work = Work::default();
+            match result {
                 Ok(0) => {
                     self.read_ready = false;
                     self.core.handle_eof(now);
                 }
                 Ok(read) => {
-                    self.feed(now, &scratch[..read])?;
+                    work = self.feed(now, &scratch[..read])?;
+                    self.cost.learn(&work);
                     // Charge at once, so the next read sees the budget as it is.
                     self.update_share(budget);
                 }
@@ -333,24 +340,34 @@ impl Connection {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
+            turn.charge(&work);
         }
     }
 
-    /// Hand input to the core and note whether it made the connection
-    /// active (a complete frame, or raw bytes).
-    fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<()> {
+    /// Hand input to the core, note whether it made the connection active
+    /// (a complete frame, or raw bytes), and say what work it caused.
+    fn feed(&mut self, now: Instant, data: &[u8]) -> io::Result<Work> {
         if let Some(meter) = &mut self.meter {
             meter.read_at(now);
         }
         let before = self.core.stats();
+        let output_before = self.core.pending_output().len();
         self.core.handle_input(now, data).map_err(usage)?;
         let after = self.core.stats();
-        let active = match self.core.mode() {
-            Some(WireMode::Framed) => after.frames_in > before.frames_in,
-            _ => true,
+        let output = self
+            .core
+            .pending_output()
+            .len()
+            .saturating_sub(output_before);
+        let activity = match self.core.mode() {
+            Some(WireMode::Framed) => {
+                (after.frames_in > before.frames_in).then_some(Activity::Served)
+            }
+            Some(WireMode::Raw) => Some(Activity::Served),
+            None => Some(Activity::Detecting),
         };
-        self.active |= active;
-        Ok(())
+        self.active = self.active.max(activity);
+        Ok(Work::between(&before, &after, data.len(), output))
     }
 
     /// Write pending output until it is all written or the socket is full.

@@ -30,6 +30,7 @@ use super::proxy_stage::{HeaderDone, HeaderStage};
 use super::server::Shared;
 use super::slots::{Admission, Slots};
 use super::timers::{TimerKey, Timers};
+use super::work::Turn;
 use crate::conn::{ServerConfig, ServerConnection};
 
 /// The waker's token; listeners follow, then connections.
@@ -59,6 +60,8 @@ pub(crate) struct LoopSettings {
     pub(crate) proxy_protocol: Option<(Vec<Cidr>, Duration)>,
     /// The counters of `--metrics`, when on.
     pub(crate) metrics: Option<Arc<ServerMetrics>>,
+    /// Work units a connection may use in one turn (`super::work`).
+    pub(crate) work_per_turn: usize,
 }
 
 /// One loop's state. Built on the spawning thread, run on its own.
@@ -195,7 +198,11 @@ impl EventLoop {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         connection.set_read_ready();
                     }
-                    self.drive(slot, now);
+                    // One waiting for its next turn gets it below, with
+                    // the others: not a second one now (SPEC.md §11, "CPU").
+                    if !connection.queued_for_turn {
+                        self.drive(slot, now);
+                    }
                 }
             }
             self.run_turn_queue(now);
@@ -473,7 +480,8 @@ impl EventLoop {
         let Some(connection) = entry.connection.as_mut() else {
             return;
         };
-        let step = connection.drive(now, &mut self.scratch, self.shared.budget());
+        let turn = Turn::new(self.settings.work_per_turn);
+        let step = connection.drive(now, &mut self.scratch, self.shared.budget(), turn);
         self.after_drive(slot, step, now);
     }
 
@@ -487,8 +495,8 @@ impl EventLoop {
         };
         if connection.has_ended() {
             self.slots.dequeue(slot);
-        } else if connection.take_activity() {
-            self.slots.touch(slot, now);
+        } else if let Some(activity) = connection.take_activity() {
+            self.slots.touch(slot, now, activity);
         }
         match step {
             Step::MoreToRead if !connection.queued_for_turn => {

@@ -16,13 +16,17 @@
 //!   when that is 0, so a client that never reads its replies is held back
 //!   by TCP flow control instead of growing the server's memory
 //!   ([`ServerHandle::pending_output_bytes`] shows the bounded figure);
-//! - **limits**: the connection limit (at it, a newcomer from another
-//!   address evicts the longest-idle connection of the address holding the
-//!   most, `ServerConnection::evict`; otherwise `ServerConnection::new_busy`
+//! - **limits**: the connection limit (at it, a newcomer evicts a
+//!   connection that has done nothing, else the longest idle, of a group
+//!   holding more than its own, `ServerConnection::evict`; otherwise
+//!   `ServerConnection::new_busy`
 //!   says BUSY or closes, within one short deadline), a memory budget for
 //!   buffered bytes over all connections, a bound per connection, and the
 //!   descriptor limit (the send timeout, for output the client does not
 //!   take, is the core's: `ServerConfig::send_timeout`);
+//! - **fairness**: a connection's turn on its loop is bounded by the work
+//!   it causes (bytes, frames, ERRORs), not by bytes alone, so no input
+//!   pattern buys one connection much more of the loop than another gets;
 //! - **shutdown**: [`ServerHandle::begin_shutdown`] wakes every loop, and
 //!   each connection reads what its socket already holds, answers it, says
 //!   BYE, and closes.
@@ -43,6 +47,7 @@ mod slots;
 mod timers;
 mod udp;
 mod udp_client;
+mod work;
 
 pub use client::{Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
@@ -63,3 +68,4 @@ pub use server::{
 };
 pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;
+pub use work::DEFAULT_WORK_PER_TURN;

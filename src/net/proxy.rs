@@ -224,6 +224,12 @@ fn parse_v2(input: &[u8]) -> ProxyHeaderStatus {
         Ok(header) => header,
         Err(error) => return ProxyHeaderStatus::Invalid(ProxyHeaderError::V2(error.to_string())),
     };
+    // `ppp` reads the TLVs only when asked: a TLV announcing more bytes than
+    // the header has left (or a stray 1–2 bytes after the last) is a
+    // malformed header too (SPEC.md §13).
+    if let Some(Err(error)) = header.tlvs().find(Result::is_err) {
+        return ProxyHeaderStatus::Invalid(ProxyHeaderError::V2(error.to_string()));
+    }
     let addresses = match header.command {
         v2::Command::Local => ProxiedAddresses::Local,
         v2::Command::Proxy => {

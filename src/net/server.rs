@@ -21,6 +21,7 @@ use super::proxy::Cidr;
 use super::proxy_stage::DEFAULT_PROXY_HEADER_TIMEOUT;
 use super::slots::ConnectionLimit;
 use super::udp::{UdpRateLimit, UdpStats, bind_udp, serve_udp};
+use super::work::DEFAULT_WORK_PER_TURN;
 use crate::conn::{DatagramConfig, ServerConfig};
 use crate::wire::HEADER_LEN;
 
@@ -57,6 +58,7 @@ pub struct ServerBuilder {
     proxy_protocol: Option<Vec<Cidr>>,
     proxy_header_timeout: Duration,
     metrics: bool,
+    work_per_turn: usize,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +76,7 @@ impl Default for ServerBuilder {
             proxy_protocol: None,
             proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
             metrics: false,
+            work_per_turn: DEFAULT_WORK_PER_TURN,
         }
     }
 }
@@ -139,6 +142,15 @@ impl ServerBuilder {
     /// [`DEFAULT_MAX_BUFFER`]; never less than one maximum-size frame).
     pub fn max_buffer(mut self, bytes: usize) -> ServerBuilder {
         self.max_buffer = bytes;
+        self
+    }
+
+    /// Work units one connection may use of its loop before the loop serves
+    /// the others (default [`DEFAULT_WORK_PER_TURN`]; at least 1): each
+    /// read call, byte read, byte of output, frame and ERROR costs units
+    /// (SPEC.md §11, "CPU"). Smaller turns share a loop more finely.
+    pub fn work_per_turn(mut self, units: usize) -> ServerBuilder {
+        self.work_per_turn = units.max(1);
         self
     }
 
@@ -236,6 +248,7 @@ impl ServerBuilder {
                     .map(|trusted| (trusted, self.proxy_header_timeout)),
                 // A shard per loop.
                 metrics: self.metrics.then(|| Arc::new(ServerMetrics::new(threads))),
+                work_per_turn: self.work_per_turn,
             }),
             budget: MemoryBudget::new(self.memory_budget, self.max_buffer.max(max_frame)),
         })

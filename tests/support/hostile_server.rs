@@ -36,6 +36,9 @@ pub enum Misbehaviour {
     EndlessRawLine,
     /// A real UPCASE server's bytes, right, but one byte per second.
     Trickle,
+    /// A real UPCASE server's bytes, each read of them held 300 ms: every
+    /// reply in time, a case of many exchanges slow in all.
+    SlowReplies,
     /// Accepts, reads, answers nothing.
     SilentAccept,
     /// Answers like `python3 -m http.server`: a 400 page, then closes.
@@ -74,7 +77,7 @@ impl HostileServer {
         let stop = Arc::new(AtomicBool::new(false));
         let real = matches!(
             misbehaviour,
-            Misbehaviour::Trickle | Misbehaviour::DuplicateUdp
+            Misbehaviour::Trickle | Misbehaviour::SlowReplies | Misbehaviour::DuplicateUdp
         )
         .then(real_server);
         let behind = real.as_ref().map(|handle| handle.local_addrs()[0]);
@@ -215,24 +218,34 @@ fn serve(
                 write_all(&mut stream, &reply.to_bytes(), stop)?;
             }
         }
-        Misbehaviour::Trickle | Misbehaviour::DuplicateUdp => {
+        Misbehaviour::Trickle | Misbehaviour::SlowReplies | Misbehaviour::DuplicateUdp => {
             let real = TcpStream::connect(behind.expect("a real server behind"))?;
-            let per_byte = if misbehaviour == Misbehaviour::Trickle {
-                Duration::from_secs(1)
-            } else {
-                Duration::ZERO
+            let pace = match misbehaviour {
+                Misbehaviour::Trickle => Pace::PerByte(Duration::from_secs(1)),
+                Misbehaviour::SlowReplies => Pace::PerRead(Duration::from_millis(300)),
+                _ => Pace::AsTheyCome,
             };
-            relay(stream, real, per_byte, stop)
+            relay(stream, real, pace, stop)
         }
     }
 }
 
+/// How [`relay`] sends the real server's bytes back.
+#[derive(Clone, Copy)]
+enum Pace {
+    AsTheyCome,
+    /// One byte, then this wait.
+    PerByte(Duration),
+    /// This wait, then what one read got.
+    PerRead(Duration),
+}
+
 /// Forward the tool's bytes to `real` as they come, and `real`'s bytes
-/// back one every `per_byte`.
+/// back at `pace`.
 fn relay(
     mut tool: TcpStream,
     real: TcpStream,
-    per_byte: Duration,
+    pace: Pace,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut to_real = real.try_clone()?;
@@ -249,6 +262,15 @@ fn relay(
     let mut pending = Vec::new();
     loop {
         read_some(&mut from_real, &mut pending, stop)?;
+        let per_byte = match pace {
+            Pace::AsTheyCome => Duration::ZERO,
+            Pace::PerRead(wait) if !pending.is_empty() => {
+                thread::sleep(wait);
+                Duration::ZERO
+            }
+            Pace::PerRead(_) => continue,
+            Pace::PerByte(wait) => wait,
+        };
         if per_byte.is_zero() {
             write_all(&mut tool, &pending, stop)?;
             pending.clear();

@@ -15,7 +15,7 @@ use signal_hook::iterator::Signals;
 
 use upcase::conn::{RawCase, ServerConfig, ServerMode};
 use upcase::net::{
-    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, Server, UdpRateLimit,
+    Cidr, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_WORK_PER_TURN, Server, UdpRateLimit,
     connections_for_descriptors, raise_descriptor_limit,
 };
 use upcase_cli::metrics::{Limits, MetricsEndpoint};
@@ -39,8 +39,9 @@ pub struct ServeArgs {
     #[arg(long)]
     raw_ascii: bool,
     /// Connections served at once (lowered to fit the descriptor limit). When
-    /// full, a client from another address evicts the longest-idle connection
-    /// of the address holding the most; else ERROR(BUSY) or close.
+    /// full, a newcomer evicts a connection that never completed a frame,
+    /// else the longest idle, of a group (IPv4 address, IPv6 /64) holding
+    /// more than its own; else ERROR(BUSY) or close.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     max_connections: usize,
     /// Event loops (threads) serving TCP [default: one per core].
@@ -54,6 +55,12 @@ pub struct ServeArgs {
     /// maximum-size frame).
     #[arg(long, default_value = "2M", value_name = "SIZE", value_parser = parse_size)]
     max_buffer: usize,
+    /// Work one connection may cause in a turn before its event loop serves
+    /// the others: a unit per byte read or written, more per frame, ERROR
+    /// and read call (SPEC.md §11, "CPU"). Smaller shares the loop finer (0
+    /// counts as 1).
+    #[arg(long, default_value_t = DEFAULT_WORK_PER_TURN, value_name = "UNITS")]
+    work_per_turn: usize,
     /// Seconds output may wait with no byte taken by the client before the
     /// connection is closed (the idle timeout if shorter).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
@@ -275,6 +282,7 @@ fn serve(args: ServeArgs, log: &LogQueue) -> ExitCode {
             .max_connections(max_connections)
             .memory_budget(args.memory_budget)
             .max_buffer(args.max_buffer)
+            .work_per_turn(args.work_per_turn)
             .backlog(args.backlog)
             .udp(!args.no_udp)
             .udp_rate_limit(UdpRateLimit {

@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use super::*;
 use crate::conn::ServerConfig;
 use crate::net::budget::RESERVE_PER_CONNECTION;
+use crate::net::work::DEFAULT_WORK_PER_TURN;
+use crate::wire::{FrameRepr, FrameType, PREFACE};
 
 /// A served connection, its client's socket, and the budget it charges.
 struct Harness {
@@ -63,7 +65,12 @@ impl Harness {
             Err(error) => panic!("write failed: {error}"),
         }
         self.connection.set_read_ready();
-        let step = self.connection.drive(now, &mut self.scratch, &self.budget);
+        let step = self.connection.drive(
+            now,
+            &mut self.scratch,
+            &self.budget,
+            Turn::new(DEFAULT_WORK_PER_TURN),
+        );
         assert_ne!(step, Step::Closed);
         step
     }
@@ -87,7 +94,12 @@ impl Harness {
 
     /// Drive the connection at `now` with nothing new from its client.
     fn wake(&mut self, now: Instant) {
-        let step = self.connection.drive(now, &mut self.scratch, &self.budget);
+        let step = self.connection.drive(
+            now,
+            &mut self.scratch,
+            &self.budget,
+            Turn::new(DEFAULT_WORK_PER_TURN),
+        );
         assert_eq!(step, Step::Wait);
     }
 }
@@ -137,32 +149,113 @@ fn bytes_moving_start_the_quiet_second_again() {
     assert_eq!(harness.budget.charged(), 0);
 }
 
+impl Harness {
+    /// The client writes all of `bytes` (at most 100 KB), and the server's
+    /// socket holds them.
+    fn arrive(&mut self, bytes: &[u8]) {
+        assert!(bytes.len() <= 100_000, "more than the sockets may hold");
+        socket2::SockRef::from(&self.connection.stream)
+            .set_recv_buffer_size(256 * 1024)
+            .unwrap();
+        let mut unsent = bytes;
+        let mut peeked = vec![0; bytes.len()];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.connection.stream.peek(&mut peeked).unwrap_or(0) < bytes.len() {
+            assert!(Instant::now() < deadline, "the bytes never all arrived");
+            match self.client.write(unsent) {
+                Ok(written) => unsent = &unsent[written..],
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => panic!("write failed: {error}"),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.connection.set_read_ready();
+    }
+
+    /// One turn of `units` at `now`.
+    fn turn(&mut self, units: usize, now: Instant) -> Step {
+        let step = self
+            .connection
+            .drive(now, &mut self.scratch, &self.budget, Turn::new(units));
+        assert_ne!(step, Step::Closed);
+        step
+    }
+}
+
 #[test]
 fn a_connection_reads_at_most_its_turn_then_lets_the_others_be_served() {
     let start = Instant::now();
     let mut harness = Harness::new(start);
-    // Small reads, so that the socket holds more than one turn's worth.
-    harness.scratch = vec![0; 16];
-    let turn = (16 * READS_PER_TURN) as u64;
-    harness.client.write_all(&[b'a'; 1000]).unwrap();
-    let mut peeked = [0; 1000];
-    while harness.connection.stream.peek(&mut peeked).unwrap_or(0) < peeked.len() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-
-    harness.connection.set_read_ready();
-    let step = harness
-        .connection
-        .drive(start, &mut harness.scratch, &harness.budget);
-    assert_eq!(step, Step::MoreToRead);
-    assert_eq!(harness.connection.core.stats().bytes_in, turn);
+    harness.arrive(&[b'a'; 100_000]);
+    assert_eq!(harness.turn(DEFAULT_WORK_PER_TURN, start), Step::MoreToRead);
+    // Raw ASCII costs a unit for each byte in and each byte out: about
+    // half a turn's units in bytes.
+    let first = harness.connection.core.stats().bytes_in;
+    assert!(
+        (1000..=DEFAULT_WORK_PER_TURN as u64 / 2).contains(&first),
+        "{first} bytes in one turn"
+    );
     // Its next turns read the rest.
-    while harness.connection.core.stats().bytes_in < 1000 {
-        let step = harness
-            .connection
-            .drive(start, &mut harness.scratch, &harness.budget);
-        assert_ne!(step, Step::Closed);
+    while harness.connection.core.stats().bytes_in < 100_000 {
+        harness.turn(DEFAULT_WORK_PER_TURN, start);
     }
+}
+
+/// The preface and `count` copies of `frame`.
+fn pipelined(frame: FrameRepr, count: usize) -> Vec<u8> {
+    let mut bytes = PREFACE.to_vec();
+    for _ in 0..count {
+        bytes.extend_from_slice(&frame.to_bytes());
+    }
+    bytes
+}
+
+/// Frames answered in the first and in the second turn of `units`, for
+/// `count` of `frame` pipelined; every one is answered after enough turns.
+fn frames_in_two_turns(frame: FrameRepr, count: usize, units: usize) -> (u64, u64) {
+    let start = Instant::now();
+    let mut harness = Harness::new(start);
+    harness.arrive(&pipelined(frame, count));
+    assert_eq!(harness.turn(units, start), Step::MoreToRead);
+    let first = harness.connection.core.stats().frames_in;
+    assert_eq!(harness.turn(units, start), Step::MoreToRead);
+    let second = harness.connection.core.stats().frames_in - first;
+    while harness.connection.core.stats().frames_in < count as u64 {
+        harness.turn(units, start);
+    }
+    assert_eq!(harness.connection.core.stats().frames_out, count as u64);
+    (first, second)
+}
+
+#[test]
+fn a_turn_is_charged_for_the_errors_it_produces_not_only_its_bytes() {
+    // The same 42-byte frames: PINGs get their PONG, unknown types an
+    // ERROR each, which costs its turn more (about twice a PING). Once a connection's reads
+    // have shown what its input costs (the second turn), it gets
+    // correspondingly fewer frames a turn.
+    let ping = FrameRepr::new(FrameType::Ping, &b""[..]);
+    let unknown = FrameRepr::new(FrameType::Unknown(0x07), &b""[..]);
+    let (first_pings, pings) = frames_in_two_turns(ping, 2000, 32 * 1024);
+    let (first_unknown, unknown) = frames_in_two_turns(unknown, 2000, 32 * 1024);
+    assert!(unknown > 0);
+    assert!(
+        pings >= 2 * unknown,
+        "{pings} PINGs and {unknown} unknown frames in a turn"
+    );
+    // However cheap, a turn never takes the whole burst of 84 KB at once,
+    // not even a connection's first.
+    assert!(
+        first_pings.max(first_unknown) < 500,
+        "{first_pings}, {first_unknown}"
+    );
+}
+
+#[test]
+fn a_smaller_turn_takes_fewer_frames() {
+    let ping = || FrameRepr::new(FrameType::Ping, &b""[..]);
+    let (_, large) = frames_in_two_turns(ping(), 2000, 32 * 1024);
+    let (_, small) = frames_in_two_turns(ping(), 2000, 4 * 1024);
+    assert!(small > 0 && small * 4 <= large, "{small} then {large}");
 }
 
 #[test]

@@ -249,6 +249,47 @@ fn malformed_v2_headers_are_invalid() {
     ));
 }
 
+/// IPv4 TCP addresses (12 bytes) followed by `tlvs`, in a v2 PROXY header.
+fn v2_tcp4_with(tlvs: &[u8]) -> Vec<u8> {
+    let mut body = vec![192, 0, 2, 1, 198, 51, 100, 2, 0, 1, 0, 2];
+    body.extend_from_slice(tlvs);
+    v2(0x1, 0x11, &body)
+}
+
+#[test]
+fn a_v2_tlv_longer_than_what_remains_is_invalid() {
+    // A NOOP TLV announcing 255 bytes where none remain (issue 17).
+    let announced_past_the_end = v2_tcp4_with(&[0x04, 0x00, 0xFF]);
+    assert!(matches!(
+        invalid(&announced_past_the_end),
+        ProxyHeaderError::V2(_)
+    ));
+    // One byte short: 3 announced, 2 present.
+    assert!(matches!(
+        invalid(&v2_tcp4_with(&[0x04, 0x00, 0x03, b'a', b'b'])),
+        ProxyHeaderError::V2(_)
+    ));
+    // Two stray bytes after the addresses: too short for a TLV's header.
+    assert!(matches!(
+        invalid(&v2_tcp4_with(&[0x04, 0x00])),
+        ProxyHeaderError::V2(_)
+    ));
+    // A LOCAL header's TLVs are checked too (after IPv4 addresses; with an
+    // unspecified family every byte is address bytes, to be skipped).
+    let mut local = v2_tcp4_with(&[0x04, 0x00, 0x09]);
+    local[12] = 0x20;
+    assert!(matches!(invalid(&local), ProxyHeaderError::V2(_)));
+}
+
+#[test]
+fn v2_tlvs_that_fill_the_header_exactly_are_accepted() {
+    let (header, consumed) = done(parse_proxy_header(&v2_tcp4_with(&[
+        0x04, 0x00, 0x02, b'a', b'b', 0x04, 0x00, 0x00,
+    ])));
+    assert_eq!(header.addresses, proxied("192.0.2.1:1", "198.51.100.2:2"));
+    assert_eq!(consumed, 16 + 12 + 8);
+}
+
 #[test]
 fn a_v2_header_over_the_size_cap_is_refused_before_it_is_read() {
     let mut header = SIGNATURE.to_vec();

@@ -54,8 +54,9 @@ pub const MAX_SOURCES: usize = 16_384;
 
 /// What a source is: an IPv4 address, or the /64 prefix of an IPv6 one,
 /// since one IPv6 host usually owns a whole /64. IPv4-mapped IPv6 counts
-/// as the IPv4 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// as the IPv4 address. TCP's connection limit counts connections by the
+/// same groups (SPEC.md §9.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceKey(IpAddr);
 
 impl SourceKey {
