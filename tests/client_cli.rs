@@ -241,3 +241,29 @@ fn client_sends_a_line_over_the_frame_limit_as_fragments() {
     );
     handle.shutdown();
 }
+
+/// SPEC.md §2.4 (checklist C3): the probe PING comes back from a raw
+/// server, so the client fails instead of printing the echo as a reply.
+#[test]
+fn client_takes_no_raw_servers_echo_for_a_framed_reply() {
+    let serve = Serve::start(&["--mode", "raw"]);
+    let (status, stdout, stderr) = run_client(&[&serve.addr], b"hello\n");
+    assert!(!status.success(), "{stdout}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("raw server"), "{stderr}");
+    assert!(stderr.contains("--raw"), "{stderr}");
+    assert_eq!(serve.terminate().code(), Some(0));
+}
+
+/// SPEC.md §3.4: `--max-frame N` fragments lines for a server whose limit is N.
+#[test]
+fn client_max_frame_fragments_lines_for_a_server_with_a_small_limit() {
+    let serve = Serve::start(&["--max-frame", "4"]);
+    let (status, stdout, stderr) = run_client(
+        &["--max-frame", "4", &serve.addr],
+        "too long, straße\n".as_bytes(),
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "TOO LONG, STRASSE\n");
+    assert_eq!(serve.terminate().code(), Some(0));
+}

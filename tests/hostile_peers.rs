@@ -493,8 +493,10 @@ fn a_closed_stdout_ends_each_tool_quietly() {
         &["conform", "--list"],
         &["man"],
         &["completions", "bash"],
-        &["conform", &addr, "framed/5.1"],
-        &["client", &addr],
+        // A generous timeout: on a loaded machine a case that fails for
+        // time would exit 1 before the pipe is seen closed.
+        &["conform", &addr, "framed/5.1", "--timeout", "30"],
+        &["client", &addr, "--timeout", "30"],
     ];
     for args in runs {
         let mut child = Command::new(env!("CARGO_BIN_EXE_upcase"))

@@ -13,48 +13,18 @@ mod serve_process;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::ops::{Deref, DerefMut};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use serve_process::child::{Process, TempPath};
 use serve_process::{ServeProcess, free_port, tool_available};
 use upcase::net::Client;
 use upcase::wire::{FrameRepr, FrameType};
 
 /// How long a test waits for a program to be ready or to answer: generous
 /// for a loaded 2-core machine, and never waited in full when all is well.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A child `upcase serve` whose log a failing test prints.
-struct Served(ServeProcess);
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        Served(ServeProcess::start(args))
-    }
-}
-
-impl Deref for Served {
-    type Target = ServeProcess;
-    fn deref(&self) -> &ServeProcess {
-        &self.0
-    }
-}
-
-impl DerefMut for Served {
-    fn deref_mut(&mut self) -> &mut ServeProcess {
-        &mut self.0
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("upcase serve's stderr:\n{}", self.0.log());
-        }
-    }
-}
+const PATIENCE: Duration = serve_process::child::READY;
 
 macro_rules! require {
     ($tool:literal, $($arg:literal),*) => {
@@ -138,7 +108,7 @@ fn scrape_until(addr: SocketAddr, wanted: &[(&str, f64)]) -> String {
 #[test]
 fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
     require!("promtool", "--version");
-    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     let metrics = server.metrics.unwrap();
     traffic(&server);
     let scrape = scrape_until(
@@ -173,20 +143,11 @@ fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
     assert!(sample(&scrape, "upcase_received_bytes_total") > 0.0);
     assert!(sample(&scrape, "upcase_sent_bytes_total") > 0.0);
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let output = promtool.wait_with_output().unwrap();
+    let output = serve_process::child::run(
+        "promtool",
+        Command::new("promtool").args(["check", "metrics"]),
+        scrape.as_bytes(),
+    );
     assert!(
         output.status.success(),
         "promtool check metrics:\n{}{}\nscrape:\n{scrape}",
@@ -197,10 +158,10 @@ fn the_scrape_counts_the_traffic_and_promtool_accepts_it() {
 
 #[test]
 fn other_paths_are_not_found_and_metrics_are_off_by_default() {
-    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     let (status, _) = http_get(server.metrics.unwrap(), "/");
     assert!(status.contains(" 404 "), "{status}");
-    let plain = Served::start(&[]);
+    let plain = ServeProcess::start(&[]);
     assert!(plain.metrics.is_none());
     assert!(
         !plain.log().contains("metrics"),
@@ -209,23 +170,24 @@ fn other_paths_are_not_found_and_metrics_are_off_by_default() {
     );
 }
 
-/// A Prometheus server in its own temporary directory, on loopback; its
-/// stderr goes to a file there, printed when a test fails.
+/// A Prometheus server in its own temporary directory, on loopback: its
+/// output kept and printed when a test fails, the directory removed however
+/// the test ends.
 struct Prometheus {
-    child: Child,
+    /// Held, not read: dropping it kills Prometheus (declared first, so
+    /// before its directory is removed).
+    _process: Process,
     api: SocketAddr,
-    dir: std::path::PathBuf,
+    _dir: TempPath,
 }
 
 impl Prometheus {
+    /// Start it scraping `target` every second, once its API listens (at
+    /// most [`PATIENCE`]).
     fn start(target: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!(
-            "upcase-prometheus-{}-{}",
-            std::process::id(),
-            target.port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
+        let dir = TempPath::new(&format!("upcase-prometheus-{}", target.port()));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
@@ -235,23 +197,22 @@ impl Prometheus {
         )
         .unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={api}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("prometheus starts");
-        Prometheus { child, api, dir }
-    }
-
-    /// What it wrote to stderr so far.
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        let mut process = Process::spawn(
+            "prometheus",
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={api}")),
+        );
+        process.wait_for_port(api);
+        Prometheus {
+            _process: process,
+            api,
+            _dir: dir,
+        }
     }
 
     /// The value of instant query `query`, once it has one.
@@ -275,32 +236,19 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("prometheus's stderr:\n{}", self.stderr());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_server_and_answers_a_query() {
     require!("prometheus", "--version");
-    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     traffic(&server);
     let prometheus = Prometheus::start(server.metrics.unwrap());
     let query = "sum(upcase_frames_received_total{job=\"upcase\",type=\"TEXT\"})";
     let deadline = Instant::now() + PATIENCE;
     let mut last = None;
     while Instant::now() < deadline {
-        if TcpStream::connect(prometheus.api).is_ok() {
-            last = prometheus.query(query);
-            if last == Some(3.0) {
-                break;
-            }
+        last = prometheus.query(query);
+        if last == Some(3.0) {
+            break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -315,7 +263,7 @@ fn the_readme_lists_every_series_the_server_serves() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
     )
     .unwrap();
-    let server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     let (_, scrape) = http_get(server.metrics.unwrap(), "/metrics");
     let families: Vec<&str> = scrape
         .lines()
@@ -333,7 +281,7 @@ fn the_readme_lists_every_series_the_server_serves() {
 
 #[test]
 fn datagrams_over_the_source_rate_are_counted_as_rate_limited() {
-    let server = Served::start(&[
+    let server = ServeProcess::start(&[
         "--metrics",
         "127.0.0.1:0",
         "--udp-rate",
@@ -382,7 +330,7 @@ fn answer_to(addr: SocketAddr, request: &[u8]) -> String {
 }
 
 /// The process is alive, its UPCASE port serves, and a scrape is answered.
-fn assert_unharmed(server: &mut Served) {
+fn assert_unharmed(server: &mut ServeProcess) {
     assert_eq!(server.try_wait(), None, "upcase serve exited");
     let mut client = Client::connect(server.tcp, PATIENCE).unwrap();
     assert_eq!(client.upcase("still here").unwrap(), "STILL HERE");
@@ -398,7 +346,7 @@ fn assert_unharmed(server: &mut Served) {
 fn a_huge_content_length_neither_kills_the_process_nor_stops_the_scrapes() {
     // tiny_http allocated the announced body to discard it: 1 TiB aborted
     // the process and 2^64-1 killed the metrics thread (issue 17).
-    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let mut server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     for length in ["1099511627776", "18446744073709551615"] {
         let request = format!(
             "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nthe start of a body"
@@ -411,7 +359,7 @@ fn a_huge_content_length_neither_kills_the_process_nor_stops_the_scrapes() {
 
 #[test]
 fn a_head_over_8_kib_is_refused_and_the_server_is_unharmed() {
-    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let mut server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     let mut request = b"GET /metrics HTTP/1.1\r\n".to_vec();
     while request.len() < 1 << 20 {
         request.extend_from_slice(b"X-A: b\r\n");
@@ -423,7 +371,7 @@ fn a_head_over_8_kib_is_refused_and_the_server_is_unharmed() {
 
 #[test]
 fn one_sigterm_ends_the_server_while_metrics_peers_keep_stalling() {
-    let mut server = Served::start(&["--metrics", "127.0.0.1:0"]);
+    let mut server = ServeProcess::start(&["--metrics", "127.0.0.1:0"]);
     let metrics = server.metrics.unwrap();
     // A new half-sent request every 20 ms, each held open: whenever the
     // signal comes, some are younger than the endpoint's 5 s deadline,
@@ -451,21 +399,8 @@ fn one_sigterm_ends_the_server_while_metrics_peers_keep_stalling() {
     assert_unharmed(&mut server);
 
     let signalled = Instant::now();
-    let sent = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = loop {
-        if let Some(status) = server.try_wait() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < PATIENCE,
-            "upcase serve still runs {PATIENCE:?} after one SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // At most child::READY, else the test fails with the server's log.
+    let status = server.terminate();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     attacker.join().unwrap();
     assert!(status.success(), "{status} after {:?}", signalled.elapsed());
@@ -475,7 +410,7 @@ fn one_sigterm_ends_the_server_while_metrics_peers_keep_stalling() {
 #[test]
 fn the_metrics_listener_accepts_again_after_the_process_ran_out_of_descriptors() {
     require!("prlimit", "--version");
-    let mut server = Served::start(&["--metrics", "127.0.0.1:0", "--threads", "1"]);
+    let mut server = ServeProcess::start(&["--metrics", "127.0.0.1:0", "--threads", "1"]);
     let metrics = server.metrics.unwrap();
     // Leave the process room for only a few more descriptors.
     let open = std::fs::read_dir(format!("/proc/{}/fd", server.id()))
@@ -511,7 +446,7 @@ fn the_metrics_listener_accepts_again_after_the_process_ran_out_of_descriptors()
 }
 
 /// The server's hard descriptor limit, from /proc.
-fn hard_descriptor_limit(server: &Served) -> usize {
+fn hard_descriptor_limit(server: &ServeProcess) -> usize {
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.id())).unwrap();
     let line = limits
         .lines()
@@ -522,7 +457,7 @@ fn hard_descriptor_limit(server: &Served) -> usize {
 
 /// Set the soft descriptor limit of the running server (its hard limit,
 /// which it raised the soft one to, stays).
-fn set_descriptor_limit(server: &Served, soft: usize) {
+fn set_descriptor_limit(server: &ServeProcess, soft: usize) {
     let output = Command::new("prlimit")
         .arg(format!("--pid={}", server.id()))
         .arg(format!("--nofile={soft}:"))

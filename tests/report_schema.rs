@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use serve_process::ServeProcess;
+use serve_process::child::TempPath;
 use tutorial_server::{TutorialServer, upcase};
 
 /// The fields the section's tables name, `results[].outcome.status` style.
@@ -62,11 +63,9 @@ fn conform_report() -> Value {
     // One directory per call: the tests run in parallel.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "upcase-report-schema-{}-{call}",
-        std::process::id()
-    ));
-    let path = dir.join("new/dir/report.json");
+    // Removed however the test ends.
+    let dir = TempPath::new(&format!("upcase-report-schema-{call}"));
+    let path = dir.path().join("new/dir/report.json");
     let out = upcase(
         &[
             "conform",
@@ -81,7 +80,6 @@ fn conform_report() -> Value {
         b"",
     );
     let text = std::fs::read_to_string(&path);
-    let _ = std::fs::remove_dir_all(&dir);
     let text = text.unwrap_or_else(|e| {
         panic!(
             "no report at {} ({e}): {}",

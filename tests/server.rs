@@ -658,13 +658,17 @@ fn a_full_server_evicts_the_longest_idle_connection_of_the_biggest_address() {
 
 impl Framed {
     /// Connect from `source` and send only the preface: a connection that
-    /// never completes a frame.
+    /// never completes a frame. Returns once the server's preface came
+    /// back (the server has read this one's: it is served, in framed mode).
     fn silent(source: [u8; 4], addr: SocketAddr) -> Framed {
         let mut framed = Framed {
             stream: socket_from(source, addr),
             conn: ClientConnection::new(Instant::now(), ClientConfig::default()),
         };
         framed.write();
+        let preface = read_exact(&mut framed.stream, PREFACE.len());
+        assert_eq!(preface, PREFACE);
+        framed.conn.handle_input(Instant::now(), &preface);
         framed
     }
 }

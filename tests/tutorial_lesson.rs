@@ -23,25 +23,24 @@ fn cases_marked(stdout: &str, mark: char) -> Vec<String> {
     names
 }
 
+/// `upcase conform ARGS`: its exit code, its stdout, and both its streams
+/// to show when an assertion fails.
+fn conform(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = upcase(&[&["conform"], args].concat(), b"");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let shown = format!(
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), stdout, shown)
+}
+
 #[test]
 fn conform_fails_exactly_the_tutorial_servers_utf8_bugs() {
     let server = TutorialServer::start(&["--forever"]);
     let addr = server.addr.to_string();
-    let out = upcase(
-        &[
-            "conform",
-            &addr,
-            "--server-mode",
-            "raw",
-            "--unicode",
-            "14.0",
-        ],
-        b"",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let shown = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let (code, stdout, shown) = conform(&[&addr, "--server-mode", "raw", "--unicode", "14.0"]);
+    assert_eq!(code, Some(1), "{shown}");
     // Each of these sends a byte that is not UTF-8 (the preface's 0xC0, a
     // lone continuation byte), a code point split across two writes, or one
     // left incomplete at the end: the tutorial's `recv(1024).decode()`
@@ -112,29 +111,20 @@ fn conform_fails_exactly_the_tutorial_servers_utf8_bugs() {
 fn the_one_client_tutorial_server_gives_its_only_connection_to_the_first_case() {
     let server = TutorialServer::start(&[]);
     let addr = server.addr.to_string();
-    let out = upcase(
-        &[
-            "conform",
-            &addr,
-            "raw/2.1/first-differing-byte-means-raw",
-            "raw/7.1/invalid-bytes-kept",
-            "raw/7.3/incomplete-at-eof-copied",
-            // A second case that reached the listen queue before the
-            // server exited waits for that exit (its reset) this long at
-            // most, so that the third one meets a closed port.
-            "--timeout",
-            "10",
-        ],
-        b"",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let shown = format!(
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout, shown) = conform(&[
+        &addr,
+        "raw/2.1/first-differing-byte-means-raw",
+        "raw/7.1/invalid-bytes-kept",
+        "raw/7.3/incomplete-at-eof-copied",
+        // A second case that reached the listen queue before the
+        // server exited waits for that exit (its reset) this long at
+        // most, so that the third one meets a closed port.
+        "--timeout",
+        "10",
+    ]);
     // No probe connection spent the server's one accept: the first case
     // (one connection) talked to it and passed.
-    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(code, Some(1), "{shown}");
     assert!(
         stdout.contains("✔ raw/2.1/first-differing-byte-means-raw"),
         "{shown}"

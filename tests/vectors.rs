@@ -18,6 +18,11 @@ use upcase::wire::{Address, Flags, Frame, FrameDecoder, FrameRepr, FrameType};
 
 use upcase::testing::Pair;
 
+#[path = "vectors/client.rs"]
+mod client;
+#[path = "vectors/datagram.rs"]
+mod datagram;
+
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
@@ -293,12 +298,12 @@ struct Transcript {
 }
 
 #[derive(Deserialize)]
-struct ServerSpec {
+pub(crate) struct ServerSpec {
     mode: String,
     raw_case: String,
     max_frame: u32,
-    local: String,
-    peer: String,
+    pub(crate) local: String,
+    pub(crate) peer: String,
 }
 
 #[derive(Deserialize)]
@@ -314,7 +319,7 @@ struct ErrorEntry {
     code: u16,
 }
 
-fn server_config(spec: &ServerSpec) -> ServerConfig {
+pub(crate) fn server_config(spec: &ServerSpec) -> ServerConfig {
     ServerConfig {
         mode: match spec.mode.as_str() {
             "auto" => ServerMode::Auto,
@@ -423,7 +428,12 @@ fn transcripts_give_the_expected_bytes_errors_and_close() {
 /// this implementation applies, or it could expect mappings std lacks.
 #[test]
 fn vectors_come_from_a_unicode_version_no_newer_than_std() {
-    for file in ["frames.json", "transform.json", "transcripts.json"] {
+    for file in [
+        "frames.json",
+        "transform.json",
+        "transcripts.json",
+        "client.json",
+    ] {
         let header: Header = load(file);
         let version: Vec<u8> = header
             .unicode_version_of_generator
@@ -443,7 +453,12 @@ fn vectors_come_from_a_unicode_version_no_newer_than_std() {
 /// failure report names one vector.
 #[test]
 fn vector_names_are_unique_within_each_list() {
-    for file in ["frames.json", "transform.json", "transcripts.json"] {
+    for file in [
+        "frames.json",
+        "transform.json",
+        "transcripts.json",
+        "client.json",
+    ] {
         let content: serde_json::Map<String, serde_json::Value> = load(file);
         let mut lists = 0;
         for (key, value) in &content {

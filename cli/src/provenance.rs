@@ -37,32 +37,9 @@ impl Provenance {
     }
 }
 
-/// `bytes` as lowercase hex without separators (`c05550`), for machines:
-/// at most [`HEX_LIMIT`] bytes of them (a report says the whole length
-/// beside it).
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(2 * bytes.len().min(HEX_LIMIT));
-    for byte in bytes.iter().take(HEX_LIMIT) {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
-}
-
-/// How many bytes [`hex`] writes out: a case that sends a 1 MiB frame
-/// keeps its report readable; the length is always whole.
-pub const HEX_LIMIT: usize = 64 * 1024;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_lowercase_pairs_cut_at_the_limit() {
-        assert_eq!(hex(b"\xc0UP"), "c05550");
-        assert_eq!(hex(b""), "");
-        assert_eq!(hex(&vec![0xab; HEX_LIMIT + 10]).len(), 2 * HEX_LIMIT);
-    }
 
     #[test]
     fn the_spec_version_is_the_prefaces() {

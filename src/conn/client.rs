@@ -68,6 +68,9 @@ struct Sent {
     data_len: usize,
     /// Whether this is the last frame of its request.
     last: bool,
+    /// Whether this is the raw-server probe (SPEC.md §2.4), no request of
+    /// the caller's: its PONG is no event.
+    probe: bool,
 }
 
 impl Sent {
@@ -138,13 +141,26 @@ impl ClientConnection {
     pub fn new(now: Instant, config: ClientConfig) -> ClientConnection {
         let mut output = BytesMut::new();
         output.extend_from_slice(&PREFACE);
+        let mut waiting = VecDeque::new();
+        if config.probe {
+            // SPEC.md §2.4: unspecified addresses, empty data, nothing else.
+            FrameRepr::new(FrameType::Ping, Bytes::new()).encode(&mut output);
+            waiting.push_back(Sent {
+                request: RequestId(u64::MAX),
+                frame_type: FrameType::Ping,
+                more: false,
+                data_len: 0,
+                last: true,
+                probe: true,
+            });
+        }
         ClientConnection {
             reply_deadline: Some(now + config.reply_timeout),
             config,
             input: BytesMut::new(),
             output,
             server_preface_seen: false,
-            waiting: VecDeque::new(),
+            waiting,
             held: VecDeque::new(),
             in_flight: 0,
             unanswered: 0,
@@ -284,6 +300,7 @@ impl ClientConnection {
             more: frame.flags.more(),
             data_len: frame.data.len(),
             last,
+            probe: false,
         };
         self.bye_queued |= frame.frame_type == FrameType::Bye;
         self.held.push_back((frame, sent));
@@ -447,6 +464,7 @@ impl ClientConnection {
         let mut ids: Vec<RequestId> = self
             .waiting
             .drain(..)
+            .filter(|sent| !sent.probe)
             .map(|sent| sent.request)
             .chain(self.held.drain(..).map(|(_, sent)| sent.request))
             .collect();
@@ -514,6 +532,9 @@ impl ClientConnection {
             return Err(PeerError::Unsolicited(header.frame_type));
         };
         let expected = sent.reply_type();
+        if sent.probe && header.frame_type == FrameType::Ping {
+            return Err(PeerError::RawServer);
+        }
         if header.frame_type != expected {
             return Err(PeerError::UnexpectedReply {
                 expected,
@@ -532,7 +553,7 @@ impl ClientConnection {
     fn answered(&mut self) -> Option<Sent> {
         let sent = self.waiting.pop_front()?;
         self.in_flight -= sent.data_len;
-        if sent.last {
+        if sent.last && !sent.probe {
             self.unanswered -= 1;
         }
         Some(sent)
@@ -552,7 +573,16 @@ impl ClientConnection {
                 Ok(())
             }
             _ => {
+                // Each TEXT reply is the upper case of complete code points
+                // (SPEC.md §5.1), so valid UTF-8 on its own (§2.4).
+                if frame.frame_type == FrameType::Text && std::str::from_utf8(&frame.data).is_err()
+                {
+                    return Err((PeerError::TextReplyNotUtf8, None));
+                }
                 let sent = self.answered().expect("limit_for checked a request waits");
+                if sent.probe {
+                    return Ok(());
+                }
                 let bye = frame.frame_type == FrameType::Bye;
                 self.events.push_back(ClientEvent::Reply {
                     request: sent.request,
@@ -581,6 +611,8 @@ impl ClientConnection {
             None
         } else {
             match self.answered() {
+                // No server answers a PING with an ERROR: it is not one.
+                Some(sent) if sent.probe => return Err((PeerError::Server(payload), None)),
                 Some(sent) => Some(sent.request),
                 None => return Err((PeerError::Unsolicited(FrameType::Error), None)),
             }

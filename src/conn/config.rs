@@ -101,6 +101,13 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// How long the server may stay silent while it owes the preface or a reply.
     pub reply_timeout: Duration,
+    /// Send the raw-server probe (SPEC.md §2.4, checklist C3) as the first
+    /// frame: a PING with unspecified addresses and empty data, whose PONG
+    /// is taken silently and whose echo (a PING coming back) fails the
+    /// connection with [`PeerError::RawServer`](super::PeerError::RawServer).
+    /// Off by default, since it costs a round trip and a tester driving
+    /// frames by hand wants only its own; `upcase client` turns it on.
+    pub probe: bool,
 }
 
 impl Default for ClientConfig {
@@ -110,6 +117,7 @@ impl Default for ClientConfig {
             max_fragment_len: DEFAULT_MAX_FRAGMENT_LEN,
             max_in_flight: 64 * 1024,
             reply_timeout: Duration::from_secs(30),
+            probe: false,
         }
     }
 }

@@ -120,9 +120,18 @@ pub enum PeerError {
     /// A reply arrived with no request waiting for it.
     #[error("the server sent a {0} frame that answers no request")]
     Unsolicited(FrameType),
-    /// An ERROR frame too short to hold its code.
+    /// An ERROR frame too short to hold its code (SPEC.md §6.6: a protocol
+    /// failure, and no reply).
     #[error("the server sent an ERROR frame without a code")]
     ShortError,
+    /// A TEXT reply whose data is not UTF-8 on its own: every reply is the
+    /// upper case of complete code points (SPEC.md §2.4, §5.1).
+    #[error("the server's TEXT reply is not UTF-8")]
+    TextReplyNotUtf8,
+    /// The probe PING came back as it was sent (SPEC.md §2.4): the server
+    /// runs raw mode and echoed the client's bytes upper-cased.
+    #[error("the server echoed the probe PING: it is a raw server, not a framed UPCASE/1 one")]
+    RawServer,
 }
 
 impl PeerError {

@@ -103,6 +103,15 @@ impl From<ErrorPayload> for ClientError {
     }
 }
 
+/// What a request got, from [`Client::receive_answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Its reply's data (the replies to its fragments joined).
+    Data(Vec<u8>),
+    /// An ERROR that replaced its reply, the connection going on.
+    Error(ErrorPayload),
+}
+
 /// A blocking UPCASE/1 client speaking frames, one request at a time or
 /// pipelined ([`send_text`](Self::send_text) several, then
 /// [`receive`](Self::receive) their replies in order). Every wait is bounded
@@ -256,6 +265,22 @@ impl Client {
     /// [`ClientError::Server`] for an ERROR reply, [`ClientError::ServerBye`]
     /// when the server is shutting down, a timeout, a protocol or socket error.
     pub fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
+        match self.receive_answer()? {
+            Answer::Data(data) => Ok(data),
+            Answer::Error(error) => Err(error.into()),
+        }
+    }
+
+    /// Like [`receive`](Self::receive), but an ERROR the connection survives
+    /// (a non-fatal code, or one this client does not know: SPEC.md §6.6)
+    /// is an [`Answer::Error`], not an `Err`: the caller goes on with the
+    /// next reply, and learns that the ERROR was fatal only if the server
+    /// closes. A fatal ERROR of a known code is still
+    /// [`ClientError::Server`].
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive), except for the ERRORs above.
+    pub fn receive_answer(&mut self) -> Result<Answer, ClientError> {
         let mut data = Vec::new();
         loop {
             let event = self.next_event()?;
@@ -271,12 +296,12 @@ impl Client {
                     data.extend_from_slice(&frame.data);
                     if last {
                         self.untaken = self.untaken.saturating_sub(1);
-                        return Ok(data);
+                        return Ok(Answer::Data(data));
                     }
                 }
                 ClientEvent::Error { error, .. } => {
                     self.untaken = self.untaken.saturating_sub(1);
-                    return Err(error.into());
+                    return Ok(Answer::Error(error));
                 }
                 ClientEvent::ServerBye { reason, .. } => {
                     return Err(ClientError::ServerBye { reason });
@@ -292,6 +317,9 @@ impl Client {
     /// # Errors
     /// As [`receive`](Self::receive); the socket is closed in any case.
     pub fn bye(mut self) -> Result<(), ClientError> {
+        if self.conn.is_closed() {
+            return self.ended_before_bye();
+        }
         self.conn.bye()?;
         self.flush()?;
         loop {
@@ -303,6 +331,24 @@ impl Client {
                 ClientEvent::Error { error, .. } => return Err(error.into()),
                 // The server was closing anyway: the session is over just the same.
                 ClientEvent::ServerBye { .. } => return Ok(()),
+                ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The connection ended before our BYE could go: a server BYE that
+    /// left nothing unanswered is a normal end (SPEC.md §5.4), anything
+    /// else the failure it was.
+    fn ended_before_bye(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.next_event()? {
+                ClientEvent::Reply { .. } | ClientEvent::Error { .. } => {}
+                ClientEvent::ServerBye { unanswered, .. } if unanswered.is_empty() => {
+                    return Ok(());
+                }
+                ClientEvent::ServerBye { reason, .. } => {
+                    return Err(ClientError::ServerBye { reason });
+                }
                 ClientEvent::ConnectionLost { error, .. } => return Err(error.into()),
             }
         }

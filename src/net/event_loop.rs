@@ -464,7 +464,7 @@ impl EventLoop {
         };
         if let Some(note) = TcpLine::Evicted.admit() {
             info!(
-                "{} evicted (server full): the longest idle of its address, to make room for {newcomer}{note}",
+                "{} evicted (server full): it had done the least of those a newcomer may take (SPEC §9.3), to make room for {newcomer}{note}",
                 connection.peer()
             );
         }

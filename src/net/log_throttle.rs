@@ -2,11 +2,12 @@
 //! event, and a count of the lines held back ("N more like this
 //! suppressed"), so that a flood of bad input cannot flood the log too.
 //!
-//! The UDP service keeps a [`LogThrottle`] per kind of line. The TCP lines
-//! a peer can repeat at will (protocol errors, connects, closes, PROXY
-//! rejections) are throttled per [`TcpLine`] kind and per event loop: each
-//! loop is one thread, so its throttles live in a thread-local and cost no
-//! lock and no plumbing through every call that logs.
+//! The UDP service, and `upcase serve`'s metrics endpoint, keep a
+//! [`LogThrottle`] per kind of line. The TCP lines a peer can repeat at
+//! will (protocol errors, connects, closes, PROXY rejections) are
+//! throttled per [`TcpLine`] kind and per event loop: each loop is one
+//! thread, so its throttles live in a thread-local and cost no lock and
+//! no plumbing through every call that logs.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

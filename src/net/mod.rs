@@ -49,10 +49,11 @@ mod udp;
 mod udp_client;
 mod work;
 
-pub use client::{Client, ClientError, connect_stream};
+pub use client::{Answer, Client, ClientError, connect_stream};
 pub use fd_limit::{connections_for_descriptors, raise_descriptor_limit};
 pub use listen::bind_tcp;
 pub use log_escape::escape_for_log;
+pub use log_throttle::{LOG_INTERVAL, LogThrottle, suppressed_note};
 pub use metrics::{
     ConnectionMeter, GaugeSource, MetricsShard, MetricsSnapshot, ModeLabel, ProxyOutcome,
     REPLY_DELAY_BUCKETS_MICROS, ServerGauges, ServerMetrics, ShardHandle,
@@ -66,6 +67,6 @@ pub use server::{
     DEFAULT_LISTEN, DEFAULT_MAX_BUFFER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET, Server,
     ServerBuilder, ServerHandle,
 };
-pub use udp::{MAX_SOURCES, UdpRateLimit, UdpStats, bind_udp, serve_udp};
+pub use udp::{MAX_SOURCES, SourceKey, UdpRateLimit, UdpStats, bind_udp, serve_udp};
 pub use udp_client::UdpClient;
 pub use work::DEFAULT_WORK_PER_TURN;

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::log_throttle::{LOG_INTERVAL, LogThrottle, suppressed_note};
 use crate::conn::{AMPLIFICATION_LIMIT, DatagramConfig, DatagramReply, respond_to_datagram};
-pub(crate) use source_limit::SourceKey;
+pub use source_limit::SourceKey;
 use source_limit::SourceLimiter;
 pub use source_limit::{MAX_SOURCES, UdpRateLimit};
 

@@ -113,19 +113,22 @@ impl UdpClient {
     /// Send one frame (after the preface) and return the reply frame.
     ///
     /// # Errors
-    /// [`ClientError::Server`] for an ERROR reply; [`ClientError::Protocol`]
-    /// style failures when the reply is not a preface and one frame.
-    pub fn request(&mut self, frame: &FrameRepr) -> Result<FrameRepr, ClientError> {
-        let datagram = encode_framed_datagram(frame);
+    /// [`ClientError::Server`] for an ERROR reply; an
+    /// [`io::ErrorKind::InvalidData`] error when the reply is not a preface
+    /// and one frame answering the request (flags clear, the right type, a
+    /// TEXT reply in UTF-8).
+    pub fn request(&mut self, request: &FrameRepr) -> Result<FrameRepr, ClientError> {
+        let datagram = encode_framed_datagram(request);
         let reply = self.exchange(&datagram)?;
-        Self::reply_frame(&reply)
+        Self::reply_frame(&reply, request.frame_type)
     }
 
-    /// The frame of a framed reply datagram (preface and one frame).
+    /// The frame of a framed reply datagram (preface and one frame) to a
+    /// request of `request_type`.
     ///
     /// # Errors
     /// As [`request`](Self::request).
-    pub fn reply_frame(reply: &[u8]) -> Result<FrameRepr, ClientError> {
+    pub fn reply_frame(reply: &[u8], request_type: FrameType) -> Result<FrameRepr, ClientError> {
         let malformed = |what: String| {
             ClientError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -134,6 +137,12 @@ impl UdpClient {
         };
         let view = framed_datagram(reply).map_err(|error| malformed(error.to_string()))?;
         let frame = FrameRepr::parse(&view).expect("framed_datagram checked the length");
+        if frame.flags.0 != 0 {
+            return Err(malformed(format!(
+                "a {} frame with flags 0x{:02x} (a reply datagram has none)",
+                frame.frame_type, frame.flags.0
+            )));
+        }
         if frame.frame_type == FrameType::Error {
             let payload =
                 ErrorPayload::parse(&frame.data).map_err(|error| malformed(error.to_string()))?;
@@ -141,6 +150,21 @@ impl UdpClient {
                 code: payload.code,
                 message: payload.message,
             });
+        }
+        // SPEC.md §2.4, §8.2: the reply's type answers the request's, and a
+        // TEXT reply is the upper case of whole code points.
+        let expected = match request_type {
+            FrameType::Ping => FrameType::Pong,
+            other => other,
+        };
+        if frame.frame_type != expected {
+            return Err(malformed(format!(
+                "a {} frame answering a {request_type}",
+                frame.frame_type
+            )));
+        }
+        if frame.frame_type == FrameType::Text && std::str::from_utf8(&frame.data).is_err() {
+            return Err(malformed("a TEXT reply that is not UTF-8".into()));
         }
         Ok(frame)
     }

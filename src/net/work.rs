@@ -16,17 +16,20 @@
 //! The weights are the costs measured on the release build with `-q` (a
 //! byte of ASCII in and out is about 1 ns; a frame about 100 ns; an ERROR
 //! about 100 ns more; a read call about 1 µs), in units of a byte. Input whose
-//! bytes cost more than their count (non-ASCII text through the transform)
-//! is still undercounted, by up to 5 times; the turn is small enough that
-//! this stays well under a millisecond.
+//! bytes cost more than their count through the transform is still
+//! undercounted: U+0390 and mixed scripts by 2–3 times, ill-formed raw input
+//! by 20 times (at main 0ea38e6: a turn of it is about 2 ms).
 
 use crate::conn::ConnectionStats;
 use crate::wire::FrameType;
 
-/// Work units one connection may use in a turn, by default: about 32 KiB of
-/// ASCII TEXT in (and its 32 KiB reply), 360 empty PINGs, or 140 empty
-/// unknown-type frames and their ERRORs: tens of microseconds.
-pub const DEFAULT_WORK_PER_TURN: usize = 64 * 1024;
+/// Work units one connection may use in a turn, by default: about 64 KiB of
+/// ASCII TEXT in (and its 64 KiB reply), 720 empty PINGs, or 280 empty
+/// unknown-type frames and their ERRORs: about 0.1 ms on this machine. Half
+/// of it cost bulk transfers a measurable share of their speed (one more
+/// trip around the loop for every 32 KiB); the sixteen 64 KiB reads of
+/// before were up to 80 ms of the loop.
+pub const DEFAULT_WORK_PER_TURN: usize = 128 * 1024;
 
 /// What a read call costs beyond its bytes (the system call, the loop).
 const READ_WORK: usize = 1024;

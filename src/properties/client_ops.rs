@@ -44,6 +44,7 @@ impl ClientOpsConfig {
             max_fragment_len: u32::from(self.max_fragment_len) + 1,
             max_in_flight: usize::from(self.max_in_flight),
             reply_timeout: Duration::from_millis(u64::from(self.reply_timeout_ms) + 1),
+            probe: false,
         }
     }
 }

@@ -101,3 +101,22 @@ fn every_scalar_value_in_every_context_is_upper_cased_as_std_does() {
         }
     }
 }
+
+#[test]
+fn every_3byte_scalar_value_at_each_place_of_a_five_sequence_block_is_upper_cased_as_std_does() {
+    // The 3-byte scan takes five sequences at a time: put each 3-byte code
+    // point at each of the five places, among code points it accepts.
+    for c in (0x800..=0xffff).filter_map(char::from_u32) {
+        for place in 0..5 {
+            let text: String = (0..6)
+                .map(|at| if at == place { c } else { '中' })
+                .collect();
+            assert_eq!(
+                upcase_all(CaseMode::UnicodeLossless, text.as_bytes()).as_deref(),
+                Ok(text.to_uppercase().as_bytes()),
+                "U+{:04X} at place {place}",
+                u32::from(c)
+            );
+        }
+    }
+}

@@ -284,3 +284,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn overlong_two_byte_forms_among_letters_stay_invalid() {
+    // C0 80 and C1 BF look like 2-byte letters to a mask: they are overlong
+    // forms of NUL and DEL, invalid, both as the first and the second of a
+    // pair of 2-byte sequences.
+    for (input, expected) in [
+        (
+            &b"\xc3\xa9\xc1\xbf\xc3\xa9"[..],
+            &b"\xc3\x89\xc1\xbf\xc3\x89"[..],
+        ),
+        (b"\xc0\x80\xc3\xa9\xc3\xa9", b"\xc0\x80\xc3\x89\xc3\x89"),
+        (b"\xc3\xa9\xc3\xa9\xc0\x80", b"\xc3\x89\xc3\x89\xc0\x80"),
+    ] {
+        assert_eq!(
+            upcase(CaseMode::UnicodeLossless, &[input]).unwrap(),
+            expected
+        );
+        let first_invalid = input.iter().position(|&b| b == 0xc0 || b == 0xc1).unwrap();
+        assert_eq!(
+            upcase(CaseMode::UnicodeStrict, &[input]),
+            Err(InvalidUtf8 {
+                offset: first_invalid as u64
+            })
+        );
+    }
+}

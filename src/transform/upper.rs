@@ -1,32 +1,45 @@
 //! The upper-case mapping itself, in one pass over the input that also
-//! validates it (SPEC.md §5.1, §5.2). Real text comes in two shapes, and
-//! each has its loop:
+//! validates it (SPEC.md §5.1, §5.2): `push_upper_prefix` maps the longest
+//! valid prefix and says how long it was, and the caller deals with what
+//! follows (an invalid or incomplete sequence). Real text comes in a few
+//! shapes, and each has its loop:
 //!
-//! * **Runs that only need ASCII upper case**: ASCII, and code points whose
-//!   whole 64-code-point block has no case (CJK, kana, Hangul, Thai,
-//!   Devanagari, emoji, punctuation). The scan over them checks ASCII eight
-//!   bytes at a time and 3-byte sequences two at a time against a
-//!   1,024-entry table; the run is then written by the same vectorised
-//!   ASCII pass as plain English, since `to_ascii_uppercase` leaves every
-//!   byte of a multi-byte sequence alone.
+//! * **ASCII text** (English): the single vectorised pass that upper-cases
+//!   while OR-ing the bytes, in 16 KiB blocks, while they are all ASCII.
+//! * **Runs whose upper case is their ASCII upper case**: ASCII, and code
+//!   points whose whole 64-code-point block has no case (CJK, kana, Hangul,
+//!   Thai, Devanagari, emoji, punctuation). They are scanned by the kind of
+//!   their lead byte: ASCII 32 and 8 bytes at a time; 3-byte sequences five
+//!   at a time by branch-free range checks where whole 4,096-code-point
+//!   stretches have no case (CJK, kana, most Hangul, full-width
+//!   punctuation), else four, two or one at a time by a 1,024-entry table
+//!   indexed by the first two bytes; 4-byte ones (emoji) one at a time. A
+//!   run is then copied as it is, or written by the ASCII pass when it may
+//!   hold ASCII letters (`to_ascii_uppercase` leaves every byte of a
+//!   multi-byte sequence alone).
 //! * **Cased text** (Latin with accents, Greek, Cyrillic, Armenian,
-//!   Georgian...), code point by code point in windows: the block's page of
-//!   the generated table gives the encoded upper case, written whole.
+//!   Georgian...), code point by code point in windows of 1 KiB: ASCII
+//!   eight bytes at a time (SWAR), 2-byte letters two at a time by direct
+//!   lookup in a table of every code point below U+0800, the rest by the
+//!   page of their block. Each mapping is written as one 8-byte word that
+//!   holds its UTF-8 and its length.
 //!
-//! The tables come from `char::to_uppercase` at build time (build.rs).
+//! The tables come from `char::to_uppercase` at build time (build.rs), so
+//! they are the toolchain's mapping (Unicode 17.0.0 for Rust 1.95); the
+//! tests in exhaustive.rs compare every scalar value with std.
 
 use super::output::Buffer;
 
 include!(concat!(env!("OUT_DIR"), "/case_tables.rs"));
 
 /// Input bytes per window of cased text: the output room for a window is
-/// zeroed up front (three times this), so it stays small and in cache.
-const WINDOW: usize = 256;
+/// zeroed up front, so it stays small and in cache.
+const WINDOW: usize = 1024;
 
-/// The most bytes a window writes past 3 bytes per input byte: its last
-/// code point may start before the window's end and run 3 bytes past it,
-/// and a mapping is written as a whole 8-byte word.
-const WINDOW_SLACK: usize = 3 * 3 + 8;
+/// Room a window keeps free for one step: two mappings of up to 7 bytes,
+/// each written as a whole 8-byte word. A window whose text grows (ΐ
+/// becomes 6 bytes) ends when its room, as large as its input, runs out.
+const STEP_ROOM: usize = 16;
 
 /// Append the ASCII upper case of `input` (Python's `bytes.upper()`). It
 /// writes into zeroed room: std writes uninitialised memory in a single
@@ -49,7 +62,9 @@ pub fn push_upper_str(text: &str, out: &mut impl Buffer) {
 /// `std::str::from_utf8` would call `valid_up_to`.
 pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
     let mut done = push_leading_ascii(input, out);
-    loop {
+    // Each step's first call is skipped at the end of the input: a
+    // message of ASCII, or one that ends with a run, costs no more calls.
+    while done < input.len() {
         let run = unchanged_run(&input[done..]);
         let unchanged = &input[done..done + run.len];
         if run.ascii_letters {
@@ -58,12 +73,16 @@ pub fn push_upper_prefix(input: &[u8], out: &mut impl Buffer) -> usize {
             out.extend_from_slice(unchanged);
         }
         done += run.len;
+        if done == input.len() {
+            break;
+        }
         let mapped = push_cased_window(&input[done..], out);
         if mapped == 0 {
-            return done;
+            break;
         }
         done += mapped;
     }
+    done
 }
 
 /// Bytes of ASCII text per call of [`push_if_ascii_upper`]: large enough
@@ -215,9 +234,11 @@ fn unchanged_run(bytes: &[u8]) -> UnchangedRun {
 /// commonest caseless ranges: U+3000..U+9FFF (leads E3..E9: CJK, kana),
 /// most Hangul (EB, EC: U+B000..U+CFFF) and U+FF00..U+FF3F (EF BC:
 /// full-width punctuation). Each of the 16 steps is the same branch-free
-/// arithmetic; the exhaustive tests check every code point through it.
+/// arithmetic, which the compiler turns into SSE2 compares of all 16
+/// bytes at once; the exhaustive tests check every code point through it.
 /// (Adding U+0800..U+0FFF and the rest of Hangul made Chinese 50 %
-/// slower.) `next` is `block` one byte on.
+/// slower; checking only the five lead bytes is not vectorised, and was
+/// 2-3 times slower.) `next` is `block` one byte on.
 #[inline]
 fn five_common_caseless(block: &[u8; 16], next: &[u8; 16]) -> bool {
     const LEAD: [u8; 16] = [
@@ -267,10 +288,10 @@ fn unchanged_3byte_block(word: u64) -> bool {
 fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
     let end = bytes.len().min(WINDOW);
     let start = out.len();
-    let room = out.grow_zeroed(3 * end + WINDOW_SLACK);
+    let room = out.grow_zeroed(end + STEP_ROOM);
     let mut index = 0;
     let mut written = 0;
-    while index < end {
+    while index < end && written + STEP_ROOM <= room.len() {
         let lead = bytes[index];
         if lead.is_ascii() {
             // Up to eight ASCII bytes at once; what follows them is
@@ -286,6 +307,21 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
             index += 1;
             written += 1;
             continue;
+        }
+        if let Some(four) = bytes.get(index..index + 4) {
+            // Two 2-byte letters (Latin, Greek, Cyrillic, Armenian...),
+            // neither overlong: a lookup each.
+            let pair = u32::from_le_bytes(four.try_into().expect("four bytes"));
+            if pair & 0xc0e0_c0e0 == 0x80c0_80c0 && pair & 0x1e != 0 && pair & 0x1e_0000 != 0 {
+                let first = upper_below_0800(pair);
+                let second = upper_below_0800(pair >> 16);
+                room[written..written + 8].copy_from_slice(&first.to_le_bytes());
+                written += (first >> 56) as usize;
+                room[written..written + 8].copy_from_slice(&second.to_le_bytes());
+                written += (second >> 56) as usize;
+                index += 4;
+                continue;
+            }
         }
         if (0xc2..0xe0).contains(&lead) {
             // Two bytes (Latin, Greek, Cyrillic, Armenian...): one lookup.
@@ -323,13 +359,20 @@ fn push_cased_window(bytes: &[u8], out: &mut impl Buffer) -> usize {
 /// it is at least `a`, and by adding 0x80 - b'z' - 1 when it is past `z`
 /// (no sum carries into the next byte); other bytes are left alone.
 #[inline]
-fn ascii_upper_word(word: u64) -> u64 {
+pub fn ascii_upper_word(word: u64) -> u64 {
     const EACH: u64 = 0x0101_0101_0101_0101;
     let low_bits = word & (EACH * 0x7f);
     let at_least_a = low_bits + EACH * u64::from(0x80 - b'a');
     let past_z = low_bits + EACH * u64::from(0x80 - b'z' - 1);
     let lower = at_least_a & !past_z & !word & (EACH * 0x80);
     word - (lower >> 2)
+}
+
+/// `UPPER_BELOW_0800` for the 2-byte sequence at the bottom of `word`
+/// (little-endian).
+#[inline]
+fn upper_below_0800(word: u32) -> u64 {
+    UPPER_BELOW_0800[((word & 0x1f) << 6 | (word >> 8 & 0x3f)) as usize]
 }
 
 /// The case page of the 64-code-point block of `code_point` (0: no case).

@@ -687,6 +687,13 @@ def transcripts_cases():
         ("raw-only-mode-treats-preface-as-raw", {"mode": "raw"}, [P + b"abc", "eof"]),
         ("framed-only-mode-closes-raw-client", {"mode": "framed"}, [b"hello"]),
         ("framed-only-mode-serves-framed-client", {"mode": "framed"}, [P + t(TEXT, b"hi"), "eof"]),
+        # Connections that stay open: nothing ends them (no EOF, BYE or fatal ERROR).
+        ("open-after-preface", {}, [P]),
+        ("open-after-text", {}, [P + t(TEXT, b"hello")]),
+        ("open-inside-a-message", {}, [P + t(TEXT, b"ab\xc3", MORE)]),
+        ("open-after-non-fatal-errors", {}, [P + t(0x07, b"?") + t(PONG) + t(TEXT, b"still open")]),
+        ("open-with-an-incomplete-frame", {}, [P + t(TEXT, b"x") + t(TEXT, b"half")[:44]]),
+        ("open-in-raw-mode", {}, [b"raw ", b"stays open \xe2\x82"]),
     ]
     return cases
 
@@ -726,6 +733,325 @@ def transcripts_json():
 
 
 # ---------------------------------------------------------------------------
+# client.json: what a conforming client reports for a server's byte stream
+# (SPEC §2.4, §2.5, §3.4, §5.4, §6.6).
+
+IDLE_TIMEOUT, BUSY = 8, 9
+NO_FRAME = {UNSUPPORTED_VERSION, IDLE_TIMEOUT, BUSY}
+CLIENT_LIMIT = 1048576  # the client's limit on ERROR and BYE (§3.4)
+
+
+class ClientFailure(Exception):
+    def __init__(self, reason, code=None, request=None):
+        self.reason, self.code, self.request = reason, code, request
+
+
+class ClientModel:
+    """A client that sent `requests` (each frame one request, in order) and
+    reads the server's bytes. Events follow the SPEC's client rules."""
+
+    def __init__(self, requests):
+        self.waiting = [(i, ftype, flags & MORE, len(data)) for i, (ftype, flags, data) in enumerate(requests)]
+        self.buf = b""
+        self.preface = False
+        self.events = []
+        self.closed = False
+
+    def feed(self, data):
+        if self.closed:
+            return
+        self.buf += data
+        try:
+            self.decode()
+        except ClientFailure as failure:
+            self.fail(failure.reason, failure.code, failure.request)
+
+    def eof(self):
+        if not self.closed:
+            self.fail("closed")
+
+    def fail(self, reason, code=None, request=None):
+        unanswered = [w[0] for w in self.waiting if w[0] != request]
+        self.events.append({"failure": reason, "code": code, "request": request, "unanswered": unanswered})
+        self.closed = True
+
+    def decode(self):
+        if not self.preface:
+            head = self.buf[:8]
+            if head != PREFACE[:len(head)]:
+                if head[:7] == PREFACE_MAGIC and len(head) == 8:
+                    raise ClientFailure("unsupported-version")
+                raise ClientFailure("bad-preface")
+            if len(head) < 8:
+                return
+            self.preface, self.buf = True, self.buf[8:]
+        while not self.closed and len(self.buf) >= HEADER_LEN:
+            ftype, flags = self.buf[36], self.buf[37]
+            length = struct.unpack(">I", self.buf[38:42])[0]
+            limit = self.header_limit(ftype, flags, length)
+            if length > limit:
+                raise ClientFailure("over-limit")
+            if len(self.buf) < HEADER_LEN + length:
+                return
+            data = self.buf[HEADER_LEN:HEADER_LEN + length]
+            self.buf = self.buf[HEADER_LEN + length:]
+            self.frame(ftype, flags, data)
+
+    def header_limit(self, ftype, flags, length):
+        """§3.3 flags, then §2.4: the reply must fit the oldest waiting request."""
+        if flags & 0xFE or (flags & MORE and ftype not in (TEXT, BYTES)):
+            raise ClientFailure("bad-flags")
+        if ftype in (ERROR, BYE):
+            return CLIENT_LIMIT
+        if not self.waiting:
+            raise ClientFailure("unexpected-frame")
+        _, rtype, more, n = self.waiting[0]
+        expected = PONG if rtype == PING else rtype
+        if ftype != expected:
+            raise ClientFailure("unexpected-frame")
+        if (flags & MORE) != more:
+            raise ClientFailure("more-mismatch")
+        return 3 * (n + 3) if rtype == TEXT else n
+
+    def frame(self, ftype, flags, data):
+        if ftype == ERROR:
+            if len(data) < 2:
+                raise ClientFailure("short-error")
+            code = struct.unpack(">H", data[:2])[0]
+            if code in NO_FRAME:
+                raise ClientFailure("server-error", code)
+            if not self.waiting:
+                raise ClientFailure("unexpected-frame")
+            request = self.waiting.pop(0)[0]
+            if code in FATAL:
+                raise ClientFailure("server-error", code, request)
+            # Not fatal, or a code this client does not know (§6.6).
+            self.events.append({"error": request, "code": code})
+            return
+        if ftype == BYE and not (self.waiting and self.waiting[0][1] == BYE):
+            self.events.append({"server_bye": True, "unanswered": [w[0] for w in self.waiting]})
+            self.waiting, self.closed = [], True
+            return
+        if ftype == TEXT:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ClientFailure("text-not-utf8")
+        request = self.waiting.pop(0)[0]
+        self.events.append({"reply": request, "type": ftype, "data_hex": data.hex()})
+        if ftype == BYE:
+            self.closed = True
+
+
+def e(code, message=""):
+    return t(ERROR, error_data(code, message), src=LOCAL, dst=PEER)
+
+
+def client_cases():
+    """(name, requests, server bytes, eof after them)."""
+    P = PREFACE
+    a, b = (TEXT, 0, b"a"), (TEXT, 0, b"b")
+    bye = (BYE, 0, b"")
+    return [
+        ("reply", [(TEXT, 0, b"hello")], P + t(TEXT, b"HELLO", src=LOCAL, dst=PEER), False),
+        ("replies-to-pipelined-requests", [(TEXT, 0, "straße".encode()), (BYTES, 0, b"ok\xff"), (PING, 0, b"\x00p")],
+         P + t(TEXT, b"STRASSE") + t(BYTES, b"OK\xff") + t(PONG, b"\x00p"), False),
+        ("replies-to-fragments-empty-ones-among-them",
+         [(TEXT, MORE, b"a\xe2"), (TEXT, MORE, b"\x82"), (TEXT, 0, b"\xac")],
+         P + t(TEXT, b"A", MORE) + t(TEXT, b"", MORE) + t(TEXT, "€".encode()), False),
+        ("reply-of-three-times-n-plus-nine-accepted", [(TEXT, 0, b"ab")], P + t(TEXT, b"A" * 15), False),
+        ("reply-addresses-not-checked", [a],
+         P + t(TEXT, b"A", src="[2001:db8::1]:7", dst="10.9.8.7:6"), False),
+        ("no-reply-yet-stays-open", [a], P, False),
+        ("bye-answered", [a, bye], P + t(TEXT, b"A") + t(BYE), False),
+        ("bye-answered-with-data", [bye], P + t(BYE, b"server shutting down"), False),
+        ("server-bye-leaves-requests-unanswered", [a, b],
+         P + t(TEXT, b"A") + t(BYE, b"server shutting down", src=LOCAL, dst=PEER), False),
+        ("server-bye-before-replies-to-frames-ahead-of-client-bye", [a, bye],
+         P + t(BYE, b"server shutting down"), False),
+        ("unknown-error-code-is-a-reply", [a, b], P + e(77, "new") + t(TEXT, b"B"), False),
+        ("non-fatal-error-codes-are-replies", [a, b, (TEXT, 0, b"c")],
+         P + e(UNKNOWN_TYPE) + e(UNEXPECTED_TYPE, "") + t(TEXT, b"C"), False),
+        ("unknown-error-code-then-close", [a, b], P + e(77, "fatal after all"), True),
+        ("fatal-error-answers-its-request", [a, b], P + e(INVALID_UTF8, "x") + t(TEXT, b"B"), False),
+        ("idle-timeout-answers-no-request", [a], P + e(IDLE_TIMEOUT, "no complete frame within 300 s"), False),
+        ("busy-answers-no-request", [a], P + e(BUSY, "server is at its connection limit of 1; try again later"), False),
+        ("unsupported-version-answers-no-request", [a], P + e(UNSUPPORTED_VERSION), False),
+        ("short-error", [a], P + t(ERROR, b"\x00") + t(TEXT, b"A"), False),
+        ("empty-error", [a], P + t(ERROR), False),
+        ("wrong-magic", [a], b"\xc0UPCASF\x01" + t(TEXT, b"A"), False),
+        ("wrong-version", [a], PREFACE_MAGIC + b"\x02" + t(TEXT, b"A"), False),
+        ("extra-reply-after-the-last", [a], P + t(TEXT, b"A") + t(TEXT, b"extra"), False),
+        ("reserved-flag-bit", [a], P + t(TEXT, b"A", 0x02), False),
+        ("more-on-pong", [(PING, 0, b"")], P + t(PONG, b"", MORE), False),
+        ("more-on-error", [a], P + t(ERROR, error_data(UNEXPECTED_TYPE, ""), flags=MORE), False),
+        ("ping-from-server", [a], P + t(PING) + t(TEXT, b"A"), False),
+        ("unknown-type-from-server", [a], P + t(0x07) + t(TEXT, b"A"), False),
+        ("wrong-reply-type", [a], P + t(BYTES, b"A"), False),
+        ("more-not-mirrored", [a], P + t(TEXT, b"A", MORE), False),
+        ("reply-with-nothing-waiting", [], P + t(TEXT, b"A"), False),
+        ("text-reply-not-utf8", [a], P + t(TEXT, b"A\xff"), False),
+        ("text-reply-over-limit-from-header-alone", [(TEXT, 0, b"ab")], P + t(TEXT, length=16), False),
+        ("bytes-reply-longer-than-request", [(BYTES, 0, b"ab")], P + t(BYTES, b"ABC"), False),
+        ("close-with-reply-due", [a], P, True),
+        ("close-mid-frame", [a], P + t(TEXT, b"A")[:20], True),
+        ("close-before-preface", [a], b"", True),
+    ]
+
+
+def client_json():
+    vectors = []
+    for name, requests, stream, eof in client_cases():
+        model = ClientModel(requests)
+        model.feed(stream)
+        if eof:
+            model.eof()
+        vectors.append({
+            "name": name,
+            "requests": [{"type": ftype, "flags": flags, "data_hex": data.hex()} for ftype, flags, data in requests],
+            "server_hex": stream.hex(),
+            "eof": eof,
+            "events": model.events,
+            "closes": model.closed,
+        })
+    return {
+        "description": "UPCASE/1 client vectors: the requests a client sent, the server's byte stream "
+                       "(and whether it then closes), and what a conforming client reports, however the "
+                       "stream is split into reads. See README.md.",
+        "vectors": vectors,
+    }
+
+
+# ---------------------------------------------------------------------------
+# datagram.json: a model of the server's answer to one UDP datagram (SPEC §8).
+
+MAX_UDP_PAYLOAD = 65507
+
+
+def datagram_error(datagram, addresses, code, message):
+    """Preface + ERROR, its message cut so the reply stays within 3 × the
+    datagram (§8.4); None when not even the code fits."""
+    limit = 3 * len(datagram)
+    text = message.encode("utf-8")
+    if 8 + HEADER_LEN + 2 + len(text) > limit:
+        if limit < 8 + HEADER_LEN + 2:
+            return None
+        text = text[:limit - (8 + HEADER_LEN + 2)]
+        while valid_up_to(text) is not None:
+            text = text[:-1]
+    return PREFACE + frame(ERROR, struct.pack(">H", code) + text, addresses[0], addresses[1])
+
+
+def datagram_reply(datagram, mode, raw_case, max_frame, local, peer):
+    """The reply datagram, or None for no reply."""
+    framed = mode != "raw" and len(datagram) >= 8 and datagram[:7] == PREFACE_MAGIC
+    if not framed:
+        if mode == "framed":
+            return None
+        out = ascii_upper(datagram) if raw_case == "ascii" else lossless(datagram)
+        return out if len(out) <= MAX_UDP_PAYLOAD else None
+    local_b, peer_b = addr(local), addr(peer)
+    if datagram[7] != 1:
+        return datagram_error(datagram, (local_b, peer_b), UNSUPPORTED_VERSION,
+                              f"unsupported version {datagram[7]}; this server speaks version 1")
+    rest = datagram[8:]
+    if len(rest) < HEADER_LEN:
+        return datagram_error(datagram, (local_b, peer_b), MALFORMED, "datagram ends inside the frame header")
+    src, dst = rest[0:18], rest[18:36]
+    ftype, flags = rest[36], rest[37]
+    (length,) = struct.unpack(">I", rest[38:42])
+    data = rest[HEADER_LEN:]
+    addresses = (dst if dst != UNSPECIFIED else local_b, src if src != UNSPECIFIED else peer_b)
+    def error(code, message):
+        return datagram_error(datagram, addresses, code, message)
+    if length > max_frame:
+        return error(FRAME_TOO_LARGE, f"frame length {length} exceeds the limit of {max_frame} bytes")
+    if length != len(data):
+        return error(MALFORMED, f"frame length {length} does not match the {len(data)} data bytes in the datagram")
+    if flags & 0xFE:
+        return error(MALFORMED, "reserved flag bits set")
+    if flags & MORE and ftype not in (TEXT, BYTES):
+        return error(MALFORMED, "MORE set on a frame that is not TEXT or BYTES")
+    if ftype not in TYPE_NAMES:
+        return error(UNKNOWN_TYPE, f"unknown frame type 0x{ftype:02x}")
+    if ftype in (PONG, ERROR):
+        return error(UNEXPECTED_TYPE, f"a client may not send {type_name(ftype)} frames")
+    if flags & MORE:
+        return error(MALFORMED, "MORE set on a frame in a datagram")
+    if ftype == TEXT:
+        bad = valid_up_to(data)
+        if bad is not None:
+            return error(INVALID_UTF8, f"invalid UTF-8 at byte {bad} of the message")
+        out = upper(data.decode("utf-8")).encode("utf-8")
+        if 8 + HEADER_LEN + len(out) > MAX_UDP_PAYLOAD:
+            return error(FRAME_TOO_LARGE, f"the upper case of this {length}-byte TEXT is {len(out)} bytes, "
+                                          f"over the {MAX_UDP_PAYLOAD - 8 - HEADER_LEN} a reply datagram can carry")
+        return PREFACE + frame(TEXT, out, *addresses)
+    if ftype == BYTES:
+        return PREFACE + frame(BYTES, ascii_upper(data), *addresses)
+    if ftype == PING:
+        return PREFACE + frame(PONG, data, *addresses)
+    return PREFACE + frame(BYE, b"", *addresses)
+
+
+def datagram_cases():
+    """(name, server overrides, datagram)."""
+    P = PREFACE
+    big = "ΐ".encode() * 11000  # 22,000 bytes whose upper case is 66,000
+    return [
+        ("raw-hello", {}, b"hello\n"),
+        ("raw-empty", {}, b""),
+        ("raw-invalid-and-incomplete-copied", {}, b"caf\xc3\xa9 \xff ok \xe2\x82"),
+        ("raw-ascii-option", {"raw_case": "ascii"}, "straße abc".encode()),
+        ("raw-magic-without-version-is-raw", {}, PREFACE_MAGIC),
+        ("raw-only-server-echoes-a-preface", {"mode": "raw"}, P + t(TEXT, b"hi")),
+        ("framed-only-server-drops-raw", {"mode": "framed"}, b"hello"),
+        ("text", {}, P + t(TEXT, "straße".encode())),
+        ("text-addressed", {}, P + t(TEXT, b"hi", **C2S)),
+        ("text-empty", {}, P + t(TEXT)),
+        ("bytes", {}, P + t(BYTES, b"ab\xff")),
+        ("ping", {}, P + t(PING, b"\x00p", src="[2001:db8::2]:5")),
+        ("bye", {}, P + t(BYE, b"reason")),
+        ("unsupported-version-message-cut", {}, PREFACE_MAGIC + b"\x02" + b"0123456789"),
+        ("unsupported-version-no-reply-for-8-bytes", {}, PREFACE_MAGIC + b"\xff"),
+        ("bare-preface-no-reply", {}, P),
+        ("header-short-message-cut", {}, P + bytes(21)),
+        ("header-short-whole-message", {}, P + bytes(41)),
+        ("frame-too-large", {"max_frame": 4}, P + t(TEXT, b"hello", **C2S)),
+        ("length-mismatch-short", {}, P + t(TEXT, b"abc", length=4)),
+        ("length-mismatch-long", {}, P + t(TEXT, b"abc", length=2)),
+        ("reserved-flag", {}, P + t(TEXT, b"a", 0x02)),
+        ("more-on-ping", {}, P + t(PING, b"", MORE)),
+        ("unknown-type", {}, P + t(0x07, b"?")),
+        ("unexpected-pong", {}, P + t(PONG)),
+        ("more-in-a-datagram", {}, P + t(TEXT, b"half", MORE)),
+        ("invalid-utf8", {}, P + t(TEXT, b"ab\xffc")),
+        ("incomplete-utf8-at-end", {}, P + t(TEXT, b"caf\xc3")),
+        ("text-reply-too-large-for-a-datagram", {}, P + t(TEXT, big)),
+    ]
+
+
+def datagram_json():
+    vectors = []
+    for name, overrides, datagram in datagram_cases():
+        server = {"mode": "auto", "raw_case": "unicode", "max_frame": 1048576, "local": LOCAL, "peer": PEER}
+        server.update(overrides)
+        reply = datagram_reply(datagram, **server)
+        assert reply is None or len(reply) <= 3 * max(len(datagram), 1), f"{name}: over 3 × the datagram"
+        vectors.append({
+            "name": name,
+            "server": server,
+            "datagram_hex": datagram.hex(),
+            "reply_hex": None if reply is None else reply.hex(),
+        })
+    return {
+        "description": "UPCASE/1 UDP: one datagram to the server and its reply datagram (null: none). "
+                       "See README.md.",
+        "vectors": vectors,
+    }
+
+
+# ---------------------------------------------------------------------------
 # Output.
 
 def render(payload):
@@ -747,7 +1073,8 @@ def render(payload):
     return "\n".join(lines) + "\n"
 
 
-FILES = {"frames.json": frames_json, "transform.json": transform_json, "transcripts.json": transcripts_json}
+FILES = {"frames.json": frames_json, "transform.json": transform_json, "transcripts.json": transcripts_json,
+         "client.json": client_json, "datagram.json": datagram_json}
 
 
 def main(argv):

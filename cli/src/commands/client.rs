@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::output;
-use upcase::net::{Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
-use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
+use upcase::conn::ClientConfig;
+use upcase::net::{Answer, Client, ClientError, DEFAULT_LISTEN, UdpClient, connect_stream};
+use upcase::wire::{ErrorPayload, FrameRepr, FrameType, encode_framed_datagram};
 
 /// Arguments of `upcase client`.
 #[derive(clap::Args)]
@@ -31,6 +32,10 @@ pub struct ClientArgs {
     /// extend it).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
+    /// The longest frame data to send, for a server with a receive limit
+    /// under 65,536 (`serve --max-frame N`): longer lines go as fragments.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_frame: Option<u32>,
 }
 
 /// The prompt shown when stdin is a terminal (the tutorial's).
@@ -169,7 +174,16 @@ fn run_framed(
     interactive: bool,
     answered: &mut usize,
 ) -> Result<(), ClientError> {
-    let mut client = Client::connect(args.addr.as_str(), timeout)?;
+    // The §2.4 probe, so that a raw server's echo is not taken for replies.
+    let config = ClientConfig {
+        reply_timeout: timeout,
+        probe: true,
+        max_fragment_len: args
+            .max_frame
+            .unwrap_or(upcase::conn::DEFAULT_MAX_FRAGMENT_LEN),
+        ..ClientConfig::default()
+    };
+    let mut client = Client::connect_with(args.addr.as_str(), timeout, config)?;
     let mut lines = Lines {
         stdin: io::stdin().lock(),
         interactive,
@@ -196,16 +210,36 @@ fn run_framed(
         in_flight.push_back(len);
         in_flight_bytes += len;
         while in_flight.len() >= window || (in_flight.len() > 1 && in_flight_bytes > WINDOW_BYTES) {
-            print_reply(&client.receive()?)?;
+            print_answer(client.receive_answer()?)?;
             *answered += 1;
             in_flight_bytes -= in_flight.pop_front().unwrap_or_default();
         }
     }
     while in_flight.pop_front().is_some() {
-        print_reply(&client.receive()?)?;
+        print_answer(client.receive_answer()?)?;
         *answered += 1;
     }
     client.bye()
+}
+
+/// A reply's data, or `ERROR <code>` for an ERROR the connection survives
+/// (its message on stderr): SPEC.md §6.6 counts it as the reply, whatever
+/// the code, and the session goes on.
+fn print_answer(answer: Answer) -> io::Result<()> {
+    match answer {
+        Answer::Data(data) => print_reply(&data),
+        Answer::Error(error) => print_reply(&error_line(&error)),
+    }
+}
+
+/// The line an ERROR reply prints, `ERROR <code>`; its message goes to stderr.
+fn error_line(error: &ErrorPayload) -> Vec<u8> {
+    eprintln!(
+        "upcase client: server error {}: {}",
+        error.code,
+        error.message.escape_debug()
+    );
+    format!("ERROR {}", error.code.0).into_bytes()
 }
 
 /// UDP: each line is one datagram — raw (with its newline) or one frame —
@@ -224,15 +258,15 @@ fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<()
     let mut replies = UdpReplies::default();
     while let Some(mut line) = lines.next()? {
         let expected = expected_reply(&line, args.bytes);
+        let frame_type = if args.bytes {
+            FrameType::Bytes
+        } else {
+            FrameType::Text
+        };
         let (datagram, raw) = if args.raw {
             line.push(b'\n');
             (line, true)
         } else {
-            let frame_type = if args.bytes {
-                FrameType::Bytes
-            } else {
-                FrameType::Text
-            };
             let frame = FrameRepr::new(frame_type, line);
             (encode_framed_datagram(&frame).to_vec(), false)
         };
@@ -240,7 +274,15 @@ fn run_udp(args: &ClientArgs, timeout: Duration, interactive: bool) -> Result<()
             if raw {
                 Ok(reply.strip_suffix(b"\n").unwrap_or(&reply).to_vec())
             } else {
-                UdpClient::reply_frame(&reply).map(|frame| frame.data.to_vec())
+                match UdpClient::reply_frame(&reply, frame_type) {
+                    Ok(frame) => Ok(frame.data.to_vec()),
+                    // Each datagram stands alone (SPEC.md §8.2): an ERROR
+                    // is its reply, and the next line goes on.
+                    Err(ClientError::Server { code, message }) => {
+                        Ok(error_line(&ErrorPayload::new(code, message)))
+                    }
+                    Err(error) => Err(error),
+                }
             }
         })?;
         print_reply(&reply)?;

@@ -24,6 +24,8 @@ Examples:
                                                  a server on Unicode 14.0; an HTML report
   # a server started with `serve --max-connections 4 --mode framed`:
   upcase conform 127.0.0.1:9999 --max-connections 4 --server-mode framed
+  # a client: conform plays the server and appends its HOST:PORT to the command
+  upcase conform --client --supports bytes,max-frame,timeout,udp -- upcase client
 
 Each case has a deadline (shown by --list) and each reply one of --timeout
 from the moment it is owed; frames are held to the receive limits of SPEC.md
@@ -34,7 +36,7 @@ Exit status: 0 all passed, 1 a case failed, 2 bad usage (a filter that
 matches nothing) or no server. --json, --junit and --html take - for stdout.")]
 pub struct ConformArgs {
     /// The server to test, HOST:PORT (not needed with --list).
-    #[arg(value_name = "ADDR", required_unless_present_any = ["list", "server_cmd"])]
+    #[arg(value_name = "ADDR", required_unless_present_any = ["list", "client", "server_cmd"])]
     addr: Option<String>,
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
@@ -89,6 +91,12 @@ pub struct ConformArgs {
     /// (SPEC.md §10).
     #[arg(long, value_name = "X.Y", value_parser = unicode_version)]
     unicode: Option<String>,
+    /// Test a client instead of a server: conform plays a scripted server,
+    /// case by case, and runs the command after `--` against it.
+    #[arg(long)]
+    client: bool,
+    #[command(flatten)]
+    client_args: super::conform_client::ClientSuiteArgs,
     /// Start the server under test with this shell command, `{addr}` in it
     /// replaced by 127.0.0.1:PORT, once per option set (the flags
     /// `--idle-timeout 1`, `--max-connections 4`, `--mode framed|raw`,
@@ -127,6 +135,18 @@ enum ServerModeArg {
 /// Run `upcase conform`: exit 0 when every case passed, 1 on a failure,
 /// 2 on bad usage (a filter that matches nothing) or no server.
 pub fn run(args: ConformArgs) -> ExitCode {
+    if args.client {
+        // `--client framed/…`: the first filter lands where ADDR would.
+        let mut filters = args.filters.clone();
+        filters.extend(args.addr.iter().cloned());
+        return super::conform_client::run(
+            &args.client_args,
+            filters,
+            args.list,
+            args.verbose,
+            [&args.junit, &args.json, &args.html],
+        );
+    }
     if args.list {
         // `--list framed/5.1`: a case name, never HOST:PORT, holds a '/'.
         let mut filters = args.filters.clone();
@@ -160,17 +180,7 @@ pub fn run(args: ConformArgs) -> ExitCode {
         }
         _ => String::new(),
     };
-    // With a report on stdout, the progress goes to stderr.
-    let to_stdout = [&args.junit, &args.json, &args.html]
-        .iter()
-        .any(|path| path.as_deref() == Some(std::path::Path::new("-")));
-    let say = |text: String| {
-        if to_stdout {
-            eprintln!("{text}");
-        } else {
-            output::println(text);
-        }
-    };
+    let say = progress([&args.junit, &args.json, &args.html]);
     // Printed with the first result: a missing server is only the message.
     let mut header = Some(format!(
         "upcase conform {} — expected case mapping: Unicode {}{server_unicode}",
@@ -198,6 +208,34 @@ pub fn run(args: ConformArgs) -> ExitCode {
     if let Some(header) = header {
         say(header);
     }
+    finish(&report, &args.junit, &args.json, &args.html, say)
+}
+
+/// How to print a line of progress: on stdout, or on stderr when a report
+/// goes to stdout (`-`).
+pub(super) fn progress(reports: [&Option<PathBuf>; 3]) -> impl Fn(String) + Copy {
+    let to_stdout = reports
+        .iter()
+        .any(|path| path.as_deref() == Some(std::path::Path::new("-")));
+    move |text: String| {
+        if to_stdout {
+            eprintln!("{text}");
+        } else {
+            output::println(text);
+        }
+    }
+}
+
+/// The summary, the verdict, the report files and the exit status: 0 when
+/// every case passed, 1 on a failure, 2 when a report cannot be written
+/// (the server suite's and the client suite's); `say` prints a line.
+pub(super) fn finish(
+    report: &conform::SuiteReport,
+    junit: &Option<PathBuf>,
+    json: &Option<PathBuf>,
+    html: &Option<PathBuf>,
+    say: impl Fn(String),
+) -> ExitCode {
     say(format!(
         "{} ({:.2} s)",
         report.summary(),
@@ -207,16 +245,10 @@ pub fn run(args: ConformArgs) -> ExitCode {
     if let Some(note) = report.refusal_note() {
         say(note);
     }
-    write_reports_and_exit(&args, &report)
-}
-
-/// Write the reports asked for (`--junit`, `--json`, `--html`); the exit
-/// status: 0 all passed, 1 a case failed, 2 a report could not be written.
-fn write_reports_and_exit(args: &ConformArgs, report: &conform::SuiteReport) -> ExitCode {
     for (path, text) in [
-        (&args.junit, report.to_junit()),
-        (&args.json, report.to_json()),
-        (&args.html, report.to_html()),
+        (junit, report.to_junit()),
+        (json, report.to_json()),
+        (html, report.to_html()),
     ] {
         if let Some(path) = path
             && let Err(message) = output::write_report(path, &text)
@@ -248,14 +280,20 @@ fn list(filters: &[String], options: &Options) -> ExitCode {
         return usage(&format!("no case name starts with {filters:?}"));
     }
     for case in &cases {
-        let tags = format!(" [{}]", case.tags(options).join(", "));
-        output::println(format_args!(
-            "{}{tags}\n    {}",
-            case.name, case.description
-        ));
+        print_listed(case.name, &case.tags(options), case.description);
     }
     output::println(format_args!("{} cases", cases.len()));
     ExitCode::SUCCESS
+}
+
+/// One case of `--list`: its name, its tags in brackets, its description.
+pub(super) fn print_listed(name: &str, tags: &[String], description: &str) {
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", tags.join(", "))
+    };
+    output::println(format_args!("{name}{tags}\n    {description}"));
 }
 
 fn options(args: &ConformArgs) -> Result<Options, String> {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod client;
 pub mod completions;
 pub mod conform;
+pub mod conform_client;
 pub mod man;
 pub mod output;
 pub mod serve;

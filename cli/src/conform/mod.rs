@@ -101,6 +101,7 @@
 mod case;
 mod cases;
 mod client;
+pub mod client_suite;
 mod datagram;
 mod html;
 mod oracle;

@@ -54,7 +54,7 @@ pub struct CaseResult {
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteReport {
-    /// The server under test.
+    /// The server under test; for the client suite, the client's command.
     pub addr: String,
     /// The Unicode version of the oracle.
     pub unicode_version: String,

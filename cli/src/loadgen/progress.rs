@@ -18,6 +18,10 @@ use super::event_loop::ThreadResult;
 use super::tally::Live;
 use super::{Config, Limit};
 
+/// The line's template: `wide_msg`, the message cut to the terminal's
+/// width.
+const TEMPLATE: &str = "{wide_msg}";
+
 /// Update the progress line once a second until every client is done.
 pub(super) fn show(
     config: &Config,
@@ -33,8 +37,7 @@ pub(super) fn show(
         return;
     }
     let line = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(1));
-    // `wide_msg`: the message, cut to the terminal's width.
-    if let Ok(style) = ProgressStyle::with_template("{wide_msg}") {
+    if let Ok(style) = ProgressStyle::with_template(TEMPLATE) {
         line.set_style(style);
     }
     let mut next = started + Duration::from_secs(1);
@@ -81,6 +84,6 @@ mod tests {
 
     #[test]
     fn the_template_is_valid() {
-        assert!(ProgressStyle::with_template("{wide_msg}").is_ok());
+        assert!(ProgressStyle::with_template(TEMPLATE).is_ok());
     }
 }

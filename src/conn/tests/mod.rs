@@ -9,6 +9,7 @@ mod buffer_accounting;
 mod buffers_and_progress;
 mod client;
 mod client_finished;
+mod client_probe;
 mod client_settings;
 mod datagram;
 mod datagram_limits;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::super::output;
-use super::{ConformArgs, settings, usage, write_reports_and_exit};
+use super::{ConformArgs, settings, usage};
 use upcase_cli::conform::{self, Options};
 
 /// Run every option set against servers started from `command`.
@@ -21,26 +21,20 @@ pub fn run(args: &ConformArgs, command: &str) -> ExitCode {
     // No ADDR with --server-cmd: the first word after the options is a filter.
     base.filters.extend(args.addr.iter().cloned());
     let unicode = conform::unicode_version();
-    output::println(format!(
+    let say = super::progress([&args.junit, &args.json, &args.html]);
+    say(format!(
         "upcase conform --server-cmd {command:?} — expected case mapping: Unicode {unicode}; option sets: default, --idle-timeout {}, --max-connections {}, --mode framed, --mode raw, --raw-ascii",
         conform::IDLE_TIMEOUT.as_secs(),
         conform::MAX_CONNECTIONS
     ));
     let report = conform::run_managed(command, &base, |result| {
-        output::println(result.render(&unicode, args.verbose));
+        say(result.render(&unicode, args.verbose));
     });
-    let report = match report {
-        Ok(report) => report,
+    match report {
+        Ok(report) => super::finish(&report, &args.junit, &args.json, &args.html, say),
         Err(error) => {
             eprintln!("upcase conform: {error}");
-            return output::exit(output::USAGE);
+            output::exit(output::USAGE)
         }
-    };
-    output::println(format!(
-        "{} ({:.2} s)",
-        report.summary(),
-        report.elapsed_ms / 1000.0
-    ));
-    output::println(report.verdict());
-    write_reports_and_exit(args, &report)
+    }
 }

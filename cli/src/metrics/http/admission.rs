@@ -9,32 +9,26 @@
 //! address holding the most takes the slot of that address's peer that
 //! has waited longest for its head; a newcomer from the address holding
 //! the most (or when no such peer is still reading) is refused. An
-//! address is an IPv4 address or an IPv6 /64, as for UDP sources
-//! (SPEC.md §8.6).
+//! address is an IPv4 address or an IPv6 /64: the library's
+//! [`SourceKey`], the group of UDP sources (SPEC.md §8.6) and of UPCASE
+//! connections (§9.3).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
+
+use upcase::net::SourceKey;
 
 use super::peer::Peer;
-
-/// The address group `ip` counts in: itself (IPv4, IPv4-mapped IPv6 as
-/// IPv4), or its /64 prefix (IPv6).
-pub(super) fn address_group(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-    }
-}
 
 /// The slot to give a newcomer from `newcomer` when every slot is taken,
 /// or `None` to refuse it.
 pub(super) fn victim(peers: &[Option<Peer>], newcomer: IpAddr) -> Option<usize> {
-    let mut held: HashMap<IpAddr, usize> = HashMap::new();
+    let mut held: HashMap<SourceKey, usize> = HashMap::new();
     for peer in peers.iter().flatten() {
         *held.entry(peer.group()).or_default() += 1;
     }
     let (&crowded, &most) = held.iter().max_by_key(|&(_, &count)| count)?;
-    let own = held.get(&address_group(newcomer)).copied().unwrap_or(0);
+    let own = held.get(&SourceKey::of(newcomer)).copied().unwrap_or(0);
     if most <= own {
         return None;
     }
@@ -56,12 +50,10 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_group(a), address_group(b));
-        assert_ne!(address_group(a), address_group(other));
+        assert_eq!(SourceKey::of(a), SourceKey::of(b));
+        assert_ne!(SourceKey::of(a), SourceKey::of(other));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(
-            address_group(mapped),
-            "192.0.2.7".parse::<IpAddr>().unwrap()
-        );
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(SourceKey::of(mapped), SourceKey::of(v4));
     }
 }

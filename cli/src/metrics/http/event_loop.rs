@@ -21,7 +21,7 @@ use log::warn;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use upcase::net::ServerMetrics;
+use upcase::net::{LOG_INTERVAL, LogThrottle, ServerMetrics, suppressed_note};
 
 use super::peer::{Next, Peer};
 use super::{Limits, admission, response};
@@ -36,38 +36,10 @@ const FIRST_PEER: usize = 2;
 /// How long accepting pauses after `accept` failed.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-/// A warning logged at most once a second, with a count of the times it
-/// was not.
-#[derive(Debug, Default)]
-struct Throttled {
-    next_at: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Throttled {
-    /// Whether to log now; if so, how many were not logged since the last.
-    fn due(&mut self, now: Instant) -> Option<u64> {
-        if self.next_at.is_some_and(|at| now < at) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.next_at = Some(now + Duration::from_secs(1));
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
 /// Answer 503 once, without waiting (a peer that does not take it loses
 /// it); the caller then drops the stream, which closes it.
 fn refuse(stream: &mut TcpStream) {
     let _ = stream.write(&response::too_busy());
-}
-
-fn suppressed(count: u64) -> String {
-    if count == 0 {
-        String::new()
-    } else {
-        format!(" ({count} more like this suppressed)")
-    }
 }
 
 /// The running endpoint's state, owned by its thread.
@@ -80,9 +52,10 @@ pub(super) struct EndpointLoop {
     peers: Vec<Option<Peer>>,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
-    refusals: Throttled,
-    evictions: Throttled,
-    accept_failures: Throttled,
+    /// One warning a second for each kind, with a count of those held back.
+    refusals: LogThrottle,
+    evictions: LogThrottle,
+    accept_failures: LogThrottle,
 }
 
 impl EndpointLoop {
@@ -102,9 +75,9 @@ impl EndpointLoop {
             scratch: vec![0; limits.max_head.clamp(1, 16 << 10)],
             limits,
             accept_paused_until: None,
-            refusals: Throttled::default(),
-            evictions: Throttled::default(),
-            accept_failures: Throttled::default(),
+            refusals: LogThrottle::new("metrics: refused", LOG_INTERVAL),
+            evictions: LogThrottle::new("metrics: evicted", LOG_INTERVAL),
+            accept_failures: LogThrottle::new("metrics: accept failed", LOG_INTERVAL),
         }
     }
 
@@ -159,11 +132,11 @@ impl EndpointLoop {
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
                 Err(error) => {
-                    if let Some(count) = self.accept_failures.due(now) {
+                    if let Some(count) = self.accept_failures.admit(now) {
                         warn!(
                             "metrics: accept failed: {error}; pausing accepts for {} ms{}",
                             ACCEPT_PAUSE.as_millis(),
-                            suppressed(count)
+                            suppressed_note(count)
                         );
                     }
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
@@ -180,23 +153,23 @@ impl EndpointLoop {
         let free = self.peers.iter().position(Option::is_none);
         let Some(slot) = free.or_else(|| admission::victim(&self.peers, peer.ip())) else {
             refuse(&mut stream);
-            if let Some(count) = self.refusals.due(now) {
+            if let Some(count) = self.refusals.admit(now) {
                 warn!(
                     "metrics: {peer} refused: {} metrics connections already open{}",
                     self.limits.max_connections,
-                    suppressed(count)
+                    suppressed_note(count)
                 );
             }
             return;
         };
         if let Some(mut evicted) = self.close(slot) {
             refuse(evicted.stream());
-            if let Some(count) = self.evictions.due(now) {
+            if let Some(count) = self.evictions.admit(now) {
                 warn!(
                     "metrics: {} closed before its request was complete, to make room for {peer}: \
                      its address holds the most metrics connections{}",
                     evicted.addr(),
-                    suppressed(count)
+                    suppressed_note(count)
                 );
             }
         }

@@ -4,10 +4,10 @@
 //! the buffer never holds more than [`Limits::max_head`](super::Limits)
 //! (8 KiB by default, what nginx allows one request line or header line
 //! in its default `large_client_header_buffers 4 8k`), however much a
-//! peer sends: what lies beyond is never read. And httparse is asked only once the blank line that
-//! ends a head has arrived, found by looking at the new bytes alone, so a
-//! peer trickling one byte at a time costs a scan of each byte once, not a
-//! parse of the whole buffer at each byte.
+//! peer sends: what lies beyond is never read. And httparse is asked only
+//! once the blank line that ends a head has arrived, found by looking at
+//! the new bytes alone, so a peer trickling one byte at a time costs a
+//! scan of each byte once, not a parse of the whole buffer at each byte.
 
 use std::io::{self, Read};
 

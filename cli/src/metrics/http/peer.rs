@@ -7,14 +7,14 @@
 //! whole (a few KiB) and written without waiting, as the socket takes it.
 
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use upcase::net::SourceKey;
 
 use super::Limits;
-use super::admission::address_group;
 use super::head::{Fill, HeadBuffer};
 use super::response;
 
@@ -70,8 +70,8 @@ impl Peer {
     }
 
     /// The address group it counts in for admission.
-    pub(super) fn group(&self) -> IpAddr {
-        address_group(self.addr.ip())
+    pub(super) fn group(&self) -> SourceKey {
+        SourceKey::of(self.addr.ip())
     }
 
     /// When it was accepted.
