@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::output;
+
+mod managed;
 use upcase::conn::ServerMode;
 use upcase::net::UdpClient;
 use upcase::wire::{FrameRepr, FrameType, encode_framed_datagram};
@@ -34,7 +36,7 @@ Exit status: 0 all passed, 1 a case failed, 2 bad usage (a filter that
 matches nothing) or no server. --json, --junit and --html take - for stdout.")]
 pub struct ConformArgs {
     /// The server to test, HOST:PORT (not needed with --list).
-    #[arg(value_name = "ADDR", required_unless_present_any = ["list", "client"])]
+    #[arg(value_name = "ADDR", required_unless_present_any = ["list", "client", "server_cmd"])]
     addr: Option<String>,
     /// Run only cases whose name starts with one of these (e.g. `framed/5.1`, `raw/`).
     #[arg(value_name = "FILTER")]
@@ -95,6 +97,13 @@ pub struct ConformArgs {
     client: bool,
     #[command(flatten)]
     client_args: super::conform_client::ClientSuiteArgs,
+    /// Start the server under test with this shell command, `{addr}` in it
+    /// replaced by 127.0.0.1:PORT, once per option set (the flags
+    /// `--idle-timeout 1`, `--max-connections 4`, `--mode framed|raw`,
+    /// `--raw-ascii` appended), and also test SIGTERM and a restart on the
+    /// same port. ADDR is not given then. See README, "conform --server-cmd".
+    #[arg(long, value_name = "CMD", conflicts_with = "udp")]
+    server_cmd: Option<String>,
 }
 
 /// `--unicode`'s value: `X.Y` or `X.Y.Z` (numbers), kept as `X.Y`.
@@ -146,6 +155,9 @@ pub fn run(args: ConformArgs) -> ExitCode {
             Ok(options) => list(&filters, &options),
             Err(message) => usage(&message),
         };
+    }
+    if let Some(command) = &args.server_cmd {
+        return managed::run(&args, command);
     }
     let options = match options(&args) {
         Ok(options) => options,

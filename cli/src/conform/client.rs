@@ -284,6 +284,26 @@ impl Conn {
         self.tap.note(line);
     }
 
+    /// The socket itself, for the cases that watch TCP's own signals (a
+    /// FIN, a reset, a send that blocks: `cases/lifecycle.rs`,
+    /// `cases/backpressure.rs`). What they read there bypasses the frame
+    /// checks and the wire log, so they take [`take_unread`](Self::take_unread)
+    /// first and log what they see with [`note`](Self::note).
+    pub(super) fn socket(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The bytes received but not consumed by an `expect` yet.
+    pub(super) fn take_unread(&mut self) -> BytesMut {
+        self.input.split()
+    }
+
+    /// The case saw the server close the connection through
+    /// [`socket`](Self::socket): nothing is left to wait for at its end.
+    pub(super) fn mark_ended(&mut self) {
+        self.ended = true;
+    }
+
     /// Write raw bytes.
     ///
     /// # Errors

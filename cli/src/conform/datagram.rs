@@ -84,6 +84,12 @@ impl Dgram {
         self.tap.note(line);
     }
 
+    /// The socket itself, for the rate case (`cases/udp_rate.rs`), which
+    /// sends thousands of datagrams and counts the replies on a thread.
+    pub(super) fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
     fn send(&self, datagram: &[u8]) -> CheckResult {
         self.tap
             .note_bytes(format!("→ datagram {}", show::datagram(datagram)), datagram);

@@ -24,8 +24,9 @@
 //! * whether its expected output depends on the **Unicode version**
 //!   (SPEC.md §10): the oracle is this build's `std`, so such cases report
 //!   which version they expect, e.g. "(Unicode 17.0)", and are skipped when
-//!   the suite is told the server follows another ([`Options::unicode`],
-//!   `--unicode 14.0`). Only the §10 cases are: every other sample uses code
+//!   the suite is told the server follows a version older than the one
+//!   that first mapped their code points ([`Options::unicode`], `--unicode
+//!   16.0` skips the 17.0 cases only). Only the §10 cases are: every other sample uses code
 //!   points whose upper case is the same in Unicode 14.0 and 17.0;
 //! * what it **needs** ([`Needs`]): most cases run against any server with
 //!   default settings; a case that needs a server setting (a short idle
@@ -106,6 +107,7 @@ mod html;
 mod oracle;
 mod probe;
 mod report;
+mod runner;
 mod show;
 mod tap;
 mod wire_log;
@@ -120,6 +122,7 @@ pub use datagram::Dgram;
 pub use probe::{EarlyVerdict, Skip};
 
 pub use report::{CaseOutcome, CaseResult, SuiteReport};
+pub use runner::{IDLE_TIMEOUT, MAX_CONNECTIONS, RunnerError, run_managed};
 use upcase::conn::ServerMode;
 pub use wire_log::{Direction, WireBytes, WireEvent};
 

@@ -1,9 +1,11 @@
 //! The cases, one file per SPEC.md section, each with a `CASES` table.
 
 mod addresses;
+mod backpressure;
 mod bytes_frames;
 mod errors;
 mod layout;
+mod lifecycle;
 mod ordering;
 mod ping_bye;
 mod preface;
@@ -12,8 +14,11 @@ mod text;
 mod timeouts;
 mod udp_errors;
 mod udp_framed;
+mod udp_rate;
 mod udp_raw;
 mod unicode;
+
+pub(super) use unicode::answers_differ;
 
 use bytes::Bytes;
 
@@ -35,10 +40,13 @@ pub fn all() -> Vec<&'static Case> {
         errors::CASES,
         raw::CASES,
         timeouts::CASES,
+        lifecycle::CASES,
+        backpressure::CASES,
         unicode::CASES,
         udp_raw::CASES,
         udp_framed::CASES,
         udp_errors::CASES,
+        udp_rate::CASES,
     ]
     .into_iter()
     .flatten()

@@ -26,7 +26,7 @@ pub const CASES: &[Case] = &[
         name: "framed/5.6/disconnect-mid-frame-others-served",
         description: "clients that vanish mid-frame, mid-preface or mid-code-point end only their own connection",
         unicode_dependent: false,
-        needs: Needs::Connections(5),
+        needs: Needs::Connections(4),
         check: disconnect_mid_frame,
     },
 ];

@@ -157,7 +157,7 @@ fn ping(conn: &mut Conn, what: &str) -> CheckResult {
 
 /// Open as many framed connections as the server's limit, each seen served
 /// (a PING answered), and keep them open.
-fn fill_to_the_limit(ctx: &mut Ctx) -> Result<Vec<Conn>, crate::conform::Failure> {
+pub(super) fn fill_to_the_limit(ctx: &mut Ctx) -> Result<Vec<Conn>, crate::conform::Failure> {
     let limit = ctx.options.max_connections.unwrap_or_default();
     let mut open = Vec::with_capacity(limit);
     for n in 1..=limit {
