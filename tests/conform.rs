@@ -46,12 +46,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 }
 
 fn names(report: &SuiteReport, pick: impl Fn(&CaseOutcome) -> bool) -> BTreeSet<String> {
-    report
-        .results
-        .iter()
-        .filter(|r| pick(&r.outcome))
-        .map(|r| r.name.clone())
-        .collect()
+    report.names_where(pick)
 }
 
 fn failed(report: &SuiteReport) -> BTreeSet<String> {

@@ -38,12 +38,7 @@ fn run(command: Vec<String>, filters: &[&str], supports: &[Flag]) -> SuiteReport
 }
 
 fn names(report: &SuiteReport, pick: impl Fn(&CaseOutcome) -> bool) -> BTreeSet<String> {
-    report
-        .results
-        .iter()
-        .filter(|r| pick(&r.outcome))
-        .map(|r| r.name.clone())
-        .collect()
+    report.names_where(pick)
 }
 
 fn assert_all_passed(report: &SuiteReport) {

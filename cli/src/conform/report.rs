@@ -115,6 +115,19 @@ impl CaseResult {
 }
 
 impl SuiteReport {
+    /// The names of the cases whose outcome `pick` accepts (for tests and
+    /// tools that compare which cases passed, failed or were skipped).
+    pub fn names_where(
+        &self,
+        pick: impl Fn(&CaseOutcome) -> bool,
+    ) -> std::collections::BTreeSet<String> {
+        self.results
+            .iter()
+            .filter(|r| pick(&r.outcome))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     /// (passed, failed, skipped).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
